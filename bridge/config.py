@@ -1,0 +1,252 @@
+"""The bridge's configuration: ``buergerchat.yaml`` and ``departments.yaml``.
+
+Every setting has its one default here. Loading collects all problems (file, line,
+key) and raises :class:`ConfigError` listing them; nothing half-read is ever used.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .yamlconf import ConfigError, Problems, Section, check_matrix_id
+
+__all__ = ["Config", "ConfigError", "Department", "Staff", "load_config", "paths"]
+
+MAIN_FILE = "buergerchat.yaml"
+DEPARTMENTS_FILE = "departments.yaml"
+_ID = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class Town:
+    name: str
+    website: str | None
+    logo: Path | None
+
+
+@dataclass(frozen=True)
+class Homeserver:
+    server_name: str
+    url: str
+    embedded: bool
+    port: int
+    database: str
+    max_upload_size_mb: int
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    host: str
+    port: int
+    public_url: str
+    database: str
+    bot_localpart: str
+    bot_displayname: str
+    ghost_prefix: str
+
+
+@dataclass(frozen=True)
+class Citizen:
+    token_ttl_hours: int
+    max_message_length: int
+    reference_prefix: str
+    long_poll_max_seconds: int
+    privacy_url: str | None
+
+
+@dataclass(frozen=True)
+class Staff:
+    mxid: str
+    name: str | None
+
+
+@dataclass(frozen=True)
+class Department:
+    id: str
+    name: str
+    staff: tuple[Staff, ...]
+
+
+@dataclass(frozen=True)
+class Config:
+    config_dir: Path
+    data_dir: Path
+    town: Town
+    homeserver: Homeserver
+    bridge: BridgeSettings
+    citizen: Citizen
+    demo_staff_accounts: bool
+    departments: tuple[Department, ...]
+
+    def department(self, department_id: str) -> Department | None:
+        return next((d for d in self.departments if d.id == department_id), None)
+
+    @property
+    def bot_mxid(self) -> str:
+        return f"@{self.bridge.bot_localpart}:{self.homeserver.server_name}"
+
+    def all_staff(self) -> dict[str, Staff]:
+        return {s.mxid: s for d in self.departments for s in d.staff}
+
+
+def paths() -> tuple[Path, Path]:
+    """The config and data folders, from the environment or beside the checkout."""
+    config_dir = Path(os.environ.get("BUERGERCHAT_CONFIG_DIR", "config"))
+    data_dir = Path(os.environ.get("BUERGERCHAT_DATA_DIR", "data"))
+    return config_dir.resolve(), data_dir.resolve()
+
+
+def _positive(value: int) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _port(value: int) -> str | None:
+    return None if 0 < value < 65536 else "must be a TCP port between 1 and 65535"
+
+
+def _http_url(value: str) -> str | None:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        return f"'{value}' is not an http(s) URL like https://chat.example.org"
+    return None
+
+
+def _database(value: str) -> str | None:
+    if value == "sqlite" or value.startswith(("postgresql://", "postgres://")):
+        return None
+    return "must be 'sqlite' or a URL like postgresql://user@host/dbname"
+
+
+def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
+    town = section.section("town", required=True)
+    logo = town.get("logo", str, None)
+    town_cfg = Town(
+        name=town.get("name", str),
+        website=town.get("website", str, None, check=_http_url),
+        logo=(config_dir / logo) if logo else None,
+    )
+    if town_cfg.logo is not None and not town_cfg.logo.is_file():
+        town.error(f"logo file {town_cfg.logo} does not exist", "logo")
+    town.finish()
+
+    hs = section.section("homeserver", required=True)
+    homeserver = Homeserver(
+        server_name=hs.get("server_name", str),
+        url=hs.get("url", str, "http://127.0.0.1:8008", check=_http_url),
+        embedded=hs.get("embedded", bool, True),
+        port=hs.get("port", int, 8008, check=_port),
+        database=hs.get("database", str, "sqlite", check=_database),
+        max_upload_size_mb=hs.get("max_upload_size_mb", int, 20, check=_positive),
+    )
+    hs.finish()
+
+    br = section.section("bridge")
+    bridge = BridgeSettings(
+        host=br.get("host", str, "127.0.0.1"),
+        port=br.get("port", int, 8080, check=_port),
+        public_url=br.get(
+            "public_url", str, "", check=lambda v: v and _http_url(v)
+        ).rstrip("/"),
+        database=br.get("database", str, "sqlite", check=_database),
+        bot_localpart=br.get("bot_localpart", str, "buergerchat"),
+        bot_displayname=br.get("bot_displayname", str, "Bürgerchat"),
+        ghost_prefix=br.get("ghost_prefix", str, "bc_"),
+    )
+    if not bridge.public_url:
+        bridge = _replace(bridge, public_url=f"http://{bridge.host}:{bridge.port}")
+    br.finish()
+
+    ci = section.section("citizen")
+    citizen = Citizen(
+        token_ttl_hours=ci.get("token_ttl_hours", int, 72, check=_positive),
+        max_message_length=ci.get("max_message_length", int, 4000, check=_positive),
+        reference_prefix=ci.get("reference_prefix", str, "BC"),
+        long_poll_max_seconds=ci.get("long_poll_max_seconds", int, 30, check=_positive),
+        privacy_url=ci.get("privacy_url", str, None, check=_http_url),
+    )
+    ci.finish()
+
+    demo = section.section("demo")
+    demo_staff = demo.get("create_staff_accounts", bool, False)
+    demo.finish()
+    section.finish()
+    return dict(
+        town=town_cfg,
+        homeserver=homeserver,
+        bridge=bridge,
+        citizen=citizen,
+        demo_staff_accounts=demo_staff,
+    )
+
+
+def _replace(obj: BridgeSettings, **changes: str) -> BridgeSettings:
+    from dataclasses import replace
+
+    return replace(obj, **changes)
+
+
+def _load_departments(section: Section) -> tuple[Department, ...]:
+    departments: list[Department] = []
+    seen: set[str] = set()
+    for item in section.items("departments", required=True):
+        if not item.is_mapping():
+            item.error("each department must be a mapping with id, name and staff")
+            continue
+        dep = item.section()
+        dep_id = dep.get("id", str)
+        if dep_id is not None and not _ID.match(dep_id):
+            dep.error(
+                f"'{dep_id}' is not a valid id: use lower-case letters, digits, - "
+                "and _, starting with a letter",
+                "id",
+            )
+        elif dep_id in seen:
+            dep.error(f"department id '{dep_id}' is used twice", "id")
+        seen.add(dep_id)
+        staff: list[Staff] = []
+        for entry in dep.items("staff", required=True):
+            if isinstance(entry.value, str):
+                problem = check_matrix_id(entry.value)
+                if problem:
+                    entry.error(problem)
+                staff.append(Staff(entry.value, None))
+            elif entry.is_mapping():
+                person = entry.section()
+                mxid = person.get("id", str, check=check_matrix_id)
+                staff.append(Staff(mxid, person.get("name", str, None)))
+                person.finish()
+            else:
+                entry.error("must be a Matrix ID or a mapping with id and name")
+        departments.append(Department(dep_id, dep.get("name", str), tuple(staff)))
+        dep.finish()
+    section.finish()
+    if not departments and not section.problems.items:
+        section.error("at least one department is needed", "departments")
+    return tuple(departments)
+
+
+def load_config(config_dir: Path | None = None, data_dir: Path | None = None) -> Config:
+    """Read and check the whole configuration, or raise ConfigError naming each
+    problem with file, line and key."""
+    default_config, default_data = paths()
+    config_dir = config_dir or default_config
+    data_dir = data_dir or default_data
+    problems = Problems()
+    if not config_dir.is_dir():
+        problems.add(
+            str(config_dir), 0, "", "config folder not found; set "
+            "BUERGERCHAT_CONFIG_DIR or copy the example folder config/"
+        )
+        problems.raise_if_any()
+    main = _load_main(Section.load(config_dir / MAIN_FILE, problems), config_dir, data_dir)
+    departments = _load_departments(
+        Section.load(config_dir / DEPARTMENTS_FILE, problems)
+    )
+    problems.raise_if_any()
+    return Config(
+        config_dir=config_dir, data_dir=data_dir, departments=departments, **main
+    )

@@ -1,0 +1,76 @@
+"""Opening the database and bringing its schema up to date with Alembic."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ..errors import BuergerchatError
+
+log = logging.getLogger("buergerchat.db")
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class SchemaTooNew(BuergerchatError):
+    errcode = "BC_SCHEMA_TOO_NEW"
+
+
+def database_url(setting: str, data_dir: Path, name: str = "bridge.db") -> str:
+    """Turn the config's ``sqlite`` / ``postgresql://…`` into an async driver URL."""
+    if setting == "sqlite":
+        return f"sqlite+aiosqlite:///{data_dir / name}"
+    for prefix in ("postgresql://", "postgres://"):
+        if setting.startswith(prefix):
+            return "postgresql+asyncpg://" + setting[len(prefix) :]
+    return setting
+
+
+def create_engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def _alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def _upgrade(connection: Connection) -> None:
+    cfg = _alembic_config()
+    script = ScriptDirectory.from_config(cfg)
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current is not None and current not in {r.revision for r in script.walk_revisions()}:
+        raise SchemaTooNew(
+            f"The database schema ({current}) is newer than this Bürgerchat knows "
+            f"(up to {script.get_current_head()}). Install the newer Bürgerchat "
+            "version again, or restore the matching database backup."
+        )
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Apply all pending migrations; refuse a schema from a newer version."""
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade)
+    log.debug("database schema is up to date")

@@ -1,0 +1,227 @@
+"""All reads and writes of the bridge database, as small async methods."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from ..clock import utcnow
+from .models import Case, CaseEvent, CaseToken, Transaction
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.session = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # --- cases -------------------------------------------------------------
+
+    async def create_case(
+        self,
+        *,
+        case_id: str,
+        reference_prefix: str,
+        department: str,
+        topic: str | None,
+        language: str,
+        citizen_name: str | None,
+        ghost_mxid: str,
+        state: str,
+    ) -> Case:
+        """Insert a case; its reference (BC-2026-000123) is numbered by the database."""
+        now = utcnow()
+        async with self.session.begin() as s:
+            case = Case(
+                case_id=case_id,
+                reference=case_id,  # replaced below, once the number is known
+                department=department,
+                topic=topic,
+                state=state,
+                language=language,
+                citizen_name=citizen_name,
+                ghost_mxid=ghost_mxid,
+                created_at=now,
+                extra={},
+            )
+            s.add(case)
+            await s.flush()
+            case.reference = f"{reference_prefix}-{now.year}-{case.number:06d}"
+        return case
+
+    async def get_case(self, case_id: str) -> Case | None:
+        async with self.session() as s:
+            return await s.scalar(select(Case).where(Case.case_id == case_id))
+
+    async def case_by_room(self, room_id: str) -> Case | None:
+        async with self.session() as s:
+            return await s.scalar(select(Case).where(Case.room_id == room_id))
+
+    async def cases_without_room(self) -> Sequence[Case]:
+        async with self.session() as s:
+            rows = await s.scalars(
+                select(Case).where(Case.room_id.is_(None), Case.closed_at.is_(None))
+            )
+            return rows.all()
+
+    async def update_case(self, case_id: str, **values: Any) -> None:
+        async with self.session.begin() as s:
+            await s.execute(update(Case).where(Case.case_id == case_id).values(**values))
+
+    # --- tokens ------------------------------------------------------------
+
+    async def add_token(
+        self, case_id: str, token_hash: str, purpose: str, ttl: timedelta
+    ) -> None:
+        now = utcnow()
+        async with self.session.begin() as s:
+            s.add(
+                CaseToken(
+                    token_hash=token_hash,
+                    case_id=case_id,
+                    purpose=purpose,
+                    created_at=now,
+                    expires_at=now + ttl,
+                )
+            )
+
+    async def get_token(self, token_hash: str) -> CaseToken | None:
+        async with self.session() as s:
+            return await s.get(CaseToken, token_hash)
+
+    async def extend_token(self, token_hash: str, expires_at: datetime) -> None:
+        async with self.session.begin() as s:
+            await s.execute(
+                update(CaseToken)
+                .where(CaseToken.token_hash == token_hash)
+                .values(expires_at=expires_at)
+            )
+
+    async def revoke_tokens(self, case_id: str, purpose: str | None = None) -> None:
+        query = update(CaseToken).where(
+            CaseToken.case_id == case_id, CaseToken.revoked_at.is_(None)
+        )
+        if purpose is not None:
+            query = query.where(CaseToken.purpose == purpose)
+        async with self.session.begin() as s:
+            await s.execute(query.values(revoked_at=utcnow()))
+
+    # --- the citizen timeline ---------------------------------------------
+
+    async def add_event(
+        self,
+        case_id: str,
+        *,
+        type: str,
+        sender: str,
+        body: str,
+        sender_name: str | None = None,
+        matrix_event_id: str | None = None,
+        client_id: str | None = None,
+        delivery: str = "delivered",
+        ts: datetime | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[CaseEvent, bool]:
+        """Append an event; returns (event, created). An event already known by its
+        ``client_id`` or ``matrix_event_id`` is returned instead of a second one."""
+        event = CaseEvent(
+            case_id=case_id,
+            type=type,
+            sender=sender,
+            sender_name=sender_name,
+            body=body,
+            ts=ts or utcnow(),
+            client_id=client_id,
+            matrix_event_id=matrix_event_id,
+            delivery=delivery,
+            extra=extra or {},
+        )
+        try:
+            async with self.session.begin() as s:
+                s.add(event)
+            return event, True
+        except IntegrityError:
+            async with self.session() as s:
+                query = select(CaseEvent)
+                if client_id is not None:
+                    query = query.where(
+                        CaseEvent.case_id == case_id, CaseEvent.client_id == client_id
+                    )
+                else:
+                    query = query.where(CaseEvent.matrix_event_id == matrix_event_id)
+                existing = await s.scalar(query)
+            if existing is None:
+                raise
+            return existing, False
+
+    async def mark_delivered(self, seq: int, matrix_event_id: str) -> None:
+        async with self.session.begin() as s:
+            await s.execute(
+                update(CaseEvent)
+                .where(CaseEvent.seq == seq)
+                .values(matrix_event_id=matrix_event_id, delivery="delivered")
+            )
+
+    async def undelivered_events(self) -> Sequence[CaseEvent]:
+        async with self.session() as s:
+            rows = await s.scalars(
+                select(CaseEvent)
+                .where(CaseEvent.delivery == "pending")
+                .order_by(CaseEvent.seq)
+            )
+            return rows.all()
+
+    async def events_after(
+        self, case_id: str, after: int, limit: int = 200
+    ) -> Sequence[CaseEvent]:
+        async with self.session() as s:
+            rows = await s.scalars(
+                select(CaseEvent)
+                .where(CaseEvent.case_id == case_id, CaseEvent.seq > after)
+                .order_by(CaseEvent.seq)
+                .limit(limit)
+            )
+            return rows.all()
+
+    async def known_matrix_event(self, event_id: str) -> bool:
+        async with self.session() as s:
+            found = await s.scalar(
+                select(CaseEvent.seq).where(CaseEvent.matrix_event_id == event_id)
+            )
+            return found is not None
+
+    # --- appservice transactions ------------------------------------------
+
+    async def save_transaction(self, txn_id: str, body: dict[str, Any]) -> bool:
+        """Persist a transaction; False if it was stored before (a retry)."""
+        try:
+            async with self.session.begin() as s:
+                s.add(Transaction(txn_id=txn_id, body=body, received_at=utcnow()))
+            return True
+        except IntegrityError:
+            return False
+
+    async def unprocessed_transactions(self, limit: int = 50) -> Sequence[Transaction]:
+        async with self.session() as s:
+            rows = await s.scalars(
+                select(Transaction)
+                .where(Transaction.processed_at.is_(None))
+                .order_by(Transaction.seq)
+                .limit(limit)
+            )
+            return rows.all()
+
+    async def mark_processed(self, seq: int) -> None:
+        async with self.session.begin() as s:
+            await s.execute(
+                update(Transaction)
+                .where(Transaction.seq == seq)
+                .values(processed_at=utcnow())
+            )

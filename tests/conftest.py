@@ -1,0 +1,77 @@
+"""Shared fixtures: the bridge store on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bridge.db.engine import create_engine, migrate
+from bridge.db.store import Store
+
+PG_DSN = os.environ.get("BUERGERCHAT_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+
+
+async def _pg_available() -> bool:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(PG_DSN + "/postgres", timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return False
+    await conn.close()
+    return True
+
+
+async def create_pg_database(prefix: str = "bc_test") -> str:
+    """A fresh, empty PostgreSQL database; returns its name."""
+    import asyncpg
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(PG_DSN + "/postgres")
+    try:
+        await conn.execute(
+            f"CREATE DATABASE {name} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' "
+            "TEMPLATE template0"
+        )
+    finally:
+        await conn.close()
+    return name
+
+
+async def drop_pg_database(name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_DSN + "/postgres")
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """The bridge store, migrated, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}")
+        name = None
+    else:
+        if not await _pg_available():
+            if os.environ.get("CI"):
+                pytest.fail(f"PostgreSQL is not reachable at {PG_DSN}")
+            pytest.skip(f"PostgreSQL is not reachable at {PG_DSN}")
+        name = await create_pg_database()
+        engine = create_engine(
+            PG_DSN.replace("postgresql://", "postgresql+asyncpg://") + "/" + name
+        )
+    await migrate(engine)
+    s = Store(engine)
+    try:
+        yield s
+    finally:
+        await s.close()
+        if name:
+            await drop_pg_database(name)
