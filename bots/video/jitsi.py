@@ -225,7 +225,13 @@ def check_conference_id(conference_id: str) -> str:
 def clean_display_name(display_name: str) -> str:
     """The name as shown in Jitsi: no control characters, trimmed, at most 100 chars."""
     text = unicodedata.normalize("NFC", str(display_name))
-    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
+    # Line breaks and tabs become spaces; other control and format characters
+    # (e.g. bidi overrides that reorder what staff see) are dropped.
+    text = "".join(
+        " " if ch.isspace() else ch
+        for ch in text
+        if ch.isspace() or unicodedata.category(ch)[0] != "C"
+    )
     return " ".join(text.split())[:MAX_DISPLAY_NAME_LENGTH]
 
 
