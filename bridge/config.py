@@ -47,6 +47,7 @@ class BridgeSettings:
     bot_localpart: str
     bot_displayname: str
     ghost_prefix: str
+    allowed_origins: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
         bot_localpart=br.get("bot_localpart", str, "buergerchat"),
         bot_displayname=br.get("bot_displayname", str, "Bürgerchat"),
         ghost_prefix=br.get("ghost_prefix", str, "bc_"),
+        allowed_origins=tuple(br.get("allowed_origins", list, ["*"])),
     )
     if not bridge.public_url:
         bridge = _replace(bridge, public_url=f"http://{bridge.host}:{bridge.port}")

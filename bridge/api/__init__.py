@@ -1,0 +1,1 @@
+"""HTTP surface of the bridge for citizens' browsers: the API v1 and the widget."""

@@ -1,0 +1,205 @@
+"""Citizen API v1: status, opening a case, sending and receiving messages."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from ..case import CaseService
+from ..config import Config
+from ..db.models import Case
+from ..errors import (
+    ConsentRequired,
+    InvalidField,
+    MissingToken,
+    NotJSON,
+    TooLarge,
+)
+from ..timeline import event_json
+
+LANGUAGES = ("de", "en")
+MAX_JSON_BYTES = 64 * 1024
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise TooLarge(
+            f"The request body is larger than {MAX_JSON_BYTES // 1024} kB. "
+            "Send a shorter message."
+        )
+    raw = await request.read()
+    if len(raw) > MAX_JSON_BYTES:
+        raise TooLarge(f"The request body is larger than {MAX_JSON_BYTES // 1024} kB.")
+    try:
+        import json
+
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise NotJSON(
+            "The body is not valid JSON. Send a JSON object with "
+            "Content-Type: application/json."
+        ) from None
+    if not isinstance(data, dict):
+        raise NotJSON("The body must be a JSON object like {\"body\": \"...\"}.")
+    return data
+
+
+def field(
+    data: dict[str, Any], name: str, kind: type, *, required: bool = False,
+    max_length: int | None = None,
+) -> Any:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise InvalidField(name, f"The field '{name}' is required.")
+        return None
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise InvalidField(name, f"The field '{name}' must be a {kind.__name__}.")
+    if max_length is not None and isinstance(value, str) and len(value) > max_length:
+        raise InvalidField(
+            name, f"The field '{name}' is longer than {max_length} characters."
+        )
+    return value
+
+
+def bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise MissingToken(
+            "This needs the chat token: send the header 'Authorization: Bearer <token>' "
+            "you received when the case was opened."
+        )
+    return token.strip()
+
+
+class CitizenAPI:
+    def __init__(self, config: Config, cases: CaseService) -> None:
+        self.config = config
+        self.cases = cases
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/api/v1/status", self.status),
+            web.post("/api/v1/cases", self.create_case),
+            web.get("/api/v1/cases/{case_id}", self.get_case),
+            web.post("/api/v1/cases/{case_id}/messages", self.send_message),
+            web.get("/api/v1/cases/{case_id}/events", self.events),
+        ]
+
+    async def _case(self, request: web.Request) -> Case:
+        return await self.cases.authorize(request.match_info["case_id"], bearer(request))
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "town": self.config.town.name,
+                "privacy_url": self.config.citizen.privacy_url,
+                "departments": [
+                    {"id": d.id, "name": d.name, "live": bool(d.staff)}
+                    for d in self.config.departments
+                ],
+            }
+        )
+
+    async def create_case(self, request: web.Request) -> web.Response:
+        data = await read_json(request)
+        if data.get("consent") is not True:
+            raise ConsentRequired(
+                "Please agree to the privacy notice first ('consent': true); "
+                "without it we may not store your messages."
+            )
+        department_id = field(data, "department", str, required=True)
+        department = self.config.department(department_id)
+        if department is None:
+            known = ", ".join(d.id for d in self.config.departments)
+            raise InvalidField(
+                "department", f"Unknown department '{department_id}'. Choose one of: {known}."
+            )
+        name = field(data, "name", str, max_length=200)
+        topic = field(data, "topic", str, max_length=200)
+        language = field(data, "language", str) or "de"
+        if language not in LANGUAGES:
+            raise InvalidField("language", "The language must be 'de' or 'en'.")
+        case, token = await self.cases.open_case(
+            department=department,
+            topic=topic,
+            citizen_name=(name or "").strip() or None,
+            language=language,
+        )
+        return web.json_response(
+            {
+                "case_id": case.case_id,
+                "reference": case.reference,
+                "token": token,
+                "state": case.state,
+            },
+            status=201,
+        )
+
+    async def get_case(self, request: web.Request) -> web.Response:
+        case = await self._case(request)
+        department = self.config.department(case.department)
+        return web.json_response(
+            {
+                "case_id": case.case_id,
+                "reference": case.reference,
+                "state": case.state,
+                "department": {"id": case.department,
+                               "name": department.name if department else None},
+                "topic": case.topic,
+                "closed": case.closed_at is not None,
+            }
+        )
+
+    async def send_message(self, request: web.Request) -> web.Response:
+        case = await self._case(request)
+        data = await read_json(request)
+        body = field(
+            data, "body", str, required=True,
+            max_length=self.config.citizen.max_message_length,
+        )
+        client_id = field(data, "client_id", str, required=True, max_length=100)
+        event = await self.cases.post_citizen_message(case, client_id, body)
+        if event.matrix_event_id is None:
+            return web.json_response(
+                {"event_id": None, "status": "pending", "cursor": str(event.seq)},
+                status=202,
+            )
+        return web.json_response(
+            {"event_id": event.matrix_event_id, "cursor": str(event.seq)}, status=201
+        )
+
+    async def events(self, request: web.Request) -> web.Response:
+        case = await self._case(request)
+        after = _int_param(request, "after", 0)
+        timeout = min(
+            _int_param(request, "timeout", 0), self.config.citizen.long_poll_max_seconds
+        )
+        store = self.cases.store
+        events = await store.events_after(case.case_id, after)
+        if not events and timeout > 0:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while not events and (left := deadline - loop.time()) > 0:
+                await self.cases.notifier.wait(case.case_id, left)
+                events = await store.events_after(case.case_id, after)
+        next_cursor = str(events[-1].seq) if events else str(after)
+        return web.json_response(
+            {"events": [event_json(e) for e in events], "next": next_cursor}
+        )
+
+
+def _int_param(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidField(name, f"The parameter '{name}' must be a whole number.") from None
+    if value < 0:
+        raise InvalidField(name, f"The parameter '{name}' must not be negative.")
+    return value

@@ -1,0 +1,104 @@
+"""The bridge process: database, appservice, citizen API, widget, health."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy import text
+
+from .api.citizen import MAX_JSON_BYTES, CitizenAPI
+from .api.middleware import cors_middleware, errors_middleware
+from .api.widget import widget_routes
+from .appservice import DurableAppService
+from .case import CaseService
+from .config import Config
+from .db.engine import create_engine, database_url, migrate
+from .db.store import Store
+from .homeserver import Secrets, versions_answer
+
+log = logging.getLogger("buergerchat.bridge")
+OPENAPI = Path(__file__).parent / "api" / "openapi.json"
+APPSERVICE_ID = "buergerchat"
+
+
+class Bridge:
+    def __init__(self, config: Config, secrets: Secrets) -> None:
+        self.config = config
+        self.secrets = secrets
+        self.store: Store | None = None
+        self.appservice: DurableAppService | None = None
+        self.cases: CaseService | None = None
+
+    async def start(self) -> None:
+        config = self.config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(database_url(config.bridge.database, config.data_dir))
+        await migrate(engine)
+        self.store = Store(engine)
+        self.appservice = az = DurableAppService(
+            store=self.store,
+            state_file=config.data_dir / "mx-state.json",
+            middlewares=[cors_middleware(config.bridge.allowed_origins), errors_middleware],
+            client_max_size=max(MAX_JSON_BYTES, config.homeserver.max_upload_size_mb << 20)
+            + (1 << 20),
+            server=config.homeserver.url,
+            domain=config.homeserver.server_name,
+            as_token=self.secrets["as_token"],
+            hs_token=self.secrets["hs_token"],
+            bot_localpart=config.bridge.bot_localpart,
+            id=APPSERVICE_ID,
+            bridge_name="buergerchat",
+        )
+        self.cases = CaseService(config, self.store, az)
+        az.app.add_routes(CitizenAPI(config, self.cases).routes())
+        az.app.add_routes(widget_routes(config))
+        az.app.add_routes(
+            [
+                web.get("/healthz", self.healthz),
+                web.get("/api/v1/openapi.json", self.openapi),
+            ]
+        )
+        await az.start(config.bridge.host, config.bridge.port)
+        await az.intent.ensure_registered()
+        try:
+            await az.intent.set_displayname(config.bridge.bot_displayname)
+        except Exception:
+            log.warning("could not set the bot's display name", exc_info=True)
+        self.cases.start()
+        az.start_worker()
+        log.info("bridge listens on %s:%d", config.bridge.host, config.bridge.port)
+
+    async def stop(self) -> None:
+        if self.appservice is not None:
+            await self.appservice.stop_worker()
+        if self.cases is not None:
+            await self.cases.stop()
+        if self.appservice is not None:
+            await self.appservice.stop()
+        if self.store is not None:
+            await self.store.close()
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        database = False
+        if self.store is not None:
+            try:
+                async with self.store.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                database = True
+            except Exception:
+                log.warning("health check: database does not answer", exc_info=True)
+        homeserver = await versions_answer(self.config.homeserver.url)
+        ok = database and homeserver
+        return web.json_response(
+            {"status": "ok" if ok else "degraded", "database": database,
+             "homeserver": homeserver},
+            status=200 if ok else 503,
+        )
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        spec = json.loads(OPENAPI.read_text(encoding="utf-8"))
+        spec["servers"] = [{"url": self.config.bridge.public_url}]
+        return web.json_response(spec)

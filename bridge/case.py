@@ -1,0 +1,328 @@
+"""Citizen cases: one ghost user and one Matrix room per case, and the two-way
+flow of messages between the citizen's timeline and the case room."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from mautrix.appservice import IntentAPI
+from mautrix.errors import MatrixError
+from mautrix.types import (
+    Event,
+    EventType,
+    Membership,
+    MessageEvent,
+    MessageType,
+    RoomCreatePreset,
+    StateEvent,
+    TextMessageEventContent,
+)
+
+from .appservice import DurableAppService
+from .clock import as_utc, utcnow
+from .config import Config, Department
+from .db.models import Case, CaseEvent
+from .db.store import Store
+from .errors import CaseClosed, Forbidden, InvalidField, NotFound, UnknownToken
+from .timeline import Notifier
+from .tokens import new_case_id, new_token, token_hash
+
+log = logging.getLogger("buergerchat.case")
+RETRY_SECONDS = 3.0
+
+
+class CaseService:
+    def __init__(
+        self, config: Config, store: Store, appservice: DurableAppService
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.az = appservice
+        self.notifier = Notifier()
+        self._retry_task: asyncio.Task[None] | None = None
+        self._room_locks: dict[str, asyncio.Lock] = {}
+
+    # --- life cycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        self.az.on_event(self.handle_event)
+        self._retry_task = asyncio.create_task(self._retry_loop(), name="case-retry")
+
+    async def stop(self) -> None:
+        if self._retry_task is not None:
+            self._retry_task.cancel()
+            try:
+                await self._retry_task
+            except asyncio.CancelledError:
+                pass
+
+    # --- opening a case -----------------------------------------------------
+
+    async def open_case(
+        self,
+        *,
+        department: Department,
+        topic: str | None,
+        citizen_name: str | None,
+        language: str,
+        state: str = "live",
+    ) -> tuple[Case, str]:
+        """Create the case, its token and (if Synapse answers) its room."""
+        ghost = (
+            f"@{self.config.bridge.ghost_prefix}{secrets.token_hex(8)}:"
+            f"{self.config.homeserver.server_name}"
+        )
+        case = await self.store.create_case(
+            case_id=new_case_id(),
+            reference_prefix=self.config.citizen.reference_prefix,
+            department=department.id,
+            topic=topic,
+            language=language,
+            citizen_name=citizen_name,
+            ghost_mxid=ghost,
+            state=state,
+        )
+        token = new_token()
+        await self.store.add_token(
+            case.case_id,
+            token_hash(token),
+            "chat",
+            timedelta(hours=self.config.citizen.token_ttl_hours),
+        )
+        await self.add_system_event(
+            case.case_id,
+            f"Ihr Anliegen ist unter {case.reference} bei {department.name} eingegangen.",
+            kind="opened",
+        )
+        try:
+            await self.ensure_room(case)
+        except (MatrixError, OSError, TimeoutError) as e:
+            # The case and the citizen's messages are safe in our database; the
+            # retry loop creates the room once Synapse answers again.
+            log.warning("room for %s not created yet: %s", case.reference, e)
+        return case, token
+
+    async def ensure_room(self, case: Case) -> str:
+        """The case's Matrix room, created once (with the ghost and staff in it)."""
+        lock = self._room_locks.setdefault(case.case_id, asyncio.Lock())
+        async with lock:
+            fresh = await self.store.get_case(case.case_id)
+            if fresh is not None and fresh.room_id:
+                case.room_id = fresh.room_id
+                return fresh.room_id
+            department = self.config.department(case.department)
+            staff = [s.mxid for s in department.staff] if department else []
+            ghost = self.ghost_intent(case)
+            await ghost.ensure_registered()
+            await ghost.set_displayname(self.citizen_display_name(case))
+            bot = self.az.intent
+            room_id = await bot.create_room(
+                name=f"{case.reference} · {department.name if department else ''}",
+                topic=f"Bürgerchat {case.reference}" + (
+                    f" – {case.topic}" if case.topic else ""
+                ),
+                preset=RoomCreatePreset.PRIVATE,
+                invitees=[case.ghost_mxid, *staff],
+                # Room version 12: the creator (our bot) has unlimited power and
+                # must not be listed in "users".
+                room_version="12",
+                power_level_override={
+                    "users": {mxid: 50 for mxid in staff},
+                    "events_default": 0,
+                    "state_default": 50,
+                    "invite": 50,
+                    "redact": 50,
+                },
+            )
+            await ghost.ensure_joined(room_id)
+            await self.store.update_case(case.case_id, room_id=room_id)
+            case.room_id = room_id
+            log.info("case %s has room %s", case.reference, room_id)
+            return room_id
+
+    def ghost_intent(self, case: Case) -> IntentAPI:
+        return self.az.intent.user(case.ghost_mxid)
+
+    def citizen_display_name(self, case: Case) -> str:
+        name = case.citizen_name or "Bürger*in"
+        return f"{name} ({case.reference})"
+
+    # --- access -------------------------------------------------------------
+
+    async def authorize(self, case_id: str, token: str) -> Case:
+        """The case, if ``token`` is a live token for exactly this case."""
+        case = await self.store.get_case(case_id)
+        if case is None:
+            raise NotFound(f"There is no case {case_id}. Start a new chat.")
+        hashed = token_hash(token)
+        record = await self.store.get_token(hashed)
+        if record is None or record.revoked_at is not None:
+            raise UnknownToken("This chat link is not valid (any more). Start a new chat.")
+        now = utcnow()
+        if as_utc(record.expires_at) <= now:
+            raise UnknownToken("This chat link has expired. Start a new chat.")
+        if record.case_id != case.case_id:
+            raise Forbidden("This token belongs to another case.")
+        if record.purpose == "chat":  # sliding expiry while the citizen is active
+            ttl = timedelta(hours=self.config.citizen.token_ttl_hours)
+            if as_utc(record.expires_at) - now < ttl - timedelta(minutes=5):
+                await self.store.extend_token(hashed, now + ttl)
+        return case
+
+    # --- citizen → staff ----------------------------------------------------
+
+    async def post_citizen_message(
+        self, case: Case, client_id: str, body: str
+    ) -> CaseEvent:
+        """Store first (idempotent by client id), then deliver to the room."""
+        if case.closed_at is not None:
+            raise CaseClosed(
+                f"Case {case.reference} is closed. Start a new chat for a new concern."
+            )
+        if not body.strip():
+            raise InvalidField("body", "The message is empty. Type a message first.")
+        event, created = await self.store.add_event(
+            case.case_id,
+            type="message",
+            sender="citizen",
+            sender_name=case.citizen_name,
+            body=body,
+            client_id=client_id,
+            delivery="pending",
+        )
+        if created:
+            self.notifier.notify(case.case_id)
+        if event.delivery != "delivered":
+            await self._try_deliver(case, event)
+        return event
+
+    async def _try_deliver(self, case: Case, event: CaseEvent) -> bool:
+        try:
+            room_id = case.room_id or await self.ensure_room(case)
+            event_id = await self.ghost_intent(case).send_message_event(
+                room_id,
+                EventType.ROOM_MESSAGE,
+                self._citizen_content(event),
+                # Synapse deduplicates by txn id: a retry never posts twice.
+                txn_id=f"bc-{event.seq}",
+            )
+        except (MatrixError, OSError, TimeoutError) as e:
+            log.warning("message %s of %s waits for Synapse: %s", event.seq,
+                        case.reference, e)
+            return False
+        await self.store.mark_delivered(event.seq, event_id)
+        event.matrix_event_id, event.delivery = event_id, "delivered"
+        self.notifier.notify(case.case_id)
+        return True
+
+    @staticmethod
+    def _citizen_content(event: CaseEvent) -> TextMessageEventContent:
+        content = TextMessageEventContent(msgtype=MessageType.TEXT, body=event.body)
+        content["de.buergerchat.client_id"] = event.client_id
+        return content
+
+    async def _retry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RETRY_SECONDS)
+            try:
+                await self.retry_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("retrying pending deliveries failed")
+
+    async def retry_pending(self) -> None:
+        for case in await self.store.cases_without_room():
+            try:
+                await self.ensure_room(case)
+            except (MatrixError, OSError, TimeoutError) as e:
+                log.debug("room for %s still not created: %s", case.reference, e)
+                return
+        for event in await self.store.undelivered_events():
+            case = await self.store.get_case(event.case_id)
+            if case is None or not await self._try_deliver(case, event):
+                return
+
+    # --- staff → citizen ----------------------------------------------------
+
+    async def add_system_event(
+        self, case_id: str, body: str, *, kind: str, **extra: Any
+    ) -> CaseEvent:
+        event, _ = await self.store.add_event(
+            case_id,
+            type="system",
+            sender="system",
+            body=body,
+            extra={"kind": kind, **extra},
+        )
+        self.notifier.notify(case_id)
+        return event
+
+    def staff_name(self, room_id: str, mxid: str, event: Event | None = None) -> str:
+        staff = self.config.all_staff().get(mxid)
+        if staff and staff.name:
+            return staff.name
+        if isinstance(event, StateEvent) and getattr(event.content, "displayname", None):
+            return str(event.content.displayname)
+        return mxid.split(":", 1)[0].lstrip("@")
+
+    def is_bridge_user(self, mxid: str) -> bool:
+        local = mxid.split(":", 1)[0].lstrip("@")
+        return local == self.config.bridge.bot_localpart or local.startswith(
+            self.config.bridge.ghost_prefix
+        )
+
+    async def handle_event(self, event: Event) -> None:
+        """Staff activity in a case room becomes part of the citizen's timeline."""
+        room_id = getattr(event, "room_id", None)
+        sender = getattr(event, "sender", None)
+        if not room_id or not sender or self.is_bridge_user(sender):
+            return
+        case = await self.store.case_by_room(room_id)
+        if case is None:
+            return
+        if isinstance(event, MessageEvent) and event.type == EventType.ROOM_MESSAGE:
+            await self._staff_message(case, event)
+        elif (
+            isinstance(event, StateEvent)
+            and event.type == EventType.ROOM_MEMBER
+            and event.content.membership == Membership.JOIN
+            and getattr(event.prev_content, "membership", None) != Membership.JOIN
+        ):
+            department = self.config.department(case.department)
+            name = self.staff_name(room_id, sender, event)
+            where = f" ({department.name})" if department else ""
+            await self.add_system_event(
+                case.case_id,
+                f"{name}{where} ist dem Chat beigetreten.",
+                kind="staff_joined",
+                staff_name=name,
+            )
+
+    async def _staff_message(self, case: Case, event: MessageEvent) -> None:
+        content = event.content
+        if content.msgtype not in (MessageType.TEXT, MessageType.EMOTE):
+            return  # notices are for staff; files are handled by the scanner
+        if content.body.startswith("!"):
+            return  # a command for the bots, not a message to the citizen
+        _, created = await self.store.add_event(
+            case.case_id,
+            type="message",
+            sender="staff",
+            sender_name=self.staff_name(case.room_id or "", event.sender),
+            body=content.body,
+            matrix_event_id=event.event_id,
+            ts=_event_time(event),
+        )
+        if created:
+            self.notifier.notify(case.case_id)
+
+
+def _event_time(event: Event) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(event.timestamp / 1000, UTC)

@@ -1,0 +1,158 @@
+"""``buergerchat`` command line: run, check-config, registration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+import yaml
+
+from .config import Config, ConfigError, load_config
+from .errors import BuergerchatError
+from .homeserver import EmbeddedSynapse, Secrets, load_secrets, register_user, render
+
+log = logging.getLogger("buergerchat")
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(
+        Path(args.config_dir).resolve() if args.config_dir else None,
+        Path(args.data_dir).resolve() if args.data_dir else None,
+    )
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = _load(args)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(e.problems)} problem(s) found.", file=sys.stderr)
+        return 1
+    print(
+        f"Configuration in {config.config_dir} is valid: "
+        f"{len(config.departments)} department(s)."
+    )
+    return 0
+
+
+async def _demo_staff(config: Config, secrets_: Secrets, homeserver_url: str) -> list[str]:
+    """Accounts with generated passwords for the configured local staff."""
+    path = config.data_dir / "demo-staff.yaml"
+    passwords: dict[str, str] = {}
+    if path.exists():
+        passwords = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    lines = []
+    suffix = f":{config.homeserver.server_name}"
+    for mxid, staff in config.all_staff().items():
+        if not mxid.endswith(suffix):
+            continue
+        password = passwords.get(mxid) or secrets.token_urlsafe(12)
+        await register_user(
+            homeserver_url,
+            secrets_["registration_shared_secret"],
+            mxid[1:].removesuffix(suffix),
+            password,
+            displayname=staff.name,
+        )
+        passwords[mxid] = password
+        lines.append(f"    {mxid}  password: {password}")
+    path.touch(mode=0o600)
+    path.write_text(yaml.safe_dump(passwords), encoding="utf-8")
+    return lines
+
+
+async def _run(config: Config) -> None:
+    from .app import Bridge
+
+    secrets_ = load_secrets(config.data_dir)
+    synapse: EmbeddedSynapse | None = None
+    bridge = Bridge(config, secrets_)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if config.homeserver.embedded:
+            synapse = EmbeddedSynapse(config, secrets_)
+            await synapse.start()
+        await bridge.start()
+        logins = []
+        if config.demo_staff_accounts and config.homeserver.embedded:
+            logins = await _demo_staff(config, secrets_, config.homeserver.url)
+        public = config.bridge.public_url
+        print(
+            "\nBürgerchat is running.\n"
+            f"  Demo page (citizen):  {public}/demo\n"
+            f"  Citizen API:          {public}/api/v1/  (OpenAPI: {public}/api/v1/openapi.json)\n"
+            f"  Homeserver (staff):   {config.homeserver.url}\n"
+            + ("  Demo staff logins (any Matrix client, e.g. Element):\n"
+               + "\n".join(logins) + "\n" if logins else "")
+            + f"  Data folder:          {config.data_dir}\n"
+            "Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        await stop.wait()
+        print("Stopping…", flush=True)
+    finally:
+        await bridge.stop()
+        if synapse is not None:
+            await synapse.stop()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        config = _load(args)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        print("Fix the configuration and start again (see: buergerchat check-config).",
+              file=sys.stderr)
+        return 1
+    try:
+        asyncio.run(_run(config))
+    except BuergerchatError as e:
+        print(f"buergerchat: {e.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_registration(args: argparse.Namespace) -> int:
+    """Render the Synapse files (for a Synapse run elsewhere) and print their path."""
+    try:
+        config = _load(args)
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return 1
+    path = render(config, load_secrets(config.data_dir))
+    print(path.parent / "appservice-registration.yaml")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="buergerchat", description=__doc__)
+    parser.add_argument("--config-dir", help="default: $BUERGERCHAT_CONFIG_DIR or ./config")
+    parser.add_argument("--data-dir", help="default: $BUERGERCHAT_DATA_DIR or ./data")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="start Synapse (if embedded), the bridge and the bots")
+    sub.add_parser("check-config", help="check the YAML files and name every mistake")
+    sub.add_parser("registration", help="write Synapse's config and appservice file")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("mau", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    handler = {
+        "run": cmd_run,
+        "check-config": cmd_check_config,
+        "registration": cmd_registration,
+    }[args.command]
+    return handler(args)

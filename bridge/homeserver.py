@@ -1,0 +1,216 @@
+"""The embedded Synapse: secrets generated once, config rendered from the
+templates in ``synapse/``, the process started and supervised, demo staff created."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from urllib.parse import urlparse
+
+import aiohttp
+import yaml
+
+from .config import Config
+from .errors import BuergerchatError
+from .supervisor import ChildProcess
+
+log = logging.getLogger("buergerchat.homeserver")
+TEMPLATES = Path(__file__).resolve().parent.parent / "synapse"
+_SECRET_KEYS = (
+    "as_token",
+    "hs_token",
+    "registration_shared_secret",
+    "macaroon_secret_key",
+    "form_secret",
+)
+
+
+class HomeserverError(BuergerchatError):
+    errcode = "BC_HOMESERVER"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    values: dict[str, str]
+
+    def __getitem__(self, key: str) -> str:
+        return self.values[key]
+
+
+def load_secrets(data_dir: Path) -> Secrets:
+    """Read ``secrets.yaml`` from the data folder, generating missing values once."""
+    path = data_dir / "secrets.yaml"
+    values: dict[str, str] = {}
+    if path.exists():
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    changed = False
+    for key in _SECRET_KEYS:
+        if not values.get(key):
+            values[key] = secrets.token_urlsafe(32)
+            changed = True
+    if changed:
+        save_secrets(data_dir, values)
+    return Secrets(values)
+
+
+def save_secrets(data_dir: Path, values: dict[str, str]) -> None:
+    path = data_dir / "secrets.yaml"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.touch(mode=0o600)
+    tmp.write_text(
+        "# Generated once by Bürgerchat; keep it secret and keep it.\n"
+        + yaml.safe_dump(values, sort_keys=True),
+        encoding="utf-8",
+    )
+    tmp.replace(path)
+
+
+def _database_block(setting: str, synapse_dir: Path) -> str:
+    if setting == "sqlite":
+        db = {"name": "sqlite3", "args": {"database": str(synapse_dir / "homeserver.db")}}
+    else:
+        url = urlparse(setting)
+        args = {
+            "user": url.username or "postgres",
+            "dbname": url.path.lstrip("/") or "synapse",
+            "host": url.hostname or "127.0.0.1",
+            "port": url.port or 5432,
+            "cp_min": 2,
+            "cp_max": 10,
+        }
+        if url.password:
+            args["password"] = url.password
+        db = {"name": "psycopg2", "args": args}
+    return yaml.safe_dump({"database": db}, sort_keys=False)
+
+
+def render(config: Config, secrets_: Secrets, modules: str = "") -> Path:
+    """Write homeserver.yaml, log.yaml and the appservice registration."""
+    hs = config.homeserver
+    synapse_dir = config.data_dir / "synapse"
+    (synapse_dir / "media_store").mkdir(parents=True, exist_ok=True)
+    values = {
+        "server_name": hs.server_name,
+        "server_name_regex": re.escape(hs.server_name),
+        "public_baseurl": hs.url.rstrip("/") + "/",
+        "port": hs.port,
+        "synapse_dir": synapse_dir,
+        "database": _database_block(hs.database, synapse_dir),
+        "max_upload_size_mb": hs.max_upload_size_mb,
+        "bridge_url": f"http://{_loopback(config.bridge.host)}:{config.bridge.port}",
+        "bot_localpart": config.bridge.bot_localpart,
+        "ghost_prefix": config.bridge.ghost_prefix,
+        "modules": modules,
+        **secrets_.values,
+    }
+    for name in ("homeserver.yaml", "log.yaml", "appservice-registration.yaml"):
+        template = Template((TEMPLATES / f"{name}.tmpl").read_text(encoding="utf-8"))
+        target = synapse_dir / name
+        target.write_text(template.substitute(values), encoding="utf-8")
+        target.chmod(0o600)
+    return synapse_dir / "homeserver.yaml"
+
+
+def _loopback(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host
+
+
+async def versions_answer(url: str) -> bool:
+    try:
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=2)
+        ) as session:
+            async with session.get(f"{url}/_matrix/client/versions") as response:
+                return response.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
+class EmbeddedSynapse:
+    """Synapse as a supervised child process of the run command."""
+
+    def __init__(self, config: Config, secrets_: Secrets, modules: str = "") -> None:
+        self.config = config
+        self.secrets = secrets_
+        self.modules = modules
+        self.dir = config.data_dir / "synapse"
+        self.url = f"http://127.0.0.1:{config.homeserver.port}"
+        self.child: ChildProcess | None = None
+
+    async def start(self) -> None:
+        if await versions_answer(self.url):
+            raise HomeserverError(
+                f"Something already answers on {self.url}. Stop it, or set "
+                "homeserver.port in buergerchat.yaml to a free port."
+            )
+        path = render(self.config, self.secrets, self.modules)
+        if not (self.dir / "signing.key").exists():
+            keygen = ChildProcess(
+                "synapse-keygen",
+                [sys.executable, "-m", "synapse.app.homeserver", "-c", str(path),
+                 "--generate-keys"],
+                self.dir / "keygen.log",
+            )
+            await keygen.start(self._keys_written, timeout=60)
+            await keygen.stop()
+        self.child = ChildProcess(
+            "synapse",
+            [sys.executable, "-m", "synapse.app.homeserver", "-c", str(path)],
+            self.dir / "stdout.log",
+        )
+        await self.child.start(lambda: versions_answer(self.url), timeout=120)
+
+    async def _keys_written(self) -> bool:
+        return (self.dir / "signing.key").exists()
+
+    async def stop(self) -> None:
+        if self.child is not None:
+            await self.child.stop()
+
+
+async def register_user(
+    homeserver_url: str,
+    shared_secret: str,
+    localpart: str,
+    password: str,
+    *,
+    displayname: str | None = None,
+    admin: bool = False,
+) -> bool:
+    """Create an account with Synapse's shared-secret admin API; False if it exists."""
+    endpoint = f"{homeserver_url}/_synapse/admin/v1/register"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
+        async with s.get(endpoint) as response:
+            nonce = (await response.json())["nonce"]
+        body = {
+            "nonce": nonce,
+            "username": localpart,
+            "password": password,
+            "admin": admin,
+            # The MAC covers the fields above, joined by NUL without a trailing one.
+            "mac": _mac(shared_secret, nonce, localpart, password, admin),
+        }
+        if displayname:
+            body["displayname"] = displayname
+        async with s.post(endpoint, json=body) as response:
+            if response.status == 200:
+                return True
+            data = await response.json()
+            if data.get("errcode") == "M_USER_IN_USE":
+                return False
+            raise HomeserverError(
+                f"Synapse refused to create {localpart}: {data.get('error', data)}"
+            )
+
+
+def _mac(secret: str, nonce: str, user: str, password: str, admin: bool) -> str:
+    message = "\x00".join([nonce, user, password, "admin" if admin else "notadmin"])
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha1).hexdigest()

@@ -1,0 +1,55 @@
+"""What the citizen sees of a case: events in cursor order, and the wake-up of
+long-polling requests when something new arrives."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+from .clock import as_utc
+from .db.models import CaseEvent
+
+
+class Notifier:
+    """Wakes every request waiting on a case when an event is added to it."""
+
+    def __init__(self) -> None:
+        self._waiters: defaultdict[str, set[asyncio.Future[None]]] = defaultdict(set)
+
+    def notify(self, case_id: str) -> None:
+        for future in self._waiters.pop(case_id, ()):
+            if not future.done():
+                future.set_result(None)
+
+    async def wait(self, case_id: str, timeout: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[case_id].add(future)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            waiters = self._waiters.get(case_id)
+            if waiters is not None:
+                waiters.discard(future)
+                if not waiters:
+                    del self._waiters[case_id]
+
+
+def event_json(event: CaseEvent) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "cursor": str(event.seq),
+        "type": event.type,
+        "sender": event.sender,
+        "sender_name": event.sender_name,
+        "body": event.body,
+        "ts": as_utc(event.ts).isoformat().replace("+00:00", "Z"),
+    }
+    if event.client_id:
+        out["client_id"] = event.client_id
+    if event.sender == "citizen":
+        out["delivery"] = event.delivery
+    if event.extra:
+        out.update({k: v for k, v in event.extra.items() if k not in out})
+    return out
