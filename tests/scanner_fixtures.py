@@ -131,7 +131,7 @@ def testfile(name: str) -> bytes:
 _RELS = (
     '<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/'
     'package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.'
-    "openxmlformats.org/officeDocument/2006/relationships/officeDocument\" "
+    'openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
     'Target="{target}"/></Relationships>'
 )
 
