@@ -1,0 +1,239 @@
+"""The live chat path end to end: citizen API ↔ bridge ↔ real Synapse ↔ staff client."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import aiohttp
+import pytest
+from nio import AsyncClient, RoomMessageText
+
+from .stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+
+async def api(
+    stack: Stack, method: str, path: str, *, token: str | None = None,
+    json: Any = None, data: bytes | None = None,
+) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as session:
+        async with session.request(
+            method, stack.bridge_url + path, json=json, data=data, headers=headers
+        ) as response:
+            return response.status, await response.json()
+
+
+async def open_case(stack: Stack, **extra: Any) -> dict[str, Any]:
+    status, body = await api(
+        stack, "POST", "/api/v1/cases",
+        json={"department": "buergerbuero", "consent": True, "name": "Eva Muster",
+              **extra},
+    )
+    assert status == 201, body
+    return body
+
+
+async def join_case_room(client: AsyncClient, reference: str) -> str:
+    """Sync until the invite to the case room arrives, then join it."""
+    for _ in range(40):
+        response = await client.sync(timeout=500)
+        for room_id, room in response.rooms.invite.items():
+            names = [
+                e.name for e in room.invite_state if hasattr(e, "name") and e.name
+            ]
+            if any(reference in n for n in names):
+                await client.join(room_id)
+        for room_id, room in client.rooms.items():
+            if reference in (room.name or ""):
+                return room_id
+    raise AssertionError(f"no invite for {reference}")
+
+
+async def wait_for_message(client: AsyncClient, room_id: str, body: str) -> RoomMessageText:
+    for _ in range(40):
+        response = await client.sync(timeout=500)
+        room = response.rooms.join.get(room_id)
+        for event in room.timeline.events if room else []:
+            if isinstance(event, RoomMessageText) and event.body == body:
+                return event
+    raise AssertionError(f"{body!r} never reached {room_id}")
+
+
+async def wait_for_event(
+    stack: Stack, case: dict[str, Any], predicate: Any, after: str = "0"
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    seen: list[dict[str, Any]] = []
+    for _ in range(20):
+        status, body = await api(
+            stack, "GET", f"/api/v1/cases/{case['case_id']}/events?after={after}&timeout=5",
+            token=case["token"],
+        )
+        assert status == 200, body
+        seen.extend(body["events"])
+        after = body["next"]
+        for event in body["events"]:
+            if predicate(event):
+                return event, seen
+    raise AssertionError(f"event never arrived; saw {seen}")
+
+
+async def test_status_lists_departments(stack: Stack) -> None:
+    """GET /status names every configured department with its live flag."""
+    status, body = await api(stack, "GET", "/api/v1/status")
+    assert status == 200
+    ids = {d["id"] for d in body["departments"]}
+    assert {"buergerbuero", "bauen"} <= ids
+    assert all(isinstance(d["live"], bool) for d in body["departments"])
+
+
+async def test_citizen_and_staff_chat_both_ways(stack: Stack, anna: AsyncClient) -> None:
+    """A citizen message reaches the staff client as the ghost user, in a room named
+    after the case; the staff answer reaches the citizen's event stream."""
+    case = await open_case(stack)
+    assert case["reference"].startswith("BC-")
+    room_id = await join_case_room(anna, case["reference"])
+    room = anna.rooms[room_id]
+    assert case["reference"] in (room.name or room.display_name)
+    assert "Bürgerbüro" in (room.name or room.display_name)
+
+    status, sent = await api(
+        stack, "POST", f"/api/v1/cases/{case['case_id']}/messages",
+        token=case["token"], json={"body": "Mein Ausweis läuft ab.", "client_id": "m-1"},
+    )
+    assert status == 201 and sent["event_id"].startswith("$")
+    event = await wait_for_message(anna, room_id, "Mein Ausweis läuft ab.")
+    assert event.sender.startswith("@bc_")
+    assert event.event_id == sent["event_id"]
+
+    await anna.room_send(
+        room_id, "m.room.message", {"msgtype": "m.text", "body": "Gerne, Frau Muster."}
+    )
+    answer, _ = await wait_for_event(stack, case, lambda e: e["sender"] == "staff")
+    assert answer["body"] == "Gerne, Frau Muster."
+    assert answer["sender_name"] == "Anna Schmidt"
+
+
+async def test_same_client_id_sends_once(stack: Stack, anna: AsyncClient) -> None:
+    """Resending with the same client_id returns the same event id and the staff
+    see the message once."""
+    case = await open_case(stack)
+    room_id = await join_case_room(anna, case["reference"])
+    path = f"/api/v1/cases/{case['case_id']}/messages"
+    body = {"body": f"Nur einmal {uuid.uuid4()}", "client_id": "same"}
+    results = await asyncio.gather(
+        *[api(stack, "POST", path, token=case["token"], json=body) for _ in range(3)]
+    )
+    event_ids = {r[1].get("event_id") for r in results}
+    assert len(event_ids) == 1 and None not in event_ids
+    await wait_for_message(anna, room_id, body["body"])
+    messages = await anna.room_messages(room_id, start="", limit=50)
+    same = [e for e in messages.chunk if getattr(e, "body", None) == body["body"]]
+    assert len(same) == 1
+
+
+async def test_reload_with_cursor_misses_and_repeats_nothing(stack: Stack) -> None:
+    """Reading from a saved cursor returns exactly the events after it."""
+    case = await open_case(stack)
+    path = f"/api/v1/cases/{case['case_id']}/messages"
+    for i in range(3):
+        await api(stack, "POST", path, token=case["token"],
+                  json={"body": f"Nachricht {i}", "client_id": f"r{i}"})
+    _, first = await api(stack, "GET", f"/api/v1/cases/{case['case_id']}/events?after=0",
+                         token=case["token"])
+    all_events = first["events"]
+    middle = all_events[1]["cursor"]
+    _, rest = await api(
+        stack, "GET", f"/api/v1/cases/{case['case_id']}/events?after={middle}",
+        token=case["token"],
+    )
+    assert [e["cursor"] for e in rest["events"]] == [e["cursor"] for e in all_events[2:]]
+    assert rest["next"] == all_events[-1]["cursor"]
+
+
+async def test_long_poll_returns_at_once_on_new_event(stack: Stack) -> None:
+    """A waiting long-poll returns as soon as a message arrives, not at its timeout."""
+    case = await open_case(stack)
+    _, now = await api(stack, "GET", f"/api/v1/cases/{case['case_id']}/events",
+                       token=case["token"])
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    poll = asyncio.create_task(
+        api(stack, "GET",
+            f"/api/v1/cases/{case['case_id']}/events?after={now['next']}&timeout=25",
+            token=case["token"])
+    )
+    await asyncio.sleep(0.5)
+    await api(stack, "POST", f"/api/v1/cases/{case['case_id']}/messages",
+              token=case["token"], json={"body": "Hallo?", "client_id": "lp"})
+    status, body = await poll
+    assert status == 200 and [e["body"] for e in body["events"]] == ["Hallo?"]
+    assert loop.time() - started < 20
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "errcode"),
+    [
+        ({"department": "buergerbuero"}, 400, "BC_CONSENT_REQUIRED"),
+        ({"department": "buergerbuero", "consent": "yes"}, 400, "BC_CONSENT_REQUIRED"),
+        ({"department": "nope", "consent": True}, 400, "BC_INVALID_FIELD"),
+        ({"consent": True}, 400, "BC_INVALID_FIELD"),
+        ({"department": "buergerbuero", "consent": True, "language": "fr"}, 400,
+         "BC_INVALID_FIELD"),
+        ([1, 2], 400, "BC_NOT_JSON"),
+    ],
+)
+async def test_bad_case_requests(stack: Stack, payload: Any, status: int, errcode: str) -> None:
+    """Opening a case with missing consent or bad fields is refused with a JSON error."""
+    got, body = await api(stack, "POST", "/api/v1/cases", json=payload)
+    assert (got, body["errcode"]) == (status, errcode)
+    assert body["error"]
+
+
+async def test_token_errors(stack: Stack) -> None:
+    """Missing/bad token → 401, another case's token → 403, unknown case → 404."""
+    one, two = await open_case(stack), await open_case(stack)
+    path = f"/api/v1/cases/{one['case_id']}/events"
+    assert (await api(stack, "GET", path))[0] == 401
+    status, body = await api(stack, "GET", path, token="wrong")
+    assert (status, body["errcode"]) == (401, "BC_UNKNOWN_TOKEN")
+    status, body = await api(stack, "GET", path, token=two["token"])
+    assert (status, body["errcode"]) == (403, "BC_FORBIDDEN")
+    status, body = await api(stack, "GET", "/api/v1/cases/c_nothere/events",
+                             token=one["token"])
+    assert (status, body["errcode"]) == (404, "BC_NOT_FOUND")
+
+
+async def test_junk_and_oversized_bodies(stack: Stack) -> None:
+    """Malformed and oversized bodies get 400/413 JSON errors, never a stack trace."""
+    case = await open_case(stack)
+    path = f"/api/v1/cases/{case['case_id']}/messages"
+    status, body = await api(stack, "POST", path, token=case["token"], data=b"\xff{junk")
+    assert (status, body["errcode"]) == (400, "BC_NOT_JSON")
+    status, body = await api(stack, "POST", path, token=case["token"],
+                             json={"body": "x" * 5000, "client_id": "long"})
+    assert (status, body["errcode"], body["field"]) == (400, "BC_INVALID_FIELD", "body")
+    status, body = await api(stack, "POST", path, token=case["token"],
+                             data=b'{"body": "' + b"x" * 200_000 + b'"}')
+    assert (status, body["errcode"]) == (413, "BC_TOO_LARGE")
+    status, body = await api(stack, "POST", path, token=case["token"],
+                             json={"client_id": "no-body"})
+    assert (status, body["field"]) == (400, "body")
+    status, body = await api(stack, "GET", "/api/v1/nothing")
+    assert (status, body["errcode"]) == (404, "BC_NOT_FOUND")
+
+
+async def test_health_and_openapi(stack: Stack) -> None:
+    """/healthz reports database and homeserver; the OpenAPI document lists every
+    citizen route."""
+    status, body = await api(stack, "GET", "/healthz")
+    assert status == 200 and body == {"status": "ok", "database": True,
+                                      "homeserver": True}
+    status, spec = await api(stack, "GET", "/api/v1/openapi.json")
+    assert status == 200 and spec["openapi"].startswith("3.")
+    for path in ("/api/v1/status", "/api/v1/cases", "/api/v1/cases/{case_id}/messages",
+                 "/api/v1/cases/{case_id}/events"):
+        assert path in spec["paths"], path
