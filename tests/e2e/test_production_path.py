@@ -1,0 +1,87 @@
+"""The production path: Synapse and the bridge both on PostgreSQL; stopping with
+Ctrl-C ends every child process, and a second run reuses the data folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ..conftest import PG_DSN, _pg_available, create_pg_database, drop_pg_database
+from .conftest import ANNA, staff_client
+from .stack import Stack, make_stack
+from .test_live_chat import api, join_case_room, open_case, wait_for_event, wait_for_message
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def pg_stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    if not await _pg_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {PG_DSN}")
+        pytest.skip(f"PostgreSQL is not reachable at {PG_DSN}")
+    synapse_db = await create_pg_database("bc_synapse")
+    bridge_db = await create_pg_database("bc_bridge")
+    stack = make_stack(
+        tmp_path,
+        homeserver={"database": f"{PG_DSN}/{synapse_db}"},
+        bridge={"database": f"{PG_DSN}/{bridge_db}"},
+    )
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        await drop_pg_database(synapse_db)
+        await drop_pg_database(bridge_db)
+
+
+def _synapse_pids(stack: Stack) -> list[int]:
+    """Processes whose command line names this stack's homeserver.yaml."""
+    marker = str(stack.data_dir / "synapse" / "homeserver.yaml").encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+async def test_chat_on_postgres_survives_restart(pg_stack: Stack) -> None:
+    """On PostgreSQL a chat works both ways; Ctrl-C stops Synapse too; after a second
+    start on the same data the citizen's token and timeline are still there."""
+    pg_stack.start()
+    case = await open_case(pg_stack)
+    anna = await staff_client(pg_stack, ANNA)
+    try:
+        room_id = await join_case_room(anna, case["reference"])
+        status, _ = await api(
+            pg_stack, "POST", f"/api/v1/cases/{case['case_id']}/messages",
+            token=case["token"], json={"body": "Vor dem Neustart", "client_id": "a"},
+        )
+        assert status == 201
+        await wait_for_message(anna, room_id, "Vor dem Neustart")
+    finally:
+        await anna.close()
+
+    assert _synapse_pids(pg_stack), "Synapse is not running as a child"
+    assert pg_stack.stop() == 0
+    assert _synapse_pids(pg_stack) == [], "Synapse outlived Ctrl-C"
+
+    pg_stack.start()
+    anna = await staff_client(pg_stack, ANNA)
+    try:
+        await anna.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": "Nach dem Neustart"}
+        )
+        event, seen = await wait_for_event(
+            pg_stack, case, lambda e: e["body"] == "Nach dem Neustart"
+        )
+        assert event["sender"] == "staff"
+        assert [e["body"] for e in seen].count("Vor dem Neustart") == 1
+    finally:
+        await anna.close()
