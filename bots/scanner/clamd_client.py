@@ -139,6 +139,7 @@ class ClamdClient:
         # write has reset the connection.
         answer = asyncio.ensure_future(self._read_answer(reader))
         start_of_unsent = 0
+        stream_complete = False
         try:
             try:
                 writer.write(b"zINSTREAM\0")
@@ -149,11 +150,14 @@ class ClamdClient:
                     writer.write(chunk)
                     start_of_unsent += len(chunk)
                     # Waiting here keeps memory flat and lets a stalled clamd
-                    # surface as a timeout instead of a growing buffer.
+                    # surface as a timeout instead of a growing buffer; the
+                    # sleep lets the reader see an early answer.
                     await writer.drain()
-                if start_of_unsent == len(data):
+                    await asyncio.sleep(0)
+                if not answer.done():
                     writer.write(struct.pack(">I", 0))
                     await writer.drain()
+                    stream_complete = True
             except OSError as exc:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(answer), 1.0)
@@ -163,7 +167,7 @@ class ClamdClient:
                         f"the upload: {exc}"
                     ) from exc
             text = await answer
-            if start_of_unsent < len(data) and not text.endswith(" ERROR"):
+            if not stream_complete and not text.endswith(" ERROR"):
                 # Only an error may come before the end of the stream; a verdict on
                 # a part of the file is no verdict on the file.
                 raise ScanError(
