@@ -1,0 +1,31 @@
+"""What every bot gets (the context) and what it must offer (start/stop)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from bridge.appservice import DurableAppService
+    from bridge.case import CaseService
+    from bridge.config import Config
+    from bridge.db.store import Store
+
+    from .commands import CommandRouter
+
+
+@dataclass
+class BotContext:
+    config: Config
+    store: Store
+    cases: CaseService
+    appservice: DurableAppService
+    commands: CommandRouter
+
+
+class Bot(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...

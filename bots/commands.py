@@ -1,0 +1,93 @@
+"""Staff commands in case rooms (``!video``, ``!close`` …): parsing, the staff
+check, and the bot's answers as notices."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from mautrix.types import (
+    EventType,
+    MessageEvent,
+    MessageType,
+    TextMessageEventContent,
+)
+
+from bridge.case import CaseService
+from bridge.config import Config
+from bridge.db.models import Case
+
+log = logging.getLogger("buergerchat.commands")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    args: str
+    case: Case
+    sender: str
+    event: MessageEvent
+
+
+Handler = Callable[[Command], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    handler: Handler
+    usage: str
+    help: str
+
+
+class CommandRouter:
+    def __init__(self, config: Config, cases: CaseService) -> None:
+        self.config = config
+        self.cases = cases
+        self._commands: dict[str, _Entry] = {}
+        self.register("help", self._help, "!help", "zeigt diese Liste")
+
+    def register(self, name: str, handler: Handler, usage: str, help: str) -> None:
+        self._commands[name] = _Entry(handler, usage, help)
+
+    def is_staff(self, mxid: str) -> bool:
+        return mxid in self.config.all_staff()
+
+    async def handle_event(self, event: object) -> None:
+        if not isinstance(event, MessageEvent) or event.type != EventType.ROOM_MESSAGE:
+            return
+        content = event.content
+        if content.msgtype != MessageType.TEXT or not content.body.startswith("!"):
+            return
+        if self.cases.is_bridge_user(event.sender):
+            return
+        case = await self.cases.store.case_by_room(event.room_id)
+        if case is None:
+            return
+        name, _, args = content.body[1:].strip().partition(" ")
+        name = name.lower()
+        if not self.is_staff(event.sender):
+            await self.reply(
+                event.room_id,
+                f"!{name} ist nur für Mitarbeitende der Verwaltung. "
+                "Bitte wenden Sie sich an die Administration, wenn Sie dazugehören.",
+            )
+            return
+        entry = self._commands.get(name)
+        if entry is None:
+            await self.reply(
+                event.room_id, f"Unbekannter Befehl !{name}. " + self.help_text()
+            )
+            return
+        await entry.handler(Command(name, args.strip(), case, event.sender, event))
+
+    def help_text(self) -> str:
+        lines = [f"{e.usage} – {e.help}" for e in self._commands.values()]
+        return "Befehle in diesem Raum:\n" + "\n".join(sorted(lines))
+
+    async def _help(self, command: Command) -> None:
+        await self.reply(command.event.room_id, self.help_text())
+
+    async def reply(self, room_id: str, text: str) -> str:
+        content = TextMessageEventContent(msgtype=MessageType.NOTICE, body=text)
+        return str(await self.cases.az.intent.send_message(room_id, content))
