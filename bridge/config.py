@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .yamlconf import ConfigError, Problems, Section, check_matrix_id
+from bots.routing.model import Department, Staff
+from bots.routing.rules import read_rules
+
+from .yamlconf import ConfigError, Problems, Section
 
 __all__ = ["Config", "ConfigError", "Department", "Staff", "load_config", "paths"]
 
@@ -57,19 +60,6 @@ class Citizen:
     reference_prefix: str
     long_poll_max_seconds: int
     privacy_url: str | None
-
-
-@dataclass(frozen=True)
-class Staff:
-    mxid: str
-    name: str | None
-
-
-@dataclass(frozen=True)
-class Department:
-    id: str
-    name: str
-    staff: tuple[Staff, ...]
 
 
 @dataclass(frozen=True)
@@ -192,43 +182,8 @@ def _replace(obj: BridgeSettings, **changes: str) -> BridgeSettings:
 
 
 def _load_departments(section: Section) -> tuple[Department, ...]:
-    departments: list[Department] = []
-    seen: set[str] = set()
-    for item in section.items("departments", required=True):
-        if not item.is_mapping():
-            item.error("each department must be a mapping with id, name and staff")
-            continue
-        dep = item.section()
-        dep_id = dep.get("id", str)
-        if dep_id is not None and not _ID.match(dep_id):
-            dep.error(
-                f"'{dep_id}' is not a valid id: use lower-case letters, digits, - "
-                "and _, starting with a letter",
-                "id",
-            )
-        elif dep_id in seen:
-            dep.error(f"department id '{dep_id}' is used twice", "id")
-        seen.add(dep_id)
-        staff: list[Staff] = []
-        for entry in dep.items("staff", required=True):
-            if isinstance(entry.value, str):
-                problem = check_matrix_id(entry.value)
-                if problem:
-                    entry.error(problem)
-                staff.append(Staff(entry.value, None))
-            elif entry.is_mapping():
-                person = entry.section()
-                mxid = person.get("id", str, check=check_matrix_id)
-                staff.append(Staff(mxid, person.get("name", str, None)))
-                person.finish()
-            else:
-                entry.error("must be a Matrix ID or a mapping with id and name")
-        departments.append(Department(dep_id, dep.get("name", str), tuple(staff)))
-        dep.finish()
-    section.finish()
-    if not departments and not section.problems.items:
-        section.error("at least one department is needed", "departments")
-    return tuple(departments)
+    """Departments with their hours and routing (bots.routing.rules checks them)."""
+    return read_rules(section).departments
 
 
 def load_config(config_dir: Path | None = None, data_dir: Path | None = None) -> Config:
