@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from PIL import Image
@@ -162,7 +163,7 @@ def fake_ooxml(main_part_exists: bool) -> bytes:
     return _zip(files)
 
 
-def _zip(files: dict[str, str | bytes]) -> bytes:
+def _zip(files: Mapping[str, str | bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, content in files.items():

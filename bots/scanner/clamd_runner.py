@@ -19,7 +19,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from bots.scanner.clamd_client import ClamdClient
 from bots.scanner.verdict import ScanError
@@ -211,17 +211,18 @@ class ClamdProcess:
         scan_timeout: float = 60.0,
     ) -> ClamdClient:
         """A client for this clamd over ``"tcp"`` or ``"unix"``."""
-        timeouts = {"connect_timeout": connect_timeout, "scan_timeout": scan_timeout}
-        limit = self.limits.stream_max_length
         if transport == "unix" and self.unix_socket is not None:
-            return ClamdClient(
-                unix_socket=self.unix_socket, max_stream_length=limit, **timeouts
-            )
-        if transport == "tcp" and self.port is not None:
-            return ClamdClient(
-                host="127.0.0.1", port=self.port, max_stream_length=limit, **timeouts
-            )
-        raise ValueError(f"this clamd does not listen on {transport!r} (started?)")
+            address: dict[str, Any] = {"unix_socket": self.unix_socket}
+        elif transport == "tcp" and self.port is not None:
+            address = {"host": "127.0.0.1", "port": self.port}
+        else:
+            raise ValueError(f"this clamd does not listen on {transport!r} (started?)")
+        return ClamdClient(
+            **address,
+            connect_timeout=connect_timeout,
+            scan_timeout=scan_timeout,
+            max_stream_length=self.limits.stream_max_length,
+        )
 
     async def start(self) -> None:
         """Write config and signatures, start clamd and wait until it answers PING."""
