@@ -105,7 +105,8 @@ def render(config: Config, secrets_: Secrets, modules: str = "") -> Path:
         "synapse_dir": synapse_dir,
         "database": _database_block(hs.database, synapse_dir),
         "max_upload_size_mb": hs.max_upload_size_mb,
-        "bridge_url": f"http://{_loopback(config.bridge.host)}:{config.bridge.port}",
+        "bridge_url": config.bridge.appservice_url,
+        "bind_address": hs.bind_address,
         "bot_localpart": config.bridge.bot_localpart,
         "ghost_prefix": config.bridge.ghost_prefix,
         "modules": modules,
@@ -117,10 +118,6 @@ def render(config: Config, secrets_: Secrets, modules: str = "") -> Path:
         target.write_text(template.substitute(values), encoding="utf-8")
         target.chmod(0o600)
     return synapse_dir / "homeserver.yaml"
-
-
-def _loopback(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "") else host
 
 
 async def versions_answer(url: str) -> bool:
