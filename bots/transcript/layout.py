@@ -1,0 +1,263 @@
+"""Styles and flowables of the transcript page: the timeline's building blocks."""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+from PIL import Image as PILImage
+from PIL import ImageOps
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_CENTER, TA_LEFT
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.platypus import Flowable, Image
+
+from bots.transcript.fonts import FontFamily
+from bots.transcript.textblock import TextStyle
+
+log = logging.getLogger(__name__)
+
+INK = colors.HexColor("#1a1a1a")
+GREY = colors.HexColor("#5f6b7a")
+RULE = colors.HexColor("#b8c0ca")
+CITIZEN = colors.HexColor("#1f5f99")
+STAFF = colors.HexColor("#2e7d4f")
+SYSTEM_BG = colors.HexColor("#eef1f4")
+ALERT = colors.HexColor("#b42318")
+
+GUTTER = 46.0  # room left of the text for time and entry number
+GUTTER_MIN_H = 18.0  # time plus entry number
+BAR_GAP = 7.0  # distance of the sender's colour bar from the text
+THUMB_W, THUMB_H = 170.0, 128.0  # points on the page
+THUMB_PX = 420  # pixels kept: about 150 dpi at the printed size
+# Formats Pillow cannot decode at reduced size must fit in memory whole.
+MAX_FULL_DECODE_PIXELS = 20_000_000
+MAX_DRAFT_PIXELS = 120_000_000
+
+
+@dataclass(frozen=True)
+class Styles:
+    """Paragraph styles of one document, built on the embedded font family."""
+
+    fonts: FontFamily
+    message: TextStyle
+    message_tight: TextStyle
+    event: TextStyle
+    body: ParagraphStyle
+    attachment: ParagraphStyle
+    day: ParagraphStyle
+    heading: ParagraphStyle
+    title: ParagraphStyle
+    town: ParagraphStyle
+    label: ParagraphStyle
+    value: ParagraphStyle
+    small: ParagraphStyle
+    small_center: ParagraphStyle
+    hash: ParagraphStyle
+
+
+def make_styles(fonts: FontFamily) -> Styles:
+    """The document's styles; long words and URLs are split, never clipped."""
+    base = ParagraphStyle(
+        "bc-body",
+        fontName=fonts.regular,
+        fontSize=9.5,
+        leading=12.6,
+        textColor=INK,
+        alignment=TA_LEFT,
+        splitLongWords=1,
+        spaceAfter=5,
+        allowWidows=0,
+        allowOrphans=0,
+    )
+
+    def derive(name: str, **kw: Any) -> ParagraphStyle:
+        return ParagraphStyle(f"bc-{name}", parent=base, **kw)
+
+    message = TextStyle(
+        font=fonts.regular,
+        size=9.5,
+        leading=12.6,
+        color=INK,
+        head_font=fonts.bold,
+        role_font=fonts.regular,
+        role_size=7.5,
+        role_color=GREY,
+    )
+    return Styles(
+        fonts=fonts,
+        message=message,
+        message_tight=replace(message, space_after=2.0),
+        event=replace(
+            message,
+            font=fonts.italic,
+            size=8.5,
+            leading=11.0,
+            color=GREY,
+            space_after=7.0,
+            background=SYSTEM_BG,
+            pad_x=4.0,
+            pad_y=2.0,
+        ),
+        body=base,
+        attachment=derive("attachment", fontSize=8.5, leading=11, spaceAfter=6),
+        day=derive(
+            "day",
+            fontName=fonts.bold,
+            fontSize=10,
+            leading=13,
+            spaceBefore=8,
+            spaceAfter=6,
+            textColor=GREY,
+        ),
+        heading=derive(
+            "heading", fontName=fonts.bold, fontSize=12, leading=15, spaceBefore=10
+        ),
+        title=derive("title", fontName=fonts.bold, fontSize=17, leading=21),
+        town=derive("town", fontName=fonts.bold, fontSize=13, leading=16),
+        label=derive("label", fontSize=9, textColor=GREY, spaceAfter=0),
+        value=derive("value", fontSize=9.5, spaceAfter=0),
+        small=derive("small", fontSize=8, leading=10.5, textColor=GREY),
+        small_center=derive(
+            "small-center",
+            fontSize=8,
+            leading=10.5,
+            textColor=GREY,
+            alignment=TA_CENTER,
+        ),
+        hash=derive("hash", fontName=fonts.mono_bold, fontSize=9, leading=12),
+    )
+
+
+class Gutter(Flowable):
+    """Draws `inner` right of a gutter holding the time and entry number.
+
+    The coloured bar tells citizen from staff at a glance; a split keeps the
+    bar but prints the time only on the first part.
+    """
+
+    def __init__(
+        self,
+        inner: Flowable,
+        styles: Styles,
+        label: str | None = None,
+        number: str | None = None,
+        bar: colors.Color | None = None,
+    ) -> None:
+        super().__init__()
+        self.inner = inner
+        self.styles = styles
+        self.label = label
+        self.number = number
+        self.bar = bar
+        self._inner_h = 0.0
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
+        _, self._inner_h = self.inner.wrap(availWidth - GUTTER, availHeight)
+        # Short system lines must still leave room for time and number.
+        least = GUTTER_MIN_H if self.number else 0.0
+        self.width, self.height = availWidth, max(self._inner_h, least)
+        return self.width, self.height
+
+    def split(self, availWidth: float, availHeight: float) -> list[Flowable]:
+        parts = self.inner.split(availWidth - GUTTER, availHeight)
+        if not parts:
+            return []
+        first = Gutter(parts[0], self.styles, self.label, self.number, self.bar)
+        rest = [Gutter(p, self.styles, None, None, self.bar) for p in parts[1:]]
+        return [first, *rest]
+
+    def getSpaceBefore(self) -> float:
+        return float(self.inner.getSpaceBefore())
+
+    def getSpaceAfter(self) -> float:
+        return float(self.inner.getSpaceAfter())
+
+    def draw(self) -> None:
+        canv = self.canv
+        fonts = self.styles.fonts
+        base = self.height - self._inner_h
+        self.inner.drawOn(canv, GUTTER, base)
+        if self.bar is not None:
+            canv.setStrokeColor(self.bar)
+            canv.setLineWidth(1.6)
+            x = GUTTER - BAR_GAP
+            canv.line(x, 0.5, x, self.height - 0.5)
+        top = self.height - 9.0
+        if self.label:
+            canv.setFillColor(INK)
+            canv.setFont(fonts.bold, 8.5)
+            canv.drawString(0, top, self.label)
+        if self.number:
+            canv.setFillColor(GREY)
+            canv.setFont(fonts.regular, 6.5)
+            canv.drawString(0, top - 9.0, self.number)
+
+
+class Stack(Flowable):
+    """Flowables kept together on one page, e.g. a thumbnail and its caption."""
+
+    def __init__(self, parts: list[Flowable], gap: float = 3.0) -> None:
+        super().__init__()
+        self.parts = parts
+        self.gap = gap
+        self._sizes: list[tuple[float, float]] = []
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
+        self._sizes = [p.wrap(availWidth, availHeight) for p in self.parts]
+        self.width = availWidth
+        self.height = sum(h for _, h in self._sizes) + self.gap * (len(self.parts) - 1)
+        return self.width, self.height
+
+    def getSpaceAfter(self) -> float:
+        return float(self.parts[-1].getSpaceAfter()) if self.parts else 0.0
+
+    def draw(self) -> None:
+        y = self.height
+        for part, (_, h) in zip(self.parts, self._sizes, strict=True):
+            y -= h
+            part.drawOn(self.canv, 0, y)
+            y -= self.gap
+
+
+def thumbnail(data: bytes) -> tuple[Image | None, str | None]:
+    """A JPEG thumbnail flowable, or None and the reason it could not be made.
+
+    Decoding stays memory-bounded: JPEGs are decoded at reduced scale and
+    other formats above MAX_FULL_DECODE_PIXELS are refused.
+    """
+    try:
+        with PILImage.open(io.BytesIO(data)) as img:
+            pixels = img.width * img.height
+            if img.format == "JPEG" and pixels <= MAX_DRAFT_PIXELS:
+                img.draft("RGB", (THUMB_PX, THUMB_PX))
+            elif pixels > MAX_FULL_DECODE_PIXELS:
+                return None, "Bild zu groß für eine Vorschau"
+            img.load()
+            small = ImageOps.exif_transpose(img) or img
+            small.thumbnail((THUMB_PX, THUMB_PX))
+            small = _flatten(small)
+            out = io.BytesIO()
+            small.save(out, "JPEG", quality=82, optimize=True)
+            width, height = small.size
+    except (OSError, ValueError, PILImage.DecompressionBombError) as exc:
+        # A broken or hostile image must not stop the transcript.
+        log.info("transcript thumbnail skipped: %s", exc)
+        return None, "Vorschau konnte nicht erzeugt werden"
+    scale = min(THUMB_W / width, THUMB_H / height, 1.0)
+    out.seek(0)
+    flow = Image(out, width=width * scale, height=height * scale)
+    flow.hAlign = "LEFT"
+    return flow, None
+
+
+def _flatten(img: PILImage.Image) -> PILImage.Image:
+    # JPEG has no alpha: put transparent images on white, as a viewer shows them.
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = PILImage.new("RGB", rgba.size, (255, 255, 255))
+        white.paste(rgba, mask=rgba.getchannel("A"))
+        return white
+    return img.convert("RGB")

@@ -1,0 +1,166 @@
+"""Render a case transcript to PDF: the one entry point of this package."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import BaseDocTemplate, Flowable, Frame, PageTemplate
+
+from bots.transcript.fonts import DEFAULT_FONT_DIR, load_fonts
+from bots.transcript.layout import GREY, RULE, Styles, make_styles
+from bots.transcript.model import CaseInfo, Entry, RenderedTranscript
+from bots.transcript.story import LazyStory, Story
+
+_LEFT_MARGIN = 25 * mm  # room for filing holes, as in DIN 5008 letters
+_FOOTER_Y = 12 * mm
+_FOOTER_SIZE = 8
+
+
+class _PageCountCanvas(Canvas):  # type: ignore[misc]
+    """Holds finished pages back until the total is known, then numbers them.
+
+    A page's drawing operations are kept either way (reportlab keeps every
+    page stream until it saves), so deferring costs little extra memory and
+    gives plain "Seite x von y" text that searches and copies as one line.
+    """
+
+    font_name = "Helvetica"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._held: list[dict[str, Any]] = []
+
+    def showPage(self) -> None:
+        self._held.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self) -> None:
+        total = len(self._held)
+        for number, state in enumerate(self._held, start=1):
+            self.__dict__.update(state)
+            self.setFillColor(GREY)
+            self.setFont(self.font_name, _FOOTER_SIZE)
+            self.drawString(_LEFT_MARGIN, _FOOTER_Y, f"Seite {number} von {total}")
+            super().showPage()
+        self._held.clear()
+        super().save()
+
+
+class _TranscriptDoc(BaseDocTemplate):  # type: ignore[misc]
+    """A4 pages with a running header and a footer naming town and case."""
+
+    def __init__(
+        self, buffer: io.BytesIO, case: CaseInfo, styles: Styles, **info: Any
+    ) -> None:
+        super().__init__(
+            buffer,
+            pagesize=A4,
+            leftMargin=_LEFT_MARGIN,
+            rightMargin=20 * mm,
+            topMargin=20 * mm,
+            bottomMargin=22 * mm,
+            creator="Bürgerchat",
+            producer="Bürgerchat (ReportLab)",
+            lang="de-DE",
+            **info,
+        )
+        self.case = case
+        self.styles = styles
+        self.page_count = 0
+        self.final_keywords = ""
+        self.pdf_date = ""
+        frame = Frame(
+            self.leftMargin,
+            self.bottomMargin,
+            self.width,
+            self.height,
+            leftPadding=0,
+            rightPadding=0,
+            topPadding=0,
+            bottomPadding=0,
+            id="body",
+        )
+        template = PageTemplate(id="page", frames=[frame], onPage=self._decorate)
+        self.addPageTemplates([template])
+
+    def _decorate(self, canv: Canvas, doc: BaseDocTemplate) -> None:
+        self.page_count = max(self.page_count, doc.page)
+        case, font = self.case, self.styles.fonts.regular
+        left = self.leftMargin
+        right = self.pagesize[0] - self.rightMargin
+        canv.saveState()
+        canv.setStrokeColor(RULE)
+        canv.setLineWidth(0.5)
+        canv.line(left, _FOOTER_Y + 9, right, _FOOTER_Y + 9)
+        canv.setFillColor(GREY)
+        canv.setFont(font, _FOOTER_SIZE)
+        footer = f"{case.town_name} · Vorgang {case.reference}"
+        canv.drawRightString(right, _FOOTER_Y, footer)
+        if doc.page > 1:
+            top = self.pagesize[1] - 12 * mm
+            title = f"Gesprächsprotokoll · Vorgang {case.reference}"
+            canv.drawString(left, top, title)
+            canv.drawRightString(right, top, case.department)
+            canv.line(left, top - 4, right, top - 4)
+        canv.restoreState()
+
+    def _endBuild(self) -> None:
+        # Metadata that is only known once the last entry went through the chain.
+        self.canv.setKeywords(self.final_keywords)
+        created = self.pdf_date
+        self.canv.setDateFormatter(lambda *_: created)
+        super()._endBuild()
+
+
+def render_pdf(
+    case: CaseInfo,
+    entries: Sequence[Entry],
+    *,
+    generated_at: datetime | None = None,
+    font_dir: str = DEFAULT_FONT_DIR,
+) -> RenderedTranscript:
+    """Render the transcript of `case`; blocking, so call it in a thread.
+
+    `entries` must be in timeline order. `generated_at` (default: now) is
+    printed in the header and used as the PDF's creation date.
+    """
+    try:
+        tz = ZoneInfo(case.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"CaseInfo.timezone: unknown zone {case.timezone!r}") from exc
+    created = generated_at or datetime.now(UTC)
+    if created.tzinfo is None:
+        raise ValueError("generated_at must be timezone-aware")
+    styles = make_styles(load_fonts(font_dir))
+    buffer = io.BytesIO()
+    doc = _TranscriptDoc(
+        buffer,
+        case,
+        styles,
+        title=f"Gesprächsprotokoll {case.reference}",
+        author=case.town_name,
+        subject=f"Bürgerchat – {case.department}: {case.topic}",
+    )
+    doc.pdf_date = f"D:{created.astimezone(UTC):%Y%m%d%H%M%S}+00'00'"
+    story = Story(case, entries, styles, tz, created, doc.width)
+
+    def flowables() -> Iterator[Flowable]:
+        yield from story.flowables()
+        doc.final_keywords = (
+            f"Bürgerchat, {case.reference}, sha256-chain:{story.final_hash}"
+        )
+
+    canvas_class = type(
+        "_Canvas", (_PageCountCanvas,), {"font_name": styles.fonts.regular}
+    )
+    doc.build(LazyStory(flowables()), canvasmaker=canvas_class)
+    return RenderedTranscript(
+        pdf=buffer.getvalue(), final_hash=story.final_hash, pages=doc.page_count
+    )
