@@ -243,6 +243,8 @@ class ClamdProcess:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=output,
                 stderr=output,
+                # Ctrl-C reaches only us; we then stop clamd in order.
+                start_new_session=True,
             )
         log.info("started clamd pid %s with %s", self.pid, self.config_path)
         try:
@@ -281,20 +283,31 @@ class ClamdProcess:
         deadline = loop.time() + self.start_timeout
         while True:
             if self._process.returncode is not None:
+                tail = await asyncio.to_thread(self._log_tail)
                 raise ClamdStartError(
                     f"clamd exited with code {self._process.returncode} while "
-                    f"starting; see {self.log_path} and {self.output_path}"
+                    f"starting; see {self.log_path} and {self.output_path}{tail}"
                 )
             try:
                 await probe.ping()
                 return
             except ScanError:
                 if loop.time() > deadline:
+                    tail = await asyncio.to_thread(self._log_tail)
                     raise ClamdStartError(
                         f"clamd did not answer PING within {self.start_timeout:g} s; "
-                        f"see {self.log_path} and {self.output_path}"
+                        f"see {self.log_path} and {self.output_path}{tail}"
                     ) from None
             await asyncio.sleep(0.1)
+
+    def _log_tail(self, lines: int = 3) -> str:
+        """The last lines of clamd's output, so the error shows the cause at once."""
+        tail: list[str] = []
+        for path in (self.log_path, self.output_path):
+            with contextlib.suppress(OSError):
+                text = path.read_text("utf-8", "replace").strip()
+                tail += [f"  {line}" for line in text.splitlines()[-lines:]]
+        return ":\n" + "\n".join(tail) if tail else ""
 
     async def wait(self) -> int:
         """Wait until clamd exits, for a supervisor; return its exit code."""
@@ -302,11 +315,15 @@ class ClamdProcess:
             raise ClamdStartError("clamd was not started")
         return await self._process.wait()
 
-    async def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM, wait up to ``grace`` seconds, then SIGKILL. Safe to repeat."""
+    async def stop(self, grace: float = 10.0) -> int | None:
+        """SIGTERM, wait up to ``grace`` seconds, then SIGKILL. Safe to repeat.
+
+        Returns clamd's exit code (negative: killed by that signal), or None if
+        nothing was running.
+        """
         process, self._process = self._process, None
         if process is None:
-            return
+            return None
         if process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
@@ -325,6 +342,7 @@ class ClamdProcess:
         log.info("clamd pid %s stopped with code %s", process.pid, process.returncode)
         if self.unix_socket is not None:
             self.unix_socket.unlink(missing_ok=True)
+        return process.returncode
 
     async def __aenter__(self) -> ClamdProcess:
         await self.start()

@@ -157,8 +157,9 @@ async def test_clamd_that_cannot_start_names_its_log(tmp_path: Path) -> None:
     empty = tmp_path / "no-signatures"
     empty.mkdir()
     process = ClamdProcess(tmp_path, max_upload_size=1024, signature_dir=empty)
-    with pytest.raises(ClamdStartError, match=str(tmp_path / "clamd.log")):
+    with pytest.raises(ClamdStartError, match=str(tmp_path / "clamd.log")) as caught:
         await process.start()
+    assert "No supported database files" in str(caught.value)  # the cause, inline
     assert not process.running
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -124,3 +127,57 @@ async def test_too_long_socket_path_is_refused_before_starting(tmp_path: Path) -
     with pytest.raises(ClamdStartError, match="shorter data folder"):
         await process.start()
     assert process.pid is None
+
+
+def fake_clamd(tmp_path: Path, body: str) -> Path:
+    """An executable standing in for clamd that never opens a socket."""
+    script = tmp_path / "fake-clamd"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return script
+
+
+async def test_clamd_that_never_answers_fails_start_and_is_stopped(
+    tmp_path: Path,
+) -> None:
+    """No PONG within start_timeout: a ClamdStartError, and the process is gone."""
+    process = ClamdProcess(
+        tmp_path,
+        max_upload_size=1000,
+        clamd_binary=fake_clamd(tmp_path, "exec sleep 30"),
+        start_timeout=0.5,
+    )
+    with pytest.raises(ClamdStartError, match=r"did not answer PING within 0.5 s"):
+        await process.start()
+    assert not process.running and process.pid is None
+
+
+PONG_IGNORING_SIGTERM = """
+import signal, socket, sys
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+conf = dict(l.split(" ", 1) for l in open(sys.argv[1].split("=", 1)[1]) if " " in l)
+server = socket.create_server(("127.0.0.1", int(conf["TCPSocket"])))
+while True:
+    connection, _ = server.accept()
+    connection.recv(100)
+    connection.sendall(b"PONG\\0")
+    connection.close()
+"""
+
+
+async def test_stop_kills_a_clamd_that_ignores_sigterm(tmp_path: Path) -> None:
+    """A child that answers PING but ignores SIGTERM is killed after the grace."""
+    script = tmp_path / "stubborn.py"
+    script.write_text(PONG_IGNORING_SIGTERM)
+    process = ClamdProcess(
+        tmp_path,
+        max_upload_size=1000,
+        unix_socket=False,
+        clamd_binary=fake_clamd(tmp_path, f'exec {sys.executable} {script} "$@"'),
+    )
+    await process.start()
+    assert process.running
+    started = time.monotonic()
+    assert await process.stop(grace=0.5) == -signal.SIGKILL
+    assert time.monotonic() - started < 3
+    assert not process.running
