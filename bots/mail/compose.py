@@ -1,0 +1,286 @@
+"""The German e-mails of the offline path, as pure functions over plain data.
+
+Three mails: the offline message to the department's inbox, the confirmation to
+the citizen, and the "there is an answer" notice with a personal resume link.
+Bodies are UTF-8 plain text in quoted-printable, so they pass any SMTP server
+(no 8BITMIME needed) and umlauts survive. ``Date`` and ``Message-ID`` may be given;
+when left out, :meth:`Outbox.enqueue` fills them in once, before the first try.
+
+Mails to the citizen carry no content of the conversation: the address was typed
+by whoever used the form and may be wrong, and e-mail travels unencrypted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from zoneinfo import ZoneInfo
+
+from bots.mail.settings import Sender, check_address
+
+BERLIN = ZoneInfo("Europe/Berlin")
+_SUBJECT_TOPIC_LIMIT = 120
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_BLANK = "(nicht angegeben)"
+
+
+@dataclass(frozen=True)
+class Contact:
+    """How the citizen wants to be reached; at least one way is given."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class OfflineMessage:
+    """A message left outside the live hours, as the department should read it."""
+
+    reference: str
+    department_name: str
+    topic: str
+    concern: str
+    contact: Contact
+    received_at: datetime
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Collapse line breaks and control characters, so input cannot add headers."""
+    flat = " ".join(_CONTROL.sub(" ", text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def _paragraphs(text: str) -> str:
+    """The citizen's text with normalised line breaks and no control characters."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(_CONTROL.sub("", line).rstrip() for line in lines).strip()
+
+
+def _when(moment: datetime, tz: ZoneInfo) -> str:
+    return moment.astimezone(tz).strftime("%d.%m.%Y, %H:%M Uhr")
+
+
+def _mailbox(address: str, name: str | None) -> Address:
+    problem = check_address(address)
+    if problem:
+        raise ValueError(problem)
+    return Address(display_name=one_line(name or ""), addr_spec=address)
+
+
+def _base(
+    *,
+    sender: Sender,
+    to: Address,
+    subject: str,
+    reference: str,
+    body: str,
+    date: datetime | None,
+    message_id: str | None,
+    reply_to: Address | None = None,
+) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender.header()
+    msg["To"] = to
+    if reply_to is not None:
+        msg["Reply-To"] = reply_to
+    msg["Subject"] = subject
+    if date is not None:
+        msg["Date"] = format_datetime(date)
+    if message_id is not None:
+        msg["Message-ID"] = message_id
+    # RFC 3834: no vacation or out-of-office answers to these mails; the second
+    # header asks Exchange, common in town halls, for the same.
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg["X-Buergerchat-Reference"] = one_line(reference, 40)
+    msg.set_content(body, charset="utf-8", cte="quoted-printable")
+    return msg
+
+
+def _greeting(name: str | None) -> str:
+    return f"Guten Tag {one_line(name)}," if name and name.strip() else "Guten Tag,"
+
+
+def offline_message_to_department(
+    message: OfflineMessage,
+    *,
+    sender: Sender,
+    inbox: str,
+    date: datetime | None = None,
+    message_id: str | None = None,
+    tz: ZoneInfo = BERLIN,
+) -> EmailMessage:
+    """The mail to the department's inbox; replies go to the citizen if possible."""
+    contact = message.contact
+    reference = one_line(message.reference, 40)
+    topic = one_line(message.topic, _SUBJECT_TOPIC_LIMIT)
+    reply_to = _mailbox(contact.email, contact.name) if contact.email else None
+    if reply_to is not None:
+        who = one_line(contact.name) if contact.name else contact.email
+        how = (
+            "Am besten antworten Sie im Bürgerchat im Raum des Vorgangs: dann "
+            "erhält die Person eine E-Mail mit einem Link zum Gespräch, und die "
+            "Antwort bleibt beim Vorgang.\n"
+            f"Mit „Antworten“ auf diese E-Mail schreiben Sie direkt an {who}."
+        )
+    elif contact.phone:
+        how = (
+            "Es wurde keine E-Mail-Adresse angegeben. Bitte rufen Sie unter "
+            f"{one_line(contact.phone, 60)} zurück."
+        )
+    else:
+        how = "Es wurden keine Kontaktdaten angegeben."
+    body = "\n".join(
+        [
+            "Guten Tag,",
+            "",
+            "über den Bürgerchat ist außerhalb der Sprechzeiten eine Nachricht für "
+            f"{one_line(message.department_name)} eingegangen.",
+            "",
+            f"Vorgang:  {reference}",
+            f"Thema:    {topic}",
+            f"Eingang:  {_when(message.received_at, tz)}",
+            "",
+            "Anliegen",
+            "--------",
+            _paragraphs(message.concern),
+            "",
+            "Kontakt",
+            "-------",
+            f"Name:     {one_line(contact.name) if contact.name else _BLANK}",
+            f"E-Mail:   {contact.email or _BLANK}",
+            f"Telefon:  {one_line(contact.phone, 60) if contact.phone else _BLANK}",
+            "",
+            how,
+            "",
+            "-- ",
+            f"{sender.name} (automatisch erzeugte Nachricht)",
+        ]
+    )
+    return _base(
+        sender=sender,
+        to=_mailbox(inbox, message.department_name),
+        subject=f"[{reference}] {topic} – Nachricht aus dem Bürgerchat",
+        reference=reference,
+        body=body + "\n",
+        date=date,
+        message_id=message_id,
+        reply_to=reply_to,
+    )
+
+
+def confirmation_to_citizen(
+    message: OfflineMessage,
+    *,
+    sender: Sender,
+    reply_to: str | None = None,
+    date: datetime | None = None,
+    message_id: str | None = None,
+    tz: ZoneInfo = BERLIN,
+) -> EmailMessage:
+    """The confirmation with the case reference; it repeats none of the concern."""
+    contact = message.contact
+    if not contact.email:
+        raise ValueError("a confirmation needs the citizen's e-mail address")
+    reference = one_line(message.reference, 40)
+    questions = (
+        "Bei Rückfragen antworten Sie einfach auf diese E-Mail."
+        if reply_to
+        else "Bitte antworten Sie nicht auf diese E-Mail; sie wurde automatisch "
+        "versandt."
+    )
+    body = "\n".join(
+        [
+            _greeting(contact.name),
+            "",
+            "vielen Dank für Ihre Nachricht an "
+            f"{one_line(message.department_name)}. Sie ist am "
+            f"{_when(message.received_at, tz)} eingegangen unter dem Vorgangszeichen",
+            "",
+            f"    {reference}",
+            "",
+            f"Thema: {one_line(message.topic, _SUBJECT_TOPIC_LIMIT)}",
+            "",
+            "Wir melden uns während der Sprechzeiten. Sobald es eine Antwort gibt, "
+            "erhalten Sie eine E-Mail mit einem persönlichen Link zum Gespräch. "
+            "Bitte nennen Sie bei Rückfragen das Vorgangszeichen.",
+            "",
+            questions,
+            "Falls Sie keine Nachricht geschrieben haben, hat jemand Ihre Adresse "
+            "eingegeben; dann können Sie diese E-Mail ignorieren.",
+            "",
+            "Freundliche Grüße",
+            sender.name,
+        ]
+    )
+    return _base(
+        sender=sender,
+        to=_mailbox(contact.email, contact.name),
+        subject=f"[{reference}] Ihre Nachricht ist eingegangen",
+        reference=reference,
+        body=body + "\n",
+        date=date,
+        message_id=message_id,
+        reply_to=_mailbox(reply_to, message.department_name) if reply_to else None,
+    )
+
+
+def answer_notice_to_citizen(
+    *,
+    sender: Sender,
+    to: str,
+    name: str | None,
+    reference: str,
+    department_name: str,
+    resume_url: str,
+    expires_at: datetime | None = None,
+    date: datetime | None = None,
+    message_id: str | None = None,
+    tz: ZoneInfo = BERLIN,
+) -> EmailMessage:
+    """'There is an answer': a personal link to the case, not the answer itself."""
+    reference = one_line(reference, 40)
+    url = one_line(resume_url, 2000)
+    if not url.startswith(("https://", "http://")):
+        raise ValueError(f"the resume link must be an http(s) URL, not {url!r}")
+    validity = (
+        f"Der Link gilt bis {_when(expires_at, tz)} und nur für diesen Vorgang."
+        if expires_at is not None
+        else "Der Link gilt nur für diesen Vorgang."
+    )
+    body = "\n".join(
+        [
+            _greeting(name),
+            "",
+            f"auf Ihre Nachricht an {one_line(department_name)} (Vorgang "
+            f"{reference}) gibt es eine Antwort.",
+            "",
+            "Mit diesem persönlichen Link lesen Sie die Antwort und können direkt "
+            "antworten:",
+            "",
+            url,
+            "",
+            f"{validity} Bitte geben Sie ihn nicht weiter. Die Antwort selbst steht "
+            "zum Schutz Ihrer Daten nicht in dieser E-Mail.",
+            "",
+            "Bitte antworten Sie nicht auf diese E-Mail; sie wurde automatisch "
+            "versandt.",
+            "",
+            "Freundliche Grüße",
+            sender.name,
+        ]
+    )
+    return _base(
+        sender=sender,
+        to=_mailbox(to, name),
+        subject=f"[{reference}] Es gibt eine Antwort auf Ihre Nachricht",
+        reference=reference,
+        body=body + "\n",
+        date=date,
+        message_id=message_id,
+    )
