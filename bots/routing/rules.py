@@ -8,6 +8,7 @@ same for one file on its own (reloading), raising :class:`ConfigError`.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -372,8 +373,10 @@ def _check_ids(departments: list[_Read]) -> None:
 
 
 def _unknown(dep_id: str, ids: set[str]) -> str:
-    known = ", ".join(sorted(i for i in ids if i))
-    return f"unknown department '{dep_id}'; known are: {known}"
+    known = sorted(i for i in ids if i)
+    hint = difflib.get_close_matches(dep_id, known, n=1)
+    tip = f"did you mean '{hint[0]}'? " if hint else ""
+    return f"unknown department '{dep_id}'; {tip}known are: {', '.join(known)}"
 
 
 def _check_fallbacks(departments: list[_Read], ids: set[str]) -> None:
