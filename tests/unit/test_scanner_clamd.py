@@ -315,7 +315,7 @@ async def test_unexpected_answers_fail_closed(
 ) -> None:
     """Anything but a proper OK or FOUND raises; pyclamd would say clean here."""
     async with fake_clamd(handler) as port:
-        client = ClamdClient(host="127.0.0.1", port=port, scan_timeout=2)
+        client = ClamdClient(host="127.0.0.1", port=port, scan_timeout=1)
         with pytest.raises(error):
             await client.scan(b"y" * 2_000_000)
 
