@@ -9,8 +9,6 @@ Targets: 10,000 entries in < 10 s and < 200 MB peak.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import resource
@@ -18,70 +16,16 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bots.transcript import Attachment, CaseInfo, Entry, render_pdf  # noqa: E402
+from bots.transcript import render_pdf, sample  # noqa: E402
 
 SIZES = (100, 1_000, 10_000)
 TARGET_SECONDS, TARGET_MB = 10.0, 200.0
-_WORDS = (
-    "Guten Tag ich möchte meinen Wohnsitz ummelden und brauche dafür einen "
-    "Termin im Bürgerbüro Größe Straße Grüße Öffnungszeiten Personalausweis "
-    "Wohnungsgeberbestätigung bitte danke schön gerne natürlich Übergabe"
-).split()
-
-
-def _photo() -> bytes:
-    from PIL import Image
-
-    img = Image.new("RGB", (1600, 1200), (90, 140, 200))
-    out = io.BytesIO()
-    img.save(out, "JPEG", quality=85)
-    return out.getvalue()
-
-
-def make_case_and_entries(count: int) -> tuple[CaseInfo, list[Entry]]:
-    """A realistic mix: short and long messages, system events, files, photos."""
-    start = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
-    photo = _photo()
-    photo_sha = hashlib.sha256(photo).hexdigest()
-    entries: list[Entry] = []
-    for i in range(count):
-        ts = start + timedelta(seconds=37 * i)
-        if i % 25 == 0:
-            event = f"Ereignis {i}: an Fachbereich übergeben"
-            entries.append(Entry(ts, "system", "Bürgerchat", event))
-            continue
-        words = 4 + (i * 7919) % 60
-        body = " ".join(_WORDS[(i + k) % len(_WORDS)] for k in range(words))
-        attachment = None
-        if i % 200 == 7:
-            attachment = Attachment(
-                "foto.jpg", len(photo), photo_sha, "image/jpeg", "clean", photo
-            )
-        elif i % 50 == 3:
-            attachment = Attachment(
-                "antrag.pdf", 123_456 + i, "ab" * 32, "application/pdf", "clean"
-            )
-        kind = "citizen" if i % 2 else "staff"
-        name = "Ayşe Öztürk" if kind == "citizen" else "Jürgen Weiß"
-        entries.append(Entry(ts, kind, name, body, attachment, f"$e{i}"))
-    case = CaseInfo(
-        reference="BC-2026-000123",
-        department="Bürgerbüro",
-        topic="Ummeldung",
-        opened_at=start,
-        closed_at=entries[-1].ts if entries else start,
-        citizen_name="Ayşe Öztürk",
-        staff_names=("Jürgen Weiß",),
-        town_name="Stadt Musterstadt",
-    )
-    return case, entries
 
 
 def _rss_mb() -> float:
@@ -90,8 +34,10 @@ def _rss_mb() -> float:
 
 
 def run_one(count: int, trace: bool) -> dict[str, float]:
-    """Render `count` entries once in this process and report the figures."""
-    case, entries = make_case_and_entries(count)
+    """Render `count` entries (a photo every 200, a file every 50, an event
+    every 25) once in this process and report the figures."""
+    entries = sample.bulk(count)
+    case = sample.case(entries)
     render_pdf(case, entries[:3])  # load fonts outside the measurement
     rss_before = _rss_mb()
     if trace:

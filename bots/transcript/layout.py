@@ -178,22 +178,23 @@ class Gutter(Flowable):
     def draw(self) -> None:
         canv = self.canv
         fonts = self.styles.fonts
-        base = self.height - self._inner_h
-        self.inner.drawOn(canv, GUTTER, base)
+        # Drawn before the text and on its first baseline, so copied or
+        # extracted text reads "Nr. 8", then "14:12 Name ...".
+        baseline = self.height - float(getattr(self.inner, "first_baseline", 9.0))
+        if self.number:
+            canv.setFillColor(GREY)
+            canv.setFont(fonts.regular, 6.5)
+            canv.drawString(0, baseline - 9.0, self.number)
+        if self.label:
+            canv.setFillColor(INK)
+            canv.setFont(fonts.bold, 8.5)
+            canv.drawString(0, baseline, f"{self.label} ")
         if self.bar is not None:
             canv.setStrokeColor(self.bar)
             canv.setLineWidth(1.6)
             x = GUTTER - BAR_GAP
             canv.line(x, 0.5, x, self.height - 0.5)
-        top = self.height - 9.0
-        if self.label:
-            canv.setFillColor(INK)
-            canv.setFont(fonts.bold, 8.5)
-            canv.drawString(0, top, self.label)
-        if self.number:
-            canv.setFillColor(GREY)
-            canv.setFont(fonts.regular, 6.5)
-            canv.drawString(0, top - 9.0, self.number)
+        self.inner.drawOn(canv, GUTTER, self.height - self._inner_h)
 
 
 class Stack(Flowable):

@@ -26,9 +26,13 @@ _NEEDS_BIDI = re.compile(
     "\u202a-\u202e\u2066-\u2069\U00010800-\U00010fff\U0001e800-\U0001efff]"
 )
 _STRONG_RTL = frozenset({"R", "AL"})
-# Invisible characters that may be dropped when the font has no glyph.
-_DROPPABLE = frozenset({"Cf", "Cc"})
-_KEEP_CONTROLS = frozenset("\n\t")
+# Invisible format and control characters: soft hyphens, zero-width joiners
+# and the like would print as stray glyphs, so they are dropped for display.
+_INVISIBLE = frozenset({"Cf", "Cc"})
+# Direction controls survive until the bidi step has applied them.
+_BIDI_CONTROLS = frozenset(
+    "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 Measure = Callable[[str], float]
 Reshape = Callable[[str], str]
@@ -60,21 +64,28 @@ def base_direction(text: str) -> str:
     return "L"
 
 
+def printable_glyphs(codepoints: frozenset[int]) -> frozenset[str]:
+    """The font's characters minus invisible ones (see :func:`displayable`)."""
+    chars = map(chr, codepoints)
+    return frozenset(c for c in chars if unicodedata.category(c) not in _INVISIBLE)
+
+
 def displayable(text: str, glyphs: frozenset[str]) -> str:
-    """`text` with unknown glyphs as '[U+4E2D]' and control characters dropped."""
+    """`text` with unknown glyphs as '[U+4E2D]' and invisible characters
+    dropped; `glyphs` comes from :func:`printable_glyphs`."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
     if glyphs.issuperset(text):
         return text
     out: list[str] = []
     missing: list[str] = []
     for char in text:
-        if char in glyphs or char in _KEEP_CONTROLS:
+        if char in glyphs or char == "\n" or char in _BIDI_CONTROLS:
             if missing:
                 out.append("[" + " ".join(missing) + "]")
                 missing = []
             out.append(char)
-        elif unicodedata.category(char) in _DROPPABLE or _is_variation(char):
-            continue  # zero-width joiners, emoji selectors, stray controls
+        elif unicodedata.category(char) in _INVISIBLE or _is_variation(char):
+            continue
         elif 0xD800 <= ord(char) <= 0xDFFF:
             out.append("\ufffd")
         else:
@@ -137,11 +148,16 @@ def _cut_point(word: str, width: float, measure: Measure) -> int:
     return low
 
 
+def _drop_bidi_controls(text: str) -> str:
+    return "".join(c for c in text if c not in _BIDI_CONTROLS)
+
+
 def visual_line(text: str, reshape: Reshape) -> str:
     """One unwrapped line (a name, a file name) in drawing order."""
     if not needs_bidi(text):
         return text
-    return get_display(reshape(text), base_dir=base_direction(text))
+    shown = get_display(reshape(text), base_dir=base_direction(text))
+    return _drop_bidi_controls(shown)
 
 
 def visual_lines(
@@ -157,7 +173,8 @@ def visual_lines(
     lines: list[str] = []
     for logical in shaped.split("\n"):
         for line in wrap_words(logical, width, measure):
-            lines.append(get_display(line, base_dir=direction))
+            shown = get_display(line, base_dir=direction)
+            lines.append(_drop_bidi_controls(shown))
     return lines, direction
 
 
@@ -165,7 +182,7 @@ class Typesetter:
     """Prepares text for one font family: placeholders, shaping, wrapping."""
 
     def __init__(self, codepoints: frozenset[int]) -> None:
-        self.glyphs = frozenset(map(chr, codepoints))
+        self.glyphs = printable_glyphs(codepoints)
         self.reshape = make_reshaper(codepoints)
 
     def clean(self, value: str) -> str:

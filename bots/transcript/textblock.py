@@ -94,6 +94,12 @@ class TextBlock(Flowable):
             self._width = width
         return self._lines
 
+    @property
+    def first_baseline(self) -> float:
+        """Distance from the top to the first line's baseline."""
+        st = self.style
+        return st.pad_y + st.leading - (st.leading - st.size) / 2 - 0.2 * st.size
+
     def _height(self, count: int) -> float:
         return count * self.style.leading + 2 * self.style.pad_y
 
@@ -134,9 +140,7 @@ class TextBlock(Flowable):
         if st.background is not None:
             canv.setFillColor(st.background)
             canv.rect(0, 0, self.width, self.height, stroke=0, fill=1)
-        # Baseline sits where a Paragraph of the same leading would put it.
-        drop = st.leading - (st.leading - st.size) / 2 - 0.2 * st.size
-        y = self.height - st.pad_y - drop
+        y = self.height - self.first_baseline
         text = canv.beginText()
         text.setFillColor(st.color)
         right = self.width - st.pad_x
