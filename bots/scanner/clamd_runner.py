@@ -33,6 +33,10 @@ EICAR_SIGNATURE = "Buergerchat.Test.EICAR"
 UNOFFICIAL = ".UNOFFICIAL"
 # clamd reads sizes as 32-bit values; a chat upload is far below this anyway.
 MAX_UPLOAD_LIMIT = 1024**3
+# clamd's own time limit per file (MaxScanTime). It stays below the client's default
+# scan_timeout, so a pathological file ends in clamd's Heuristics.Limits.Exceeded
+# verdict rather than in endless client timeouts and retries.
+MAX_SCAN_TIME_S = 30
 # sun_path in struct sockaddr_un holds 108 bytes including the final NUL.
 _MAX_UNIX_PATH = 107
 
@@ -141,6 +145,7 @@ def render_config(
         f"StreamMaxLength {limits.stream_max_length}",
         f"MaxFileSize {limits.max_file_size}",
         f"MaxScanSize {limits.max_scan_size}",
+        f"MaxScanTime {MAX_SCAN_TIME_S * 1000}",
         # Fail closed: a file clamd could not scan completely is reported, not OK.
         "AlertExceedsMax yes",
     ]

@@ -153,7 +153,11 @@ def detect(data: bytes) -> Detected | None:
 
 
 def check_allowed(data: bytes, allowed: frozenset[str] = DEFAULT_ALLOWED) -> Detected:
-    """The detected kind of ``data`` if it is allowed; else UnsupportedMediaType."""
+    """The detected kind of ``data`` if it is allowed; else UnsupportedMediaType.
+
+    Parsing a large upload takes a fraction of a second: call it through
+    ``asyncio.to_thread`` from async code.
+    """
     found = detect(data)
     if found is not None and found.kind in allowed:
         return found

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bots.scanner import clamd_runner
+from bots.scanner.clamd_client import ClamdClient
 from bots.scanner.clamd_runner import (
     ClamdLimits,
     ClamdProcess,
@@ -57,6 +58,11 @@ def test_config_runs_in_foreground_and_stays_in_its_folder(tmp_path: Path) -> No
     assert settings["LogFile"] == str(tmp_path / "clamd.log")
     assert settings["StreamMaxLength"] == settings["MaxFileSize"] == "20000000"
     assert settings["AlertExceedsMax"] == "yes"
+    # clamd's verdict on a slow file must come before the client gives up.
+    assert (
+        int(settings["MaxScanTime"]) / 1000
+        < ClamdClient(unix_socket=tmp_path).scan_timeout
+    )
     assert "User" not in settings and "PidFile" not in settings
 
 
