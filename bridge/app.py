@@ -9,6 +9,10 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import text
 
+from bots.base import Bot, BotContext
+from bots.commands import CommandRouter
+from bots.video.bot import VideoBot
+
 from .api.citizen import MAX_JSON_BYTES, CitizenAPI
 from .api.middleware import cors_middleware, errors_middleware
 from .api.widget import widget_routes
@@ -31,6 +35,7 @@ class Bridge:
         self.store: Store | None = None
         self.appservice: DurableAppService | None = None
         self.cases: CaseService | None = None
+        self.bots: list[Bot] = []
 
     async def start(self) -> None:
         config = self.config
@@ -53,7 +58,14 @@ class Bridge:
             bridge_name="buergerchat",
         )
         self.cases = CaseService(config, self.store, az)
+        commands = CommandRouter(config, self.cases)
+        ctx = BotContext(config, self.store, self.cases, az, commands)
+        self.bots = [VideoBot(ctx)]
         az.app.add_routes(CitizenAPI(config, self.cases).routes())
+        for bot in self.bots:
+            routes = getattr(bot, "routes", None)
+            if routes is not None:
+                az.app.add_routes(routes())
         az.app.add_routes(widget_routes(config))
         az.app.add_routes(
             [
@@ -68,12 +80,17 @@ class Bridge:
         except Exception:
             log.warning("could not set the bot's display name", exc_info=True)
         self.cases.start()
+        az.on_event(commands.handle_event)
+        for bot in self.bots:
+            await bot.start()
         az.start_worker()
         log.info("bridge listens on %s:%d", config.bridge.host, config.bridge.port)
 
     async def stop(self) -> None:
         if self.appservice is not None:
             await self.appservice.stop_worker()
+        for bot in reversed(self.bots):
+            await bot.stop()
         if self.cases is not None:
             await self.cases.stop()
         if self.appservice is not None:

@@ -7,13 +7,13 @@ key) and raises :class:`ConfigError` listing them; nothing half-read is ever use
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
-from bots.routing.model import Department, Staff
+from bots.routing.model import Department, RoutingRules, Staff
 from bots.routing.rules import read_rules
+from bots.video.jitsi import JitsiConfigError, JitsiSettings, load_secret
 
 from .yamlconf import ConfigError, Problems, Section
 
@@ -21,7 +21,6 @@ __all__ = ["Config", "ConfigError", "Department", "Staff", "load_config", "paths
 
 MAIN_FILE = "buergerchat.yaml"
 DEPARTMENTS_FILE = "departments.yaml"
-_ID = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,7 @@ class Homeserver:
     url: str
     embedded: bool
     port: int
+    bind_address: str
     database: str
     max_upload_size_mb: int
 
@@ -46,6 +46,7 @@ class BridgeSettings:
     host: str
     port: int
     public_url: str
+    appservice_url: str
     database: str
     bot_localpart: str
     bot_displayname: str
@@ -63,6 +64,12 @@ class Citizen:
 
 
 @dataclass(frozen=True)
+class Video:
+    jitsi: JitsiSettings | None
+    helpline: str | None
+
+
+@dataclass(frozen=True)
 class Config:
     config_dir: Path
     data_dir: Path
@@ -71,7 +78,9 @@ class Config:
     bridge: BridgeSettings
     citizen: Citizen
     demo_staff_accounts: bool
+    video: Video
     departments: tuple[Department, ...]
+    routing: RoutingRules
 
     def department(self, department_id: str) -> Department | None:
         return next((d for d in self.departments if d.id == department_id), None)
@@ -107,6 +116,8 @@ def _http_url(value: str) -> str | None:
 
 
 def _database(value: str) -> str | None:
+    if "CHANGE_ME" in value:
+        return "still has the placeholder CHANGE_ME: put the real password in"
     if value == "sqlite" or value.startswith(("postgresql://", "postgres://")):
         return None
     return "must be 'sqlite' or a URL like postgresql://user@host/dbname"
@@ -130,6 +141,7 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
         url=hs.get("url", str, "http://127.0.0.1:8008", check=_http_url),
         embedded=hs.get("embedded", bool, True),
         port=hs.get("port", int, 8008, check=_port),
+        bind_address=hs.get("bind_address", str, "127.0.0.1"),
         database=hs.get("database", str, "sqlite", check=_database),
         max_upload_size_mb=hs.get("max_upload_size_mb", int, 20, check=_positive),
     )
@@ -142,6 +154,9 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
         public_url=br.get(
             "public_url", str, "", check=lambda v: v and _http_url(v)
         ).rstrip("/"),
+        appservice_url=br.get(
+            "appservice_url", str, "", check=lambda v: v and _http_url(v)
+        ),
         database=br.get("database", str, "sqlite", check=_database),
         bot_localpart=br.get("bot_localpart", str, "buergerchat"),
         bot_displayname=br.get("bot_displayname", str, "Bürgerchat"),
@@ -150,6 +165,9 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
     )
     if not bridge.public_url:
         bridge = _replace(bridge, public_url=f"http://{bridge.host}:{bridge.port}")
+    if not bridge.appservice_url:
+        host = "127.0.0.1" if bridge.host in ("0.0.0.0", "::", "") else bridge.host
+        bridge = _replace(bridge, appservice_url=f"http://{host}:{bridge.port}")
     br.finish()
 
     ci = section.section("citizen")
@@ -162,6 +180,8 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
     )
     ci.finish()
 
+    video = _load_video(section.section("video"), config_dir)
+
     demo = section.section("demo")
     demo_staff = demo.get("create_staff_accounts", bool, False)
     demo.finish()
@@ -172,18 +192,43 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
         bridge=bridge,
         citizen=citizen,
         demo_staff_accounts=demo_staff,
+        video=video,
     )
 
 
+def _load_video(section: Section, config_dir: Path) -> Video:
+    domain = section.get("jitsi_domain", str, "meet.jit.si")
+    secret_file = section.get("jitsi_app_secret_file", str, None)
+    secret = None
+    if secret_file:
+        try:
+            secret = load_secret(config_dir / secret_file)
+        except (OSError, ValueError) as e:
+            section.error(str(e), "jitsi_app_secret_file")
+    values = dict(
+        domain=domain,
+        app_id=section.get("jitsi_app_id", str, None),
+        app_secret=secret,
+        token_ttl_seconds=section.get("jitsi_token_ttl_seconds", int, 300),
+        audience=section.get("jitsi_audience", str, "jitsi"),
+        tenant=section.get("jitsi_tenant", str, None),
+        element_url=section.get("element_url", str, "https://app.element.io/"),
+    )
+    helpline = section.get("helpline", str, None)
+    section.finish()
+    try:
+        jitsi = JitsiSettings(**values) if domain else None
+    except JitsiConfigError as e:
+        key = {"app_secret": "jitsi_app_secret_file", "element_url": "element_url"}.get(
+            e.key, f"jitsi_{e.key}"
+        )
+        section.error(str(e).split(": ", 1)[-1], key)
+        jitsi = None
+    return Video(jitsi=jitsi, helpline=helpline)
+
+
 def _replace(obj: BridgeSettings, **changes: str) -> BridgeSettings:
-    from dataclasses import replace
-
     return replace(obj, **changes)
-
-
-def _load_departments(section: Section) -> tuple[Department, ...]:
-    """Departments with their hours and routing (bots.routing.rules checks them)."""
-    return read_rules(section).departments
 
 
 def load_config(config_dir: Path | None = None, data_dir: Path | None = None) -> Config:
@@ -195,15 +240,22 @@ def load_config(config_dir: Path | None = None, data_dir: Path | None = None) ->
     problems = Problems()
     if not config_dir.is_dir():
         problems.add(
-            str(config_dir), 0, "", "config folder not found; set "
-            "BUERGERCHAT_CONFIG_DIR or copy the example folder config/"
+            str(config_dir),
+            0,
+            "",
+            "config folder not found; set "
+            "BUERGERCHAT_CONFIG_DIR or copy the example folder config/",
         )
         problems.raise_if_any()
-    main = _load_main(Section.load(config_dir / MAIN_FILE, problems), config_dir, data_dir)
-    departments = _load_departments(
-        Section.load(config_dir / DEPARTMENTS_FILE, problems)
+    main = _load_main(
+        Section.load(config_dir / MAIN_FILE, problems), config_dir, data_dir
     )
+    rules = read_rules(Section.load(config_dir / DEPARTMENTS_FILE, problems))
     problems.raise_if_any()
     return Config(
-        config_dir=config_dir, data_dir=data_dir, departments=departments, **main
+        config_dir=config_dir,
+        data_dir=data_dir,
+        departments=rules.departments,
+        routing=rules,
+        **main,
     )
