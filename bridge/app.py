@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from bots.base import Bot, BotContext
 from bots.commands import CommandRouter
-from bots.video.bot import VideoBot
+from bots.registry import build_bots
 
 from .api.citizen import MAX_JSON_BYTES, CitizenAPI
 from .api.middleware import cors_middleware, errors_middleware
@@ -60,7 +60,7 @@ class Bridge:
         self.cases = CaseService(config, self.store, az)
         commands = CommandRouter(config, self.cases)
         ctx = BotContext(config, self.store, self.cases, az, commands)
-        self.bots = [VideoBot(ctx)]
+        self.bots = build_bots(ctx)
         az.app.add_routes(CitizenAPI(config, self.cases).routes())
         for bot in self.bots:
             routes = getattr(bot, "routes", None)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mautrix.appservice import IntentAPI
@@ -33,6 +34,7 @@ from .tokens import new_case_id, new_token, token_hash
 
 log = logging.getLogger("buergerchat.case")
 RETRY_SECONDS = 3.0
+CloseHook = Callable[[Case], Awaitable[None]]
 
 
 class CaseService:
@@ -45,6 +47,8 @@ class CaseService:
         self.notifier = Notifier()
         self._retry_task: asyncio.Task[None] | None = None
         self._room_locks: dict[str, asyncio.Lock] = {}
+        #: Run when a case closes, before staff leave the room (transcript archive…).
+        self.close_hooks: list[CloseHook] = []
 
     # --- life cycle ---------------------------------------------------------
 
@@ -247,6 +251,51 @@ class CaseService:
             if case is None or not await self._try_deliver(case, event):
                 return
 
+    # --- closing ------------------------------------------------------------
+
+    async def close_case(
+        self, case: Case, *, by: str | None, note: str | None = None
+    ) -> bool:
+        """Close once: hooks run (e.g. the transcript archive), the citizen is told,
+        staff leave the room so their accounts stay light. False if already closed."""
+        fresh = await self.store.get_case(case.case_id)
+        if fresh is None or fresh.closed_at is not None:
+            return False
+        now = utcnow()
+        await self.store.update_case(case.case_id, state="closed", closed_at=now)
+        fresh.state, fresh.closed_at = "closed", now
+        for hook in self.close_hooks:
+            try:
+                await hook(fresh)
+            except Exception:
+                log.exception("close hook %s failed for %s", hook, fresh.reference)
+        who = self.staff_name(fresh.room_id or "", by) if by else None
+        text = f"Der Chat {fresh.reference} wurde" + (f" von {who}" if who else "")
+        text += " beendet." + (f" Hinweis: {note}" if note else "")
+        await self.add_system_event(fresh.case_id, text, kind="closed", note=note)
+        await self.store.revoke_tokens(fresh.case_id, purpose="resume")
+        if fresh.room_id:
+            await self._clear_room(fresh)
+        return True
+
+    async def _clear_room(self, case: Case) -> None:
+        bot = self.az.intent
+        try:
+            members = await bot.get_room_members(case.room_id)
+        except (MatrixError, OSError, TimeoutError):
+            log.warning("could not list members of %s", case.room_id, exc_info=True)
+            return
+        for mxid in members:
+            if mxid == bot.mxid:
+                continue
+            try:
+                if mxid == case.ghost_mxid:
+                    await self.ghost_intent(case).leave_room(case.room_id)
+                else:
+                    await bot.kick_user(case.room_id, mxid, "Fall abgeschlossen")
+            except (MatrixError, OSError, TimeoutError):
+                log.warning("could not remove %s from %s", mxid, case.room_id)
+
     # --- staff → citizen ----------------------------------------------------
 
     async def add_system_event(
@@ -322,7 +371,5 @@ class CaseService:
             self.notifier.notify(case.case_id)
 
 
-def _event_time(event: Event) -> Any:
-    from datetime import UTC, datetime
-
+def _event_time(event: Event) -> datetime:
     return datetime.fromtimestamp(event.timestamp / 1000, UTC)

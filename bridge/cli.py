@@ -143,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="start Synapse (if embedded), the bridge and the bots")
     sub.add_parser("check-config", help="check the YAML files and name every mistake")
     sub.add_parser("registration", help="write Synapse's config and appservice file")
+    from bots.registry import cli_commands
+
+    extra = {command.name: command for command in cli_commands()}
+    for command in extra.values():
+        command.configure(sub.add_parser(command.name, help=command.help))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -150,6 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("mau", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command in extra:
+        try:
+            config = _load(args)
+        except ConfigError as e:
+            print(e, file=sys.stderr)
+            return 1
+        return extra[args.command].run(config, args)
     handler = {
         "run": cmd_run,
         "check-config": cmd_check_config,

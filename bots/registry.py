@@ -1,0 +1,33 @@
+"""Which bots run in the bridge process. Each bot registers its commands, event
+handlers, close hooks and routes on the context when it is built."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .base import Bot, BotContext
+
+if TYPE_CHECKING:
+    from bridge.config import Config
+
+
+@dataclass(frozen=True)
+class CliCommand:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    #: Called with the loaded config and the parsed arguments; returns the exit code.
+    run: Callable[[Config, argparse.Namespace], int]
+from .video.bot import VideoBot
+
+
+def build_bots(ctx: BotContext) -> list[Bot]:
+    return [VideoBot(ctx)]
+
+
+def cli_commands() -> list[CliCommand]:
+    """Extra ``buergerchat`` subcommands that bots bring (e.g. transcript verify)."""
+    return []
