@@ -7,7 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
+from bots.routing.office_hours import is_live
+
 from ..case import CaseService
+from ..clock import routing_now
 from ..config import Config
 from ..db.models import Case
 from ..errors import (
@@ -20,6 +23,7 @@ from ..errors import (
 from ..timeline import event_json
 
 LANGUAGES = ("de", "en")
+WEEKDAYS = ("mo", "di", "mi", "do", "fr", "sa", "so")
 MAX_JSON_BYTES = 64 * 1024
 
 
@@ -93,14 +97,34 @@ class CitizenAPI:
         return await self.cases.authorize(request.match_info["case_id"], bearer(request))
 
     async def status(self, request: web.Request) -> web.Response:
+        rules = self.config.routing
+        now = routing_now()
+        departments = []
+        for d in self.config.departments:
+            live = is_live(d, rules, now)
+            departments.append(
+                {
+                    "id": d.id,
+                    "name": d.name,
+                    "live": live.live,
+                    "until": _iso(live.until),
+                    "next_opening": _iso(live.next_opening),
+                    "note": live.note,
+                    "topics": [{"id": t.id, "label": t.label} for t in d.topics],
+                    "hours": {
+                        day: [str(p) for p in periods]
+                        for day, periods in zip(WEEKDAYS, d.week, strict=True)
+                        if periods
+                    },
+                }
+            )
         return web.json_response(
             {
                 "town": self.config.town.name,
                 "privacy_url": self.config.citizen.privacy_url,
-                "departments": [
-                    {"id": d.id, "name": d.name, "live": bool(d.staff)}
-                    for d in self.config.departments
-                ],
+                "timezone": rules.timezone,
+                "now": _iso(now.astimezone(rules.zone)),
+                "departments": departments,
             }
         )
 
@@ -123,11 +147,13 @@ class CitizenAPI:
         language = field(data, "language", str) or "de"
         if language not in LANGUAGES:
             raise InvalidField("language", "The language must be 'de' or 'en'.")
+        live = is_live(department, self.config.routing, routing_now())
         case, token = await self.cases.open_case(
             department=department,
             topic=topic,
             citizen_name=(name or "").strip() or None,
             language=language,
+            state="live" if live.live else "offline",
         )
         return web.json_response(
             {
@@ -190,6 +216,10 @@ class CitizenAPI:
         return web.json_response(
             {"events": [event_json(e) for e in events], "next": next_cursor}
         )
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def _int_param(request: web.Request, name: str, default: int) -> int:

@@ -82,12 +82,18 @@ async def wait_for_event(
 
 
 async def test_status_lists_departments(stack: Stack) -> None:
-    """GET /status names every configured department with its live flag."""
+    """GET /status names every department, live now (Thursday 10:00) until 12:00,
+    with the next opening at 14:00, its topics and weekly hours."""
     status, body = await api(stack, "GET", "/api/v1/status")
     assert status == 200
-    ids = {d["id"] for d in body["departments"]}
-    assert {"buergerbuero", "bauen"} <= ids
-    assert all(isinstance(d["live"], bool) for d in body["departments"])
+    departments = {d["id"]: d for d in body["departments"]}
+    assert {"buergerbuero", "bauen", "standesamt"} <= set(departments)
+    office = departments["buergerbuero"]
+    assert office["live"] is True
+    assert office["until"].startswith("2026-11-19T12:00:00+01:00")
+    assert office["next_opening"].startswith("2026-11-19T14:00:00+01:00")
+    assert "09:00-12:00" in office["hours"]["do"]
+    assert office["topics"] and all("label" in t for t in office["topics"])
 
 
 async def test_citizen_and_staff_chat_both_ways(stack: Stack, anna: AsyncClient) -> None:
