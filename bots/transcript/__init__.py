@@ -19,7 +19,7 @@ from bots.transcript.chain import (
 )
 from bots.transcript.fonts import DEBIAN_PACKAGE, DEFAULT_FONT_DIR, FontMissingError
 from bots.transcript.model import Attachment, CaseInfo, Entry, RenderedTranscript
-from bots.transcript.render import render_pdf
+from bots.transcript.render import render_pdf, stored_final_hash
 
 __all__ = [
     "DEBIAN_PACKAGE",
@@ -37,5 +37,6 @@ __all__ = [
     "final_hash",
     "genesis_hash",
     "render_pdf",
+    "stored_final_hash",
     "verify",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -48,9 +49,20 @@ class FontFamily:
     codepoints: frozenset[int]
 
 
-@lru_cache(maxsize=4)
+_REGISTER = threading.Lock()
+
+
 def load_fonts(font_dir: str = DEFAULT_FONT_DIR) -> FontFamily:
-    """Register the DejaVu family from `font_dir` once per process."""
+    """Register the DejaVu family from `font_dir` once per process.
+
+    Safe to call from several rendering threads at once.
+    """
+    with _REGISTER:
+        return _load(font_dir)
+
+
+@lru_cache(maxsize=4)
+def _load(font_dir: str) -> FontFamily:
     for name in _FILES.values():
         path = os.path.join(font_dir, name)
         if not os.path.isfile(path):

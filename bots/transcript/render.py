@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import BaseDocTemplate, Flowable, Frame, PageTemplate
 
+from bots.transcript.chain import SCHEME
 from bots.transcript.fonts import DEFAULT_FONT_DIR, load_fonts
 from bots.transcript.layout import GREY, RULE, Styles, make_styles
 from bots.transcript.model import CaseInfo, Entry, RenderedTranscript
@@ -21,6 +23,8 @@ from bots.transcript.story import LazyStory, Story
 _LEFT_MARGIN = 25 * mm  # room for filing holes, as in DIN 5008 letters
 _FOOTER_Y = 12 * mm
 _FOOTER_SIZE = 8
+# ASCII only, so the PDF stores the keywords as a plain literal string.
+_KEYWORD_HASH = re.compile(rb"sha256-chain:([0-9a-f]{64})")
 
 
 class _PageCountCanvas(Canvas):  # type: ignore[misc]
@@ -153,9 +157,7 @@ def render_pdf(
 
     def flowables() -> Iterator[Flowable]:
         yield from story.flowables()
-        doc.final_keywords = (
-            f"Bürgerchat, {case.reference}, sha256-chain:{story.final_hash}"
-        )
+        doc.final_keywords = f"{SCHEME} sha256-chain:{story.final_hash}"
 
     canvas_class = type(
         "_Canvas", (_PageCountCanvas,), {"font_name": styles.fonts.regular}
@@ -164,3 +166,13 @@ def render_pdf(
     return RenderedTranscript(
         pdf=buffer.getvalue(), final_hash=story.final_hash, pages=doc.page_count
     )
+
+
+def stored_final_hash(pdf: bytes) -> str | None:
+    """The final hash a PDF from :func:`render_pdf` carries in its keywords.
+
+    None if there is none (another producer, or a PDF rewritten with
+    compressed metadata); compare the result with :func:`verify`.
+    """
+    found = _KEYWORD_HASH.findall(pdf)
+    return found[-1].decode("ascii") if len(set(found)) == 1 else None

@@ -10,7 +10,7 @@ import hashlib
 import io
 from datetime import UTC, datetime, timedelta
 
-from bots.transcript.model import Attachment, CaseInfo, Entry
+from bots.transcript.model import Attachment, CaseInfo, Entry, SenderKind
 
 START = datetime(2026, 11, 21, 13, 5, tzinfo=UTC)  # 14:05 Uhr in Berlin
 LONG_URL = (
@@ -118,7 +118,7 @@ def bulk(count: int, photo_every: int = 200, file_every: int = 50) -> list[Entry
             attachment = jpeg
         elif file_every and i % file_every == 3:
             attachment = file_attachment(f"antrag-{i}.pdf")
-        kind = "citizen" if i % 2 else "staff"
+        kind: SenderKind = "citizen" if i % 2 else "staff"
         name = "Ayşe Öztürk-Großmann" if kind == "citizen" else "Jürgen Weiß"
         entries.append(Entry(ts, kind, name, f"{i}: {body}", attachment, f"$e{i}"))
     return entries

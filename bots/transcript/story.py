@@ -202,7 +202,7 @@ class Story:
         s, ts = self.styles, self.typesetter
         label = german.time_de(entry.ts, self.tz)
         nr = f"Nr. {number}"
-        body = ts.clean(entry.body).strip("\n")
+        body = ts.body(entry.body)
         bar = _BARS.get(entry.sender_kind)
         if entry.sender_kind == "system":
             block = TextBlock(f"▸ {body}", s.event, ts)

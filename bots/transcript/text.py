@@ -34,6 +34,9 @@ _BIDI_CONTROLS = frozenset(
     "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 )
 
+_NEWLINES = str.maketrans({"\r": "\n", "\u2028": "\n", "\u2029": "\n"})
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
 Measure = Callable[[str], float]
 Reshape = Callable[[str], str]
 
@@ -73,7 +76,7 @@ def printable_glyphs(codepoints: frozenset[int]) -> frozenset[str]:
 def displayable(text: str, glyphs: frozenset[str]) -> str:
     """`text` with unknown glyphs as '[U+4E2D]' and invisible characters
     dropped; `glyphs` comes from :func:`printable_glyphs`."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
+    text = text.replace("\r\n", "\n").translate(_NEWLINES).replace("\t", "    ")
     if glyphs.issuperset(text):
         return text
     out: list[str] = []
@@ -188,6 +191,11 @@ class Typesetter:
     def clean(self, value: str) -> str:
         """`value` with every character drawable (see :func:`displayable`)."""
         return displayable(value, self.glyphs)
+
+    def body(self, value: str) -> str:
+        """Message text: cleaned, at most one blank line in a row, so a flood
+        of empty lines cannot spread a message over pages."""
+        return _BLANK_RUNS.sub("\n\n", self.clean(value)).strip("\n")
 
     def line(self, value: str) -> str:
         """A single line (name, file name) ready to draw."""

@@ -89,10 +89,11 @@ class TextBlock(Flowable):
         return out
 
     def _ensure(self, width: float) -> list[Line]:
-        if not self._fixed and (self._lines is None or self._width != width):
-            self._lines = self._layout(width)
+        lines = self._lines
+        if lines is None or (not self._fixed and self._width != width):
+            lines = self._lines = self._layout(width)
             self._width = width
-        return self._lines
+        return lines
 
     @property
     def first_baseline(self) -> float:

@@ -121,10 +121,11 @@ def test_tampering_with_an_attachment_digest_changes_the_final_hash(
     """A swapped file (other SHA-256) is detected."""
     case = sample.case(entries)
     index = next(i for i, e in enumerate(entries) if e.attachment)
-    att = dataclasses.replace(entries[index].attachment, sha256="f" * 64)  # type: ignore[arg-type]
-    assert final_hash(case, _replace(entries, index, attachment=att)) != final_hash(
-        case, entries
-    )
+    original = entries[index].attachment
+    assert original is not None
+    swapped = dataclasses.replace(original, sha256="f" * 64)
+    tampered = _replace(entries, index, attachment=swapped)
+    assert final_hash(case, tampered) != final_hash(case, entries)
 
 
 def test_dropping_or_reordering_entries_changes_the_final_hash(

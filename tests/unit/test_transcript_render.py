@@ -19,6 +19,8 @@ from bots.transcript import (
     genesis_hash,
     render_pdf,
     sample,
+    stored_final_hash,
+    verify,
 )
 from bots.transcript.fonts import load_fonts
 
@@ -126,7 +128,9 @@ def test_metadata_names_title_author_subject_and_creation_date(conversation) -> 
     assert meta.subject == "Bürgerchat – Bürgerbüro: Ummeldung / Wohnsitz"
     assert meta.creator == "Bürgerchat"
     assert meta.creation_date == GENERATED
-    assert f"sha256-chain:{result.final_hash}" in str(meta.get("/Keywords"))
+    assert meta.get("/Keywords") == (
+        f"buergerchat-transcript-v1 sha256-chain:{result.final_hash}"
+    )
 
 
 def test_final_hash_is_printed_on_the_last_page_and_matches_the_chain(
@@ -139,6 +143,16 @@ def test_final_hash_is_printed_on_the_last_page_and_matches_the_chain(
     assert result.final_hash == expected
     assert expected in texts[-1].replace("\n", "")
     assert all(expected not in t for t in texts[:-1])
+
+
+def test_stored_hash_is_read_back_from_the_pdf_for_verification(conversation) -> None:
+    """stored_final_hash() finds the chain value, and verify() accepts it."""
+    result = conversation[0]
+    entries = sample.conversation()
+    stored = stored_final_hash(result.pdf)
+    assert stored == result.final_hash
+    assert verify(sample.case(entries), entries, stored)
+    assert stored_final_hash(b"%PDF-1.4 nothing here") is None
 
 
 def test_tampered_entry_renders_a_different_final_hash() -> None:
@@ -255,6 +269,33 @@ def test_a_message_longer_than_a_page_continues_on_the_next() -> None:
     assert result.pages >= 4
     found = re.findall(r"Zeile (\d{3})", "\n".join(texts))
     assert [int(n) for n in found] == list(range(300))
+
+
+def test_a_flood_of_empty_lines_is_folded_to_one_blank_line() -> None:
+    """5,000 newlines in a message cost one blank line, not a hundred pages."""
+    body = "Anfang" + "\n" * 5000 + "Ende\u2028neue Zeile"
+    result, _, texts = _render([Entry(sample.START, "citizen", "A", body)])
+    assert result.pages == 1
+    assert re.search(r"Anfang\n+Ende\nneue Zeile", texts[0])
+
+
+def test_concurrent_renders_in_threads_give_identical_documents() -> None:
+    """Two renders at once (as asyncio.to_thread may run them) do not interfere."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    entries = sample.bulk(150)
+    case = sample.case(entries)
+
+    def run(_: int) -> RenderedTranscript:
+        return render_pdf(case, entries, generated_at=GENERATED)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(run, range(3)))
+    texts = [
+        [p.extract_text() for p in PdfReader(io.BytesIO(r.pdf)).pages] for r in results
+    ]
+    assert texts[0] == texts[1] == texts[2]
+    assert len({r.final_hash for r in results}) == 1
 
 
 def test_case_without_entries_says_so_and_prints_the_genesis_hash() -> None:
