@@ -87,6 +87,10 @@ class Bridge:
         log.info("bridge listens on %s:%d", config.bridge.host, config.bridge.port)
 
     async def stop(self) -> None:
+        if self.cases is not None:
+            # Open long-polls answer now, so the web server can shut down at once.
+            self.cases.stopping = True
+            self.cases.notifier.wake_all()
         if self.appservice is not None:
             await self.appservice.stop_worker()
         for bot in reversed(self.bots):

@@ -45,6 +45,7 @@ class CaseService:
         self.store = store
         self.az = appservice
         self.notifier = Notifier()
+        self.stopping = False
         self._retry_task: asyncio.Task[None] | None = None
         self._room_locks: dict[str, asyncio.Lock] = {}
         #: Run when a case closes, before staff leave the room (transcript archive…).
@@ -57,6 +58,8 @@ class CaseService:
         self._retry_task = asyncio.create_task(self._retry_loop(), name="case-retry")
 
     async def stop(self) -> None:
+        self.stopping = True
+        self.notifier.wake_all()
         if self._retry_task is not None:
             self._retry_task.cancel()
             try:

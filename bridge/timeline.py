@@ -22,19 +22,35 @@ class Notifier:
             if not future.done():
                 future.set_result(None)
 
-    async def wait(self, case_id: str, timeout: float) -> None:
+    def wake_all(self) -> None:
+        """At shutdown: let every waiting long-poll answer now instead of at its
+        timeout, so stopping does not wait for them."""
+        for case_id in list(self._waiters):
+            self.notify(case_id)
+
+    def subscribe(self, case_id: str) -> asyncio.Future[None]:
+        """Register *before* reading the database, so an event added between the
+        read and the wait still wakes the request."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[case_id].add(future)
+        return future
+
+    async def wait(
+        self, case_id: str, future: asyncio.Future[None], timeout: float
+    ) -> None:
         try:
-            await asyncio.wait_for(future, timeout)
+            await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
             pass
         finally:
-            waiters = self._waiters.get(case_id)
-            if waiters is not None:
-                waiters.discard(future)
-                if not waiters:
-                    del self._waiters[case_id]
+            self.wait_done(case_id, future)
+
+    def wait_done(self, case_id: str, future: asyncio.Future[None]) -> None:
+        waiters = self._waiters.get(case_id)
+        if waiters is not None:
+            waiters.discard(future)
+            if not waiters:
+                del self._waiters[case_id]
 
 
 def event_json(event: CaseEvent) -> dict[str, Any]:

@@ -204,14 +204,17 @@ class CitizenAPI:
         timeout = min(
             _int_param(request, "timeout", 0), self.config.citizen.long_poll_max_seconds
         )
-        store = self.cases.store
-        events = await store.events_after(case.case_id, after)
-        if not events and timeout > 0:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
-            while not events and (left := deadline - loop.time()) > 0:
-                await self.cases.notifier.wait(case.case_id, left)
-                events = await store.events_after(case.case_id, after)
+        store, notifier = self.cases.store, self.cases.notifier
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            woken = notifier.subscribe(case.case_id)
+            events = await store.events_after(case.case_id, after)
+            left = deadline - loop.time()
+            if events or left <= 0 or self.cases.stopping:
+                notifier.wait_done(case.case_id, woken)
+                break
+            await notifier.wait(case.case_id, woken, left)
         next_cursor = str(events[-1].seq) if events else str(after)
         return web.json_response(
             {"events": [event_json(e) for e in events], "next": next_cursor}
