@@ -243,9 +243,10 @@ def thumbnail(data: bytes) -> tuple[Image | None, str | None]:
             out = io.BytesIO()
             small.save(out, "JPEG", quality=82, optimize=True)
             width, height = small.size
-    except (OSError, ValueError, PILImage.DecompressionBombError) as exc:
-        # A broken or hostile image must not stop the transcript.
-        log.info("transcript thumbnail skipped: %s", exc)
+    except Exception as exc:
+        # Pillow's decoders raise many types on hostile input; a broken image
+        # must cost only its preview, never the transcript.
+        log.info("transcript thumbnail skipped: %r", exc)
         return None, "Vorschau konnte nicht erzeugt werden"
     scale = min(THUMB_W / width, THUMB_H / height, 1.0)
     out.seek(0)
@@ -262,3 +263,28 @@ def _flatten(img: PILImage.Image) -> PILImage.Image:
         white.paste(rgba, mask=rgba.getchannel("A"))
         return white
     return img.convert("RGB")
+
+
+def logo(path: str, max_w: float, max_h: float) -> Image | None:
+    """The town's logo scaled into max_w x max_h points, None if unusable.
+
+    Re-encoded at about 300 dpi so a large source file does not bloat
+    every transcript.
+    """
+    try:
+        with PILImage.open(path) as img:
+            img.thumbnail((round(max_w * 300 / 72), round(max_h * 300 / 72)))
+            keep_alpha = img.mode in ("RGBA", "LA", "P")
+            small = img.convert("RGBA" if keep_alpha else "RGB")
+            out = io.BytesIO()
+            small.save(out, "PNG", optimize=True)
+            width, height = small.size
+    except Exception as exc:
+        # A missing or broken logo must not cost the archived transcript.
+        log.warning("transcript logo %s not usable, left out: %r", path, exc)
+        return None
+    scale = min(max_w / width, max_h / height)
+    out.seek(0)
+    flow = Image(out, width=width * scale, height=height * scale, mask="auto")
+    flow.hAlign = "RIGHT"
+    return flow

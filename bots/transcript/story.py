@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, tzinfo
 from typing import Any
 
 from reportlab.lib.units import mm
-from reportlab.lib.utils import ImageReader
 from reportlab.platypus import (
     Flowable,
     HRFlowable,
-    Image,
     KeepTogether,
     Paragraph,
     Spacer,
@@ -20,7 +17,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from bots.transcript import german, text
+from bots.transcript import german, layout, text
 from bots.transcript.chain import SCHEME, genesis_hash, iter_chain
 from bots.transcript.layout import (
     ALERT,
@@ -35,8 +32,6 @@ from bots.transcript.layout import (
 )
 from bots.transcript.model import Attachment, CaseInfo, Entry
 from bots.transcript.textblock import TextBlock
-
-log = logging.getLogger(__name__)
 
 _BARS = {"citizen": CITIZEN, "staff": STAFF}
 LOGO_MAX_W, LOGO_MAX_H = 55 * mm, 22 * mm
@@ -124,7 +119,11 @@ class Story:
         s, case = self.styles, self.case
         town = Paragraph(self._plain(case.town_name), s.town)
         brand = Paragraph("Bürgerchat · digitale Bürgerkommunikation", s.small)
-        logo = self._logo()
+        logo = (
+            layout.logo(case.logo_path, LOGO_MAX_W, LOGO_MAX_H)
+            if case.logo_path
+            else None
+        )
         letterhead = Table(
             [[[town, brand], logo or ""]],
             colWidths=[self.width - LOGO_MAX_W, LOGO_MAX_W],
@@ -181,21 +180,6 @@ class Story:
             ),
         )
 
-    def _logo(self) -> Image | None:
-        path = self.case.logo_path
-        if not path:
-            return None
-        try:
-            width, height = ImageReader(path).getSize()
-        except (OSError, ValueError) as exc:
-            # A missing logo must not cost the archived transcript.
-            log.warning("transcript logo %s not usable, left out: %s", path, exc)
-            return None
-        scale = min(LOGO_MAX_W / width, LOGO_MAX_H / height)
-        logo = Image(path, width=width * scale, height=height * scale)
-        logo.hAlign = "RIGHT"
-        return logo
-
     def _entry(self, entry: Entry, number: int) -> list[Flowable]:
         """An entry's flowables, chained so a page break never splits them
         between the sender line and the text or file that follows."""
@@ -243,11 +227,12 @@ class Story:
         s = self.styles
         count = len(self.entries)
         explanation = (
-            f"Jeder der {count} Einträge ist mit dem vorhergehenden über SHA-256 "
-            f"verkettet (Verfahren {SCHEME}, Startwert aus der Vorgangsnummer). "
-            "Wer die archivierten Einträge erneut verkettet, muss genau den "
-            "folgenden Endwert erhalten; jede nachträgliche Änderung, Auslassung "
-            "oder Umstellung eines Eintrags ergibt einen anderen Wert."
+            f"Die Einträge dieses Protokolls (Anzahl: {count}) sind über SHA-256 "
+            "verkettet, jeder mit dem vorhergehenden (Verfahren "
+            f"{SCHEME}, Startwert aus der Vorgangsnummer). Wer die archivierten "
+            "Einträge erneut verkettet, muss genau den folgenden Endwert "
+            "erhalten; jede nachträgliche Änderung, Auslassung oder Umstellung "
+            "eines Eintrags ergibt einen anderen Wert."
         )
         yield Spacer(1, 4 * mm)
         yield Paragraph("– Ende des Protokolls –", s.small_center)

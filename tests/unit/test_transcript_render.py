@@ -150,7 +150,7 @@ def test_stored_hash_is_read_back_from_the_pdf_for_verification(conversation) ->
     result = conversation[0]
     entries = sample.conversation()
     stored = stored_final_hash(result.pdf)
-    assert stored == result.final_hash
+    assert stored is not None and stored == result.final_hash
     assert verify(sample.case(entries), entries, stored)
     assert stored_final_hash(b"%PDF-1.4 nothing here") is None
 
