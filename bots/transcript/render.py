@@ -1,4 +1,4 @@
-"""Render a case transcript to PDF: the one entry point of this package."""
+"""Render a case transcript to PDF, and read its final hash back from one."""
 
 from __future__ import annotations
 
@@ -133,7 +133,9 @@ def render_pdf(
     """Render the transcript of `case`; blocking, so call it in a thread.
 
     `entries` must be in timeline order. `generated_at` (default: now) is
-    printed in the header and used as the PDF's creation date.
+    printed in the header and used as the PDF's creation date. Raises
+    FontMissingError without the DejaVu fonts and ValueError for an unknown
+    time zone or text that is not valid Unicode.
     """
     try:
         tz = ZoneInfo(case.timezone)
