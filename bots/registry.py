@@ -21,11 +21,12 @@ class CliCommand:
     configure: Callable[[argparse.ArgumentParser], None]
     #: Called with the loaded config and the parsed arguments; returns the exit code.
     run: Callable[[Config, argparse.Namespace], int]
+from .scanner.bot import ScannerBot
 from .video.bot import VideoBot
 
 
 def build_bots(ctx: BotContext) -> list[Bot]:
-    return [VideoBot(ctx)]
+    return [VideoBot(ctx), ScannerBot(ctx)]
 
 
 def cli_commands() -> list[CliCommand]:

@@ -8,8 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bridge.db.models import Base, BigIntPK
@@ -33,6 +40,8 @@ class Attachment(Base):
     #: ``citizen`` (uploaded through the API) or ``staff`` (sent in the room).
     direction: Mapped[str] = mapped_column(String(8))
     client_id: Mapped[str | None] = mapped_column(String(100))
+    #: The staff member's Matrix id for staff uploads (to tell them about a refusal).
+    sender: Mapped[str | None] = mapped_column(String(255))
     filename: Mapped[str] = mapped_column(String(255))
     mimetype: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))

@@ -25,6 +25,7 @@ def upgrade() -> None:
     sa.Column('case_id', sa.String(length=40), nullable=False),
     sa.Column('direction', sa.String(length=8), nullable=False),
     sa.Column('client_id', sa.String(length=100), nullable=True),
+    sa.Column('sender', sa.String(length=255), nullable=True),
     sa.Column('filename', sa.String(length=255), nullable=False),
     sa.Column('mimetype', sa.String(length=255), nullable=False),
     sa.Column('size', _BIGINT, nullable=False),

@@ -1,0 +1,507 @@
+"""The scanner bot: every file between citizen and staff is scanned by clamd before
+the other side can get it, and held (never lost, never passed) while clamd is away."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+from mautrix.errors import MatrixError
+from mautrix.types import ContentURI, Event, EventType, MessageEvent, MessageType
+
+from bots.base import BotContext
+from bridge.api.citizen import bearer
+from bridge.clock import as_utc, utcnow
+from bridge.db.models import Case
+from bridge.errors import (
+    CaseClosed,
+    InvalidField,
+    NotFound,
+    TooLarge,
+)
+
+from .clamd_client import ClamdClient
+from .clamd_runner import ClamdProcess
+from .content import check_allowed, clean_filename
+from .models import Attachment
+from .pipeline import (
+    AttachmentQueue,
+    InfectedFile,
+    hold,
+    load_settings,
+    message_content,
+    new_attachment_id,
+    release,
+    retry_delay,
+    sha256_hex,
+)
+from .verdict import Clean, Infected, ScanError, ScanTooLarge
+
+log = logging.getLogger("buergerchat.scanner")
+RETRY_TICK_S = 2.0
+_FILE_TYPES = (
+    MessageType.IMAGE,
+    MessageType.FILE,
+    MessageType.VIDEO,
+    MessageType.AUDIO,
+)
+_MATRIX_ERRORS = (MatrixError, OSError, TimeoutError)
+
+
+class ScannerBot:
+    name = "scanner"
+
+    def __init__(self, ctx: BotContext) -> None:
+        self.ctx = ctx
+        self.settings = load_settings(ctx.config)
+        self.queue = AttachmentQueue(ctx.store)
+        self.held_dir = ctx.config.data_dir / "attachments" / "held"
+        self._clamd_process: ClamdProcess | None = None
+        self.clamd: ClamdClient | None = None
+        self._retry_task: asyncio.Task[None] | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
+        ctx.appservice.on_event(self.handle_event)
+
+    # --- life cycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.settings.clamd == "embedded":
+            self._clamd_process = ClamdProcess(
+                self.ctx.config.data_dir / "clamd",
+                max_upload_size=self.settings.max_size,
+                tcp_port=None,
+                unix_socket=True,
+            )
+            await self._clamd_process.start()
+            self.clamd = self._clamd_process.client(
+                transport="unix", scan_timeout=self.settings.scan_timeout
+            )
+        else:
+            self.clamd = self.settings.external_client()
+        self._retry_task = asyncio.create_task(self._retry_loop(), name="scanner-retry")
+
+    async def stop(self) -> None:
+        if self._retry_task is not None:
+            self._retry_task.cancel()
+            try:
+                await self._retry_task
+            except asyncio.CancelledError:
+                pass
+        if self._clamd_process is not None:
+            await self._clamd_process.stop()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/api/v1/cases/{case_id}/attachments", self.citizen_upload),
+            web.get(
+                "/api/v1/cases/{case_id}/attachments/{attachment_id}",
+                self.citizen_download,
+            ),
+        ]
+
+    # --- citizen → staff ------------------------------------------------------
+
+    async def citizen_upload(self, request: web.Request) -> web.Response:
+        """Multipart ``file`` (+ optional ``client_id``): allow-list, scan, deliver."""
+        case = await self.ctx.cases.authorize(
+            request.match_info["case_id"], bearer(request)
+        )
+        if case.closed_at is not None:
+            raise CaseClosed(
+                f"Case {case.reference} is closed. Start a new chat for a new concern."
+            )
+        filename, data, client_id = await self._read_form(request)
+        if client_id is not None:
+            known = await self.queue.by_client_id(case.case_id, client_id)
+            if known is not None:
+                return self._answer(known)
+        detected = await asyncio.to_thread(check_allowed, data, self.settings.allowed)
+        attachment_id = new_attachment_id()
+        path = await asyncio.to_thread(hold, self.held_dir, attachment_id, data)
+        row, created = await self.queue.add(
+            attachment_id=attachment_id,
+            case_id=case.case_id,
+            direction="citizen",
+            client_id=client_id,
+            filename=clean_filename(filename, detected),
+            mimetype=detected.mime,
+            size=len(data),
+            sha256=await asyncio.to_thread(sha256_hex, data),
+            state="pending",
+            held_path=str(path),
+        )
+        if not created:  # the same client id raced us: its upload counts
+            await asyncio.to_thread(release, str(path))
+            return self._answer(row)
+        await self._process(case, row, data)
+        return self._answer(row)
+
+    async def _read_form(self, request: web.Request) -> tuple[str, bytes, str | None]:
+        if not request.content_type.startswith("multipart/"):
+            raise InvalidField(
+                "file", "Send the file as multipart/form-data in the field 'file'."
+            )
+        limit = self.settings.max_size
+        reader = await request.multipart()
+        filename, data, client_id = "", None, None
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "client_id":
+                client_id = (await part.text()).strip()[:100] or None
+            elif part.name == "file":
+                filename = part.filename or "datei"
+                buffer = bytearray()
+                while chunk := await part.read_chunk(256 * 1024):
+                    buffer += chunk
+                    if len(buffer) > limit:
+                        raise TooLarge(
+                            f"Die Datei ist größer als {limit >> 20} MB. / The file is "
+                            f"larger than {limit >> 20} MB; send a smaller one."
+                        )
+                data = bytes(buffer)
+        if data is None:
+            raise InvalidField("file", "The form has no field 'file' with the file.")
+        return filename, data, client_id
+
+    def _answer(self, row: Attachment) -> web.Response:
+        if row.state in ("infected",):
+            raise InfectedFile(
+                f"Die Datei „{row.filename}“ enthält Schadsoftware ({row.signature}) "
+                "und wurde nicht übermittelt. / The file contains malware and was "
+                "not delivered.",
+                attachment_id=row.attachment_id,
+                signature=row.signature,
+            )
+        body: dict[str, Any] = {
+            "attachment_id": row.attachment_id,
+            "state": row.state,
+            "sha256": row.sha256,
+            "filename": row.filename,
+        }
+        if row.state == "delivered":
+            body["event_id"] = row.matrix_event_id
+            return web.json_response(body, status=201)
+        if row.state == "refused":
+            body["error"] = row.last_error
+            return web.json_response(body, status=422)
+        return web.json_response(body, status=202)
+
+    async def _process(self, case: Case, row: Attachment, data: bytes) -> None:
+        """Scan once; then deliver, refuse or schedule the next attempt."""
+        lock = self._locks.setdefault(row.attachment_id, asyncio.Lock())
+        async with lock:
+            if row.state not in ("pending", "clean"):
+                return
+            if row.state == "pending":
+                try:
+                    verdict = await self._scan(data)
+                except ScanTooLarge as e:
+                    await self._refuse(case, row, str(e))
+                    return
+                except ScanError as e:
+                    await self._postpone(case, row, str(e))
+                    return
+                if isinstance(verdict, Infected):
+                    await self._infected(case, row, verdict.signature)
+                    return
+                assert isinstance(verdict, Clean)
+                await self.queue.update(row, state="clean", last_error=None)
+            if row.direction == "citizen":
+                await self._deliver_citizen_file(case, row, data)
+            else:
+                await self._release_staff_file(case, row)
+        self._locks.pop(row.attachment_id, None)
+
+    async def _scan(self, data: bytes) -> Clean | Infected:
+        if self.clamd is None:
+            raise ScanError("the scanner has not started yet")
+        verdict = await self.clamd.scan(data)
+        return verdict  # type: ignore[return-value]
+
+    async def _deliver_citizen_file(
+        self, case: Case, row: Attachment, data: bytes
+    ) -> None:
+        try:
+            room_id = case.room_id or await self.ctx.cases.ensure_room(case)
+            ghost = self.ctx.cases.ghost_intent(case)
+            mxc = row.mxc_uri or await ghost.upload_media(
+                data, mime_type=row.mimetype, filename=row.filename, size=row.size
+            )
+            if row.mxc_uri is None:
+                await self.queue.update(row, mxc_uri=str(mxc))
+            content = message_content(row, str(mxc), data, utcnow())
+            event_id = await ghost.send_message_event(
+                room_id,
+                EventType.ROOM_MESSAGE,
+                content,
+                txn_id=f"bc-att-{row.attachment_id}",
+            )
+        except _MATRIX_ERRORS as e:
+            # Clean, but Synapse is away: keep the file and try again later.
+            await self._postpone(case, row, f"Synapse: {e}", keep_state=True)
+            return
+        await self.queue.update(
+            row,
+            state="delivered",
+            matrix_event_id=str(event_id),
+            held_path=None,
+            last_error=None,
+        )
+        await asyncio.to_thread(release, row.held_path)
+        await self._timeline(row, "delivered", "citizen", case.citizen_name)
+
+    async def _postpone(
+        self, case: Case, row: Attachment, error: str, *, keep_state: bool = False
+    ) -> None:
+        attempts = row.attempts + 1
+        log.warning(
+            "attachment %s of %s held: %s", row.attachment_id, case.reference, error
+        )
+        await self.queue.update(
+            row,
+            attempts=attempts,
+            last_error=error,
+            next_attempt_at=utcnow() + retry_delay(attempts),
+            state="pending" if not keep_state else row.state,
+        )
+        if attempts == 1:
+            sender = "citizen" if row.direction == "citizen" else "staff"
+            await self._timeline(row, "pending", sender, None)
+
+    async def _infected(self, case: Case, row: Attachment, signature: str) -> None:
+        log.warning(
+            "attachment %s of %s infected: %s",
+            row.attachment_id,
+            case.reference,
+            signature,
+        )
+        await self.queue.update(
+            row, state="infected", signature=signature, held_path=None
+        )
+        await asyncio.to_thread(release, row.held_path)
+        if row.direction == "staff":
+            await self._refuse_staff_file(
+                case, row, f"Schadsoftware erkannt: {signature}"
+            )
+            return
+        await self._notice(
+            case,
+            f"⚠ Eine Datei des Bürgers wurde abgewiesen: „{row.filename}“ enthält "
+            f"Schadsoftware ({signature}). Die Datei wurde nicht zugestellt.",
+        )
+        await self._timeline(row, "infected", "citizen", case.citizen_name)
+
+    async def _refuse(self, case: Case, row: Attachment, reason: str) -> None:
+        await self.queue.update(row, state="refused", last_error=reason, held_path=None)
+        await asyncio.to_thread(release, row.held_path)
+        if row.direction == "staff":
+            await self._refuse_staff_file(case, row, reason)
+            return
+        await self._timeline(row, "refused", "citizen", case.citizen_name)
+
+    async def _timeline(
+        self, row: Attachment, state: str, sender: str, sender_name: str | None
+    ) -> None:
+        messages = {
+            "pending": "wird geprüft",
+            "delivered": "zugestellt",
+            "infected": "abgewiesen: Schadsoftware gefunden",
+            "refused": "abgewiesen: konnte nicht geprüft werden",
+        }
+        # "pending" is the core's word for "send me again": never use it here.
+        delivery = {"pending": "scanning", "delivered": "delivered"}.get(
+            state, "refused"
+        )
+        await self.ctx.store.add_event(
+            row.case_id,
+            type="attachment",
+            sender=sender,
+            sender_name=sender_name,
+            body=f"{row.filename} ({messages[state]})",
+            delivery=delivery,
+            extra={
+                "attachment_id": row.attachment_id,
+                "filename": row.filename,
+                "size": row.size,
+                "mimetype": row.mimetype,
+                "state": state,
+                **({"error": row.last_error} if state == "refused" else {}),
+            },
+        )
+        self.ctx.cases.notifier.notify(row.case_id)
+
+    async def _notice(self, case: Case, text: str) -> None:
+        try:
+            room_id = case.room_id or await self.ctx.cases.ensure_room(case)
+            await self.ctx.appservice.intent.send_notice(room_id, text)
+        except _MATRIX_ERRORS as e:
+            log.warning("notice to %s not sent: %s", case.reference, e)
+
+    async def citizen_download(self, request: web.Request) -> web.Response:
+        """The file, from Synapse, only if it was scanned clean."""
+        case = await self.ctx.cases.authorize(
+            request.match_info["case_id"], bearer(request)
+        )
+        row = await self.queue.get(case.case_id, request.match_info["attachment_id"])
+        if row is None or row.state not in ("clean", "delivered") or not row.mxc_uri:
+            raise NotFound("There is no scanned file with this id in this case.")
+        data = await self.ctx.appservice.intent.download_media(ContentURI(row.mxc_uri))
+        return web.Response(
+            body=data,
+            content_type=row.mimetype,
+            headers={
+                "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(row.filename)}",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    # --- staff → citizen ------------------------------------------------------
+
+    async def handle_event(self, event: Event) -> None:
+        """A file staff send in a case room is scanned before the citizen sees it."""
+        if not isinstance(event, MessageEvent) or event.type != EventType.ROOM_MESSAGE:
+            return
+        if event.content.msgtype not in _FILE_TYPES:
+            return
+        if self.ctx.cases.is_bridge_user(event.sender):
+            return
+        case = await self.ctx.store.case_by_room(event.room_id)
+        if case is None:
+            return
+        url = getattr(event.content, "url", None)
+        if not url:
+            return  # encrypted files are not used in case rooms
+        info = getattr(event.content, "info", None)
+        row, created = await self.queue.add(
+            attachment_id=new_attachment_id(),
+            case_id=case.case_id,
+            direction="staff",
+            client_id=None,
+            filename=clean_filename(event.content.body or "datei"),
+            mimetype=str(getattr(info, "mimetype", None) or "application/octet-stream"),
+            size=int(getattr(info, "size", None) or 0),
+            sha256="",
+            state="pending",
+            matrix_event_id=str(event.event_id),
+            mxc_uri=str(url),
+            signature=None,
+            held_path=None,
+            sender=str(event.sender),
+        )
+        if not created:
+            return
+        data = await self._fetch_staff_file(case, row)
+        if data is not None:
+            await self._process(case, row, data)
+
+    async def _fetch_staff_file(self, case: Case, row: Attachment) -> bytes | None:
+        try:
+            data = await self.ctx.appservice.intent.download_media(
+                ContentURI(row.mxc_uri or "")
+            )
+        except _MATRIX_ERRORS as e:
+            await self._postpone(case, row, f"download: {e}")
+            return None
+        await self.queue.update(
+            row, size=len(data), sha256=await asyncio.to_thread(sha256_hex, data)
+        )
+        return data
+
+    async def _release_staff_file(self, case: Case, row: Attachment) -> None:
+        await self.ctx.store.add_event(
+            row.case_id,
+            type="attachment",
+            sender="staff",
+            sender_name=self.ctx.cases.staff_name(case.room_id or "", row.sender or ""),
+            body=row.filename,
+            extra={
+                "attachment_id": row.attachment_id,
+                "filename": row.filename,
+                "size": row.size,
+                "mimetype": row.mimetype,
+                "state": "delivered",
+            },
+        )
+        await self.queue.update(row, state="delivered")
+        self.ctx.cases.notifier.notify(row.case_id)
+
+    async def _refuse_staff_file(
+        self, case: Case, row: Attachment, reason: str
+    ) -> None:
+        """Redact the event so nobody downloads it, and tell the sender why."""
+        if row.matrix_event_id and case.room_id:
+            try:
+                await self.ctx.appservice.intent.redact(
+                    case.room_id, row.matrix_event_id, reason=reason
+                )
+            except _MATRIX_ERRORS as e:
+                log.error("could not redact %s: %s", row.matrix_event_id, e)
+        sender = row.sender or ""
+        name = self.ctx.cases.staff_name(case.room_id or "", sender) if sender else ""
+        await self._notice(
+            case,
+            f"⚠ {name + ': ' if name else ''}Ihre Datei „{row.filename}“ wurde entfernt "
+            f"und nicht an den Bürger weitergegeben ({reason}).",
+        )
+
+    # --- retries --------------------------------------------------------------
+
+    async def _retry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RETRY_TICK_S)
+            try:
+                await self.retry_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("retrying held attachments failed")
+
+    async def retry_due(self) -> None:
+        now = utcnow()
+        for row in await self.queue.due(now):
+            case = await self.ctx.store.get_case(row.case_id)
+            if case is None:
+                continue
+            if _expired(row.created_at, now, self.settings.give_up_after):
+                await self._refuse(
+                    case,
+                    row,
+                    "Die Datei konnte nicht rechtzeitig auf Schadsoftware geprüft "
+                    "werden. Bitte senden Sie sie erneut. / The file could not be "
+                    "scanned in time; please send it again.",
+                )
+                continue
+            if row.direction == "citizen":
+                try:
+                    data = await asyncio.to_thread(_read, row.held_path)
+                except OSError as e:
+                    log.error("held file of %s is gone: %s", row.attachment_id, e)
+                    await self._refuse(case, row, "Die Datei ist verloren gegangen.")
+                    continue
+            else:
+                fetched = await self._fetch_staff_file(case, row)
+                if fetched is None:
+                    continue
+                data = fetched
+            await self._process(case, row, data)
+
+
+def _expired(created_at: datetime, now: datetime, limit: timedelta) -> bool:
+    return as_utc(created_at) + limit <= now
+
+
+def _read(path: str | None) -> bytes:
+    if not path:
+        raise OSError("no held file recorded")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")

@@ -1,0 +1,264 @@
+"""The scanner bot's plain parts: its settings, the attachment queue in the database,
+files held on disk, retry backoff and the Matrix content of a delivered file."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import struct
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from bridge.clock import utcnow
+from bridge.config import Config
+from bridge.db.store import Store
+from bridge.errors import BuergerchatError
+from bridge.yamlconf import Problems, Section
+
+from .clamd_client import ClamdClient
+from .content import DEFAULT_ALLOWED, expand_kinds
+from .models import Attachment
+
+MAIN_FILE = "buergerchat.yaml"
+#: Retry delays grow 5 s, 10 s, 20 s … up to 10 minutes.
+FIRST_RETRY_S = 5.0
+MAX_RETRY_S = 600.0
+
+
+class InfectedFile(BuergerchatError):
+    """The scanner found malware; the file was not delivered."""
+
+    status = 422
+    errcode = "BC_INFECTED"
+
+
+@dataclass(frozen=True)
+class ScannerSettings:
+    #: ``embedded`` (the bot runs its own clamd), ``tcp://host:port`` or ``unix:/path``.
+    clamd: str
+    scan_timeout: float
+    give_up_after: timedelta
+    allowed: frozenset[str]
+    max_size: int
+
+    def external_client(self) -> ClamdClient:
+        """A client for an external clamd, as given in ``scanner.clamd``."""
+        if self.clamd.startswith("unix:"):
+            return ClamdClient(
+                unix_socket=Path(self.clamd[5:]),
+                scan_timeout=self.scan_timeout,
+                max_stream_length=self.max_size,
+            )
+        host, _, port = self.clamd.removeprefix("tcp://").rpartition(":")
+        return ClamdClient(
+            host=host,
+            port=int(port),
+            scan_timeout=self.scan_timeout,
+            max_stream_length=self.max_size,
+        )
+
+
+def _clamd_address(value: str) -> str | None:
+    if value == "embedded" or value.startswith("unix:/"):
+        return None
+    host, _, port = value.removeprefix("tcp://").rpartition(":")
+    if value.startswith("tcp://") and host and port.isdigit():
+        return None
+    return "must be 'embedded', 'tcp://host:port' or 'unix:/path/to/clamd.sock'"
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def load_settings(config: Config) -> ScannerSettings:
+    """The ``scanner:`` section of buergerchat.yaml; a ConfigError names bad keys."""
+    problems = Problems()
+    path = config.config_dir / MAIN_FILE
+    section = (
+        Section.load(path, problems).section("scanner")
+        if path.is_file()
+        else Section(str(path), None, "scanner", problems)
+    )
+    clamd = section.get("clamd", str, "embedded", check=_clamd_address)
+    timeout = section.get("scan_timeout_seconds", float, 60.0, check=_positive)
+    give_up = section.get("give_up_after_hours", float, 24.0, check=_positive)
+    kinds = DEFAULT_ALLOWED
+    if section.has("allowed"):
+        names = [item.value for item in section.items("allowed")]
+        try:
+            kinds = expand_kinds(str(n) for n in names)
+        except ValueError as e:
+            section.error(str(e), "allowed")
+    problems.raise_if_any()
+    return ScannerSettings(
+        clamd=clamd,
+        scan_timeout=timeout,
+        give_up_after=timedelta(hours=give_up),
+        allowed=kinds,
+        max_size=config.homeserver.max_upload_size_mb << 20,
+    )
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long to wait before scan attempt number ``attempts + 1``."""
+    return timedelta(
+        seconds=min(FIRST_RETRY_S * 2 ** max(attempts - 1, 0), MAX_RETRY_S)
+    )
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def new_attachment_id() -> str:
+    return "att_" + secrets.token_urlsafe(16)
+
+
+# --- files held on disk -------------------------------------------------------
+
+
+def hold(held_dir: Path, attachment_id: str, data: bytes) -> Path:
+    """Write the file durably before anything else happens to it (call in a thread)."""
+    held_dir.mkdir(parents=True, exist_ok=True)
+    path = held_dir / attachment_id
+    partial = path.with_suffix(".part")
+    with open(partial, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    partial.replace(path)
+    return path
+
+
+def release(path: str | None) -> None:
+    """Delete a held file once it is delivered or refused (call in a thread)."""
+    if path:
+        Path(path).unlink(missing_ok=True)
+
+
+# --- the attachment queue -----------------------------------------------------
+
+
+class AttachmentQueue:
+    """Reads and writes of the attachments table, on the bridge's store."""
+
+    def __init__(self, store: Store) -> None:
+        self.session = store.session
+
+    async def add(self, **values: Any) -> tuple[Attachment, bool]:
+        """Insert; an attachment already known by client id or Matrix event id is
+        returned instead, with ``created`` False."""
+        now = utcnow()
+        row = Attachment(attempts=0, created_at=now, updated_at=now, **values)
+        try:
+            async with self.session.begin() as s:
+                s.add(row)
+            return row, True
+        except IntegrityError:
+            query = select(Attachment)
+            if values.get("client_id") is not None:
+                query = query.where(
+                    Attachment.case_id == values["case_id"],
+                    Attachment.client_id == values["client_id"],
+                )
+            else:
+                query = query.where(
+                    Attachment.matrix_event_id == values.get("matrix_event_id")
+                )
+            async with self.session() as s:
+                existing = await s.scalar(query)
+            if existing is None:
+                raise
+            return existing, False
+
+    async def by_client_id(self, case_id: str, client_id: str) -> Attachment | None:
+        async with self.session() as s:
+            return await s.scalar(
+                select(Attachment).where(
+                    Attachment.case_id == case_id, Attachment.client_id == client_id
+                )
+            )
+
+    async def get(self, case_id: str, attachment_id: str) -> Attachment | None:
+        async with self.session() as s:
+            return await s.scalar(
+                select(Attachment).where(
+                    Attachment.case_id == case_id,
+                    Attachment.attachment_id == attachment_id,
+                )
+            )
+
+    async def update(self, row: Attachment, **values: Any) -> None:
+        values["updated_at"] = utcnow()
+        async with self.session.begin() as s:
+            await s.execute(
+                update(Attachment).where(Attachment.id == row.id).values(**values)
+            )
+        for key, value in values.items():
+            setattr(row, key, value)
+
+    async def due(self, now: datetime, limit: int = 20) -> list[Attachment]:
+        """Pending attachments whose next scan attempt is due."""
+        async with self.session() as s:
+            rows = await s.scalars(
+                select(Attachment)
+                .where(Attachment.state == "pending", Attachment.next_attempt_at <= now)
+                .order_by(Attachment.next_attempt_at)
+                .limit(limit)
+            )
+            return list(rows.all())
+
+
+# --- what a delivered file looks like in Matrix ---------------------------------
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height of a PNG, GIF or JPEG from its header; None if unknown."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
+        w, h = struct.unpack(">II", data[16:24])
+        return int(w), int(h)
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        w, h = struct.unpack("<HH", data[6:10])
+        return int(w), int(h)
+    if data.startswith(b"\xff\xd8"):
+        i = 2
+        while i + 9 < len(data) and data[i] == 0xFF:
+            marker, length = data[i + 1], struct.unpack(">H", data[i + 2 : i + 4])[0]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+                return int(w), int(h)
+            i += 2 + length
+    return None
+
+
+def message_content(
+    row: Attachment, mxc: str, data: bytes, scanned_at: datetime
+) -> dict[str, Any]:
+    """``m.image`` or ``m.file`` content with the scan verdict and hash."""
+    info: dict[str, Any] = {"mimetype": row.mimetype, "size": row.size}
+    msgtype = "m.file"
+    if row.mimetype.startswith("image/"):
+        msgtype = "m.image"
+        size = image_size(data)
+        if size:
+            info["w"], info["h"] = size
+    return {
+        "msgtype": msgtype,
+        "body": row.filename,
+        "filename": row.filename,
+        "url": mxc,
+        "info": info,
+        "de.buergerchat.attachment_id": row.attachment_id,
+        "de.buergerchat.scan": {
+            "verdict": "clean",
+            "sha256": row.sha256,
+            "scanned_at": scanned_at.isoformat().replace("+00:00", "Z"),
+        },
+    }
