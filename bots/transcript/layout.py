@@ -12,7 +12,7 @@ from PIL import ImageOps
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_CENTER, TA_LEFT
 from reportlab.lib.styles import ParagraphStyle
-from reportlab.platypus import Flowable, Image
+from reportlab.platypus import Flowable, Image, KeepTogether
 
 from bots.transcript.fonts import FontFamily
 from bots.transcript.textblock import TextStyle
@@ -135,7 +135,7 @@ class Gutter(Flowable):
     """Draws `inner` right of a gutter holding the time and entry number.
 
     The coloured bar tells citizen from staff at a glance; a split keeps the
-    bar but prints the time only on the first part.
+    bar, prints the time only on the first part and marks the rest "Forts.".
     """
 
     def __init__(
@@ -145,6 +145,7 @@ class Gutter(Flowable):
         label: str | None = None,
         number: str | None = None,
         bar: colors.Color | None = None,
+        continued: bool = False,
     ) -> None:
         super().__init__()
         self.inner = inner
@@ -152,6 +153,7 @@ class Gutter(Flowable):
         self.label = label
         self.number = number
         self.bar = bar
+        self.continued = continued
         self._inner_h = 0.0
 
     def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
@@ -165,8 +167,9 @@ class Gutter(Flowable):
         parts = self.inner.split(availWidth - GUTTER, availHeight)
         if not parts:
             return []
-        first = Gutter(parts[0], self.styles, self.label, self.number, self.bar)
-        rest = [Gutter(p, self.styles, None, None, self.bar) for p in parts[1:]]
+        s, nr, bar = self.styles, self.number, self.bar
+        first = Gutter(parts[0], s, self.label, nr, bar, self.continued)
+        rest = [Gutter(p, s, None, nr, bar, continued=True) for p in parts[1:]]
         return [first, *rest]
 
     def getSpaceBefore(self) -> float:
@@ -184,7 +187,10 @@ class Gutter(Flowable):
         if self.number:
             canv.setFillColor(GREY)
             canv.setFont(fonts.regular, 6.5)
-            canv.drawString(0, baseline - 9.0, self.number)
+            below = 9.0 if self.label else 0.0
+            # A continued entry says whose text it is on the new page.
+            shown = f"{self.number} Forts." if self.continued else self.number
+            canv.drawString(0, baseline - below, shown)
         if self.label:
             canv.setFillColor(INK)
             canv.setFont(fonts.bold, 8.5)
@@ -195,6 +201,23 @@ class Gutter(Flowable):
             x = GUTTER - BAR_GAP
             canv.line(x, 0.5, x, self.height - 0.5)
         self.inner.drawOn(canv, GUTTER, self.height - self._inner_h)
+
+
+class KeepTogetherUnlessTaller(KeepTogether):
+    """Keeps a group on one page unless it is taller than a page anyway.
+
+    reportlab's KeepTogether breaks the page before any group that does not
+    fit, which leaves most of a page empty before a very long message.
+    """
+
+    def split(self, aW: float, aH: float) -> list[Flowable]:
+        if getattr(self, "_wrapInfo", None) != (aW, aH):
+            self.wrap(aW, aH)
+        frame = getattr(self, "_frame", None)
+        room_to_start = self._H0 + 3 * 12.6  # first part plus a few lines
+        if frame is not None and self._H > frame._height and aH > room_to_start:
+            return list(self._content)
+        return list(super().split(aW, aH))
 
 
 class Stack(Flowable):

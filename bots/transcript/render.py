@@ -16,7 +16,13 @@ from reportlab.platypus import BaseDocTemplate, Flowable, Frame, PageTemplate
 
 from bots.transcript.chain import SCHEME
 from bots.transcript.fonts import DEFAULT_FONT_DIR, load_fonts
-from bots.transcript.layout import GREY, RULE, Styles, make_styles
+from bots.transcript.layout import (
+    GREY,
+    RULE,
+    KeepTogetherUnlessTaller,
+    Styles,
+    make_styles,
+)
 from bots.transcript.model import CaseInfo, Entry, RenderedTranscript
 from bots.transcript.story import LazyStory, Story
 
@@ -73,6 +79,7 @@ class _TranscriptDoc(BaseDocTemplate):  # type: ignore[misc]
             creator="Bürgerchat",
             producer="Bürgerchat (ReportLab)",
             lang="de-DE",
+            keepTogetherClass=KeepTogetherUnlessTaller,
             **info,
         )
         self.case = case

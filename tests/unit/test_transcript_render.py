@@ -263,12 +263,15 @@ def test_system_events_are_set_in_italics_unlike_messages(conversation) -> None:
 
 
 def test_a_message_longer_than_a_page_continues_on_the_next() -> None:
-    """A 300-line message is split across pages with every line kept in order."""
+    """A 300-line message starts on page 1, continues marked 'Forts.', in order."""
     body = "\n".join(f"Zeile {i:03d}" for i in range(300))
     result, _, texts = _render([Entry(sample.START, "citizen", "A", body)])
     assert result.pages >= 4
     found = re.findall(r"Zeile (\d{3})", "\n".join(texts))
     assert [int(n) for n in found] == list(range(300))
+    assert "Zeile 000" in texts[0]
+    continued = [t for t in texts[1:] if "Zeile" in t]
+    assert continued and all("Nr. 1 Forts." in t for t in continued)
 
 
 def test_a_flood_of_empty_lines_is_folded_to_one_blank_line() -> None:
