@@ -43,6 +43,7 @@ class Recorder:
     rcpt_reply: str | None = None
     refuse: set[str] = field(default_factory=set)
     data_reply: str | None = None
+    data_delay: float = 0.0
 
     async def handle_RCPT(
         self,
@@ -62,6 +63,7 @@ class Recorder:
     async def handle_DATA(
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
+        await asyncio.sleep(self.data_delay)
         if self.data_reply is not None:
             return self.data_reply
         login = session.auth_data.login.decode() if session.auth_data else None
@@ -109,8 +111,7 @@ class SmtpServer:
         ok = (
             isinstance(auth_data, LoginPassword)
             and self._users is not None
-            and self._users.get(auth_data.login.decode())
-            == auth_data.password.decode()
+            and self._users.get(auth_data.login.decode()) == auth_data.password.decode()
         )
         return AuthResult(success=ok, handled=False, auth_data=auth_data)
 

@@ -1,0 +1,328 @@
+"""The durable mail outbox: mails wait in the database until a server took them.
+
+``enqueue()`` stores the finished message (idempotent by dedup key); a worker task
+owned by :class:`Outbox` sends due mails one at a time:
+
+- before sending, the row moves to ``sending`` with a lease (``next_attempt_at`` =
+  now + the backend's deadline + a margin) and one more attempt;
+- accepted → ``sent``;
+- server down, connection refused, timeout, 4xx → back to ``queued`` with
+  exponential backoff and jitter, until ``max_attempts``;
+- a 5xx answer about the mail, or ``max_attempts`` used up → ``parked``, and
+  ``on_parked(mail, reason)`` is called (the bridge alerts the admin room).
+
+Delivery is at least once, never knowingly twice. The one gap: the server accepted
+the mail, and the process died (or lost the database) before ``sent`` was written.
+After the lease runs out, the mail is sent again - byte for byte the same, with the
+same ``Message-ID``, so receiving servers and mail clients that suppress duplicates
+by Message-ID (Gmail, Dovecot's ``duplicate`` Sieve test, most ticket systems) show
+it once. A clean ``stop()`` never cuts a send short, so this needs a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime, getaddresses, make_msgid
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bots.mail.backends import DeliveryError, MailBackend, TemporaryFailure
+from bots.mail.models import PARKED, QUEUED, SENT, OutboxMail
+from bots.mail.settings import MailSettings
+from bots.mail.store import OutboxStore
+from bridge.clock import as_utc, utcnow
+
+log = logging.getLogger("buergerchat.mail")
+
+ParkedCallback = Callable[[OutboxMail, str], Awaitable[None]]
+
+MAX_BACKOFF = timedelta(hours=6)
+LEASE_MARGIN = timedelta(seconds=60)
+# Another process may enqueue without waking us; look at least this often.
+POLL_SECONDS = 60.0
+ERROR_PAUSE_SECONDS = 10.0
+ALERT_TIMEOUT_SECONDS = 30.0
+
+
+def retry_delay(attempt: int, initial: float, fraction: float) -> timedelta:
+    """Backoff after the ``attempt``-th failure: initial·2^(attempt-1), capped at
+    six hours, spread by ±20 % (``fraction`` in [0, 1)) so mails queued together
+    do not all retry in the same second."""
+    base = min(initial * 2 ** max(attempt - 1, 0), MAX_BACKOFF.total_seconds())
+    return timedelta(seconds=base * (0.8 + 0.4 * fraction))
+
+
+def recipients_of(message: EmailMessage) -> list[str]:
+    """The envelope recipients: every address in To, Cc and Bcc, once each."""
+    fields = [str(v) for h in ("To", "Cc", "Bcc") for v in message.get_all(h, [])]
+    seen: dict[str, None] = {}
+    for _, address in getaddresses(fields):
+        if address:
+            seen.setdefault(address, None)
+    return list(seen)
+
+
+class Outbox:
+    """Owns the outbox worker; see the module docstring for the life of a mail."""
+
+    def __init__(
+        self,
+        db: AsyncEngine | async_sessionmaker[AsyncSession],
+        settings: MailSettings,
+        backend: MailBackend,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        on_parked: ParkedCallback | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        engine = db if isinstance(db, AsyncEngine) else db.kw["bind"]
+        # Our own factory: rows handed out (to on_parked too) must stay readable
+        # after their session closed.
+        self.store = OutboxStore(async_sessionmaker(engine, expire_on_commit=False))
+        self.settings = settings
+        self.backend = backend
+        self._clock = clock
+        self._on_parked = on_parked
+        self._rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.backend.deadline_seconds) + LEASE_MARGIN
+
+    # --- enqueue -------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        message: EmailMessage,
+        *,
+        dedup_key: str,
+        case_id: str | None = None,
+        session: AsyncSession | None = None,
+    ) -> tuple[OutboxMail, bool]:
+        """Store ``message`` for sending; returns (row, created).
+
+        A second enqueue with the same ``dedup_key`` returns the first row and
+        stores nothing. Missing ``From``, ``Date`` and ``Message-ID`` are filled in
+        here, once; ``Bcc`` becomes envelope only. With ``session`` the row joins
+        the caller's transaction: call :meth:`wake` after that commits.
+        """
+        if not 0 < len(dedup_key) <= 200:
+            raise ValueError("dedup_key must have 1 to 200 characters")
+        msg = copy.deepcopy(message)
+        now = self._clock()
+        if msg["From"] is None:
+            msg["From"] = self.settings.sender.header()
+        if msg["Date"] is None:
+            msg["Date"] = format_datetime(now)
+        if msg["Message-ID"] is None:
+            msg["Message-ID"] = make_msgid(domain=self.settings.sender.domain)
+        recipients = recipients_of(msg)
+        if not recipients:
+            raise ValueError("the message has no recipient in To, Cc or Bcc")
+        del msg["Bcc"]
+        row, created = await self.store.insert(
+            dict(
+                dedup_key=dedup_key,
+                message_id=str(msg["Message-ID"]).strip(),
+                envelope_from=self.settings.sender.address,
+                recipients=recipients,
+                raw=msg.as_bytes(policy=policy.SMTP),
+                subject=str(msg["Subject"] or ""),
+                state=QUEUED,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                case_id=case_id,
+            ),
+            session=session,
+        )
+        if created and session is None:
+            self.wake()
+        return row, created
+
+    # --- the worker ----------------------------------------------------------
+
+    def wake(self) -> None:
+        """Look for due mails now instead of at the next planned time."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self._task is not None and not self._task.done():
+            return
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="mail-outbox")
+        log.info("mail outbox started, sending via %s", self.backend.describe())
+
+    async def stop(self) -> None:
+        """Stop after the mail being sent (if any); cancel only if that hangs."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self.wake()
+        grace = self.backend.deadline_seconds + 5
+        try:
+            await asyncio.wait_for(asyncio.shield(task), grace)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            self._stopping = False
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                await self.flush()
+                delay = await self._seconds_until_due()
+            except Exception:
+                log.exception("mail outbox: database error, trying again shortly")
+                delay = ERROR_PAUSE_SECONDS
+            if self._stopping:
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+
+    async def _seconds_until_due(self) -> float:
+        due = await self.store.next_due_at()
+        if due is None:
+            return POLL_SECONDS
+        wait = (due - as_utc(self._clock())).total_seconds()
+        return min(max(wait, 0.0), POLL_SECONDS)
+
+    async def flush(self) -> int:
+        """Send every mail that is due now, one at a time; returns how many were
+        tried. Mails that failed and wait for their backoff are not due."""
+        tried = 0
+        async with self._lock:
+            while not self._stopping and await self._send_next():
+                tried += 1
+        return tried
+
+    async def _send_next(self) -> bool:
+        mail = await self.store.claim_next(self._clock(), self.lease)
+        if mail is None:
+            return False
+        await self._deliver(mail)
+        return True
+
+    async def _deliver(self, mail: OutboxMail) -> None:
+        failure: DeliveryError
+        try:
+            async with asyncio.timeout(self.backend.deadline_seconds):
+                remark = await self.backend.send(
+                    mail.raw, sender=mail.envelope_from, recipients=mail.recipients
+                )
+        except DeliveryError as exc:
+            failure = exc
+        except TimeoutError:
+            failure = TemporaryFailure(
+                f"{self.backend.describe()} did not finish within "
+                f"{self.backend.deadline_seconds:g} s"
+            )
+        except Exception as exc:
+            log.exception("mail %s: unexpected error from the backend", mail.id)
+            failure = TemporaryFailure(f"unexpected error: {exc!r}")
+        else:
+            await self._mark_sent(mail, remark)
+            return
+        await self._failed(mail, failure)
+
+    async def _mark_sent(self, mail: OutboxMail, remark: str | None) -> None:
+        values: dict[str, object] = {"state": SENT, "sent_at": self._clock()}
+        if remark:
+            values["last_error"] = remark
+        # The server has the mail now: losing this write means sending it again
+        # after the lease, so try a little harder than elsewhere.
+        for pause in (0.5, 2.0, None):
+            try:
+                if not await self.store.finish(mail, **values):
+                    log.warning(
+                        "mail %s was sent, but its lease had run out and another "
+                        "worker took it: it may arrive twice (same Message-ID %s)",
+                        mail.id,
+                        mail.message_id,
+                    )
+                else:
+                    log.info("mail %s sent (%s)", mail.id, mail.dedup_key)
+                return
+            except Exception:
+                if pause is None:
+                    raise
+                log.warning("mail %s sent, recording it failed; retrying", mail.id)
+                await asyncio.sleep(pause)
+
+    async def _failed(self, mail: OutboxMail, failure: DeliveryError) -> None:
+        now = self._clock()
+        if failure.permanent or mail.attempts >= self.settings.max_attempts:
+            reason = (
+                failure.message
+                if failure.permanent
+                else f"gave up after {mail.attempts} attempts: {failure.message}"
+            )
+            if await self.store.finish(mail, state=PARKED, last_error=reason):
+                log.error("mail %s parked: %s", mail.id, reason)
+                parked = await self.store.get(mail.id)
+                await self._alert(parked or mail, reason)
+            return
+        delay = retry_delay(
+            mail.attempts, self.settings.backoff_seconds, self._rng.random()
+        )
+        log.warning(
+            "mail %s not sent (attempt %d of %d), next try in %.0f s: %s",
+            mail.id,
+            mail.attempts,
+            self.settings.max_attempts,
+            delay.total_seconds(),
+            failure.message,
+        )
+        await self.store.finish(
+            mail, state=QUEUED, next_attempt_at=now + delay, last_error=failure.message
+        )
+
+    async def _alert(self, mail: OutboxMail, reason: str) -> None:
+        if self._on_parked is None:
+            return
+        try:
+            async with asyncio.timeout(ALERT_TIMEOUT_SECONDS):
+                await self._on_parked(mail, reason)
+        except Exception:
+            log.exception("mail %s: the alert about parking it failed", mail.id)
+
+    # --- admin and retention -------------------------------------------------
+
+    async def requeue(self, mail_id: int) -> bool:
+        """Send a parked mail again (after an admin fixed the cause)."""
+        done = await self.store.requeue(mail_id, self._clock())
+        if done:
+            self.wake()
+        return done
+
+    async def erase_case(self, case_id: str) -> int:
+        """Delete every mail of a case, whatever its state (erasure request)."""
+        return await self.store.erase_case(case_id)
+
+    async def purge(self, older_than: timedelta) -> int:
+        """Delete sent and parked mails older than the retention period."""
+        return await self.store.purge(self._clock() - older_than)
+
+    async def counts(self) -> dict[str, int]:
+        """Mails per state, for /metrics and the health check."""
+        return await self.store.counts()
+
+    async def get(self, dedup_key: str) -> OutboxMail | None:
+        return await self.store.by_dedup_key(dedup_key)
