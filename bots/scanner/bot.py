@@ -10,7 +10,15 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 from mautrix.errors import MatrixError
-from mautrix.types import ContentURI, Event, EventType, MessageEvent, MessageType
+from mautrix.types import (
+    ContentURI,
+    Event,
+    EventID,
+    EventType,
+    MessageEvent,
+    MessageType,
+    RoomID,
+)
 
 from bots.base import BotContext
 from bridge.api.citizen import bearer
@@ -235,9 +243,9 @@ class ScannerBot:
                 await self.queue.update(row, mxc_uri=str(mxc))
             content = message_content(row, str(mxc), data, utcnow())
             event_id = await ghost.send_message_event(
-                room_id,
+                RoomID(room_id),
                 EventType.ROOM_MESSAGE,
-                content,
+                content,  # type: ignore[arg-type]
                 txn_id=f"bc-att-{row.attachment_id}",
             )
         except _MATRIX_ERRORS as e:
@@ -337,7 +345,7 @@ class ScannerBot:
     async def _notice(self, case: Case, text: str) -> None:
         try:
             room_id = case.room_id or await self.ctx.cases.ensure_room(case)
-            await self.ctx.appservice.intent.send_notice(room_id, text)
+            await self.ctx.appservice.intent.send_notice(RoomID(room_id), text)
         except _MATRIX_ERRORS as e:
             log.warning("notice to %s not sent: %s", case.reference, e)
 
@@ -354,7 +362,8 @@ class ScannerBot:
             body=data,
             content_type=row.mimetype,
             headers={
-                "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(row.filename)}",
+                "Content-Disposition": "attachment; filename*=UTF-8''"
+                + _quote(row.filename),
                 "X-Content-Type-Options": "nosniff",
             },
         )
@@ -436,7 +445,7 @@ class ScannerBot:
         if row.matrix_event_id and case.room_id:
             try:
                 await self.ctx.appservice.intent.redact(
-                    case.room_id, row.matrix_event_id, reason=reason
+                    RoomID(case.room_id), EventID(row.matrix_event_id), reason=reason
                 )
             except _MATRIX_ERRORS as e:
                 log.error("could not redact %s: %s", row.matrix_event_id, e)
@@ -444,8 +453,8 @@ class ScannerBot:
         name = self.ctx.cases.staff_name(case.room_id or "", sender) if sender else ""
         await self._notice(
             case,
-            f"⚠ {name + ': ' if name else ''}Ihre Datei „{row.filename}“ wurde entfernt "
-            f"und nicht an den Bürger weitergegeben ({reason}).",
+            f"⚠ {name + ': ' if name else ''}Ihre Datei „{row.filename}“ wurde "
+            f"entfernt und nicht an den Bürger weitergegeben ({reason}).",
         )
 
     # --- retries --------------------------------------------------------------

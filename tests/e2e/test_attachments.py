@@ -9,7 +9,6 @@ import struct
 import uuid
 import zipfile
 import zlib
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -155,7 +154,7 @@ async def test_clamav_testfile_sample_refused(stack: Stack) -> None:
     if not sample.is_file():
         pytest.fail("apt-get install clamav-testfiles")
     case = await open_case(stack)
-    status, body = await upload(stack, case, "clam.pdf", Path(sample).read_bytes())
+    status, body = await upload(stack, case, "clam.pdf", sample.read_bytes())
     assert status == 422, body
     assert body["errcode"] == "BC_INFECTED"
     assert "clam.pdf" in body["signature"]
