@@ -49,60 +49,51 @@
   // --- texts ---------------------------------------------------------------
   var TEXT = {
     de: {
-      open: "Bürgerchat öffnen", close: "Chat schließen", title: "Bürgerchat",
-      other: "EN", otherLabel: "Switch to English",
-      intro: "Schreiben Sie uns – wir helfen gerne weiter.",
+      open: "Bürgerchat öffnen", close: "Chat schließen", title: "Bürgerchat", other: "EN",
+      otherLabel: "Switch to English", intro: "Schreiben Sie uns – wir helfen gerne weiter.",
       depts: "Womit können wir helfen?", live: "jetzt erreichbar",
-      offline: "gerade nicht besetzt – wir antworten so bald wie möglich",
-      until: "erreichbar bis {t}", next: "wieder erreichbar {t}",
-      topic: "Thema (optional)", topicAny: "Bitte wählen…", name: "Ihr Name (optional)",
+      offline: "gerade nicht besetzt – wir antworten so bald wie möglich", until: "erreichbar bis {t}",
+      next: "wieder erreichbar {t}", topic: "Thema (optional)", topicAny: "Bitte wählen…",
+      name: "Ihr Name (optional)",
       privacy: "Ihre Nachrichten werden gespeichert, damit Mitarbeitende der Stadtverwaltung Ihr Anliegen bearbeiten können. Details in den",
       privacyLink: "Datenschutzhinweisen",
       consent: "Ich habe die Datenschutzhinweise gelesen und bin mit der Speicherung meiner Angaben einverstanden.",
       start: "Chat starten",
       needConsent: "Bitte stimmen Sie den Datenschutzhinweisen zu. Ohne Ihre Zustimmung dürfen wir Ihre Nachrichten nicht speichern.",
-      needDept: "Bitte wählen Sie aus, womit wir helfen können.",
-      loading: "Wird geladen…", retry: "Erneut versuchen",
+      needDept: "Bitte wählen Sie aus, womit wir helfen können.", loading: "Wird geladen…",
+      retry: "Erneut versuchen",
       down: "Der Chat ist gerade nicht erreichbar. Bitte versuchen Sie es gleich noch einmal.",
       expired: "Ihr bisheriger Chat ist abgelaufen oder nicht mehr gültig. Sie können gern ein neues Anliegen starten.",
       ref: "Vorgang {r}", log: "Chatverlauf", input: "Ihre Nachricht", send: "Senden",
-      placeholder: "Nachricht schreiben…", hint: "Enter sendet, Umschalt+Enter für eine neue Zeile",
-      you: "Sie", sending: "wird gesendet…", failed: "nicht gesendet: {e}",
-      reconnecting: "Verbindung unterbrochen – wird erneut versucht",
-      newCase: "Neues Anliegen",
+      placeholder: "Nachricht schreiben…", hint: "Enter sendet, Umschalt+Enter für eine neue Zeile", you: "Sie",
+      sending: "wird gesendet…", failed: "nicht gesendet: {e}",
+      reconnecting: "Verbindung unterbrochen – wird erneut versucht", newCase: "Neues Anliegen",
       endAsk: "Diesen Chat beenden? Der Verlauf wird danach auf diesem Gerät nicht mehr angezeigt.",
       endYes: "Ja, beenden", endNo: "Abbrechen", closed: "Dieses Anliegen ist abgeschlossen.",
       errClosed: "das Anliegen ist bereits abgeschlossen", errLong: "die Nachricht ist zu lang",
-      errOther: "bitte erneut versuchen",
-      unread: "{n} neue Nachricht(en)"
+      errOther: "bitte erneut versuchen", unread: "{n} neue Nachricht(en)"
     },
     en: {
-      open: "Open citizen chat", close: "Close chat", title: "Citizen chat",
-      other: "DE", otherLabel: "Auf Deutsch umschalten",
-      intro: "Write to us – we are happy to help.",
+      open: "Open citizen chat", close: "Close chat", title: "Citizen chat", other: "DE",
+      otherLabel: "Auf Deutsch umschalten", intro: "Write to us – we are happy to help.",
       depts: "What can we help you with?", live: "available now",
-      offline: "not staffed right now – we will answer as soon as we can",
-      until: "available until {t}", next: "available again {t}",
-      topic: "Topic (optional)", topicAny: "Please choose…", name: "Your name (optional)",
+      offline: "not staffed right now – we will answer as soon as we can", until: "available until {t}",
+      next: "available again {t}", topic: "Topic (optional)", topicAny: "Please choose…",
+      name: "Your name (optional)",
       privacy: "Your messages are stored so that staff of the town administration can handle your request. Details in the",
       privacyLink: "privacy notice",
-      consent: "I have read the privacy notice and agree that my details are stored.",
-      start: "Start chat",
+      consent: "I have read the privacy notice and agree that my details are stored.", start: "Start chat",
       needConsent: "Please agree to the privacy notice. Without your consent we may not store your messages.",
-      needDept: "Please choose what we can help you with.",
-      loading: "Loading…", retry: "Try again",
+      needDept: "Please choose what we can help you with.", loading: "Loading…", retry: "Try again",
       down: "The chat cannot be reached right now. Please try again in a moment.",
       expired: "Your previous chat has expired or is no longer valid. You are welcome to start a new one.",
       ref: "Case {r}", log: "Conversation", input: "Your message", send: "Send",
-      placeholder: "Write a message…", hint: "Enter sends, Shift+Enter for a new line",
-      you: "You", sending: "sending…", failed: "not sent: {e}",
-      reconnecting: "Connection lost – trying again",
-      newCase: "New request",
-      endAsk: "End this chat? Its history will no longer be shown on this device.",
+      placeholder: "Write a message…", hint: "Enter sends, Shift+Enter for a new line", you: "You",
+      sending: "sending…", failed: "not sent: {e}", reconnecting: "Connection lost – trying again",
+      newCase: "New request", endAsk: "End this chat? Its history will no longer be shown on this device.",
       endYes: "Yes, end it", endNo: "Cancel", closed: "This request has been closed.",
       errClosed: "the request is already closed", errLong: "the message is too long",
-      errOther: "please try again",
-      unread: "{n} new message(s)"
+      errOther: "please try again", unread: "{n} new message(s)"
     }
   };
   var ICON_CHAT = "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z";
@@ -180,8 +171,8 @@
 
   async function api(method, path, body, timeoutMs) {
     var ctrl = new AbortController(), abort = function () { ctrl.abort(); };
-    var timer = setTimeout(abort, timeoutMs || 15000);
-    stopAll.signal.addEventListener("abort", abort);
+    var timer = setTimeout(abort, timeoutMs || 15000), stop = stopAll.signal;
+    stop.addEventListener("abort", abort);
     var headers = { Accept: "application/json" };
     if (body) headers["Content-Type"] = "application/json";
     if (saved.token && path.indexOf("/cases/") === 0) headers.Authorization = "Bearer " + saved.token;
@@ -195,7 +186,7 @@
       throw Object.assign(new Error("network"), { network: true });
     } finally {
       clearTimeout(timer);
-      stopAll.signal.removeEventListener("abort", abort);
+      stop.removeEventListener("abort", abort);
     }
     if (!res.ok) throw Object.assign(new Error(data.error || res.statusText), data, { status: res.status });
     return data;
@@ -253,8 +244,7 @@
     ui.panel.hidden = false;
     ui.launcher.setAttribute("aria-expanded", "true");
     saved.open = true; markSeen();
-    if (!ui.view.firstChild) showStart();
-    loadStatus();
+    if (!ui.view.firstChild) showStart(); else loadStatus(); // the town's name for the header
     if (ui.scroll) ui.scroll.scrollTop = ui.scroll.scrollHeight; // hidden panels do not scroll
     if (focus) focusWhenReady = !focusFirst();
   }
@@ -281,9 +271,9 @@
 
   // --- start: departments, privacy, consent -----------------------------------
   var status = null;
-  async function loadStatus() {
-    if (status) return status;
-    status = await api("GET", "/status").catch(function () { return null; });
+  async function loadStatus(fresh) {
+    if (status && !fresh) return status;
+    status = await api("GET", "/status").catch(function () { return status; });
     if (status) ui.town.textContent = status.town || "";
     return status;
   }
@@ -297,7 +287,7 @@
       h("p", { t: "loading" })
     ]);
     ui.view.replaceChildren(body);
-    loadStatus().then(function (s) {
+    loadStatus(true).then(function (s) { // fresh: who is live changes during the day
       if (!s) {
         body.lastChild.replaceWith(h("div", null, [
           h("p", { class: "error", t: "down" }),
@@ -406,11 +396,11 @@
       h("p", { t: "endAsk" }),
       h("button", { type: "button", class: "primary", t: "endYes", on: { click: forget } }),
       h("button", { type: "button", class: "secondary", t: "endNo", on: { click: function () {
-        ui.confirm.hidden = true; ui.endBtn.focus();
+        reflow(function () { ui.confirm.hidden = true; }); ui.endBtn.focus();
       } } })
     ]);
     ui.endBtn = h("button", { type: "button", class: "link", t: "newCase", on: { click: function () {
-      ui.confirm.hidden = false; ui.confirm.querySelector("button").focus();
+      reflow(function () { ui.confirm.hidden = false; }); ui.confirm.querySelector("button").focus();
     } } });
     ui.log = h("div", { class: "log", role: "log", "aria-live": "polite", label: "log" });
     ui.scroll = h("div", { class: "scroll" }, ui.log);
@@ -489,17 +479,28 @@
     ui.scroll.scrollTop = ui.scroll.scrollHeight;
   }
 
-  function setOnline(ok) { if (ui.banner) ui.banner.hidden = ok; }
+  // Banners and boxes above or below the log take room from it: keep the newest in view.
+  function reflow(change) {
+    var follow = stuckToBottom();
+    change();
+    if (follow) ui.scroll.scrollTop = ui.scroll.scrollHeight;
+  }
+  function setOnline(ok) {
+    if (ui.banner && ui.banner.hidden !== ok) reflow(function () { ui.banner.hidden = ok; });
+  }
   function setClosed() {
-    ui.closed.hidden = false;
-    ui.input.disabled = ui.sendBtn.disabled = true;
-    ui.endBtn.hidden = ui.confirm.hidden = true;
+    reflow(function () {
+      ui.closed.hidden = false;
+      ui.input.disabled = ui.sendBtn.disabled = true;
+      ui.endBtn.hidden = ui.confirm.hidden = true;
+    });
   }
 
-  // The event stream. The first request (cursor 0, no wait) rebuilds the whole
-  // view after a reload; then long polls. Network trouble: back off, show a banner.
+  // The event stream. It starts at cursor 0 without waiting, page by page, to
+  // rebuild the whole view after a reload; then it long-polls. Network trouble:
+  // back off and show a banner.
   async function poll(g) {
-    var cursor = "0", delay = 1000, first = true;
+    var cursor = "0", delay = 1000, replaying = true;
     api("GET", "/cases/" + saved.case_id).then(function (c) {
       if (g !== gen) return;
       tx(ui.ref, "ref", { r: c.reference + (c.department && c.department.name ? " · " + c.department.name : "") });
@@ -508,7 +509,7 @@
     while (g === gen) {
       try {
         var r = await api("GET", "/cases/" + saved.case_id + "/events?after=" + cursor +
-          "&timeout=" + (first ? 0 : LONG_POLL), null, (LONG_POLL + 15) * 1000);
+          "&timeout=" + (replaying ? 0 : LONG_POLL), null, (LONG_POLL + 15) * 1000);
       } catch (e) {
         if (g !== gen) return;
         if (gone(e)) return expire();
@@ -520,17 +521,17 @@
       if (g !== gen) return;
       setOnline(true);
       delay = 1000;
-      r.events.forEach(function (ev) { addEvent(ev, first); });
+      r.events.forEach(function (ev) { addEvent(ev, replaying); });
       cursor = r.next || cursor;
       saved.cursor = cursor;
-      if (!ui.panel.hidden) markSeen(); else showUnread(first);
+      if (!ui.panel.hidden) markSeen(); else showUnread(replaying);
       save();
-      if (first) { // resend what a reload interrupted; the bridge dedups by client_id
-        first = false;
+      if (replaying && !r.events.length) { // all there: resend what a reload interrupted
+        replaying = false;
         (saved.outbox || []).forEach(function (item) {
           if (!shown["m" + item.client_id]) showPending(item);
-          deliver(item, g);
         });
+        flush(g);
       }
     }
   }
@@ -545,42 +546,49 @@
     ui.input.value = "";
     grow();
     showPending(item);
-    deliver(item, gen);
+    flush(gen);
   }
 
-  // Posts one message until the bridge has it. Retries reuse the client_id, so a
-  // request that did arrive but whose answer got lost never makes a duplicate.
-  var inFlight = {};
-  async function deliver(item, g) {
-    if (inFlight[item.client_id]) return;
-    inFlight[item.client_id] = true;
-    try { await deliverLoop(item, g); } finally { delete inFlight[item.client_id]; }
-  }
-  async function deliverLoop(item, g) {
+  // Sends the outbox in order, one message at a time, until the bridge has each.
+  // Retries reuse the client_id, so a request that did arrive but whose answer got
+  // lost never makes a duplicate.
+  var flushing = null; // the case generation whose outbox is being sent
+  async function flush(g) {
+    if (flushing === g) return;
+    flushing = g;
     var delay = 1000;
-    while (g === gen) {
-      try {
-        await api("POST", "/cases/" + saved.case_id + "/messages", { body: item.body, client_id: item.client_id });
-        setOnline(true);
-        return dropOutbox(item.client_id);
-      } catch (e) {
-        if (g !== gen) return;
-        if (gone(e)) return expire();
-        if (e.status && e.status < 500 && e.status !== 429) {
-          dropOutbox(item.client_id);
-          var el = shown["m" + item.client_id];
-          el.classList.replace("pending", "failed");
-          var why = e.errcode === "BC_CASE_CLOSED" ? "errClosed"
-            : e.field === "body" || e.errcode === "BC_TOO_LARGE" ? "errLong" : "errOther";
-          tx(el.querySelector(".status"), "failed", { e: t(why) });
-          if (e.errcode === "BC_CASE_CLOSED") setClosed();
-          return;
+    try {
+      while (g === gen && saved.outbox && saved.outbox.length) {
+        var item = saved.outbox[0];
+        try {
+          await api("POST", "/cases/" + saved.case_id + "/messages", { body: item.body, client_id: item.client_id });
+          setOnline(true);
+          delay = 1000;
+        } catch (e) {
+          if (g !== gen) return;
+          if (gone(e)) return expire();
+          if (!e.status || e.status >= 500 || e.status === 429) { // worth another try
+            setOnline(false);
+            await pause(delay);
+            delay = Math.min(delay * 2, 30000);
+            continue;
+          }
+          refused(item, e);
         }
-        setOnline(false);
-        await pause(delay);
-        delay = Math.min(delay * 2, 30000);
+        dropOutbox(item.client_id);
       }
+    } finally {
+      if (flushing === g) flushing = null;
     }
+  }
+  // The bridge said no for good (too long, case closed): say so on the bubble.
+  function refused(item, e) {
+    var el = shown["m" + item.client_id];
+    var why = e.errcode === "BC_CASE_CLOSED" ? "errClosed"
+      : e.field === "body" || e.errcode === "BC_TOO_LARGE" ? "errLong" : "errOther";
+    el.classList.replace("pending", "failed");
+    tx(el.querySelector(".status"), "failed", { e: t(why) });
+    if (e.errcode === "BC_CASE_CLOSED") setClosed();
   }
   function dropOutbox(clientId) {
     var before = (saved.outbox || []).length;
@@ -621,10 +629,12 @@
   }
   function forget() {
     reset();
+    focusWhenReady = true; // the button that was focused is gone
     showStart();
   }
   function expire() {
     reset();
+    focusWhenReady = !ui.panel.hidden;
     showStart("expired");
   }
 

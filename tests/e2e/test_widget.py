@@ -71,6 +71,11 @@ async def start_chat(page: Page, stack: Stack, name: str) -> str:
     await page.get_by_label("Ihr Name (optional)").fill(name)
     await page.get_by_role("checkbox").check()
     await page.get_by_role("button", name="Chat starten").click()
+    return await shown_reference(page)
+
+
+async def shown_reference(page: Page) -> str:
+    """The case reference the chat view shows (Vorgang BC-…)."""
     casebar = page.get_by_text(re.compile(r"Vorgang BC-"))
     await expect(casebar).to_be_visible(timeout=15_000)
     match = REFERENCE.search(await casebar.inner_text())
@@ -84,9 +89,11 @@ async def send(page: Page, text: str) -> None:
     await box.press("Enter")
 
 
-async def join_case_room(client: AsyncClient, reference: str, timeout: float = 30) -> str:
+async def join_case_room(
+    client: AsyncClient, reference: str, within: float = 30
+) -> str:
     """Staff side: wait for the invite to the room named after the case, join it."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         await client.sync(timeout=1000)
         for room_id, room in list(client.invited_rooms.items()):
@@ -94,7 +101,7 @@ async def join_case_room(client: AsyncClient, reference: str, timeout: float = 3
                 response = await client.join(room_id)
                 assert isinstance(response, JoinResponse), response
                 return room_id
-    raise AssertionError(f"no invite to the room of {reference} within {timeout}s")
+    raise AssertionError(f"no invite to the room of {reference} within {within}s")
 
 
 async def room_texts(client: AsyncClient, room_id: str) -> list[str]:
@@ -104,21 +111,21 @@ async def room_texts(client: AsyncClient, room_id: str) -> list[str]:
 
 
 async def wait_for_text(
-    client: AsyncClient, room_id: str, body: str, timeout: float = 20
+    client: AsyncClient, room_id: str, body: str, within: float = 20
 ) -> list[str]:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         texts = await room_texts(client, room_id)
         if body in texts:
             return texts
         await asyncio.sleep(0.5)
-    raise AssertionError(f"{body!r} did not reach the case room within {timeout}s")
+    raise AssertionError(f"{body!r} did not reach the case room within {within}s")
 
 
 async def test_citizen_chats_with_staff_and_resumes_after_reload(
     stack: Stack, page: Page
 ) -> None:
-    """Consent is enforced, messages go both ways, and a reload restores the chat once."""
+    """Consent is enforced, messages go both ways, a reload restores the chat once."""
     await page.goto(stack.bridge_url + "/demo")
     launcher = page.get_by_role("button", name="Bürgerchat öffnen")
     await launcher.click()
@@ -136,9 +143,7 @@ async def test_citizen_chats_with_staff_and_resumes_after_reload(
 
     await page.get_by_role("checkbox").check()
     await page.get_by_role("button", name="Chat starten").click()
-    casebar = page.get_by_text(re.compile(r"Vorgang BC-"))
-    await expect(casebar).to_be_visible(timeout=15_000)
-    reference = REFERENCE.search(await casebar.inner_text()).group(0)  # type: ignore[union-attr]
+    reference = await shown_reference(page)
     textbox = page.get_by_role("textbox", name="Ihre Nachricht")
     await expect(textbox).to_be_focused()
 
@@ -158,7 +163,9 @@ async def test_citizen_chats_with_staff_and_resumes_after_reload(
         )
         await expect(log.get_by_text(answer, exact=True)).to_be_visible(timeout=20_000)
         await expect(log.get_by_text("Anna Schmidt", exact=True)).to_be_visible()
-        await expect(log.get_by_text(re.compile("ist dem Chat beigetreten"))).to_have_count(1)
+        await expect(
+            log.get_by_text(re.compile("ist dem Chat beigetreten"))
+        ).to_have_count(1)
         await page.wait_for_timeout(1000)  # let any stray duplicate arrive
         before = await log.locator(".msg").all_inner_texts()
 
@@ -184,7 +191,7 @@ async def test_citizen_chats_with_staff_and_resumes_after_reload(
 async def test_message_sent_offline_arrives_once_when_back_online(
     stack: Stack, page: Page
 ) -> None:
-    """Offline: the widget says so and keeps the message; online again: it arrives once."""
+    """Offline the widget says so and keeps the message; back online it arrives once."""
     await start_chat(page, stack, "Otto Offline")
     log = page.get_by_role("log")
     await page.context.set_offline(True)
@@ -214,12 +221,13 @@ async def test_invalid_token_forgets_the_case_and_offers_a_new_chat(
     state = await stored(page, stack)
     state["token"] = "no-longer-valid"
     await page.evaluate(
-        "([k, v]) => localStorage.setItem(k, v)", [storage_key(stack), json.dumps(state)]
+        "([k, v]) => localStorage.setItem(k, v)",
+        [storage_key(stack), json.dumps(state)],
     )
     await page.reload()
-    await expect(page.get_by_text(re.compile("abgelaufen oder nicht mehr gültig"))).to_be_visible(
-        timeout=15_000
-    )
+    await expect(
+        page.get_by_text(re.compile("abgelaufen oder nicht mehr gültig"))
+    ).to_be_visible(timeout=15_000)
     await expect(page.get_by_role("button", name="Chat starten")).to_be_visible()
     assert "case_id" not in await stored(page, stack)
 
@@ -227,10 +235,11 @@ async def test_invalid_token_forgets_the_case_and_offers_a_new_chat(
 async def test_widget_lives_in_a_shadow_root_isolated_from_page_css(
     stack: Stack, page: Page
 ) -> None:
-    """Page CSS does not reach into the widget, and the widget's CSS does not leak out."""
+    """Page CSS does not reach into the widget, and the widget's CSS stays inside."""
     await page.goto(stack.bridge_url + "/demo")
     await page.add_style_tag(
-        content="* { color: rgb(255, 0, 0) !important; font-family: monospace !important; }"
+        content="* { color: rgb(255, 0, 0) !important;"
+        " font-family: monospace !important; }"
         " .launcher, .panel, buergerchat-widget { display: none !important; }"
     )
     await page.evaluate(
@@ -247,7 +256,7 @@ async def test_widget_lives_in_a_shadow_root_isolated_from_page_css(
         const style = el => getComputedStyle(el);
         const lookalike = style(document.getElementById('lookalike'));
         return {
-          inLightDom: document.querySelectorAll('[role=dialog], [role=log], .bc').length,
+          inLightDom: document.querySelectorAll('[role=dialog], .bc').length,
           inShadow: root.querySelectorAll('[role=dialog]').length,
           titleColor: style(root.querySelector('h2')).color,
           introColor: style(root.querySelector('.intro')).color,
@@ -260,7 +269,8 @@ async def test_widget_lives_in_a_shadow_root_isolated_from_page_css(
     )
     assert seen["inLightDom"] == 0 and seen["inShadow"] == 1, seen
     red = "rgb(255, 0, 0)"
-    assert red not in (seen["titleColor"], seen["introColor"], seen["launcherColor"]), seen
+    colors = (seen["titleColor"], seen["introColor"], seen["launcherColor"])
+    assert red not in colors, seen
     assert "monospace" not in seen["introFont"], seen
     assert seen["lookalikePosition"] == "static", seen
     assert seen["lookalikeRadius"] == "0px", seen
