@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 from bots.routing.model import Department, RoutingRules, Staff
 from bots.routing.rules import read_rules
+from bots.scanner.pipeline import ScannerSettings, read_settings
 from bots.video.jitsi import JitsiConfigError, JitsiSettings, load_secret
 
 from .yamlconf import ConfigError, Problems, Section
@@ -79,6 +80,7 @@ class Config:
     citizen: Citizen
     demo_staff_accounts: bool
     video: Video
+    scanner: ScannerSettings
     departments: tuple[Department, ...]
     routing: RoutingRules
 
@@ -181,6 +183,7 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
     ci.finish()
 
     video = _load_video(section.section("video"), config_dir)
+    scanner = read_settings(section.section("scanner"), homeserver.max_upload_size_mb)
 
     demo = section.section("demo")
     demo_staff = demo.get("create_staff_accounts", bool, False)
@@ -193,6 +196,7 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
         citizen=citizen,
         demo_staff_accounts=demo_staff,
         video=video,
+        scanner=scanner,
     )
 
 

@@ -39,7 +39,6 @@ from .pipeline import (
     AttachmentQueue,
     InfectedFile,
     hold,
-    load_settings,
     message_content,
     new_attachment_id,
     release,
@@ -64,7 +63,7 @@ class ScannerBot:
 
     def __init__(self, ctx: BotContext) -> None:
         self.ctx = ctx
-        self.settings = load_settings(ctx.config)
+        self.settings = ctx.config.scanner
         self.queue = AttachmentQueue(ctx.store)
         self.held_dir = ctx.config.data_dir / "attachments" / "held"
         self._clamd_process: ClamdProcess | None = None

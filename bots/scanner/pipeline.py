@@ -16,16 +16,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.clock import utcnow
-from bridge.config import Config
 from bridge.db.store import Store
 from bridge.errors import BuergerchatError
-from bridge.yamlconf import Problems, Section
+from bridge.yamlconf import Section
 
 from .clamd_client import ClamdClient
 from .content import DEFAULT_ALLOWED, expand_kinds
 from .models import Attachment
 
-MAIN_FILE = "buergerchat.yaml"
 #: Retry delays grow 5 s, 10 s, 20 s … up to 10 minutes.
 FIRST_RETRY_S = 5.0
 MAX_RETRY_S = 600.0
@@ -77,15 +75,9 @@ def _positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
-def load_settings(config: Config) -> ScannerSettings:
-    """The ``scanner:`` section of buergerchat.yaml; a ConfigError names bad keys."""
-    problems = Problems()
-    path = config.config_dir / MAIN_FILE
-    section = (
-        Section.load(path, problems).section("scanner")
-        if path.is_file()
-        else Section(str(path), None, "scanner", problems)
-    )
+def read_settings(section: Section, max_upload_size_mb: int) -> ScannerSettings:
+    """The ``scanner:`` section of buergerchat.yaml; problems are recorded with
+    file, line and key (bridge/config.py calls this while loading)."""
     clamd = section.get("clamd", str, "embedded", check=_clamd_address)
     timeout = section.get("scan_timeout_seconds", float, 60.0, check=_positive)
     give_up = section.get("give_up_after_hours", float, 24.0, check=_positive)
@@ -96,13 +88,13 @@ def load_settings(config: Config) -> ScannerSettings:
             kinds = expand_kinds(str(n) for n in names)
         except ValueError as e:
             section.error(str(e), "allowed")
-    problems.raise_if_any()
+    section.finish()
     return ScannerSettings(
-        clamd=clamd,
-        scan_timeout=timeout,
-        give_up_after=timedelta(hours=give_up),
+        clamd=clamd or "embedded",
+        scan_timeout=timeout or 60.0,
+        give_up_after=timedelta(hours=give_up or 24.0),
         allowed=kinds,
-        max_size=config.homeserver.max_upload_size_mb << 20,
+        max_size=max_upload_size_mb << 20,
     )
 
 
