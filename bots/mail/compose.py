@@ -139,10 +139,11 @@ def offline_message_to_department(
         [
             "Guten Tag,",
             "",
-            "über den Bürgerchat ist außerhalb der Sprechzeiten eine Nachricht für "
-            f"{one_line(message.department_name)} eingegangen.",
+            "über den Bürgerchat ist außerhalb der Sprechzeiten eine Nachricht "
+            "eingegangen.",
             "",
             f"Vorgang:  {reference}",
+            f"Bereich:  {one_line(message.department_name)}",
             f"Thema:    {topic}",
             f"Eingang:  {_when(message.received_at, tz)}",
             "",
@@ -198,13 +199,14 @@ def confirmation_to_citizen(
         [
             _greeting(contact.name),
             "",
-            "vielen Dank für Ihre Nachricht an "
-            f"{one_line(message.department_name)}. Sie ist am "
-            f"{_when(message.received_at, tz)} eingegangen unter dem Vorgangszeichen",
+            "vielen Dank für Ihre Nachricht. Sie ist am "
+            f"{_when(message.received_at, tz)} eingegangen und hat das "
+            "Vorgangszeichen",
             "",
             f"    {reference}",
             "",
-            f"Thema: {one_line(message.topic, _SUBJECT_TOPIC_LIMIT)}",
+            f"Bereich: {one_line(message.department_name)}",
+            f"Thema:   {one_line(message.topic, _SUBJECT_TOPIC_LIMIT)}",
             "",
             "Wir melden uns während der Sprechzeiten. Sobald es eine Antwort gibt, "
             "erhalten Sie eine E-Mail mit einem persönlichen Link zum Gespräch. "
@@ -257,8 +259,8 @@ def answer_notice_to_citizen(
         [
             _greeting(name),
             "",
-            f"auf Ihre Nachricht an {one_line(department_name)} (Vorgang "
-            f"{reference}) gibt es eine Antwort.",
+            f"auf Ihre Nachricht (Vorgang {reference}, Bereich "
+            f"{one_line(department_name)}) gibt es eine Antwort.",
             "",
             "Mit diesem persönlichen Link lesen Sie die Antwort und können direkt "
             "antworten:",

@@ -83,7 +83,11 @@ class Outbox:
         on_parked: ParkedCallback | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        engine = db if isinstance(db, AsyncEngine) else db.kw["bind"]
+        engine = db if isinstance(db, AsyncEngine) else db.kw.get("bind")
+        if not isinstance(engine, AsyncEngine):
+            raise TypeError(
+                "Outbox needs an AsyncEngine or a sessionmaker bound to one"
+            )
         # Our own factory: rows handed out (to on_parked too) must stay readable
         # after their session closed.
         self.store = OutboxStore(async_sessionmaker(engine, expire_on_commit=False))

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bots.mail.models import OutboxMail
+import bots.mail.models  # noqa: F401  (registers the outbox table on Base)
 from bridge.db.engine import create_engine
-from bridge.db.models import Base, Case
+from bridge.db.models import Base
 from tests.conftest import PG_DSN, _pg_available, create_pg_database, drop_pg_database
 from tests.unit.mail.smtp_server import SmtpServer
 
@@ -37,7 +37,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+async def db(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[AsyncEngine]:
     """An engine with just the tables the outbox needs (cases for the FK)."""
     name = None
     if request.param == "sqlite":
@@ -54,7 +56,7 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[As
     async with engine.begin() as conn:
         await conn.run_sync(
             Base.metadata.create_all,
-            tables=[Case.__table__, OutboxMail.__table__],
+            tables=[Base.metadata.tables["cases"], Base.metadata.tables["mail_outbox"]],
         )
     try:
         yield engine

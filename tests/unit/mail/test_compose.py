@@ -80,6 +80,7 @@ def test_department_mail_body_holds_concern_and_contact_data() -> None:
     assert "Name:     Jürgen Weiß" in body
     assert "E-Mail:   juergen@example.org" in body
     assert "Telefon:  06205 123456" in body
+    assert "Bereich:  Bürgerbüro" in body
     assert "14.03.2026, 18:42 Uhr" in body  # 17:42 UTC is 18:42 in Germany (CET)
     assert msg.get_content_charset() == "utf-8"
 

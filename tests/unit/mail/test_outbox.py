@@ -357,3 +357,20 @@ def test_retry_delay_doubles_with_bounded_jitter() -> None:
     assert retry_delay(2, 30, 0.0) == timedelta(seconds=48)
     assert retry_delay(3, 30, 0.999999) < timedelta(seconds=144)
     assert retry_delay(40, 30, 0.5) == timedelta(hours=6)
+
+
+async def test_outbox_accepts_the_bridges_sessionmaker(
+    db: AsyncEngine, clock: FakeClock, tmp_path: Path
+) -> None:
+    """Given the bridge's sessionmaker instead of an engine, the outbox works the
+    same, and its rows stay readable after their session closed."""
+    outbox = Outbox(
+        async_sessionmaker(db),  # expire_on_commit=True, as SQLAlchemy defaults
+        settings(tmp_path, backend="maildir"),
+        MaildirBackend(tmp_path / "mail"),
+        clock=clock,
+    )
+    row, created = await outbox.enqueue(offline_mail(), dedup_key="k")
+    assert created and row.recipients == [INBOX] and row.state == "queued"
+    with pytest.raises(TypeError, match="AsyncEngine"):
+        Outbox(async_sessionmaker(), settings(tmp_path), MaildirBackend(tmp_path))

@@ -64,7 +64,11 @@ def test_smtp_settings_with_password_from_file(tmp_path: Path) -> None:
     assert settings.sender.domain == "hockenheim.de"
     smtp = settings.smtp
     assert smtp is not None
-    assert (smtp.host, smtp.port, smtp.security) == ("smtp.hockenheim.de", 587, "starttls")
+    assert (smtp.host, smtp.port, smtp.security) == (
+        "smtp.hockenheim.de",
+        587,
+        "starttls",
+    )
     assert (smtp.username, smtp.password) == ("buergerchat", "s3cr3t-Passwort")
     assert smtp.timeout_seconds == 10.0
     assert "s3cr3t" not in repr(smtp)
