@@ -23,10 +23,11 @@ class CliCommand:
     run: Callable[[Config, argparse.Namespace], int]
 from .scanner.bot import ScannerBot
 from .video.bot import VideoBot
+from .workflow import WorkflowBot
 
 
 def build_bots(ctx: BotContext) -> list[Bot]:
-    return [VideoBot(ctx), ScannerBot(ctx)]
+    return [WorkflowBot(ctx), VideoBot(ctx), ScannerBot(ctx)]
 
 
 def cli_commands() -> list[CliCommand]:

@@ -1,0 +1,120 @@
+"""The staff workflow in a case room: ``!claim``, ``!transfer``, ``!close``."""
+
+from __future__ import annotations
+
+import logging
+
+from mautrix.errors import MatrixError
+from mautrix.types import EventType, RoomNameStateEventContent
+
+from .base import BotContext
+from .commands import Command
+
+log = logging.getLogger("buergerchat.workflow")
+
+
+class WorkflowBot:
+    name = "workflow"
+
+    def __init__(self, ctx: BotContext) -> None:
+        self.ctx = ctx
+        register = ctx.commands.register
+        register("claim", self._claim, "!claim", "den Fall übernehmen")
+        register(
+            "transfer",
+            self._transfer,
+            "!transfer <abteilung> [notiz]",
+            "an eine andere Abteilung weitergeben",
+        )
+        register("close", self._close, "!close [notiz]", "den Fall abschließen")
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def _department_label(self, department_id: str) -> str:
+        department = self.ctx.config.department(department_id)
+        return department.name if department else department_id
+
+    async def _claim(self, command: Command) -> None:
+        case = await self.ctx.store.get_case(command.case.case_id) or command.case
+        room_id = command.event.room_id
+        name = self.ctx.cases.staff_name(room_id, command.sender)
+        if case.assignee and case.assignee != command.sender:
+            other = self.ctx.cases.staff_name(room_id, case.assignee)
+            await self.ctx.commands.reply(room_id, f"Der Fall ist bereits bei {other}.")
+            return
+        if case.assignee == command.sender:
+            await self.ctx.commands.reply(
+                room_id, "Sie haben den Fall bereits übernommen."
+            )
+            return
+        await self.ctx.store.update_case(case.case_id, assignee=command.sender)
+        department = self._department_label(case.department)
+        await self.ctx.cases.add_system_event(
+            case.case_id,
+            f"{name} ({department}) kümmert sich jetzt um Ihr Anliegen.",
+            kind="claimed",
+            staff_name=name,
+        )
+        await self.ctx.commands.reply(room_id, f"{name} hat den Fall übernommen.")
+
+    async def _transfer(self, command: Command) -> None:
+        room_id = command.event.room_id
+        target_id, _, note = command.args.partition(" ")
+        target = self.ctx.config.department(target_id.strip().lower())
+        if target is None:
+            known = ", ".join(d.id for d in self.ctx.config.departments)
+            await self.ctx.commands.reply(
+                room_id, f"Unbekannte Abteilung '{target_id}'. Möglich: {known}."
+            )
+            return
+        case = await self.ctx.store.get_case(command.case.case_id) or command.case
+        if target.id == case.department:
+            await self.ctx.commands.reply(
+                room_id, f"Der Fall ist schon bei {target.name}."
+            )
+            return
+        bot = self.ctx.appservice.intent
+        await self.ctx.store.update_case(
+            case.case_id, department=target.id, assignee=None
+        )
+        power = await bot.get_power_levels(room_id)
+        for staff in target.staff:
+            power.users[staff.mxid] = max(power.users.get(staff.mxid, 0), 50)
+        await bot.set_power_levels(room_id, power)
+        for staff in target.staff:
+            try:
+                await bot.invite_user(room_id, staff.mxid)
+            except MatrixError as e:
+                log.info("could not invite %s to %s: %s", staff.mxid, room_id, e)
+        await bot.send_state_event(
+            room_id,
+            EventType.ROOM_NAME,
+            RoomNameStateEventContent(name=f"{case.reference} · {target.name}"),
+        )
+        name = self.ctx.cases.staff_name(room_id, command.sender)
+        await self.ctx.cases.add_system_event(
+            case.case_id,
+            f"Ihr Anliegen wurde an {target.name} weitergegeben.",
+            kind="transferred",
+            department=target.id,
+        )
+        text = f"{name} hat den Fall an {target.name} weitergegeben."
+        await self.ctx.commands.reply(
+            room_id, text + (f" Notiz: {note}" if note else "")
+        )
+
+    async def _close(self, command: Command) -> None:
+        room_id = command.event.room_id
+        name = self.ctx.cases.staff_name(room_id, command.sender)
+        await self.ctx.commands.reply(
+            room_id, f"{name} schließt den Fall. Der Raum wird aufgeräumt."
+        )
+        closed = await self.ctx.cases.close_case(
+            command.case, by=command.sender, note=command.args or None
+        )
+        if not closed:
+            await self.ctx.commands.reply(room_id, "Der Fall ist bereits geschlossen.")
