@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .base import Bot, BotContext
+from .scanner.bot import ScannerBot
+from .video.bot import VideoBot
+from .workflow import WorkflowBot
 
 if TYPE_CHECKING:
     from bridge.config import Config
@@ -21,9 +24,6 @@ class CliCommand:
     configure: Callable[[argparse.ArgumentParser], None]
     #: Called with the loaded config and the parsed arguments; returns the exit code.
     run: Callable[[Config, argparse.Namespace], int]
-from .scanner.bot import ScannerBot
-from .video.bot import VideoBot
-from .workflow import WorkflowBot
 
 
 def build_bots(ctx: BotContext) -> list[Bot]:

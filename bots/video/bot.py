@@ -45,7 +45,10 @@ class VideoBot:
             "video", self._video, "!video [end]", "Videoberatung starten / beenden"
         )
         ctx.commands.register(
-            "audio", self._audio, "!audio [end]", "Telefonat (nur Ton) starten / beenden"
+            "audio",
+            self._audio,
+            "!audio [end]",
+            "Telefonat (nur Ton) starten / beenden",
         )
 
     async def start(self) -> None:
@@ -78,11 +81,15 @@ class VideoBot:
             await self._end(case.case_id, room_id, current, command.sender)
             return
         if current:
-            await reply(room_id, "Es läuft bereits eine Beratung. Beenden mit !video end.")
+            await reply(
+                room_id, "Es läuft bereits eine Beratung. Beenden mit !video end."
+            )
             return
         await self._begin(case, room_id, command.sender, audio_only)
 
-    async def _begin(self, case: Any, room_id: str, sender: str, audio_only: bool) -> None:
+    async def _begin(
+        self, case: Any, room_id: str, sender: str, audio_only: bool
+    ) -> None:
         assert self.settings is not None
         conference_id = new_conference_id()
         widget_id = new_widget_id()
@@ -119,7 +126,11 @@ class VideoBot:
         text = f"{what[0].upper()}{what[1:]} läuft; der Bürger sieht einen Beitreten-Knopf."
         if self.settings.tokens_enabled:
             token = participant_token(
-                self.settings, conference_id, name, sender, moderator=True,
+                self.settings,
+                conference_id,
+                name,
+                sender,
+                moderator=True,
                 now=datetime.now(UTC),
             )
             text += (
@@ -144,14 +155,18 @@ class VideoBot:
         name = self.ctx.cases.staff_name(room_id, sender)
         what = "Das Telefonat" if video.get("audio_only") else "Die Videoberatung"
         await self.ctx.cases.add_system_event(
-            case_id, f"{what} wurde von {name} beendet.", kind="video_ended",
+            case_id,
+            f"{what} wurde von {name} beendet.",
+            kind="video_ended",
             event_type="video",
         )
         await self.ctx.commands.reply(room_id, f"{what} ist beendet.")
 
     async def citizen_join(self, request: web.Request) -> web.Response:
         """What the widget needs to embed the running conference for the citizen."""
-        case = await self.ctx.cases.authorize(request.match_info["case_id"], bearer(request))
+        case = await self.ctx.cases.authorize(
+            request.match_info["case_id"], bearer(request)
+        )
         video = (case.extra or {}).get("video")
         if not video:
             raise NotFound("There is no video call in this case right now.")
@@ -159,8 +174,12 @@ class VideoBot:
             raise Unavailable("Video is not set up on this server.")
         name = case.citizen_name or "Bürger*in"
         token = participant_token(
-            self.settings, video["conference_id"], name, case.ghost_mxid,
-            moderator=False, now=datetime.now(UTC),
+            self.settings,
+            video["conference_id"],
+            name,
+            case.ghost_mxid,
+            moderator=False,
+            now=datetime.now(UTC),
         )
         return web.json_response(
             {
@@ -169,7 +188,9 @@ class VideoBot:
                 "jwt": token,
                 "audio_only": video["audio_only"],
                 "display_name": name,
-                "join_url": conference_url(self.settings, video["conference_id"], token),
+                "join_url": conference_url(
+                    self.settings, video["conference_id"], token
+                ),
                 "iframe_api_url": iframe_api_url(self.settings),
                 "helpline": self.ctx.config.video.helpline,
             }
