@@ -10,11 +10,12 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 from nio import AsyncClient, JoinResponse, RoomMessagesResponse, RoomMessageText
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from .conftest import ANNA, staff_client
-from .stack import Stack
+from .stack import Stack, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -274,3 +275,62 @@ async def test_widget_lives_in_a_shadow_root_isolated_from_page_css(
     assert "monospace" not in seen["introFont"], seen
     assert seen["lookalikePosition"] == "static", seen
     assert seen["lookalikeRadius"] == "0px", seen
+
+
+@pytest.fixture
+async def town_site(stack: Stack) -> AsyncIterator[str]:
+    """The town's own website on another origin, embedding the chat with one tag."""
+    html = (
+        "<!doctype html><html lang=de><head><meta charset=utf-8></head><body>"
+        "<h1>Musterstadt</h1>"
+        f'<script src="{stack.bridge_url}/widget/widget.js" data-lang="en" async>'
+        "</script></body></html>"
+    )
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=html, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", index)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        await runner.cleanup()
+
+
+async def test_one_tag_on_another_site_in_english_with_keyboard(
+    town_site: str, page: Page
+) -> None:
+    """Embedded cross-origin with data-lang=en, usable by keyboard, no randomUUID."""
+    # Browsers lack crypto.randomUUID outside secure contexts: take the fallback.
+    await page.add_init_script("delete Crypto.prototype.randomUUID")
+    await page.goto(town_site)
+    launcher = page.get_by_role("button", name="Open citizen chat")
+    await launcher.focus()
+    await page.keyboard.press("Enter")
+    department = page.get_by_role("radio", name=re.compile("Bürgerbüro"))
+    await expect(department).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(page.get_by_role("dialog")).to_be_hidden()
+    await expect(launcher).to_be_focused()
+
+    await page.keyboard.press("Enter")
+    await department.check()
+    await page.get_by_role("checkbox", name=re.compile("privacy notice")).check()
+    await page.get_by_role("button", name="Start chat").press("Enter")
+    box = page.get_by_role("textbox", name="Your message")
+    await expect(box).to_be_focused(timeout=15_000)
+    await page.keyboard.type("first line")
+    await page.keyboard.press("Shift+Enter")
+    await page.keyboard.type("second line")
+    await page.keyboard.press("Enter")
+    log = page.get_by_role("log")
+    bubble = log.locator(".msg.citizen")
+    await expect(bubble).to_have_count(1)
+    assert await bubble.locator(".text").inner_text() == "first line\nsecond line"
+    await expect(log.get_by_text("sending…")).to_have_count(0, timeout=15_000)
+    await expect(box).to_have_value("")
