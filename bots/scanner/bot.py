@@ -200,28 +200,33 @@ class ScannerBot:
     async def _process(self, case: Case, row: Attachment, data: bytes) -> None:
         """Scan once; then deliver, refuse or schedule the next attempt."""
         lock = self._locks.setdefault(row.attachment_id, asyncio.Lock())
-        async with lock:
-            if row.state not in ("pending", "clean"):
-                return
-            if row.state == "pending":
-                try:
-                    verdict = await self._scan(data)
-                except ScanTooLarge as e:
-                    await self._refuse(case, row, str(e))
+        try:
+            async with lock:
+                # Whoever held the lock before us may have delivered it already.
+                await self.queue.refresh(row)
+                if row.state not in ("pending", "clean"):
                     return
-                except ScanError as e:
-                    await self._postpone(case, row, str(e))
-                    return
-                if isinstance(verdict, Infected):
-                    await self._infected(case, row, verdict.signature)
-                    return
-                assert isinstance(verdict, Clean)
-                await self.queue.update(row, state="clean", last_error=None)
-            if row.direction == "citizen":
-                await self._deliver_citizen_file(case, row, data)
-            else:
-                await self._release_staff_file(case, row)
-        self._locks.pop(row.attachment_id, None)
+                if row.state == "pending":
+                    try:
+                        verdict = await self._scan(data)
+                    except ScanTooLarge as e:
+                        await self._refuse(case, row, str(e))
+                        return
+                    except ScanError as e:
+                        await self._postpone(case, row, str(e))
+                        return
+                    if isinstance(verdict, Infected):
+                        await self._infected(case, row, verdict.signature)
+                        return
+                    assert isinstance(verdict, Clean)
+                    await self.queue.update(row, state="clean", last_error=None)
+                if row.direction == "citizen":
+                    await self._deliver_citizen_file(case, row, data)
+                else:
+                    await self._release_staff_file(case, row)
+        finally:
+            if not lock.locked():
+                self._locks.pop(row.attachment_id, None)
 
     async def _scan(self, data: bytes) -> Clean | Infected:
         if self.clamd is None:

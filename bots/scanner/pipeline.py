@@ -187,6 +187,16 @@ class AttachmentQueue:
                 )
             )
 
+    async def refresh(self, row: Attachment) -> None:
+        """Bring ``row`` up to what the database has now (another task may have
+        moved it on while we waited)."""
+        async with self.session() as s:
+            fresh = await s.get(Attachment, row.id)
+            if fresh is None:
+                return
+            for column in Attachment.__table__.columns:
+                setattr(row, column.key, getattr(fresh, column.key))
+
     async def update(self, row: Attachment, **values: Any) -> None:
         values["updated_at"] = utcnow()
         async with self.session.begin() as s:
@@ -197,11 +207,15 @@ class AttachmentQueue:
             setattr(row, key, value)
 
     async def due(self, now: datetime, limit: int = 20) -> list[Attachment]:
-        """Pending attachments whose next scan attempt is due."""
+        """Held attachments whose next attempt is due: ``pending`` ones wait for a
+        scan, ``clean`` ones for Synapse to take them."""
         async with self.session() as s:
             rows = await s.scalars(
                 select(Attachment)
-                .where(Attachment.state == "pending", Attachment.next_attempt_at <= now)
+                .where(
+                    Attachment.state.in_(("pending", "clean")),
+                    Attachment.next_attempt_at <= now,
+                )
                 .order_by(Attachment.next_attempt_at)
                 .limit(limit)
             )
