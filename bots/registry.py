@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 from .base import Bot, BotContext
 from .scanner.bot import ScannerBot
+from .transcript import cli as transcript_cli
+from .transcript.bot import TranscriptBot
 from .video.bot import VideoBot
 from .workflow import WorkflowBot
 
@@ -27,9 +29,16 @@ class CliCommand:
 
 
 def build_bots(ctx: BotContext) -> list[Bot]:
-    return [WorkflowBot(ctx), VideoBot(ctx), ScannerBot(ctx)]
+    return [WorkflowBot(ctx), VideoBot(ctx), ScannerBot(ctx), TranscriptBot(ctx)]
 
 
 def cli_commands() -> list[CliCommand]:
     """Extra ``buergerchat`` subcommands that bots bring (e.g. transcript verify)."""
-    return []
+    return [
+        CliCommand(
+            "verify-transcript",
+            "recompute a case's transcript hash from Synapse and compare",
+            transcript_cli.configure,
+            transcript_cli.run,
+        ),
+    ]

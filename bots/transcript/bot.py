@@ -1,0 +1,156 @@
+"""Transcripts at the edges: ``!transcript`` posts the PDF into the case room,
+closing a case archives it, and the citizen can download theirs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from aiohttp import web
+from mautrix.types import ContentURI, EventType, Obj
+
+from bots.base import BotContext
+from bots.commands import Command
+from bridge.api.citizen import bearer
+from bridge.db.models import Case
+from bridge.errors import NotFound
+
+from .model import RenderedTranscript
+from .render import render_pdf
+from .timeline import (
+    TRANSCRIPT_MARKER,
+    case_info,
+    entries_from_events,
+    room_events,
+    with_thumbnails,
+)
+
+log = logging.getLogger("buergerchat.transcript")
+
+
+def file_name(case: Case) -> str:
+    return f"Verlauf-{case.reference}.pdf"
+
+
+class TranscriptBot:
+    name = "transcript"
+
+    def __init__(self, ctx: BotContext) -> None:
+        self.ctx = ctx
+        self.archive_dir = ctx.config.data_dir / "transcripts"
+        ctx.commands.register(
+            "transcript",
+            self._command,
+            "!transcript",
+            "Gesprächsverlauf als PDF in diesen Raum stellen",
+        )
+        ctx.cases.close_hooks.append(self.archive)
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/api/v1/cases/{case_id}/transcript", self.citizen_download)]
+
+    async def render(self, case: Case) -> RenderedTranscript:
+        """Read the room from Synapse and render its PDF in a worker thread."""
+        if not case.room_id:
+            raise NotFound(f"Case {case.reference} has no conversation yet.")
+        intent = self.ctx.appservice.intent
+        events = await room_events(intent.api, case.room_id)
+        entries = entries_from_events(events, config=self.ctx.config, case=case)
+
+        async def load(url: str) -> bytes | None:
+            return await asyncio.wait_for(
+                intent.download_media(ContentURI(url)), timeout=20
+            )
+
+        entries = await with_thumbnails(entries, events, load)
+        info = case_info(self.ctx.config, case, entries)
+        return await asyncio.to_thread(render_pdf, info, entries)
+
+    async def _command(self, command: Command) -> None:
+        room_id = command.event.room_id
+        case = await self.ctx.store.get_case(command.case.case_id) or command.case
+        try:
+            rendered = await self.render(case)
+        except Exception:
+            log.exception("transcript of %s failed", case.reference)
+            await self.ctx.commands.reply(
+                room_id, "Der Verlauf konnte nicht erstellt werden (siehe Protokoll)."
+            )
+            return
+        intent = self.ctx.appservice.intent
+        name = file_name(case)
+        mxc = await intent.upload_media(
+            rendered.pdf,
+            mime_type="application/pdf",
+            filename=name,
+            size=len(rendered.pdf),
+        )
+        content = Obj(
+            **{
+                "msgtype": "m.file",
+                "body": name,
+                "filename": name,
+                "url": str(mxc),
+                "info": {"mimetype": "application/pdf", "size": len(rendered.pdf)},
+                TRANSCRIPT_MARKER: {"final_hash": rendered.final_hash},
+            }
+        )
+        await intent.send_message_event(room_id, EventType.ROOM_MESSAGE, content)
+        await intent.send_message_event(
+            room_id,
+            EventType.ROOM_MESSAGE,
+            Obj(
+                **{
+                    "msgtype": "m.notice",
+                    "body": f"Verlauf {case.reference}: {rendered.pages} Seite(n), "
+                    f"Prüfsumme {rendered.final_hash}",
+                    TRANSCRIPT_MARKER: {"final_hash": rendered.final_hash},
+                }
+            ),
+        )
+
+    async def archive(self, case: Case) -> None:
+        """Close hook: the PDF into the archive folder, its hash onto the case."""
+        if not case.room_id:
+            return
+        rendered = await self.render(case)
+        path = self.archive_dir / f"{case.reference}.pdf"
+        await asyncio.to_thread(_write, path, rendered.pdf)
+        fresh = await self.ctx.store.get_case(case.case_id) or case
+        extra = dict(fresh.extra or {})
+        extra["transcript"] = {
+            "final_hash": rendered.final_hash,
+            "path": str(path),
+            "pages": rendered.pages,
+        }
+        await self.ctx.store.update_case(case.case_id, extra=extra)
+        case.extra = extra
+        log.info("archived transcript of %s to %s", case.reference, path)
+
+    async def citizen_download(self, request: web.Request) -> web.Response:
+        """The citizen's own transcript as a PDF download (their token only)."""
+        case_id = request.match_info["case_id"]
+        case = await self.ctx.cases.authorize(case_id, bearer(request))
+        rendered = await self.render(case)
+        return web.Response(
+            body=rendered.pdf,
+            content_type="application/pdf",
+            headers={
+                "Content-Disposition": f'attachment; filename="{file_name(case)}"',
+                "X-Transcript-Hash": rendered.final_hash,
+            },
+        )
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".pdf.part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
