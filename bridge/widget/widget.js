@@ -335,13 +335,17 @@
       ui.depts.append(h("label", { class: "dept" }, [
         h("input", { type: "radio", name: "bc-dept", value: d.id,
           checked: d.id === checked || list.length === 1, on: { change: renderTopics } }),
-        h("span", null, [h("span", { class: "name" }, d.name), h("span", { class: "state" + (d.live ? " live" : "") }, note)])
+        h("span", null, [
+          h("span", { class: "name" }, d.name),
+          h("span", { class: "state" + (d.live ? " live" : "") }, note),
+          d.note ? h("span", { class: "note" }, d.note) : null // e.g. a holiday or closure
+        ])
       ]));
     });
     renderTopics();
   }
 
-  // Topics are optional per department (a later version of /status sends them).
+  // Topics are optional per department: [{id, label}] from /status.
   function renderTopics() {
     var id = (ui.depts.querySelector("input:checked") || {}).value;
     var dept = (status.departments || []).filter(function (d) { return d.id === id; })[0];
@@ -349,7 +353,8 @@
     ui.topic.hidden = !topics.length;
     ui.topicSelect = h("select", { id: "bc-topic" }, [h("option", { value: "", t: "topicAny" })].concat(
       topics.map(function (x) {
-        return typeof x === "string" ? h("option", { value: x }, x) : h("option", { value: x.id || x.name }, x.name || x.id);
+        return typeof x === "string" ? h("option", { value: x }, x)
+          : h("option", { value: x.id }, x.label || x.name || x.id);
       })));
     ui.topic.replaceChildren(h("label", { for: "bc-topic", t: "topic" }), ui.topicSelect);
   }
@@ -466,7 +471,8 @@
     shown["c" + ev.cursor] = el;
     place(el, follow);
     if (ev.client_id) dropOutbox(ev.client_id);
-    if (ev.type === "system" && ev.kind === "closed") setClosed();
+    if (ev.kind === "closed") setClosed();
+    if (ev.kind === "transferred" && !replay) refreshCase(gen);
     if (!replay && ev.sender === "staff" && ui.panel.hidden) unread++;
   }
 
@@ -501,11 +507,7 @@
   // back off and show a banner.
   async function poll(g) {
     var cursor = "0", delay = 1000, replaying = true;
-    api("GET", "/cases/" + saved.case_id).then(function (c) {
-      if (g !== gen) return;
-      tx(ui.ref, "ref", { r: c.reference + (c.department && c.department.name ? " · " + c.department.name : "") });
-      if (c.closed) setClosed();
-    }, function () { /* the event stream below reports real trouble */ });
+    refreshCase(g);
     while (g === gen) {
       try {
         var r = await api("GET", "/cases/" + saved.case_id + "/events?after=" + cursor +
@@ -534,6 +536,15 @@
         flush(g);
       }
     }
+  }
+
+  // Reference and department for the bar above the log (a transfer changes it).
+  function refreshCase(g) {
+    api("GET", "/cases/" + saved.case_id).then(function (c) {
+      if (g !== gen) return;
+      tx(ui.ref, "ref", { r: c.reference + (c.department && c.department.name ? " · " + c.department.name : "") });
+      if (c.closed) setClosed();
+    }, function () { /* the event stream reports real trouble */ });
   }
 
   function sendFromInput() {

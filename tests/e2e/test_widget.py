@@ -334,3 +334,25 @@ async def test_one_tag_on_another_site_in_english_with_keyboard(
     assert await bubble.locator(".text").inner_text() == "first line\nsecond line"
     await expect(log.get_by_text("sending…")).to_have_count(0, timeout=15_000)
     await expect(box).to_have_value("")
+
+
+async def test_staff_closing_the_case_ends_the_chat_and_offers_a_new_one(
+    stack: Stack, page: Page
+) -> None:
+    """After !close the widget says the case is closed, stops input, can start anew."""
+    reference = await start_chat(page, stack, "Clara Closed")
+    anna = await staff_client(stack, ANNA)
+    try:
+        room_id = await join_case_room(anna, reference)
+        await anna.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": "!close erledigt"}
+        )
+    finally:
+        await anna.close()
+    await expect(page.get_by_text("Dieses Anliegen ist abgeschlossen.")).to_be_visible(
+        timeout=20_000
+    )
+    await expect(page.get_by_role("textbox", name="Ihre Nachricht")).to_be_disabled()
+    await page.get_by_role("button", name="Neues Anliegen").click()
+    await expect(page.get_by_role("button", name="Chat starten")).to_be_visible()
+    assert "case_id" not in await stored(page, stack)
