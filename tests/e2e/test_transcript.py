@@ -52,7 +52,7 @@ async def wait_for_file(
 async def chat(stack: Stack, anna: AsyncClient) -> tuple[dict[str, Any], str]:
     case = await open_case(stack)
     room_id = await join_case_room(anna, case["reference"])
-    status, _ = await api(
+    status, sent = await api(
         stack,
         "POST",
         f"/api/v1/cases/{case['case_id']}/messages",
@@ -60,6 +60,7 @@ async def chat(stack: Stack, anna: AsyncClient) -> tuple[dict[str, Any], str]:
         json={"body": CITIZEN_TEXT, "client_id": "t-1"},
     )
     assert status == 201
+    case["citizen_event_id"] = sent["event_id"]
     await wait_for_message(anna, room_id, CITIZEN_TEXT)
     await anna.room_send(
         room_id, "m.room.message", {"msgtype": "m.text", "body": STAFF_TEXT}
@@ -173,3 +174,45 @@ async def test_close_archives_and_verify_matches(
     )
     assert result.returncode == 1
     assert "VERÄNDERT" in result.stdout
+
+
+async def redact_as_bot(stack: Stack, room_id: str, event_id: str) -> None:
+    """Remove an event behind the archive's back, as an admin with the AS token."""
+    from urllib.parse import quote
+
+    from bridge.homeserver import load_secrets
+
+    token = load_secrets(stack.data_dir)["as_token"]
+    url = (
+        f"{stack.homeserver_url}/_matrix/client/v3/rooms/{quote(room_id, safe='')}"
+        f"/redact/{quote(event_id, safe='')}/tamper-{event_id[1:9]}"
+    )
+    async with aiohttp.ClientSession() as session:
+        async with session.put(
+            url,
+            params={"user_id": f"@buergerchat:{stack.server_name}"},
+            headers={"Authorization": f"Bearer {token}"},
+            json={"reason": "test"},
+        ) as response:
+            assert response.status == 200, await response.text()
+
+
+async def test_verify_reports_removed_message(stack: Stack, anna: AsyncClient) -> None:
+    """After closing, a message redacted in Synapse makes verify-transcript exit 1
+    with VERÄNDERT."""
+    case, room_id = await chat(stack, anna)
+    await anna.room_send(
+        room_id, "m.room.message", {"msgtype": "m.text", "body": "!close"}
+    )
+    archive = stack.data_dir / "transcripts" / f"{case['reference']}.pdf"
+    for _ in range(60):
+        if archive.is_file():
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1)
+    before = await asyncio.to_thread(run_verify, stack, case["reference"])
+    assert before.returncode == 0, before.stdout + before.stderr
+    await redact_as_bot(stack, room_id, case["citizen_event_id"])
+    after = await asyncio.to_thread(run_verify, stack, case["reference"])
+    assert after.returncode == 1, after.stdout + after.stderr
+    assert "VERÄNDERT" in after.stdout
