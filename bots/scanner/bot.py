@@ -9,14 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import BodyPartReader, web
-from mautrix.errors import MatrixError
 from mautrix.types import (
     ContentURI,
-    Event,
-    EventID,
     EventType,
-    MessageEvent,
-    MessageType,
     RoomID,
 )
 
@@ -36,6 +31,7 @@ from .clamd_runner import ClamdProcess
 from .content import check_allowed, clean_filename
 from .models import Attachment
 from .pipeline import (
+    MATRIX_ERRORS,
     AttachmentQueue,
     InfectedFile,
     hold,
@@ -45,17 +41,11 @@ from .pipeline import (
     retry_delay,
     sha256_hex,
 )
+from .staff import StaffFiles
 from .verdict import Clean, Infected, ScanError, ScanTooLarge
 
 log = logging.getLogger("buergerchat.scanner")
 RETRY_TICK_S = 2.0
-_FILE_TYPES = (
-    MessageType.IMAGE,
-    MessageType.FILE,
-    MessageType.VIDEO,
-    MessageType.AUDIO,
-)
-_MATRIX_ERRORS = (MatrixError, OSError, TimeoutError)
 
 
 class ScannerBot:
@@ -70,7 +60,8 @@ class ScannerBot:
         self.clamd: ClamdClient | None = None
         self._retry_task: asyncio.Task[None] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
-        ctx.appservice.on_event(self.handle_event)
+        self.staff = StaffFiles(self)
+        ctx.appservice.on_event(self.staff.handle_event)
 
     # --- life cycle -----------------------------------------------------------
 
@@ -143,7 +134,7 @@ class ScannerBot:
         if not created:  # the same client id raced us: its upload counts
             await asyncio.to_thread(release, str(path))
             return self._answer(row)
-        await self._process(case, row, data)
+        await self.process(case, row, data)
         return self._answer(row)
 
     async def _read_form(self, request: web.Request) -> tuple[str, bytes, str | None]:
@@ -197,7 +188,7 @@ class ScannerBot:
             return web.json_response(body, status=422)
         return web.json_response(body, status=202)
 
-    async def _process(self, case: Case, row: Attachment, data: bytes) -> None:
+    async def process(self, case: Case, row: Attachment, data: bytes) -> None:
         """Scan once; then deliver, refuse or schedule the next attempt."""
         lock = self._locks.setdefault(row.attachment_id, asyncio.Lock())
         try:
@@ -213,7 +204,7 @@ class ScannerBot:
                         await self._refuse(case, row, str(e))
                         return
                     except ScanError as e:
-                        await self._postpone(case, row, str(e))
+                        await self.postpone(case, row, str(e))
                         return
                     if isinstance(verdict, Infected):
                         await self._infected(case, row, verdict.signature)
@@ -223,7 +214,7 @@ class ScannerBot:
                 if row.direction == "citizen":
                     await self._deliver_citizen_file(case, row, data)
                 else:
-                    await self._release_staff_file(case, row)
+                    await self.staff.release(case, row)
         finally:
             if not lock.locked():
                 self._locks.pop(row.attachment_id, None)
@@ -252,9 +243,9 @@ class ScannerBot:
                 content,  # type: ignore[arg-type]
                 txn_id=f"bc-att-{row.attachment_id}",
             )
-        except _MATRIX_ERRORS as e:
+        except MATRIX_ERRORS as e:
             # Clean, but Synapse is away: keep the file and try again later.
-            await self._postpone(case, row, f"Synapse: {e}", keep_state=True)
+            await self.postpone(case, row, f"Synapse: {e}", keep_state=True)
             return
         await self.queue.update(
             row,
@@ -266,7 +257,7 @@ class ScannerBot:
         await asyncio.to_thread(release, row.held_path)
         await self._timeline(row, "delivered", "citizen", case.citizen_name)
 
-    async def _postpone(
+    async def postpone(
         self, case: Case, row: Attachment, error: str, *, keep_state: bool = False
     ) -> None:
         attempts = row.attempts + 1
@@ -296,11 +287,9 @@ class ScannerBot:
         )
         await asyncio.to_thread(release, row.held_path)
         if row.direction == "staff":
-            await self._refuse_staff_file(
-                case, row, f"Schadsoftware erkannt: {signature}"
-            )
+            await self.staff.refuse(case, row, f"Schadsoftware erkannt: {signature}")
             return
-        await self._notice(
+        await self.notice(
             case,
             f"⚠ Eine Datei des Bürgers wurde abgewiesen: „{row.filename}“ enthält "
             f"Schadsoftware ({signature}). Die Datei wurde nicht zugestellt.",
@@ -311,7 +300,7 @@ class ScannerBot:
         await self.queue.update(row, state="refused", last_error=reason, held_path=None)
         await asyncio.to_thread(release, row.held_path)
         if row.direction == "staff":
-            await self._refuse_staff_file(case, row, reason)
+            await self.staff.refuse(case, row, reason)
             return
         await self._timeline(row, "refused", "citizen", case.citizen_name)
 
@@ -346,11 +335,11 @@ class ScannerBot:
         )
         self.ctx.cases.notifier.notify(row.case_id)
 
-    async def _notice(self, case: Case, text: str) -> None:
+    async def notice(self, case: Case, text: str) -> None:
         try:
             room_id = case.room_id or await self.ctx.cases.ensure_room(case)
             await self.ctx.appservice.intent.send_notice(RoomID(room_id), text)
-        except _MATRIX_ERRORS as e:
+        except MATRIX_ERRORS as e:
             log.warning("notice to %s not sent: %s", case.reference, e)
 
     async def citizen_download(self, request: web.Request) -> web.Response:
@@ -370,95 +359,6 @@ class ScannerBot:
                 + _quote(row.filename),
                 "X-Content-Type-Options": "nosniff",
             },
-        )
-
-    # --- staff → citizen ------------------------------------------------------
-
-    async def handle_event(self, event: Event) -> None:
-        """A file staff send in a case room is scanned before the citizen sees it."""
-        if not isinstance(event, MessageEvent) or event.type != EventType.ROOM_MESSAGE:
-            return
-        if event.content.msgtype not in _FILE_TYPES:
-            return
-        if self.ctx.cases.is_bridge_user(event.sender):
-            return
-        case = await self.ctx.store.case_by_room(event.room_id)
-        if case is None:
-            return
-        url = getattr(event.content, "url", None)
-        if not url:
-            return  # encrypted files are not used in case rooms
-        info = getattr(event.content, "info", None)
-        row, created = await self.queue.add(
-            attachment_id=new_attachment_id(),
-            case_id=case.case_id,
-            direction="staff",
-            client_id=None,
-            filename=clean_filename(event.content.body or "datei"),
-            mimetype=str(getattr(info, "mimetype", None) or "application/octet-stream"),
-            size=int(getattr(info, "size", None) or 0),
-            sha256="",
-            state="pending",
-            matrix_event_id=str(event.event_id),
-            mxc_uri=str(url),
-            signature=None,
-            held_path=None,
-            sender=str(event.sender),
-        )
-        if not created:
-            return
-        data = await self._fetch_staff_file(case, row)
-        if data is not None:
-            await self._process(case, row, data)
-
-    async def _fetch_staff_file(self, case: Case, row: Attachment) -> bytes | None:
-        try:
-            data = await self.ctx.appservice.intent.download_media(
-                ContentURI(row.mxc_uri or "")
-            )
-        except _MATRIX_ERRORS as e:
-            await self._postpone(case, row, f"download: {e}")
-            return None
-        await self.queue.update(
-            row, size=len(data), sha256=await asyncio.to_thread(sha256_hex, data)
-        )
-        return data
-
-    async def _release_staff_file(self, case: Case, row: Attachment) -> None:
-        await self.ctx.store.add_event(
-            row.case_id,
-            type="attachment",
-            sender="staff",
-            sender_name=self.ctx.cases.staff_name(case.room_id or "", row.sender or ""),
-            body=row.filename,
-            extra={
-                "attachment_id": row.attachment_id,
-                "filename": row.filename,
-                "size": row.size,
-                "mimetype": row.mimetype,
-                "state": "delivered",
-            },
-        )
-        await self.queue.update(row, state="delivered")
-        self.ctx.cases.notifier.notify(row.case_id)
-
-    async def _refuse_staff_file(
-        self, case: Case, row: Attachment, reason: str
-    ) -> None:
-        """Redact the event so nobody downloads it, and tell the sender why."""
-        if row.matrix_event_id and case.room_id:
-            try:
-                await self.ctx.appservice.intent.redact(
-                    RoomID(case.room_id), EventID(row.matrix_event_id), reason=reason
-                )
-            except _MATRIX_ERRORS as e:
-                log.error("could not redact %s: %s", row.matrix_event_id, e)
-        sender = row.sender or ""
-        name = self.ctx.cases.staff_name(case.room_id or "", sender) if sender else ""
-        await self._notice(
-            case,
-            f"⚠ {name + ': ' if name else ''}Ihre Datei „{row.filename}“ wurde "
-            f"entfernt und nicht an den Bürger weitergegeben ({reason}).",
         )
 
     # --- retries --------------------------------------------------------------
@@ -496,11 +396,11 @@ class ScannerBot:
                     await self._refuse(case, row, "Die Datei ist verloren gegangen.")
                     continue
             else:
-                fetched = await self._fetch_staff_file(case, row)
+                fetched = await self.staff.fetch(case, row)
                 if fetched is None:
                     continue
                 data = fetched
-            await self._process(case, row, data)
+            await self.process(case, row, data)
 
 
 def _expired(created_at: datetime, now: datetime, limit: timedelta) -> bool:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from mautrix.errors import MatrixError
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -27,6 +28,8 @@ from .models import Attachment
 #: Retry delays grow 5 s, 10 s, 20 s … up to 10 minutes.
 FIRST_RETRY_S = 5.0
 MAX_RETRY_S = 600.0
+#: What a call to Synapse fails with when it is away; the file then stays held.
+MATRIX_ERRORS = (MatrixError, OSError, TimeoutError)
 
 
 class InfectedFile(BuergerchatError):

@@ -1,0 +1,132 @@
+"""Files staff send in a case room: fetched from Synapse, scanned, and only then
+offered to the citizen; an infected one is redacted and its sender told why."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from mautrix.types import (
+    ContentURI,
+    Event,
+    EventID,
+    EventType,
+    MessageEvent,
+    MessageType,
+    RoomID,
+)
+
+from bridge.db.models import Case
+
+from .content import clean_filename
+from .models import Attachment
+from .pipeline import MATRIX_ERRORS, new_attachment_id, sha256_hex
+
+if TYPE_CHECKING:
+    from .bot import ScannerBot
+
+log = logging.getLogger("buergerchat.scanner")
+_FILE_TYPES = (
+    MessageType.IMAGE,
+    MessageType.FILE,
+    MessageType.VIDEO,
+    MessageType.AUDIO,
+)
+
+
+class StaffFiles:
+    """The staff → citizen side of the scanner bot; scanning, holding and retries
+    are the bot's, shared with citizen uploads."""
+
+    def __init__(self, bot: ScannerBot) -> None:
+        self.bot = bot
+
+    async def handle_event(self, event: Event) -> None:
+        """A file staff send in a case room is scanned before the citizen sees it."""
+        if not isinstance(event, MessageEvent) or event.type != EventType.ROOM_MESSAGE:
+            return
+        if event.content.msgtype not in _FILE_TYPES:
+            return
+        if self.bot.ctx.cases.is_bridge_user(event.sender):
+            return
+        case = await self.bot.ctx.store.case_by_room(event.room_id)
+        if case is None:
+            return
+        url = getattr(event.content, "url", None)
+        if not url:
+            return  # encrypted files are not used in case rooms
+        info = getattr(event.content, "info", None)
+        row, created = await self.bot.queue.add(
+            attachment_id=new_attachment_id(),
+            case_id=case.case_id,
+            direction="staff",
+            client_id=None,
+            filename=clean_filename(event.content.body or "datei"),
+            mimetype=str(getattr(info, "mimetype", None) or "application/octet-stream"),
+            size=int(getattr(info, "size", None) or 0),
+            sha256="",
+            state="pending",
+            matrix_event_id=str(event.event_id),
+            mxc_uri=str(url),
+            signature=None,
+            held_path=None,
+            sender=str(event.sender),
+        )
+        if not created:
+            return
+        data = await self.fetch(case, row)
+        if data is not None:
+            await self.bot.process(case, row, data)
+
+    async def fetch(self, case: Case, row: Attachment) -> bytes | None:
+        try:
+            data = await self.bot.ctx.appservice.intent.download_media(
+                ContentURI(row.mxc_uri or "")
+            )
+        except MATRIX_ERRORS as e:
+            await self.bot.postpone(case, row, f"download: {e}")
+            return None
+        await self.bot.queue.update(
+            row, size=len(data), sha256=await asyncio.to_thread(sha256_hex, data)
+        )
+        return data
+
+    async def release(self, case: Case, row: Attachment) -> None:
+        await self.bot.ctx.store.add_event(
+            row.case_id,
+            type="attachment",
+            sender="staff",
+            sender_name=self.bot.ctx.cases.staff_name(
+                case.room_id or "", row.sender or ""
+            ),
+            body=row.filename,
+            extra={
+                "attachment_id": row.attachment_id,
+                "filename": row.filename,
+                "size": row.size,
+                "mimetype": row.mimetype,
+                "state": "delivered",
+            },
+        )
+        await self.bot.queue.update(row, state="delivered")
+        self.bot.ctx.cases.notifier.notify(row.case_id)
+
+    async def refuse(self, case: Case, row: Attachment, reason: str) -> None:
+        """Redact the event so nobody downloads it, and tell the sender why."""
+        if row.matrix_event_id and case.room_id:
+            try:
+                await self.bot.ctx.appservice.intent.redact(
+                    RoomID(case.room_id), EventID(row.matrix_event_id), reason=reason
+                )
+            except MATRIX_ERRORS as e:
+                log.error("could not redact %s: %s", row.matrix_event_id, e)
+        sender = row.sender or ""
+        name = (
+            self.bot.ctx.cases.staff_name(case.room_id or "", sender) if sender else ""
+        )
+        await self.bot.notice(
+            case,
+            f"⚠ {name + ': ' if name else ''}Ihre Datei „{row.filename}“ wurde "
+            f"entfernt und nicht an den Bürger weitergegeben ({reason}).",
+        )
