@@ -86,11 +86,13 @@ def read_settings(section: Section, max_upload_size_mb: int) -> ScannerSettings:
     give_up = section.get("give_up_after_hours", float, 24.0, check=_positive)
     kinds = DEFAULT_ALLOWED
     if section.has("allowed"):
-        names = [item.value for item in section.items("allowed")]
-        try:
-            kinds = expand_kinds(str(n) for n in names)
-        except ValueError as e:
-            section.error(str(e), "allowed")
+        chosen: set[str] = set()
+        for item in section.items("allowed"):
+            try:  # one by one, so a problem names the entry's own line
+                chosen |= expand_kinds([str(item.value)])
+            except ValueError as e:
+                item.error(str(e))
+        kinds = frozenset(chosen)
     section.finish()
     return ScannerSettings(
         clamd=clamd or "embedded",
