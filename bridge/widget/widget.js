@@ -52,8 +52,8 @@
       open: "Bürgerchat öffnen", close: "Chat schließen", title: "Bürgerchat", other: "EN",
       otherLabel: "Switch to English", intro: "Schreiben Sie uns – wir helfen gerne weiter.",
       depts: "Womit können wir helfen?", live: "jetzt erreichbar",
-      offline: "gerade nicht besetzt – wir antworten so bald wie möglich", until: "erreichbar bis {t}",
-      next: "wieder erreichbar {t}", topic: "Thema (optional)", topicAny: "Bitte wählen…",
+      offline: "gerade nicht besetzt – wir antworten so bald wie möglich", until: "erreichbar bis {t} Uhr",
+      next: "wieder erreichbar ab {t} Uhr", topic: "Thema (optional)", topicAny: "Bitte wählen…",
       name: "Ihr Name (optional)",
       privacy: "Ihre Nachrichten werden gespeichert, damit Mitarbeitende der Stadtverwaltung Ihr Anliegen bearbeiten können. Details in den",
       privacyLink: "Datenschutzhinweisen",
@@ -78,7 +78,7 @@
       otherLabel: "Auf Deutsch umschalten", intro: "Write to us – we are happy to help.",
       depts: "What can we help you with?", live: "available now",
       offline: "not staffed right now – we will answer as soon as we can", until: "available until {t}",
-      next: "available again {t}", topic: "Topic (optional)", topicAny: "Please choose…",
+      next: "available again from {t}", topic: "Topic (optional)", topicAny: "Please choose…",
       name: "Your name (optional)",
       privacy: "Your messages are stored so that staff of the town administration can handle your request. Details in the",
       privacyLink: "privacy notice",
@@ -157,12 +157,15 @@
     else for (var i = 0; i < 16; i++) b[i] = Math.floor(Math.random() * 256);
     return Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
   }
-  function when(iso, long) {
+  // Message times in the citizen's clock; office hours (town=true) in the town's,
+  // since "open until 12:00" means the town hall's noon.
+  function when(iso, long, town) {
     var d = new Date(iso);
     if (isNaN(d)) return "";
     var opts = long ? { weekday: "short", day: "numeric", month: "numeric", hour: "2-digit", minute: "2-digit" }
       : { hour: "2-digit", minute: "2-digit" };
-    return d.toLocaleString(lang === "en" ? "en-GB" : "de-DE", opts);
+    if (town && status && status.timezone) opts.timeZone = status.timezone;
+    try { return d.toLocaleString(lang === "en" ? "en-GB" : "de-DE", opts); } catch (e) { return d.toLocaleString(); }
   }
 
   // --- talking to the bridge -------------------------------------------------
@@ -330,8 +333,8 @@
     var list = status.departments || [];
     ui.depts.replaceChildren(h("legend", { t: "depts" }));
     list.forEach(function (d) {
-      var note = d.live ? (d.until ? t("until", { t: when(d.until) }) : t("live"))
-        : (d.next_opening ? t("next", { t: when(d.next_opening, true) }) : t("offline"));
+      var note = d.live ? (d.until ? t("until", { t: when(d.until, false, true) }) : t("live"))
+        : (d.next_opening ? t("next", { t: when(d.next_opening, true, true) }) : t("offline"));
       ui.depts.append(h("label", { class: "dept" }, [
         h("input", { type: "radio", name: "bc-dept", value: d.id,
           checked: d.id === checked || list.length === 1, on: { change: renderTopics } }),
