@@ -71,7 +71,7 @@
       endAsk: "Diesen Chat beenden? Der Verlauf wird danach auf diesem Gerät nicht mehr angezeigt.",
       endYes: "Ja, beenden", endNo: "Abbrechen", closed: "Dieses Anliegen ist abgeschlossen.",
       errClosed: "das Anliegen ist bereits abgeschlossen", errLong: "die Nachricht ist zu lang",
-      errOther: "bitte erneut versuchen", unread: "{n} neue Nachricht(en)"
+      errOther: "bitte erneut versuchen", unread: "Bürgerchat öffnen – {n} neue Nachricht(en)"
     },
     en: {
       open: "Open citizen chat", close: "Close chat", title: "Citizen chat", other: "DE",
@@ -93,7 +93,7 @@
       newCase: "New request", endAsk: "End this chat? Its history will no longer be shown on this device.",
       endYes: "Yes, end it", endNo: "Cancel", closed: "This request has been closed.",
       errClosed: "the request is already closed", errLong: "the message is too long",
-      errOther: "please try again", unread: "{n} new message(s)"
+      errOther: "please try again", unread: "Open citizen chat – {n} new message(s)"
     }
   };
   var ICON_CHAT = "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z";
@@ -598,6 +598,7 @@
   // The bridge said no for good (too long, case closed): say so on the bubble.
   function refused(item, e) {
     var el = shown["m" + item.client_id];
+    if (!el) return; // sent from an outbox whose bubble the replay has not drawn yet
     var why = e.errcode === "BC_CASE_CLOSED" ? "errClosed"
       : e.field === "body" || e.errcode === "BC_TOO_LARGE" ? "errLong" : "errOther";
     el.classList.replace("pending", "failed");
