@@ -21,6 +21,7 @@ from mautrix.appservice.state_store.file import FileASStateStore
 from mautrix.types import Event, SerializerError
 
 from .db.store import Store
+from .tasks import cancel
 
 log = logging.getLogger("buergerchat.appservice")
 EventHandler = Callable[[Event], Awaitable[None]]
@@ -42,7 +43,10 @@ class DurableAppService(AppService):
         self._worker: asyncio.Task[None] | None = None
         super().__init__(
             state_store=FileASStateStore(str(state_file), binary=False),
-            aiohttp_params={"middlewares": middlewares, "client_max_size": client_max_size},
+            aiohttp_params={
+                "middlewares": middlewares,
+                "client_max_size": client_max_size,
+            },
             log=log,
             **kwargs,  # type: ignore[arg-type]
         )
@@ -78,13 +82,8 @@ class DurableAppService(AppService):
         self._worker = asyncio.create_task(self._work(), name="appservice-inbox")
 
     async def stop_worker(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
-            self._worker = None
+        await cancel(self._worker)
+        self._worker = None
 
     async def drain(self) -> None:
         """Work off everything stored so far (also used at start-up)."""
@@ -115,7 +114,9 @@ class DurableAppService(AppService):
             self._fix_prev_content(raw)
             event = Event.deserialize(raw)
         except SerializerError:
-            log.warning("skipping an event that does not parse: %s", json.dumps(raw)[:300])
+            log.warning(
+                "skipping an event that does not parse: %s", json.dumps(raw)[:300]
+            )
             return
         try:
             await self.state_store.update_state(event)

@@ -29,6 +29,7 @@ from .config import Config, Department
 from .db.models import Case, CaseEvent
 from .db.store import Store
 from .errors import CaseClosed, Forbidden, InvalidField, NotFound, UnknownToken
+from .tasks import cancel, every
 from .timeline import Notifier
 from .tokens import new_case_id, new_token, token_hash
 
@@ -55,17 +56,14 @@ class CaseService:
 
     def start(self) -> None:
         self.az.on_event(self.handle_event)
-        self._retry_task = asyncio.create_task(self._retry_loop(), name="case-retry")
+        self._retry_task = every(
+            RETRY_SECONDS, self.retry_pending, name="case-retry", log=log
+        )
 
     async def stop(self) -> None:
         self.stopping = True
         self.notifier.wake_all()
-        if self._retry_task is not None:
-            self._retry_task.cancel()
-            try:
-                await self._retry_task
-            except asyncio.CancelledError:
-                pass
+        await cancel(self._retry_task)
 
     # --- opening a case -----------------------------------------------------
 
@@ -129,9 +127,8 @@ class CaseService:
             bot = self.az.intent
             room_id = await bot.create_room(
                 name=f"{case.reference} · {department.name if department else ''}",
-                topic=f"Bürgerchat {case.reference}" + (
-                    f" – {case.topic}" if case.topic else ""
-                ),
+                topic=f"Bürgerchat {case.reference}"
+                + (f" – {case.topic}" if case.topic else ""),
                 preset=RoomCreatePreset.PRIVATE,
                 invitees=[case.ghost_mxid, *staff],
                 # Room version 12: the creator (our bot) has unlimited power and
@@ -168,7 +165,9 @@ class CaseService:
         hashed = token_hash(token)
         record = await self.store.get_token(hashed)
         if record is None or record.revoked_at is not None:
-            raise UnknownToken("This chat link is not valid (any more). Start a new chat.")
+            raise UnknownToken(
+                "This chat link is not valid (any more). Start a new chat."
+            )
         now = utcnow()
         if as_utc(record.expires_at) <= now:
             raise UnknownToken("This chat link has expired. Start a new chat.")
@@ -218,8 +217,9 @@ class CaseService:
                 txn_id=f"bc-{event.seq}",
             )
         except (MatrixError, OSError, TimeoutError) as e:
-            log.warning("message %s of %s waits for Synapse: %s", event.seq,
-                        case.reference, e)
+            log.warning(
+                "message %s of %s waits for Synapse: %s", event.seq, case.reference, e
+            )
             return False
         await self.store.mark_delivered(event.seq, event_id)
         event.matrix_event_id, event.delivery = event_id, "delivered"
@@ -231,16 +231,6 @@ class CaseService:
         content = TextMessageEventContent(msgtype=MessageType.TEXT, body=event.body)
         content["de.buergerchat.client_id"] = event.client_id
         return content
-
-    async def _retry_loop(self) -> None:
-        while True:
-            await asyncio.sleep(RETRY_SECONDS)
-            try:
-                await self.retry_pending()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("retrying pending deliveries failed")
 
     async def retry_pending(self) -> None:
         for case in await self.store.cases_without_room():
@@ -318,7 +308,9 @@ class CaseService:
         staff = self.config.all_staff().get(mxid)
         if staff and staff.name:
             return staff.name
-        if isinstance(event, StateEvent) and getattr(event.content, "displayname", None):
+        if isinstance(event, StateEvent) and getattr(
+            event.content, "displayname", None
+        ):
             return str(event.content.displayname)
         return mxid.split(":", 1)[0].lstrip("@")
 

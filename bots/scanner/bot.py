@@ -25,6 +25,7 @@ from bridge.errors import (
     NotFound,
     TooLarge,
 )
+from bridge.tasks import cancel, every
 
 from .clamd_client import ClamdClient
 from .clamd_runner import ClamdProcess
@@ -79,15 +80,12 @@ class ScannerBot:
             )
         else:
             self.clamd = self.settings.external_client()
-        self._retry_task = asyncio.create_task(self._retry_loop(), name="scanner-retry")
+        self._retry_task = every(
+            RETRY_TICK_S, self.retry_due, name="scanner-retry", log=log
+        )
 
     async def stop(self) -> None:
-        if self._retry_task is not None:
-            self._retry_task.cancel()
-            try:
-                await self._retry_task
-            except asyncio.CancelledError:
-                pass
+        await cancel(self._retry_task)
         if self._clamd_process is not None:
             await self._clamd_process.stop()
 
@@ -362,16 +360,6 @@ class ScannerBot:
         )
 
     # --- retries --------------------------------------------------------------
-
-    async def _retry_loop(self) -> None:
-        while True:
-            await asyncio.sleep(RETRY_TICK_S)
-            try:
-                await self.retry_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("retrying held attachments failed")
 
     async def retry_due(self) -> None:
         now = utcnow()
