@@ -19,20 +19,27 @@ from .homeserver import EmbeddedSynapse, Secrets, load_secrets, register_user, r
 log = logging.getLogger("buergerchat")
 
 
-def _load(args: argparse.Namespace) -> Config:
-    return load_config(
-        Path(args.config_dir).resolve() if args.config_dir else None,
-        Path(args.data_dir).resolve() if args.data_dir else None,
-    )
-
-
-def cmd_check_config(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace) -> Config | None:
+    """The configuration, or None after printing each problem as file:line: key."""
     try:
-        config = _load(args)
+        return load_config(
+            Path(args.config_dir).resolve() if args.config_dir else None,
+            Path(args.data_dir).resolve() if args.data_dir else None,
+        )
     except ConfigError as e:
         for problem in e.problems:
             print(problem, file=sys.stderr)
-        print(f"{len(e.problems)} problem(s) found.", file=sys.stderr)
+        print(
+            f"{len(e.problems)} problem(s) found. Fix the configuration and start "
+            "again (see: buergerchat check-config).",
+            file=sys.stderr,
+        )
+        return None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
         return 1
     print(
         f"Configuration in {config.config_dir} is valid: "
@@ -41,7 +48,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _demo_staff(config: Config, secrets_: Secrets, homeserver_url: str) -> list[str]:
+async def _demo_staff(
+    config: Config, secrets_: Secrets, homeserver_url: str
+) -> list[str]:
     """Accounts with generated passwords for the configured local staff."""
     path = config.data_dir / "demo-staff.yaml"
     passwords: dict[str, str] = {}
@@ -91,8 +100,13 @@ async def _run(config: Config) -> None:
             f"  Demo page (citizen):  {public}/demo\n"
             f"  Citizen API:          {public}/api/v1/  (OpenAPI: {public}/api/v1/openapi.json)\n"
             f"  Homeserver (staff):   {config.homeserver.url}\n"
-            + ("  Demo staff logins (any Matrix client, e.g. Element):\n"
-               + "\n".join(logins) + "\n" if logins else "")
+            + (
+                "  Demo staff logins (any Matrix client, e.g. Element):\n"
+                + "\n".join(logins)
+                + "\n"
+                if logins
+                else ""
+            )
             + f"  Data folder:          {config.data_dir}\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
@@ -106,13 +120,8 @@ async def _run(config: Config) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        config = _load(args)
-    except ConfigError as e:
-        for problem in e.problems:
-            print(problem, file=sys.stderr)
-        print("Fix the configuration and start again (see: buergerchat check-config).",
-              file=sys.stderr)
+    config = _load(args)
+    if config is None:
         return 1
     try:
         asyncio.run(_run(config))
@@ -124,10 +133,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_registration(args: argparse.Namespace) -> int:
     """Render the Synapse files (for a Synapse run elsewhere) and print their path."""
-    try:
-        config = _load(args)
-    except ConfigError as e:
-        print(e, file=sys.stderr)
+    config = _load(args)
+    if config is None:
         return 1
     path = render(config, load_secrets(config.data_dir))
     print(path.parent / "appservice-registration.yaml")
@@ -136,7 +143,9 @@ def cmd_registration(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="buergerchat", description=__doc__)
-    parser.add_argument("--config-dir", help="default: $BUERGERCHAT_CONFIG_DIR or ./config")
+    parser.add_argument(
+        "--config-dir", help="default: $BUERGERCHAT_CONFIG_DIR or ./config"
+    )
     parser.add_argument("--data-dir", help="default: $BUERGERCHAT_DATA_DIR or ./data")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,12 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("mau", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command in extra:
-        try:
-            config = _load(args)
-        except ConfigError as e:
-            print(e, file=sys.stderr)
-            return 1
-        return extra[args.command].run(config, args)
+        config = _load(args)
+        return 1 if config is None else extra[args.command].run(config, args)
     handler = {
         "run": cmd_run,
         "check-config": cmd_check_config,
