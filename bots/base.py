@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from bridge.db.store import Store
 
     from .commands import CommandRouter
+    from .team import TeamRooms
 
 
 @dataclass
@@ -21,6 +22,8 @@ class BotContext:
     cases: CaseService
     appservice: DurableAppService
     commands: CommandRouter
+    #: Team rooms (notice per new case) and the admin room (alerts).
+    team: TeamRooms
 
 
 class Bot(Protocol):

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from bots.base import Bot, BotContext
 from bots.commands import CommandRouter
 from bots.registry import build_bots
+from bots.team import TeamRooms
 
 from .api.citizen import MAX_JSON_BYTES, CitizenAPI
 from .api.middleware import cors_middleware, errors_middleware
@@ -59,7 +60,8 @@ class Bridge:
         )
         self.cases = CaseService(config, self.store, az)
         commands = CommandRouter(config, self.cases)
-        ctx = BotContext(config, self.store, self.cases, az, commands)
+        self.team = TeamRooms(config, az.intent)
+        ctx = BotContext(config, self.store, self.cases, az, commands, self.team)
         self.bots = build_bots(ctx)
         az.app.add_routes(CitizenAPI(config, self.cases).routes())
         for bot in self.bots:
@@ -79,6 +81,10 @@ class Bridge:
             await az.intent.set_displayname(config.bridge.bot_displayname)
         except Exception:
             log.warning("could not set the bot's display name", exc_info=True)
+        try:
+            await self.team.ensure_rooms()
+        except Exception:
+            log.warning("team and admin rooms not ready yet", exc_info=True)
         self.cases.start()
         az.on_event(commands.handle_event)
         for bot in self.bots:

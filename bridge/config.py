@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
+from bots.mail.settings import MailSettings, load_mail_settings
 from bots.routing.model import Department, RoutingRules, Staff
 from bots.routing.rules import read_rules
 from bots.scanner.pipeline import ScannerSettings, read_settings
@@ -62,6 +63,14 @@ class Citizen:
     reference_prefix: str
     long_poll_max_seconds: int
     privacy_url: str | None
+    #: The page with the widget that links in e-mails open (``#bc-resume=…``).
+    resume_page_url: str
+    resume_link_ttl_days: int
+
+
+@dataclass(frozen=True)
+class Transcripts:
+    archive_dir: Path
 
 
 @dataclass(frozen=True)
@@ -70,8 +79,11 @@ class Video:
     helpline: str | None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Config:
+    """Read once at start; only the routing rules (``departments.yaml``) are swapped
+    while running, by :meth:`replace_rules`, so every holder sees the new rules."""
+
     config_dir: Path
     data_dir: Path
     town: Town
@@ -81,8 +93,14 @@ class Config:
     demo_staff_accounts: bool
     video: Video
     scanner: ScannerSettings
+    mail: MailSettings
+    transcripts: Transcripts
     departments: tuple[Department, ...]
     routing: RoutingRules
+
+    def replace_rules(self, rules: RoutingRules) -> None:
+        self.routing = rules
+        self.departments = rules.departments
 
     def department(self, department_id: str) -> Department | None:
         return next((d for d in self.departments if d.id == department_id), None)
@@ -179,11 +197,25 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
         reference_prefix=ci.get("reference_prefix", str, "BC"),
         long_poll_max_seconds=ci.get("long_poll_max_seconds", int, 30, check=_positive),
         privacy_url=ci.get("privacy_url", str, None, check=_http_url),
+        resume_page_url=ci.get(
+            "resume_page_url", str, "", check=lambda v: v and _http_url(v)
+        ).rstrip("/"),
+        resume_link_ttl_days=ci.get("resume_link_ttl_days", int, 14, check=_positive),
     )
+    if not citizen.resume_page_url:
+        citizen = replace(citizen, resume_page_url=f"{bridge.public_url}/demo")
     ci.finish()
 
     video = _load_video(section.section("video"), config_dir)
     scanner = read_settings(section.section("scanner"), homeserver.max_upload_size_mb)
+
+    mail = load_mail_settings(section.section("mail"), data_dir, config_dir)
+    tr = section.section("transcripts")
+    archive = Path(tr.get("archive_dir", str, "transcripts"))
+    transcripts = Transcripts(
+        archive_dir=archive if archive.is_absolute() else data_dir / archive
+    )
+    tr.finish()
 
     demo = section.section("demo")
     demo_staff = demo.get("create_staff_accounts", bool, False)
@@ -197,6 +229,8 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
         demo_staff_accounts=demo_staff,
         video=video,
         scanner=scanner,
+        mail=mail,
+        transcripts=transcripts,
     )
 
 

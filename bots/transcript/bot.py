@@ -38,7 +38,7 @@ class TranscriptBot:
 
     def __init__(self, ctx: BotContext) -> None:
         self.ctx = ctx
-        self.archive_dir = ctx.config.data_dir / "transcripts"
+        self.archive_dir = ctx.config.transcripts.archive_dir
         ctx.commands.register(
             "transcript",
             self._command,

@@ -1,0 +1,184 @@
+"""The rooms where the bot talks to staff outside case rooms: each department's team
+room (a notice per new case) and the admins' room (alerts: a broken config edit, a
+parked e-mail, a file that could never be scanned).
+
+Rooms are named in ``departments.yaml`` by ID (``!abc:server``) or alias
+(``#team-bauen:server``). An alias on our own homeserver that does not exist yet is
+created by the bot, with the department's staff (or the admins) invited, so a fresh
+install works without clicking rooms together in Element first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from mautrix.errors import MatrixError, MNotFound
+from mautrix.types import (
+    EventType,
+    Format,
+    MessageType,
+    RoomAlias,
+    RoomCreatePreset,
+    RoomID,
+    TextMessageEventContent,
+    UserID,
+)
+
+if TYPE_CHECKING:
+    from mautrix.appservice import IntentAPI
+
+    from bridge.config import Config
+    from bridge.db.models import Case
+
+log = logging.getLogger("buergerchat.team")
+
+#: Longest quote of the citizen's first message in a team notice.
+FIRST_MESSAGE_QUOTE = 300
+
+STATE_LABELS = {
+    "live": "neuer Live-Chat",
+    "queued": "neuer Fall in der Warteschlange",
+    "offline": "neue Nachricht außerhalb der Sprechzeiten",
+}
+
+
+def matrix_to(room_id: str, server_name: str) -> str:
+    return f"https://matrix.to/#/{quote(room_id, safe='!:')}?via={quote(server_name)}"
+
+
+class TeamRooms:
+    def __init__(self, config: Config, intent: IntentAPI) -> None:
+        self.config = config
+        self.intent = intent
+        self._resolved: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+
+    # --- resolving and creating rooms ---------------------------------------
+
+    async def resolve(self, room: str, invite: tuple[str, ...] = ()) -> str | None:
+        """The room ID for ``room`` (ID or alias), joined by the bot; created when
+        it is an alias on our homeserver that does not exist yet. None (and a
+        warning in the log) when the room cannot be reached."""
+        async with self._lock:
+            if room in self._resolved:
+                return self._resolved[room]
+            try:
+                room_id = await self._resolve(room, invite)
+            except (MatrixError, OSError, TimeoutError) as e:
+                log.warning("room %s cannot be used: %s", room, e)
+                return None
+            self._resolved[room] = room_id
+            return room_id
+
+    async def _resolve(self, room: str, invite: tuple[str, ...]) -> str:
+        if room.startswith("!"):
+            await self.intent.ensure_joined(RoomID(room))
+            return room
+        alias = RoomAlias(room)
+        try:
+            answer = await self.intent.resolve_room_alias(alias)
+        except MNotFound:
+            server = room.split(":", 1)[1]
+            if server != self.config.homeserver.server_name:
+                raise
+            localpart = room.split(":", 1)[0].lstrip("#")
+            created = await self.intent.create_room(
+                alias_localpart=localpart,
+                name=localpart.replace("-", " ").replace("_", " ").title(),
+                topic="Bürgerchat: Hinweise des Bots zu neuen Fällen",
+                preset=RoomCreatePreset.PRIVATE,
+                invitees=[UserID(m) for m in invite],
+                room_version="12",
+                power_level_override={"users": {m: 50 for m in invite}},
+            )
+            log.info("created room %s as %s", room, created)
+            return str(created)
+        await self.intent.ensure_joined(answer.room_id)
+        return str(answer.room_id)
+
+    async def ensure_rooms(self) -> None:
+        """At start: every team room and the admin room exist and the bot is in them."""
+        for department in self.config.departments:
+            if department.team_room:
+                staff = tuple(s.mxid for s in department.staff)
+                await self.resolve(department.team_room, staff)
+        if self.config.routing.admin_room:
+            await self.resolve(self.config.routing.admin_room, self._admins())
+
+    def _admins(self) -> tuple[str, ...]:
+        return tuple(getattr(self.config.routing, "admins", ()) or ())
+
+    # --- posting ------------------------------------------------------------
+
+    async def _notice(self, room_id: str, text: str, markup: str) -> None:
+        content = TextMessageEventContent(
+            msgtype=MessageType.NOTICE,
+            body=text,
+            format=Format.HTML,
+            formatted_body=markup,
+        )
+        await self.intent.send_message_event(
+            RoomID(room_id), EventType.ROOM_MESSAGE, content
+        )
+
+    async def announce_case(
+        self, case: Case, *, first_message: str | None = None, extra: str | None = None
+    ) -> bool:
+        """A notice about a new case in its department's team room: reference,
+        topic, the first message and a matrix.to link. False if there is no team
+        room or it cannot be reached (the case itself is unaffected)."""
+        department = self.config.department(case.department)
+        if department is None or not department.team_room:
+            return False
+        room_id = await self.resolve(
+            department.team_room, tuple(s.mxid for s in department.staff)
+        )
+        if room_id is None:
+            return False
+        label = STATE_LABELS.get(case.state, "neuer Fall")
+        topic = case.topic or "ohne Thema"
+        name = case.citizen_name or "Bürger*in"
+        lines = [f"{label.capitalize()}: {case.reference} · {topic} · {name}"]
+        markup = [
+            f"<b>{html.escape(label.capitalize())}: {html.escape(case.reference)}</b>"
+            f" · {html.escape(topic)} · {html.escape(name)}"
+        ]
+        if first_message:
+            quoted = first_message.strip()
+            if len(quoted) > FIRST_MESSAGE_QUOTE:
+                quoted = quoted[: FIRST_MESSAGE_QUOTE - 1] + "…"
+            lines.append(f"> {quoted}")
+            markup.append(f"<blockquote>{html.escape(quoted)}</blockquote>")
+        if extra:
+            lines.append(extra)
+            markup.append(html.escape(extra))
+        if case.room_id:
+            link = matrix_to(case.room_id, self.config.homeserver.server_name)
+            lines.append(f"Zum Fall: {link}")
+            markup.append(f'<a href="{html.escape(link)}">Zum Fall</a>')
+        try:
+            await self._notice(room_id, "\n".join(lines), "<br>".join(markup))
+        except (MatrixError, OSError, TimeoutError) as e:
+            log.warning("team notice for %s not posted: %s", case.reference, e)
+            return False
+        return True
+
+    async def alert_admins(self, text: str) -> bool:
+        """A notice in ``routing.admin_room``; always logged as a warning too."""
+        log.warning("admin alert: %s", text)
+        room = self.config.routing.admin_room
+        if not room:
+            return False
+        room_id = await self.resolve(room, self._admins())
+        if room_id is None:
+            return False
+        try:
+            await self._notice(room_id, f"⚠ {text}", f"⚠ {html.escape(text)}")
+        except (MatrixError, OSError, TimeoutError) as e:
+            log.warning("admin alert not posted: %s", e)
+            return False
+        return True
