@@ -87,6 +87,8 @@ class Department:
     staff: tuple[Staff, ...]
     topics: tuple[Topic, ...] = ()
     team_room: str | None = None
+    #: E-mail address that receives offline messages (``inbox:``); none = no mail.
+    inbox: str | None = None
     # Periods per weekday, Monday first (index = date.weekday()).
     week: tuple[tuple[Period, ...], ...] = ((),) * 7
     exceptions: tuple[DateException, ...] = ()

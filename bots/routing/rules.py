@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 import yaml
 
+from bots.mail.settings import check_address
 from bridge.yamlconf import Item, Problems, Section, check_matrix_id
 
 from .model import (
@@ -219,6 +220,7 @@ def _read_department(item: Item) -> _Read | None:
     staff = _read_staff(dep)
     topics = _read_topics(dep)
     team_room = dep.get("team_room", str, None, check=check_room)
+    inbox = dep.get("inbox", str, None, check=check_address)
     hours_node = child(item.node, "hours")
     if isinstance(hours_node, yaml.MappingNode):
         dep.section("hours")  # reports duplicate weekday keys
@@ -250,6 +252,7 @@ def _read_department(item: Item) -> _Read | None:
         staff=staff,
         topics=tuple(t for t, _ in topics),
         team_room=team_room,
+        inbox=inbox,
         week=week,
         exceptions=exceptions,
         max_cases_per_staff=max_cases,
