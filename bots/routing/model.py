@@ -23,6 +23,7 @@ DEFAULT_COUNTRY = "DE"
 DEFAULT_MAX_CASES_PER_STAFF = 3
 DEFAULT_STRATEGY: Strategy = "broadcast"
 DEFAULT_AVERAGE_CASE_MINUTES = 10
+DEFAULT_INACTIVITY_CLOSE_MINUTES = 120.0
 DAY_MINUTES = 24 * 60
 
 
@@ -112,6 +113,12 @@ class RoutingRules:
     closures: tuple[Closure, ...] = ()
     admin_room: str | None = None
     default_department: str | None = None
+    #: Matrix IDs invited to ``admin_room``.
+    admins: tuple[str, ...] = ()
+    #: Skip staff whose Synapse presence is not ``online``; False: all count online.
+    use_presence: bool = True
+    #: Close a live or queued case after this long without a message; 0 = never.
+    inactivity_close_minutes: float = DEFAULT_INACTIVITY_CLOSE_MINUTES
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

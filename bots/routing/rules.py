@@ -25,6 +25,7 @@ from .model import (
     DAY_MINUTES,
     DEFAULT_AVERAGE_CASE_MINUTES,
     DEFAULT_COUNTRY,
+    DEFAULT_INACTIVITY_CLOSE_MINUTES,
     DEFAULT_MAX_CASES_PER_STAFF,
     DEFAULT_STRATEGY,
     DEFAULT_TIMEZONE,
@@ -82,6 +83,14 @@ def read_rules(section: Section) -> RoutingRules:
     timezone = routing.get("timezone", str, DEFAULT_TIMEZONE, check=_check_timezone)
     country, subdivision = _read_holidays(routing)
     admin_room = routing.get("admin_room", str, None, check=check_room)
+    admins = _read_admins(routing)
+    use_presence = routing.get("use_presence", bool, True)
+    inactivity = routing.get(
+        "inactivity_close_minutes",
+        float,
+        DEFAULT_INACTIVITY_CLOSE_MINUTES,
+        check=lambda v: None if v >= 0 else "must be 0 (never) or more",
+    )
     default_department = routing.get("default_department", str, None)
     closures = tuple(_read_closures(routing))
     routing.finish()
@@ -105,7 +114,24 @@ def read_rules(section: Section) -> RoutingRules:
         closures=closures,
         admin_room=admin_room,
         default_department=default_department,
+        admins=admins,
+        use_presence=use_presence,
+        inactivity_close_minutes=inactivity,
     )
+
+
+def _read_admins(routing: Section) -> tuple[str, ...]:
+    admins: list[str] = []
+    for entry in routing.items("admins"):
+        if not isinstance(entry.value, str):
+            entry.error("must be a Matrix user ID like @name:example.org")
+            continue
+        problem = check_matrix_id(entry.value)
+        if problem:
+            entry.error(problem)
+        elif entry.value not in admins:
+            admins.append(entry.value)
+    return tuple(admins)
 
 
 @dataclass
@@ -219,7 +245,15 @@ def _read_department(item: Item) -> _Read | None:
     name = dep.get("name", str)
     staff = _read_staff(dep)
     topics = _read_topics(dep)
-    team_room = dep.get("team_room", str, None, check=check_room)
+    if dep.has("team_room"):
+        team_room = dep.get("team_room", str, check=check_room)
+    else:
+        team_room = None
+        dep.error(
+            "team room missing: name the room where the bot announces new cases, "
+            "e.g. team_room: \"#team-bauen:example.org\"",
+            "team_room",
+        )
     inbox = dep.get("inbox", str, None, check=check_address)
     hours_node = child(item.node, "hours")
     if isinstance(hours_node, yaml.MappingNode):

@@ -24,23 +24,23 @@ FIXTURES = REPO / "tests" / "fixtures" / "routing"
 EXAMPLE = REPO / "config" / "departments.yaml"
 
 PLANTED = [
-    ("overlapping_periods", 9, "departments[0].hours.mo[1]", "overlaps 08:00-12:00"),
-    ("overlapping_range", 9, "departments[0].hours.donnerstag[0]", "overlaps"),
-    ("unknown_weekday", 8, "departments[0].hours.mx", "is not a weekday"),
-    ("bad_time", 7, "departments[0].hours.di[1]", "'25:00' is not a time"),
-    ("end_before_start", 10, "departments[1].hours.mi", "ends before it starts"),
-    ("staff_not_matrix_id", 8, "departments[0].staff[1].id", "not a Matrix user ID"),
+    ("overlapping_periods", 10, "departments[0].hours.mo[1]", "overlaps 08:00-12:00"),
+    ("overlapping_range", 10, "departments[0].hours.donnerstag[0]", "overlaps"),
+    ("unknown_weekday", 9, "departments[0].hours.mx", "is not a weekday"),
+    ("bad_time", 8, "departments[0].hours.di[1]", "'25:00' is not a time"),
+    ("end_before_start", 12, "departments[1].hours.mi", "ends before it starts"),
+    ("staff_not_matrix_id", 9, "departments[0].staff[1].id", "not a Matrix user ID"),
     ("team_room_malformed", 6, "departments[0].team_room", "not a Matrix room"),
-    ("unknown_fallback", 9, "departments[1].fallback", "did you mean 'buergerbuero'"),
+    ("unknown_fallback", 11, "departments[1].fallback", "did you mean 'buergerbuero'"),
     (
         "fallback_cycle",
-        6,
+        7,
         "departments[0].fallback",
         "fallback cycle: buergerbuero → bauen → standesamt → buergerbuero",
     ),
-    ("fallback_self", 6, "departments[0].fallback", "fall back to itself"),
-    ("duplicate_topic", 15, "departments[1].topics[1]", "already offered by"),
-    ("unknown_strategy", 6, "departments[0].strategy", "unknown strategy 'random'"),
+    ("fallback_self", 7, "departments[0].fallback", "fall back to itself"),
+    ("duplicate_topic", 17, "departments[1].topics[1]", "already offered by"),
+    ("unknown_strategy", 7, "departments[0].strategy", "unknown strategy 'random'"),
     ("unknown_land", 5, "routing.holidays.subdivision", "'BA' is not a Land"),
     ("unknown_country", 4, "routing.holidays.country", "'GER' is not a country"),
     ("unknown_timezone", 3, "routing.timezone", "not a time zone"),
@@ -48,13 +48,14 @@ PLANTED = [
     ("admin_room_malformed", 3, "routing.admin_room", "not a Matrix room"),
     ("closure_until_before_from", 6, "routing.closures[0].until", "later than"),
     ("bad_date", 4, "routing.closures[0].date", "'30.02.2026' is not a date"),
-    ("exception_closed_and_hours", 8, "departments[0].exceptions[0].closed", "both"),
-    ("exceptions_overlap", 10, "departments[0].exceptions[1].date", "(line 7)"),
-    ("misspelt_key", 6, "departments[0].strategie", "did you mean 'strategy'"),
-    ("duplicate_department", 6, "departments[1].id", "used twice (line 3)"),
-    ("no_staff", 5, "departments[0].staff", "at least one staff member"),
-    ("max_cases_zero", 6, "departments[0].max_cases_per_staff", "greater than 0"),
-    ("hours_not_a_mapping", 6, "departments[0].hours", "must be a mapping"),
+    ("exception_closed_and_hours", 9, "departments[0].exceptions[0].closed", "both"),
+    ("exceptions_overlap", 11, "departments[0].exceptions[1].date", "(line 8)"),
+    ("misspelt_key", 7, "departments[0].strategie", "did you mean 'strategy'"),
+    ("duplicate_department", 7, "departments[1].id", "used twice (line 3)"),
+    ("no_staff", 6, "departments[0].staff", "at least one staff member"),
+    ("max_cases_zero", 7, "departments[0].max_cases_per_staff", "greater than 0"),
+    ("hours_not_a_mapping", 7, "departments[0].hours", "must be a mapping"),
+    ("team_room_missing", 3, "departments[0].team_room", "team room missing"),
 ]
 
 
@@ -121,7 +122,7 @@ def test_check_config_prints_each_problem_and_fails(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert (
-        f"{config / 'departments.yaml'}:6: departments[0].fallback: fallback cycle"
+        f"{config / 'departments.yaml'}:7: departments[0].fallback: fallback cycle"
         in result.stderr
     )
     assert "1 problem(s) found." in result.stderr
@@ -199,6 +200,7 @@ departments:
   - id: buergerbuero
     name: "Bürgerbüro"
     staff: ["@anna.schmidt:buergerchat.localhost"]
+    team_room: "#team:buergerchat.localhost"
 """
 
 
@@ -211,11 +213,16 @@ def test_minimal_file_gets_every_default(tmp_path: Path) -> None:
         "DE",
         None,
     )
-    assert (dep.strategy, dep.max_cases_per_staff, dep.team_room, dep.fallback) == (
+    assert (dep.strategy, dep.max_cases_per_staff, dep.fallback) == (
         "broadcast",
         3,
         None,
-        None,
+    )
+    assert dep.team_room == "#team:buergerchat.localhost"
+    assert (rules.admins, rules.use_presence, rules.inactivity_close_minutes) == (
+        (),
+        True,
+        120,
     )
     assert rules.fallback_department() is dep
     assert dep.week == ((),) * 7
@@ -259,6 +266,7 @@ departments:
   - id: buergerbuero
     name: "Bürgerbüro"
     staff: ["@anna.schmidt:buergerchat.localhost"]
+    team_room: "#team:buergerchat.localhost"
     hours:
       do: [8:00-12:00, 14.00 - 16.00]
 """
@@ -289,3 +297,20 @@ departments:
 def test_team_room_format(room: str, ok: bool) -> None:
     """Room IDs (with or without server, v12) and aliases pass; the rest fails."""
     assert (check_room(room) is None) is ok
+
+
+def test_admins_presence_and_inactivity_settings(tmp_path: Path) -> None:
+    """routing.admins, use_presence and inactivity_close_minutes are read as given;
+    a fraction of a minute is allowed, a negative time and a bad admin ID are not."""
+    good = "routing:\n  admins: [\"@root:example.org\"]\n  use_presence: false\n"
+    good += "  inactivity_close_minutes: 0.5\n" + MINIMAL
+    rules = load_rules(write(tmp_path, good))
+    assert rules.admins == ("@root:example.org",)
+    assert rules.use_presence is False
+    assert rules.inactivity_close_minutes == 0.5
+    bad = "routing:\n  admins: [root]\n  inactivity_close_minutes: -1\n" + MINIMAL
+    problems = problems_of(write(tmp_path, bad))
+    assert [p.split(": ")[1] for p in problems] == [
+        "routing.admins[0]",
+        "routing.inactivity_close_minutes",
+    ]
