@@ -17,14 +17,9 @@ from bridge.db.models import Case
 from bridge.errors import NotFound
 
 from .model import RenderedTranscript
-from .render import render_pdf
-from .timeline import (
-    TRANSCRIPT_MARKER,
-    case_info,
-    entries_from_events,
-    room_events,
-    with_thumbnails,
-)
+from .render import render_pdf, stored_final_hash
+from .sources import MEDIA_TIMEOUT, case_entries, with_thumbnails
+from .timeline import TRANSCRIPT_MARKER, case_info
 
 log = logging.getLogger("buergerchat.transcript")
 
@@ -61,15 +56,16 @@ class TranscriptBot:
         if not case.room_id:
             raise NotFound(f"Case {case.reference} has no conversation yet.")
         intent = self.ctx.appservice.intent
-        events = await room_events(intent.api, case.room_id)
-        entries = entries_from_events(events, config=self.ctx.config, case=case)
 
-        async def load(url: str) -> bytes | None:
+        async def load(url: str) -> bytes:
             return await asyncio.wait_for(
-                intent.download_media(ContentURI(url)), timeout=20
+                intent.download_media(ContentURI(url)), timeout=MEDIA_TIMEOUT
             )
 
-        entries = await with_thumbnails(entries, events, load)
+        history = await case_entries(
+            intent.api, self.ctx.store, self.ctx.config, case, load
+        )
+        entries = await with_thumbnails(history.entries, history.events, load)
         info = case_info(self.ctx.config, case, entries)
         return await asyncio.to_thread(render_pdf, info, entries)
 
@@ -135,10 +131,13 @@ class TranscriptBot:
         log.info("archived transcript of %s to %s", case.reference, path)
 
     async def citizen_download(self, request: web.Request) -> web.Response:
-        """The citizen's own transcript as a PDF download (their token only)."""
+        """The citizen's own transcript as a PDF download (their token only).
+
+        A closed case gets the very document the town archived; an open one a
+        fresh interim transcript."""
         case_id = request.match_info["case_id"]
         case = await self.ctx.cases.authorize(case_id, bearer(request))
-        rendered = await self.render(case)
+        rendered = await self._archived(case) or await self.render(case)
         return web.Response(
             body=rendered.pdf,
             content_type="application/pdf",
@@ -146,6 +145,25 @@ class TranscriptBot:
                 "Content-Disposition": f'attachment; filename="{file_name(case)}"',
                 "X-Transcript-Hash": rendered.final_hash,
             },
+        )
+
+    async def _archived(self, case: Case) -> RenderedTranscript | None:
+        """The archived PDF of a closed case, if it is there and carries the
+        hash stored with the case."""
+        stored = (case.extra or {}).get("transcript") or {}
+        if case.closed_at is None or not stored.get("final_hash"):
+            return None
+        path = self.archive_dir / f"{case.reference}.pdf"
+        try:
+            pdf = await asyncio.to_thread(path.read_bytes)
+        except OSError as e:
+            log.warning("archived transcript of %s unreadable: %s", case.reference, e)
+            return None
+        if stored_final_hash(pdf) != stored["final_hash"]:
+            log.warning("archived transcript %s does not match its case", path)
+            return None
+        return RenderedTranscript(
+            pdf=pdf, final_hash=stored["final_hash"], pages=int(stored.get("pages", 0))
         )
 
 

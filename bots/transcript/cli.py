@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mautrix.api import HTTPAPI
-from mautrix.types import UserID
+from mautrix.client import ClientAPI
+from mautrix.errors import MatrixError
+from mautrix.types import ContentURI, UserID
 from sqlalchemy import or_, select
 
 from bridge.config import Config
@@ -20,7 +22,8 @@ from bridge.homeserver import load_secrets
 
 from .chain import final_hash
 from .render import stored_final_hash
-from .timeline import case_info, entries_from_events, room_events
+from .sources import MediaUnavailable, case_entries
+from .timeline import case_info
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,9 @@ class Verdict:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("case", help="case reference (BC-2026-000123) or case id")
     parser.add_argument(
-        "--pdf", type=Path, help="the PDF to check (default: the archived one)"
+        "--pdf",
+        type=Path,
+        help="the PDF to check (default: <transcripts.archive_dir>/<reference>.pdf)",
     )
 
 
@@ -43,38 +48,69 @@ def run(config: Config, args: argparse.Namespace) -> int:
     return 0 if verdict.ok else 1
 
 
-async def _find_case(config: Config, key: str) -> Case | None:
+async def verify_case(config: Config, key: str, pdf: Path | None) -> Verdict:
+    """Compare the chain of the case as it is now with what was stored."""
     store = Store(create_engine(database_url(config.bridge.database, config.data_dir)))
     try:
         async with store.session() as s:
-            found: Case | None = await s.scalar(
+            case: Case | None = await s.scalar(
                 select(Case).where(or_(Case.reference == key, Case.case_id == key))
             )
-            return found
+        if case is None:
+            return Verdict(False, [f"Kein Fall {key} gefunden."])
+        if not case.room_id:
+            return Verdict(False, [f"Fall {case.reference} hat keinen Chatraum."])
+        try:
+            now = await _chain_now(config, store, case)
+        except (MatrixError, MediaUnavailable, OSError, TimeoutError) as e:
+            return Verdict(
+                False,
+                [
+                    f"Fall {case.reference}: der Verlauf konnte nicht aus Synapse "
+                    f"gelesen werden ({e}). Läuft Synapse? Dann erneut versuchen."
+                ],
+            )
     finally:
         await store.close()
+    return _compare(config, case, now, pdf)
 
 
-async def verify_case(config: Config, key: str, pdf: Path | None) -> Verdict:
-    """Compare the chain of the room as it is now with what was stored."""
-    case = await _find_case(config, key)
-    if case is None:
-        return Verdict(False, [f"Kein Fall {key} gefunden."])
-    if not case.room_id:
-        return Verdict(False, [f"Fall {case.reference} hat keinen Chatraum."])
-    stored = (case.extra or {}).get("transcript") or {}
-    pdf = pdf or (Path(stored["path"]) if stored.get("path") else None)
+async def _chain_now(config: Config, store: Store, case: Case) -> str:
     api = HTTPAPI(
         config.homeserver.url,
         load_secrets(config.data_dir)["as_token"],
         as_user_id=UserID(config.bot_mxid),
     )
+    client = ClientAPI(UserID(config.bot_mxid), api=api)
     try:
-        events = await asyncio.wait_for(room_events(api, case.room_id), timeout=120)
+        history = await asyncio.wait_for(
+            case_entries(
+                api,
+                store,
+                config,
+                case,
+                lambda url: client.download_media(ContentURI(url)),
+                missing_ok=False,
+            ),
+            timeout=300,
+        )
     finally:
         await api.session.close()
-    entries = entries_from_events(events, config=config, case=case)
-    now = final_hash(case_info(config, case, entries), entries)
+    return final_hash(case_info(config, case, history.entries), history.entries)
+
+
+def archived_pdf(config: Config, case: Case) -> Path:
+    """Where the archive keeps the case's PDF: the configured folder, or where
+    it was filed if the folder has been changed since."""
+    configured = config.transcripts.archive_dir / f"{case.reference}.pdf"
+    stored = ((case.extra or {}).get("transcript") or {}).get("path")
+    if not configured.is_file() and stored and Path(stored).is_file():
+        return Path(stored)
+    return configured
+
+
+def _compare(config: Config, case: Case, now: str, pdf: Path | None) -> Verdict:
+    stored = (case.extra or {}).get("transcript") or {}
     lines = [f"Fall {case.reference}: Prüfsumme aus Synapse jetzt {now}"]
     problems: list[str] = []
     expected = stored.get("final_hash")
@@ -84,18 +120,18 @@ async def verify_case(config: Config, key: str, pdf: Path | None) -> Verdict:
             problems.append(
                 "der Verlauf in Synapse passt nicht zur gespeicherten Prüfsumme"
             )
-    if pdf is not None:
-        if not pdf.is_file():
-            problems.append(f"die PDF-Datei {pdf} fehlt")
-        else:
-            in_pdf = stored_final_hash(await asyncio.to_thread(pdf.read_bytes))
-            lines.append(f"  in der PDF {pdf}: {in_pdf}")
-            if in_pdf != now:
-                problems.append("die PDF-Datei passt nicht zum Verlauf in Synapse")
-            if expected and in_pdf != expected:
-                problems.append("die PDF-Datei passt nicht zur gespeicherten Prüfsumme")
-    if not expected and pdf is None:
+    elif pdf is None:
         problems.append("es ist keine Prüfsumme gespeichert (Fall nicht archiviert?)")
+    pdf = pdf or archived_pdf(config, case)
+    if not pdf.is_file():
+        problems.append(f"die PDF-Datei {pdf} fehlt")
+    else:
+        in_pdf = stored_final_hash(pdf.read_bytes())
+        lines.append(f"  in der PDF {pdf}: {in_pdf}")
+        if in_pdf != now:
+            problems.append("die PDF-Datei passt nicht zum Verlauf in Synapse")
+        if expected and in_pdf != expected:
+            problems.append("die PDF-Datei passt nicht zur gespeicherten Prüfsumme")
     if problems:
         lines.append("VERÄNDERT: " + "; ".join(problems) + ".")
         return Verdict(False, lines)

@@ -34,6 +34,7 @@ VERDICTS = {
     "clean": "Virenprüfung: unauffällig",
     "infected": "Virenprüfung: Schadsoftware gefunden – Datei gesperrt",
     "pending": "Virenprüfung: noch nicht abgeschlossen",
+    "refused": "Virenprüfung: nicht möglich – Datei nicht zugestellt",
 }
 
 

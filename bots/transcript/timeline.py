@@ -1,54 +1,56 @@
-"""A case room's history as transcript entries: Synapse's events, read forwards
-from the start, turned into :class:`Entry` values.
+"""A case's history as transcript entries: Synapse's events of the case room,
+merged with the case's system events and refused files from the bridge database.
 
-The bot (``!transcript``, the close hook, the citizen download) and the
-``verify-transcript`` command both go through :func:`case_entries`, so the same
-room gives the same entries and the same final hash.
+Pure: no I/O here. :mod:`bots.transcript.sources` reads both places; the bot
+(``!transcript``, the close hook, the citizen download) and the
+``verify-transcript`` command go through :func:`sources.case_entries`, so the
+same case gives the same entries and the same final hash.
+
+What a transcript leaves out, on purpose:
+
+* staff commands (a staff text starting with ``!``), which the citizen never saw;
+* every ``m.notice`` of the bot: answers to commands (help, errors, moderator
+  links) and scanner alerts for staff. What they announce is taken from the
+  case's own records instead: claimed, transferred, video started/ended come
+  from its system events, refused files from the scanner's rows, and the close
+  from the case and the ``!close`` command (who and note);
+* staff notices (``m.notice``), which stay among staff;
+* everything after the case was closed (staff removed from the room …).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
-
-from mautrix.api import HTTPAPI, Method
 
 from bridge.config import Config
 from bridge.db.models import Case
 
-from .model import Attachment, CaseInfo, Entry
-
-log = logging.getLogger("buergerchat.transcript")
+from .model import Attachment, CaseInfo, Entry, SenderKind
+from .records import CaseRecords, FileRecord, SystemRecord
 
 #: Marks the bot's own transcript posts, which never become part of a transcript.
 TRANSCRIPT_MARKER = "de.buergerchat.transcript"
-PAGE_SIZE = 200
-#: Thumbnails are only drawn for images up to this size (the original stays in Matrix).
-MAX_THUMBNAIL_BYTES = 4 * 1024 * 1024
 FILE_TYPES = ("m.image", "m.file", "m.video", "m.audio")
+#: System events shown another way: the opening is in the header, joins come
+#: from Synapse's member events, and the close is the transcript's last entry.
+SHOWN_ELSEWHERE = frozenset({"opened", "staff_joined", "closed"})
+#: Clock difference allowed between Synapse's and the bridge's time stamps when a
+#: system event is matched to the staff command that caused it.
+COMMAND_SKEW = timedelta(seconds=60)
 
-#: Fetches an ``mxc://`` image for a thumbnail; None when it cannot be had.
-ImageLoader = Callable[[str], Awaitable[bytes | None]]
 
+@dataclass(frozen=True)
+class StaffCommand:
+    """A ``!command`` a staff member typed in the room (not an entry itself)."""
 
-async def room_events(api: HTTPAPI, room_id: str) -> list[dict[str, Any]]:
-    """Every timeline event of the room, oldest first, as Synapse returns them."""
-    events: list[dict[str, Any]] = []
-    token: str | None = None
-    path = f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/messages"
-    while True:
-        params = {"dir": "f", "limit": str(PAGE_SIZE)}
-        if token:
-            params["from"] = token
-        page = await api.request(Method.GET, path, query_params=params)
-        chunk = page.get("chunk") or []
-        events.extend(chunk)
-        token = page.get("end")
-        if not chunk or not token:
-            return events
+    ts: datetime
+    sender: str
+    name: str
+    args: str
+    event_id: str
 
 
 def staff_display_name(config: Config, mxid: str, displayname: str | None) -> str:
@@ -61,27 +63,64 @@ def staff_display_name(config: Config, mxid: str, displayname: str | None) -> st
     return mxid.split(":", 1)[0].lstrip("@")
 
 
-def _ts(event: Mapping[str, Any]) -> datetime:
+def is_command(content: Mapping[str, Any]) -> bool:
+    """A text for the bots (as the command router and the bridge read it)."""
+    return content.get("msgtype") in ("m.text", "m.emote") and str(
+        content.get("body") or ""
+    ).startswith("!")
+
+
+def is_file_event(event: Mapping[str, Any]) -> bool:
+    content = event.get("content") or {}
+    return (
+        event.get("type") == "m.room.message"
+        and content.get("msgtype") in FILE_TYPES
+        and TRANSCRIPT_MARKER not in content
+    )
+
+
+def event_time(event: Mapping[str, Any]) -> datetime:
     return datetime.fromtimestamp(int(event["origin_server_ts"]) / 1000, UTC)
 
 
-def _attachment(
-    content: Mapping[str, Any], known: Mapping[str, tuple[str, str]], event_id: str
-) -> Attachment | None:
-    scan = content.get("de.buergerchat.scan") or {}
-    sha256, verdict = scan.get("sha256"), scan.get("verdict")
-    if not sha256 and event_id in known:
-        sha256, verdict = known[event_id]
-    if not isinstance(sha256, str) or len(sha256) != 64:
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
         return None
-    info = content.get("info") or {}
-    return Attachment(
-        filename=str(content.get("filename") or content.get("body") or "Datei"),
-        size=int(info.get("size") or 0),
-        sha256=sha256.lower(),
-        mimetype=str(info.get("mimetype") or "application/octet-stream"),
-        verdict=str(verdict or "pending"),
-    )
+    return value.replace(tzinfo=value.tzinfo or UTC)
+
+
+def _counts(event: Mapping[str, Any], closed_at: datetime | None) -> bool:
+    """False for events a transcript never shows: redacted, or after the close."""
+    if "origin_server_ts" not in event:
+        return False
+    if "redacted_because" in (event.get("unsigned") or {}):
+        return False
+    return closed_at is None or event_time(event) <= closed_at
+
+
+def unscanned_files(
+    events: Iterable[Mapping[str, Any]], case: Case, records: CaseRecords
+) -> dict[str, str]:
+    """Event id → ``mxc://`` URL of files with no known SHA-256 (neither in the
+    event nor in the scanner's rows): their digest must come from the file."""
+    known = records.scans()
+    closed_at = _aware(case.closed_at)
+    found = {}
+    for event in events:
+        if not is_file_event(event) or not _counts(event, closed_at):
+            continue
+        content = event.get("content") or {}
+        event_id = str(event.get("event_id") or "")
+        if _sha256(content) or known.get(event_id, ("", ""))[0] or not event_id:
+            continue
+        if isinstance(content.get("url"), str):
+            found[event_id] = content["url"]
+    return found
+
+
+def _sha256(content: Mapping[str, Any]) -> str | None:
+    value = (content.get("de.buergerchat.scan") or {}).get("sha256")
+    return value.lower() if isinstance(value, str) and len(value) == 64 else None
 
 
 def entries_from_events(
@@ -89,81 +128,247 @@ def entries_from_events(
     *,
     config: Config,
     case: Case,
-    scans: Mapping[str, tuple[str, str]] | None = None,
+    records: CaseRecords | None = None,
+    digests: Mapping[str, str] | None = None,
 ) -> list[Entry]:
-    """Pure: Synapse events → entries. ``scans`` maps event ids to (sha256, verdict)
-    from the scanner's table, for files whose content carries no scan info."""
-    bot = config.bot_mxid
-    closed_at = (
-        case.closed_at.replace(tzinfo=case.closed_at.tzinfo or UTC)
-        if (case.closed_at)
-        else None
-    )
+    """Synapse events (oldest first) and the case's records → entries.
+
+    ``digests`` maps event ids to the SHA-256 of files read back from the
+    media repository (see :func:`unscanned_files`).
+    """
+    records = records or CaseRecords()
+    closed_at = _aware(case.closed_at)
+    files = _FileFacts(records.scans(), digests or {})
+    bot, ghost = config.bot_mxid, case.ghost_mxid
     citizen = case.citizen_name or "Bürger*in"
-    entries: list[Entry] = []
+    conversation: list[Entry] = []
+    commands: list[StaffCommand] = []
     for event in events:
-        sender, kind = event.get("sender", ""), event.get("type")
-        content = event.get("content") or {}
-        if "origin_server_ts" not in event or "redacted_because" in event.get(
-            "unsigned", {}
-        ):
+        if "origin_server_ts" not in event:
             continue
-        ts = _ts(event)
+        ts, event_id = event_time(event), event.get("event_id")
         if closed_at is not None and ts > closed_at:
             break  # what happens after closing (staff removed …) is not the case
-        event_id = event.get("event_id")
+        if "redacted_because" in (event.get("unsigned") or {}):
+            continue
+        sender, kind = str(event.get("sender") or ""), event.get("type")
+        content = event.get("content") or {}
         if kind == "m.room.member":
             prev = (event.get("unsigned") or {}).get("prev_content") or {}
             joined = (
                 content.get("membership") == "join" and prev.get("membership") != "join"
             )
-            if joined and sender not in (bot, case.ghost_mxid) and sender != "":
+            if joined and sender not in (bot, ghost, ""):
                 name = staff_display_name(config, sender, content.get("displayname"))
-                entries.append(
-                    Entry(
-                        ts,
-                        "system",
-                        "System",
-                        f"{name} ist beigetreten.",
-                        event_id=event_id,
-                    )
+                text = f"{name} ist beigetreten."
+                conversation.append(
+                    Entry(ts, "system", "System", text, event_id=event_id)
                 )
             continue
         if kind != "m.room.message" or TRANSCRIPT_MARKER in content:
             continue
         msgtype, body = content.get("msgtype"), str(content.get("body") or "")
+        who: SenderKind
         if sender == bot:
-            if msgtype == "m.notice":
-                entries.append(Entry(ts, "system", "System", body, event_id=event_id))
-            elif msgtype in FILE_TYPES:
-                entries.append(
-                    _file_entry(ts, "system", "System", content, scans, event_id)
+            if msgtype in FILE_TYPES:
+                entry = files.entry(ts, "system", "System", content, event_id)
+                conversation.append(entry)
+            continue  # notices answer staff; what they announce comes from records
+        if sender == ghost:
+            who, name = "citizen", citizen
+        elif is_command(content):
+            if sender in config.all_staff():
+                command, _, args = body[1:].strip().partition(" ")
+                commands.append(
+                    StaffCommand(
+                        ts, sender, command.lower(), args.strip(), str(event_id or "")
+                    )
                 )
             continue
-        if sender == case.ghost_mxid:
-            who, name = "citizen", citizen
+        elif msgtype == "m.notice":
+            continue  # a staff note, not shown to the citizen
         else:
-            if msgtype in ("m.text", "m.emote") and body.startswith("!"):
-                continue  # a command to the bots, not part of the conversation
             who, name = "staff", staff_display_name(config, sender, None)
         if msgtype in FILE_TYPES:
-            entries.append(_file_entry(ts, who, name, content, scans, event_id))
+            conversation.append(files.entry(ts, who, name, content, event_id))
         elif msgtype in ("m.text", "m.emote", "m.notice"):
-            entries.append(Entry(ts, who, name, body, event_id=event_id))  # type: ignore[arg-type]
+            conversation.append(Entry(ts, who, name, body, event_id=event_id))
+    shown = {e.event_id for e in conversation if e.event_id}
+    added = _record_entries(records, config, case, commands, closed_at, shown)
+    entries = _merge(conversation, added)
+    if closed_at is not None:
+        entries.append(_closed_entry(config, commands, closed_at))
     return entries
 
 
-def _file_entry(
-    ts: datetime,
-    who: str,
+class _FileFacts:
+    """SHA-256 and verdict of a file event, from wherever they are known."""
+
+    def __init__(
+        self, scans: Mapping[str, tuple[str, str]], digests: Mapping[str, str]
+    ) -> None:
+        self.scans = scans
+        self.digests = digests
+
+    def attachment(
+        self, content: Mapping[str, Any], event_id: str | None
+    ) -> Attachment | None:
+        scan = content.get("de.buergerchat.scan") or {}
+        row_sha, row_verdict = self.scans.get(event_id or "", ("", ""))
+        sha256 = _sha256(content) or row_sha or self.digests.get(event_id or "", "")
+        verdict = scan.get("verdict") if _sha256(content) else None
+        if len(sha256) != 64:
+            return None
+        info = content.get("info") or {}
+        return Attachment(
+            filename=str(content.get("filename") or content.get("body") or "Datei"),
+            size=int(info.get("size") or 0),
+            sha256=sha256.lower(),
+            mimetype=str(info.get("mimetype") or "application/octet-stream"),
+            verdict=str(verdict or row_verdict or "pending"),
+        )
+
+    def entry(
+        self,
+        ts: datetime,
+        who: SenderKind,
+        name: str,
+        content: Mapping[str, Any],
+        event_id: str | None,
+    ) -> Entry:
+        attachment = self.attachment(content, event_id)
+        body = "" if attachment else f"Datei: {content.get('body') or 'ohne Namen'}"
+        return Entry(ts, who, name, body, attachment=attachment, event_id=event_id)
+
+
+# --- what the case's records add ----------------------------------------------
+
+
+def _command_for(
+    commands: list[StaffCommand],
     name: str,
-    content: Mapping[str, Any],
-    scans: Mapping[str, tuple[str, str]] | None,
-    event_id: str | None,
+    at: datetime,
+    used: set[str],
+    fits: Callable[[StaffCommand], bool] = lambda _: True,
+) -> StaffCommand | None:
+    """The latest unused ``!name`` command up to ``at`` that fits."""
+    for command in reversed(commands):
+        if command.name != name or command.event_id in used:
+            continue
+        if command.ts <= at + COMMAND_SKEW and fits(command):
+            used.add(command.event_id)
+            return command
+    return None
+
+
+def system_text(
+    record: SystemRecord,
+    config: Config,
+    commands: list[StaffCommand],
+    used: set[str],
+) -> str:
+    """A system event in the words of the record, naming who did it."""
+    extra = record.extra
+    if record.kind == "claimed" and extra.get("staff_name"):
+        return f"{extra['staff_name']} hat den Fall übernommen."
+    if record.kind == "transferred" and extra.get("department"):
+        target = str(extra["department"])
+        department = config.department(target)
+        label = department.name if department else target
+        command = _command_for(
+            commands,
+            "transfer",
+            record.ts,
+            used,
+            lambda c: c.args.partition(" ")[0].lower() == target,
+        )
+        if command is None:
+            return f"Der Fall wurde an {label} weitergegeben."
+        who = staff_display_name(config, command.sender, None)
+        note = command.args.partition(" ")[2].strip()
+        text = f"{who} hat den Fall an {label} weitergegeben."
+        return text + (f" Notiz: {note}" if note else "")
+    return record.body
+
+
+def _refused_entry(record: FileRecord, config: Config, case: Case) -> Entry:
+    if record.direction == "citizen":
+        who: SenderKind = "citizen"
+        name = case.citizen_name or "Bürger*in"
+    else:
+        who, name = "staff", staff_display_name(config, record.sender or "", None)
+    why = "Schadsoftware" if record.verdict == "infected" else "abgewiesen"
+    reason = f"{why}: {record.reason or 'ohne Angabe'}"
+    attachment = None
+    if len(record.sha256) == 64:
+        body = f"Datei nicht zugestellt ({reason})."
+        attachment = Attachment(
+            record.filename,
+            record.size,
+            record.sha256,
+            record.mimetype,
+            record.verdict,
+        )
+    else:
+        body = f"Datei „{record.filename}“ nicht zugestellt ({reason})."
+    return Entry(
+        record.ts, who, name, body, attachment=attachment, event_id=record.event_id
+    )
+
+
+def _record_entries(
+    records: CaseRecords,
+    config: Config,
+    case: Case,
+    commands: list[StaffCommand],
+    closed_at: datetime | None,
+    shown: set[str],
+) -> list[Entry]:
+    used: set[str] = set()
+    added: list[Entry] = []
+    for record in records.system:
+        if record.kind in SHOWN_ELSEWHERE:
+            continue
+        if closed_at is not None and record.ts > closed_at:
+            continue
+        text = system_text(record, config, commands, used)
+        added.append(Entry(record.ts, "system", "System", text))
+    for file in records.refused():
+        if file.event_id in shown:
+            continue  # its event is still in the room and listed there
+        if closed_at is None or file.settled_at <= closed_at:
+            added.append(_refused_entry(file, config, case))
+    added.sort(key=lambda e: e.ts)
+    return added
+
+
+def _merge(conversation: list[Entry], added: list[Entry]) -> list[Entry]:
+    """Records slotted into the room's order by time (the room's order wins)."""
+    merged: list[Entry] = []
+    i = 0
+    for entry in added:
+        while i < len(conversation) and conversation[i].ts <= entry.ts:
+            merged.append(conversation[i])
+            i += 1
+        merged.append(entry)
+    merged.extend(conversation[i:])
+    return merged
+
+
+def _closed_entry(
+    config: Config, commands: list[StaffCommand], closed_at: datetime
 ) -> Entry:
-    attachment = _attachment(content, scans or {}, event_id or "")
-    body = "" if attachment else f"Datei: {content.get('body') or 'ohne Namen'}"
-    return Entry(ts, who, name, body, attachment=attachment, event_id=event_id)  # type: ignore[arg-type]
+    command = _command_for(commands, "close", closed_at, set())
+    if command is None:
+        return Entry(closed_at, "system", "System", "Der Fall wurde abgeschlossen.")
+    who = staff_display_name(config, command.sender, None)
+    text = f"{who} hat den Fall abgeschlossen."
+    return Entry(
+        closed_at,
+        "system",
+        "System",
+        text + (f" Notiz: {command.args}" if command.args else ""),
+    )
 
 
 def case_info(config: Config, case: Case, entries: Iterable[Entry]) -> CaseInfo:
@@ -172,60 +377,16 @@ def case_info(config: Config, case: Case, entries: Iterable[Entry]) -> CaseInfo:
     staff = tuple(
         dict.fromkeys(e.sender_name for e in entries if e.sender_kind == "staff")
     )
-    opened = case.created_at.replace(tzinfo=case.created_at.tzinfo or UTC)
-    closed = (
-        case.closed_at.replace(tzinfo=case.closed_at.tzinfo or UTC)
-        if case.closed_at
-        else None
-    )
+    opened = _aware(case.created_at)
+    assert opened is not None
     return CaseInfo(
         reference=case.reference,
         department=department.name if department else case.department,
         topic=case.topic or "",
         opened_at=opened,
-        closed_at=closed,
+        closed_at=_aware(case.closed_at),
         citizen_name=case.citizen_name or "Bürger*in",
         staff_names=staff,
         town_name=config.town.name,
         logo_path=str(config.town.logo) if config.town.logo else None,
     )
-
-
-async def with_thumbnails(
-    entries: list[Entry], events: Iterable[Mapping[str, Any]], load: ImageLoader
-) -> list[Entry]:
-    """Entries with image bytes for thumbnails (not hashed, so the chain stays)."""
-    urls = {
-        e.get("event_id"): (e.get("content") or {}).get("url")
-        for e in events
-        if (e.get("content") or {}).get("msgtype") == "m.image"
-    }
-    result = []
-    for entry in entries:
-        att = entry.attachment
-        url = urls.get(entry.event_id)
-        if att and att.is_image and url and att.size <= MAX_THUMBNAIL_BYTES:
-            try:
-                image = await load(url)
-            except Exception:  # a missing thumbnail must not stop the transcript
-                log.warning("no thumbnail for %s", entry.event_id, exc_info=True)
-                image = None
-            if image:
-                att = Attachment(
-                    att.filename,
-                    att.size,
-                    att.sha256,
-                    att.mimetype,
-                    att.verdict,
-                    image=image,
-                )
-                entry = Entry(
-                    entry.ts,
-                    entry.sender_kind,
-                    entry.sender_name,
-                    entry.body,
-                    attachment=att,
-                    event_id=entry.event_id,
-                )
-        result.append(entry)
-    return result
