@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import re
 import secrets
 import sys
@@ -23,6 +24,9 @@ from .supervisor import ChildProcess
 
 log = logging.getLogger("buergerchat.homeserver")
 TEMPLATES = Path(__file__).resolve().parent.parent / "synapse"
+#: The scanner's admin account (quarantine of infected media) and its token's key.
+ADMIN_LOCALPART = "buergerchat-admin"
+ADMIN_TOKEN_KEY = "synapse_admin_token"
 _SECRET_KEYS = (
     "as_token",
     "hs_token",
@@ -75,7 +79,10 @@ def save_secrets(data_dir: Path, values: dict[str, str]) -> None:
 
 def _database_block(setting: str, synapse_dir: Path) -> str:
     if setting == "sqlite":
-        db = {"name": "sqlite3", "args": {"database": str(synapse_dir / "homeserver.db")}}
+        db = {
+            "name": "sqlite3",
+            "args": {"database": str(synapse_dir / "homeserver.db")},
+        }
     else:
         url = urlparse(setting)
         args = {
@@ -90,6 +97,23 @@ def _database_block(setting: str, synapse_dir: Path) -> str:
             args["password"] = url.password
         db = {"name": "psycopg2", "args": args}
     return yaml.safe_dump({"database": db}, sort_keys=False)
+
+
+def scan_module_block(config: Config) -> str:
+    """The ``modules:`` entry of synapse/modules/buergerchat_scan.py: Synapse asks
+    the same clamd as the scanner bot and refuses infected or unscanned uploads."""
+    if not config.scanner.synapse_module:
+        return ""
+    module = {
+        "module": "buergerchat_scan.BuergerchatScan",
+        "config": {
+            "clamd": config.scanner.clamd_address(config.data_dir),
+            "scan_timeout_seconds": config.scanner.scan_timeout,
+            # The same limit as max_upload_size and clamd's StreamMaxLength.
+            "max_upload_size": config.homeserver.max_upload_size_mb << 20,
+        },
+    }
+    return yaml.safe_dump({"modules": [module]}, sort_keys=False)
 
 
 def render(config: Config, secrets_: Secrets, modules: str = "") -> Path:
@@ -109,7 +133,7 @@ def render(config: Config, secrets_: Secrets, modules: str = "") -> Path:
         "bind_address": hs.bind_address,
         "bot_localpart": config.bridge.bot_localpart,
         "ghost_prefix": config.bridge.ghost_prefix,
-        "modules": modules,
+        "modules": scan_module_block(config) + modules,
         **secrets_.values,
     }
     for name in ("homeserver.yaml", "log.yaml", "appservice-registration.yaml"):
@@ -152,8 +176,14 @@ class EmbeddedSynapse:
         if not (self.dir / "signing.key").exists():
             keygen = ChildProcess(
                 "synapse-keygen",
-                [sys.executable, "-m", "synapse.app.homeserver", "-c", str(path),
-                 "--generate-keys"],
+                [
+                    sys.executable,
+                    "-m",
+                    "synapse.app.homeserver",
+                    "-c",
+                    str(path),
+                    "--generate-keys",
+                ],
                 self.dir / "keygen.log",
             )
             await keygen.start(self._keys_written, timeout=60)
@@ -162,8 +192,10 @@ class EmbeddedSynapse:
             "synapse",
             [sys.executable, "-m", "synapse.app.homeserver", "-c", str(path)],
             self.dir / "stdout.log",
+            env={"PYTHONPATH": module_path()},
         )
         await self.child.start(lambda: versions_answer(self.url), timeout=120)
+        await ensure_admin_token(self.url, self.config.data_dir, self.secrets)
 
     async def _keys_written(self) -> bool:
         return (self.dir / "signing.key").exists()
@@ -171,6 +203,84 @@ class EmbeddedSynapse:
     async def stop(self) -> None:
         if self.child is not None:
             await self.child.stop()
+
+
+def module_path() -> str:
+    """PYTHONPATH for Synapse: our modules folder (not the repository root, whose
+    ``synapse/`` templates folder must never shadow matrix-synapse)."""
+    paths = [str(TEMPLATES / "modules")]
+    if os.environ.get("PYTHONPATH"):
+        paths.append(os.environ["PYTHONPATH"])
+    return os.pathsep.join(paths)
+
+
+async def ensure_admin_token(url: str, data_dir: Path, secrets_: Secrets) -> str:
+    """A Synapse admin's access token for the scanner (quarantine of infected
+    media), created once through shared-secret registration and kept in
+    secrets.yaml (mode 0600); a token Synapse no longer knows is replaced."""
+    values = secrets_.values
+    token = values.get(ADMIN_TOKEN_KEY)
+    if token and await _token_works(url, token):
+        return token
+    password = values.get("synapse_admin_password") or secrets.token_urlsafe(24)
+    answer = await _register(
+        url,
+        values["registration_shared_secret"],
+        ADMIN_LOCALPART,
+        password,
+        displayname="Bürgerchat Admin",
+        admin=True,
+    )
+    if answer is None:  # exists already (token lost): log in with the password
+        answer = await _login(url, ADMIN_LOCALPART, password)
+    values["synapse_admin_password"] = password
+    values[ADMIN_TOKEN_KEY] = answer["access_token"]
+    save_secrets(data_dir, values)
+    return values[ADMIN_TOKEN_KEY]
+
+
+def read_secret(data_dir: Path, key: str) -> str | None:
+    """One value of secrets.yaml, without generating anything."""
+    path = data_dir / "secrets.yaml"
+    if not path.exists():
+        return None
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    value = values.get(key)
+    return str(value) if value else None
+
+
+async def _token_works(url: str, token: str) -> bool:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
+        async with s.get(
+            f"{url}/_matrix/client/v3/account/whoami",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as response:
+            if response.status == 200:
+                return True
+            if response.status == 401:
+                return False
+            raise HomeserverError(
+                f"Synapse answered {response.status} when checking the admin token"
+            )
+
+
+async def _login(url: str, localpart: str, password: str) -> dict[str, str]:
+    body = {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": localpart},
+        "password": password,
+    }
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
+        async with s.post(f"{url}/_matrix/client/v3/login", json=body) as response:
+            data = await response.json()
+            if response.status != 200:
+                raise HomeserverError(
+                    f"Synapse refused the login of {localpart} "
+                    f"({data.get('error', data)}). Its password in secrets.yaml "
+                    "does not match: reset it with Synapse's admin API, or delete "
+                    "the account, then start again."
+                )
+            return data
 
 
 async def register_user(
@@ -183,6 +293,27 @@ async def register_user(
     admin: bool = False,
 ) -> bool:
     """Create an account with Synapse's shared-secret admin API; False if it exists."""
+    answer = await _register(
+        homeserver_url,
+        shared_secret,
+        localpart,
+        password,
+        displayname=displayname,
+        admin=admin,
+    )
+    return answer is not None
+
+
+async def _register(
+    homeserver_url: str,
+    shared_secret: str,
+    localpart: str,
+    password: str,
+    *,
+    displayname: str | None = None,
+    admin: bool = False,
+) -> dict[str, str] | None:
+    """Synapse's answer (with ``access_token``), or None if the account exists."""
     endpoint = f"{homeserver_url}/_synapse/admin/v1/register"
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
         async with s.get(endpoint) as response:
@@ -198,11 +329,11 @@ async def register_user(
         if displayname:
             body["displayname"] = displayname
         async with s.post(endpoint, json=body) as response:
-            if response.status == 200:
-                return True
             data = await response.json()
+            if response.status == 200:
+                return dict(data)
             if data.get("errcode") == "M_USER_IN_USE":
-                return False
+                return None
             raise HomeserverError(
                 f"Synapse refused to create {localpart}: {data.get('error', data)}"
             )

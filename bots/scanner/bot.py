@@ -8,6 +8,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 from aiohttp import BodyPartReader, web
 from mautrix.types import (
     ContentURI,
@@ -30,11 +31,13 @@ from bridge.tasks import cancel, every
 from .clamd_client import ClamdClient
 from .clamd_runner import ClamdProcess
 from .content import check_allowed, clean_filename
+from .limits import check_clamd_accepts, check_synapse_limit, synapse_upload_limit
 from .models import Attachment
 from .pipeline import (
     MATRIX_ERRORS,
     AttachmentQueue,
     InfectedFile,
+    embedded_socket,
     hold,
     message_content,
     new_attachment_id,
@@ -42,6 +45,7 @@ from .pipeline import (
     retry_delay,
     sha256_hex,
 )
+from .quarantine import SynapseAdmin, load_admin_token
 from .staff import StaffFiles
 from .verdict import Clean, Infected, ScanError, ScanTooLarge
 
@@ -60,6 +64,7 @@ class ScannerBot:
         self._clamd_process: ClamdProcess | None = None
         self.clamd: ClamdClient | None = None
         self._retry_task: asyncio.Task[None] | None = None
+        self.admin: SynapseAdmin | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self.staff = StaffFiles(self)
         ctx.appservice.on_event(self.staff.handle_event)
@@ -67,10 +72,30 @@ class ScannerBot:
     # --- life cycle -----------------------------------------------------------
 
     async def start(self) -> None:
+        config = self.ctx.config
+        max_size = self.settings.max_size
+        # Before clamd starts, so that a refused start leaves nothing running.
+        self.admin = SynapseAdmin(
+            config.homeserver.url,
+            load_admin_token(
+                embedded=config.homeserver.embedded,
+                data_dir=config.data_dir,
+                config_dir=config.config_dir,
+                token_file=self.settings.admin_token_file,
+            ),
+        )
+        try:
+            await self.admin.check()
+            synapse_limit = await synapse_upload_limit(self.admin.url, self.admin.token)
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            log.warning("Synapse's admin token and upload limit not checked: %s", e)
+        else:
+            check_synapse_limit(synapse_limit, max_size)
         if self.settings.clamd == "embedded":
+            # Its StreamMaxLength and MaxFileSize are derived from max_size.
             self._clamd_process = ClamdProcess(
-                self.ctx.config.data_dir / "clamd",
-                max_upload_size=self.settings.max_size,
+                embedded_socket(config.data_dir).parent,
+                max_upload_size=max_size,
                 tcp_port=None,
                 unix_socket=True,
             )
@@ -80,6 +105,7 @@ class ScannerBot:
             )
         else:
             self.clamd = self.settings.external_client()
+            await check_clamd_accepts(self.clamd, max_size)
         self._retry_task = every(
             RETRY_TICK_S, self.retry_due, name="scanner-retry", log=log
         )

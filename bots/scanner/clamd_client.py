@@ -16,6 +16,7 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bots.scanner.verdict import (
     Clean,
@@ -32,6 +33,22 @@ _FOUND = re.compile(r"stream: (?P<signature>\S+) FOUND")
 _SIZE_LIMIT = "INSTREAM size limit exceeded. ERROR"
 # Answers are one short line; a longer one is not clamd.
 _MAX_ANSWER = 4096
+
+
+def address_problem(address: str) -> str | None:
+    """What is wrong with a clamd address, or None for ``tcp://host:port`` and
+    ``unix:/absolute/path``."""
+    if address.startswith("unix:/"):
+        return None
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    if (
+        address.startswith("tcp://")
+        and host
+        and port.isdigit()
+        and 0 < int(port) < 65536
+    ):
+        return None
+    return "must be 'tcp://host:port' or 'unix:/path/to/clamd.sock'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +77,18 @@ class ClamdClient:
             raise ValueError("clamd timeouts must be positive")
         if not 0 < self.chunk_size < 2**32:
             raise ValueError("chunk_size must fit INSTREAM's 4-byte length")
+
+    @classmethod
+    def from_address(cls, address: str, **options: Any) -> ClamdClient:
+        """A client for ``tcp://host:port`` or ``unix:/path/to/clamd.sock``, the form
+        of ``scanner.clamd`` in buergerchat.yaml and of the Synapse module's config."""
+        problem = address_problem(address)
+        if problem:
+            raise ValueError(f"clamd address {address!r} {problem}")
+        if address.startswith("unix:"):
+            return cls(unix_socket=Path(address[5:]), **options)
+        host, _, port = address.removeprefix("tcp://").rpartition(":")
+        return cls(host=host.strip("[]"), port=int(port), **options)
 
     @property
     def address(self) -> str:

@@ -21,7 +21,7 @@ from bridge.db.store import Store
 from bridge.errors import BuergerchatError
 from bridge.yamlconf import Section
 
-from .clamd_client import ClamdClient
+from .clamd_client import ClamdClient, address_problem
 from .content import DEFAULT_ALLOWED, expand_kinds
 from .models import Attachment
 
@@ -47,31 +47,38 @@ class ScannerSettings:
     give_up_after: timedelta
     allowed: frozenset[str]
     max_size: int
+    #: Synapse refuses infected uploads itself (synapse/modules/buergerchat_scan.py).
+    synapse_module: bool = True
+    #: A file holding a Synapse admin's access token, for quarantining infected
+    #: staff uploads on an external homeserver (relative: to the config folder).
+    admin_token_file: str | None = None
 
     def external_client(self) -> ClamdClient:
         """A client for an external clamd, as given in ``scanner.clamd``."""
-        if self.clamd.startswith("unix:"):
-            return ClamdClient(
-                unix_socket=Path(self.clamd[5:]),
-                scan_timeout=self.scan_timeout,
-                max_stream_length=self.max_size,
-            )
-        host, _, port = self.clamd.removeprefix("tcp://").rpartition(":")
-        return ClamdClient(
-            host=host,
-            port=int(port),
+        return ClamdClient.from_address(
+            self.clamd,
             scan_timeout=self.scan_timeout,
             max_stream_length=self.max_size,
         )
 
+    def clamd_address(self, data_dir: Path) -> str:
+        """Where clamd listens, also for an embedded one (its socket in the data
+        folder), in the form the Synapse module reads."""
+        if self.clamd == "embedded":
+            return f"unix:{embedded_socket(data_dir)}"
+        return self.clamd
+
+
+def embedded_socket(data_dir: Path) -> Path:
+    """The unix socket of the clamd that the bot starts itself."""
+    return data_dir / "clamd" / "clamd.sock"
+
 
 def _clamd_address(value: str) -> str | None:
-    if value == "embedded" or value.startswith("unix:/"):
+    if value == "embedded":
         return None
-    host, _, port = value.removeprefix("tcp://").rpartition(":")
-    if value.startswith("tcp://") and host and port.isdigit():
-        return None
-    return "must be 'embedded', 'tcp://host:port' or 'unix:/path/to/clamd.sock'"
+    problem = address_problem(value)
+    return problem and problem.replace("must be", "must be 'embedded',", 1)
 
 
 def _positive(value: float) -> str | None:
@@ -84,6 +91,8 @@ def read_settings(section: Section, max_upload_size_mb: int) -> ScannerSettings:
     clamd = section.get("clamd", str, "embedded", check=_clamd_address)
     timeout = section.get("scan_timeout_seconds", float, 60.0, check=_positive)
     give_up = section.get("give_up_after_hours", float, 24.0, check=_positive)
+    module = section.get("synapse_module", bool, True)
+    token_file = section.get("admin_token_file", str, None)
     kinds = DEFAULT_ALLOWED
     if section.has("allowed"):
         chosen: set[str] = set()
@@ -100,6 +109,8 @@ def read_settings(section: Section, max_upload_size_mb: int) -> ScannerSettings:
         give_up_after=timedelta(hours=give_up or 24.0),
         allowed=kinds,
         max_size=max_upload_size_mb << 20,
+        synapse_module=True if module is None else bool(module),
+        admin_token_file=token_file or None,
     )
 
 

@@ -22,6 +22,7 @@ from bridge.db.models import Case
 from .content import clean_filename
 from .models import Attachment
 from .pipeline import MATRIX_ERRORS, new_attachment_id, sha256_hex
+from .quarantine import QuarantineFailed
 
 if TYPE_CHECKING:
     from .bot import ScannerBot
@@ -113,7 +114,8 @@ class StaffFiles:
         self.bot.ctx.cases.notifier.notify(row.case_id)
 
     async def refuse(self, case: Case, row: Attachment, reason: str) -> None:
-        """Redact the event so nobody downloads it, and tell the sender why."""
+        """Redact the event so nobody downloads it, quarantine the file in Synapse
+        (for whoever kept its URI), and tell the sender why."""
         if row.matrix_event_id and case.room_id:
             try:
                 await self.bot.ctx.appservice.intent.redact(
@@ -121,6 +123,7 @@ class StaffFiles:
                 )
             except MATRIX_ERRORS as e:
                 log.error("could not redact %s: %s", row.matrix_event_id, e)
+        quarantined = await self.quarantine(case, row)
         sender = row.sender or ""
         name = (
             self.bot.ctx.cases.staff_name(case.room_id or "", sender) if sender else ""
@@ -128,5 +131,21 @@ class StaffFiles:
         await self.bot.notice(
             case,
             f"⚠ {name + ': ' if name else ''}Ihre Datei „{row.filename}“ wurde "
-            f"entfernt und nicht an den Bürger weitergegeben ({reason}).",
+            f"entfernt und nicht an den Bürger weitergegeben ({reason})."
+            + (" Die Datei ist auf dem Server gesperrt." if quarantined else ""),
         )
+
+    async def quarantine(self, case: Case, row: Attachment) -> bool:
+        """Quarantine an infected file; the admins are alerted if that fails."""
+        if not row.mxc_uri or self.bot.admin is None:
+            return False
+        try:
+            await self.bot.admin.quarantine(row.mxc_uri)
+        except (QuarantineFailed, ValueError) as e:
+            await self.bot.ctx.team.alert_admins(
+                f"Infizierte Datei „{row.filename}“ in Fall {case.reference} "
+                f"konnte nicht gesperrt werden ({e}). Bitte {row.mxc_uri} über die "
+                "Admin-API von Synapse in Quarantäne setzen."
+            )
+            return False
+        return True
