@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .base import Bot, BotContext
+from .routing.bot import RoutingBot
 from .scanner.bot import ScannerBot
 from .transcript import cli as transcript_cli
 from .transcript.bot import TranscriptBot
@@ -29,7 +30,13 @@ class CliCommand:
 
 
 def build_bots(ctx: BotContext) -> list[Bot]:
-    return [WorkflowBot(ctx), VideoBot(ctx), ScannerBot(ctx), TranscriptBot(ctx)]
+    return [
+        WorkflowBot(ctx),
+        VideoBot(ctx),
+        ScannerBot(ctx),
+        TranscriptBot(ctx),
+        RoutingBot(ctx),
+    ]
 
 
 def cli_commands() -> list[CliCommand]:

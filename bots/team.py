@@ -140,7 +140,8 @@ class TeamRooms:
         if room_id is None:
             return False
         label = STATE_LABELS.get(case.state, "neuer Fall")
-        topic = case.topic or "ohne Thema"
+        known = self.config.routing.topic(case.topic) if case.topic else None
+        topic = known.label if known else (case.topic or "ohne Thema")
         name = case.citizen_name or "Bürger*in"
         lines = [f"{label.capitalize()}: {case.reference} · {topic} · {name}"]
         markup = [

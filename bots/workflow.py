@@ -1,4 +1,8 @@
-"""The staff workflow in a case room: ``!claim``, ``!transfer``, ``!close``."""
+"""The staff workflow in a case room: ``!claim``, ``!transfer``, ``!close``.
+
+A transfer is routed like a new case of the target department: its strategy picks
+whom to invite (everyone there when nobody is free right now) and its team room
+gets a notice."""
 
 from __future__ import annotations
 
@@ -60,6 +64,9 @@ class WorkflowBot:
             staff_name=name,
         )
         await self.ctx.commands.reply(room_id, f"{name} hat den Fall übernommen.")
+        if self.ctx.cases.router is not None:
+            # Others invited to this case count it no more: they may be free now.
+            await self.ctx.cases.router.drain()
 
     async def _transfer(self, command: Command) -> None:
         room_id = command.event.room_id
@@ -77,19 +84,25 @@ class WorkflowBot:
                 room_id, f"Der Fall ist schon bei {target.name}."
             )
             return
+        router = self.ctx.cases.router
         bot = self.ctx.appservice.intent
-        await self.ctx.store.update_case(
-            case.case_id, department=target.id, assignee=None
-        )
+        source = self._department_label(case.department)
+        if router is not None:
+            invite = await router.transfer(case, target)
+        else:
+            await self.ctx.store.update_case(
+                case.case_id, department=target.id, assignee=None
+            )
+            invite = tuple(s.mxid for s in target.staff)
         power = await bot.get_power_levels(room_id)
         for staff in target.staff:
             power.users[staff.mxid] = max(power.users.get(staff.mxid, 0), 50)
         await bot.set_power_levels(room_id, power)
-        for staff in target.staff:
+        for mxid in invite:
             try:
-                await bot.invite_user(room_id, staff.mxid)
+                await bot.invite_user(room_id, mxid)
             except MatrixError as e:
-                log.info("could not invite %s to %s: %s", staff.mxid, room_id, e)
+                log.info("could not invite %s to %s: %s", mxid, room_id, e)
         await bot.send_state_event(
             room_id,
             EventType.ROOM_NAME,
@@ -106,6 +119,16 @@ class WorkflowBot:
         await self.ctx.commands.reply(
             room_id, text + (f" Notiz: {note}" if note else "")
         )
+        invited = ", ".join(self.ctx.cases.staff_name(room_id, m) for m in invite)
+        await self.ctx.team.announce_case(
+            case,
+            first_message=await self.ctx.store.first_citizen_message(case.case_id),
+            extra=f"Weitergegeben von {name} ({source})"
+            + (f", Notiz: {note}" if note else "")
+            + f". Eingeladen: {invited}",
+        )
+        if router is not None:
+            await router.drain()  # the old department has a place free again
 
     async def _close(self, command: Command) -> None:
         room_id = command.event.room_id

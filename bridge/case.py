@@ -8,7 +8,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixError
@@ -33,9 +33,14 @@ from .tasks import cancel, every
 from .timeline import Notifier
 from .tokens import new_case_id, new_token, token_hash
 
+if TYPE_CHECKING:
+    from bots.routing.dispatcher import Dispatcher
+
 log = logging.getLogger("buergerchat.case")
 RETRY_SECONDS = 3.0
 CloseHook = Callable[[Case], Awaitable[None]]
+#: Run after a citizen message was stored for the first time (team notice …).
+MessageHook = Callable[[Case, CaseEvent], Awaitable[None]]
 
 
 class CaseService:
@@ -51,6 +56,9 @@ class CaseService:
         self._room_locks: dict[str, asyncio.Lock] = {}
         #: Run when a case closes, before staff leave the room (transcript archive…).
         self.close_hooks: list[CloseHook] = []
+        self.message_hooks: list[MessageHook] = []
+        #: Decides live/queued/offline and whom to invite; set by the routing bot.
+        self.router: Dispatcher | None = None
 
     # --- life cycle ---------------------------------------------------------
 
@@ -75,8 +83,11 @@ class CaseService:
         citizen_name: str | None,
         language: str,
         state: str = "live",
+        invite: tuple[str, ...] = (),
+        extra: dict[str, Any] | None = None,
     ) -> tuple[Case, str]:
-        """Create the case, its token and (if Synapse answers) its room."""
+        """Create the case, its token and (if Synapse answers) its room, to which
+        the ghost and the staff in ``invite`` (chosen by routing) are invited."""
         ghost = (
             f"@{self.config.bridge.ghost_prefix}{secrets.token_hex(8)}:"
             f"{self.config.homeserver.server_name}"
@@ -90,6 +101,7 @@ class CaseService:
             citizen_name=citizen_name,
             ghost_mxid=ghost,
             state=state,
+            extra={**(extra or {}), "invited": list(invite)},
         )
         token = new_token()
         await self.store.add_token(
@@ -100,7 +112,8 @@ class CaseService:
         )
         await self.add_system_event(
             case.case_id,
-            f"Ihr Anliegen ist unter {case.reference} bei {department.name} eingegangen.",
+            f"Ihr Anliegen ist unter {case.reference} bei {department.name} "
+            "eingegangen.",
             kind="opened",
         )
         try:
@@ -120,7 +133,11 @@ class CaseService:
                 case.room_id = fresh.room_id
                 return fresh.room_id
             department = self.config.department(case.department)
+            invited = list((fresh or case).extra.get("invited") or [])
+            # The whole department may act in the room (a later invite, a
+            # transfer); only the staff routing picked are invited now.
             staff = [s.mxid for s in department.staff] if department else []
+            powers = {mxid: 50 for mxid in [*staff, *invited]}
             ghost = self.ghost_intent(case)
             await ghost.ensure_registered()
             await ghost.set_displayname(self.citizen_display_name(case))
@@ -130,12 +147,12 @@ class CaseService:
                 topic=f"Bürgerchat {case.reference}"
                 + (f" – {case.topic}" if case.topic else ""),
                 preset=RoomCreatePreset.PRIVATE,
-                invitees=[case.ghost_mxid, *staff],
+                invitees=[case.ghost_mxid, *invited],
                 # Room version 12: the creator (our bot) has unlimited power and
                 # must not be listed in "users".
                 room_version="12",
                 power_level_override={
-                    "users": {mxid: 50 for mxid in staff},
+                    "users": powers,
                     "events_default": 0,
                     "state_default": 50,
                     "invite": 50,
@@ -173,10 +190,15 @@ class CaseService:
             raise UnknownToken("This chat link has expired. Start a new chat.")
         if record.case_id != case.case_id:
             raise Forbidden("This token belongs to another case.")
-        if record.purpose == "chat":  # sliding expiry while the citizen is active
-            ttl = timedelta(hours=self.config.citizen.token_ttl_hours)
-            if as_utc(record.expires_at) - now < ttl - timedelta(minutes=5):
-                await self.store.extend_token(hashed, now + ttl)
+        if record.purpose != "chat":
+            # A resume link's token only buys a new chat token (POST …/resume).
+            raise UnknownToken(
+                "This is not a chat token. Open the link from the e-mail again to "
+                "get one, or start a new chat."
+            )
+        ttl = timedelta(hours=self.config.citizen.token_ttl_hours)  # sliding expiry
+        if as_utc(record.expires_at) - now < ttl - timedelta(minutes=5):
+            await self.store.extend_token(hashed, now + ttl)
         return case
 
     # --- citizen → staff ----------------------------------------------------
@@ -204,6 +226,12 @@ class CaseService:
             self.notifier.notify(case.case_id)
         if event.delivery != "delivered":
             await self._try_deliver(case, event)
+        if created:
+            for hook in self.message_hooks:
+                try:
+                    await hook(case, event)
+                except Exception:
+                    log.exception("message hook %s failed for %s", hook, case.reference)
         return event
 
     async def _try_deliver(self, case: Case, event: CaseEvent) -> bool:

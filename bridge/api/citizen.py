@@ -14,17 +14,26 @@ from ..clock import routing_now
 from ..config import Config
 from ..db.models import Case
 from ..errors import (
+    BuergerchatError,
     ConsentRequired,
     InvalidField,
     MissingToken,
     NotJSON,
     TooLarge,
+    Unavailable,
 )
 from ..timeline import event_json
 
 LANGUAGES = ("de", "en")
 WEEKDAYS = ("mo", "di", "mi", "do", "fr", "sa", "so")
 MAX_JSON_BYTES = 64 * 1024
+
+
+class Offline(BuergerchatError):
+    """Nobody can chat live now: closed, or nobody online. Nothing was created."""
+
+    status = 409
+    errcode = "BC_OFFLINE"
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -46,12 +55,16 @@ async def read_json(request: web.Request) -> dict[str, Any]:
             "Content-Type: application/json."
         ) from None
     if not isinstance(data, dict):
-        raise NotJSON("The body must be a JSON object like {\"body\": \"...\"}.")
+        raise NotJSON('The body must be a JSON object like {"body": "..."}.')
     return data
 
 
 def field(
-    data: dict[str, Any], name: str, kind: type, *, required: bool = False,
+    data: dict[str, Any],
+    name: str,
+    kind: type,
+    *,
+    required: bool = False,
     max_length: int | None = None,
 ) -> Any:
     value = data.get(name)
@@ -73,8 +86,8 @@ def bearer(request: web.Request) -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise MissingToken(
-            "This needs the chat token: send the header 'Authorization: Bearer <token>' "
-            "you received when the case was opened."
+            "This needs the chat token: send the header "
+            "'Authorization: Bearer <token>' you received when the case was opened."
         )
     return token.strip()
 
@@ -94,7 +107,9 @@ class CitizenAPI:
         ]
 
     async def _case(self, request: web.Request) -> Case:
-        return await self.cases.authorize(request.match_info["case_id"], bearer(request))
+        return await self.cases.authorize(
+            request.match_info["case_id"], bearer(request)
+        )
 
     async def status(self, request: web.Request) -> web.Response:
         rules = self.config.routing
@@ -135,32 +150,48 @@ class CitizenAPI:
                 "Please agree to the privacy notice first ('consent': true); "
                 "without it we may not store your messages."
             )
-        department_id = field(data, "department", str, required=True)
-        department = self.config.department(department_id)
+        name = field(data, "name", str, max_length=200)
+        topic = field(data, "topic", str, max_length=200)
+        department_id = field(data, "department", str, required=topic is None)
+        if department_id is None:  # a topic alone: its department, else the default
+            department = self.config.routing.department_for_topic(topic)
+        else:
+            department = self.config.department(department_id)
         if department is None:
             known = ", ".join(d.id for d in self.config.departments)
             raise InvalidField(
-                "department", f"Unknown department '{department_id}'. Choose one of: {known}."
+                "department",
+                f"Unknown department '{department_id}'. Choose one of: {known}.",
             )
-        name = field(data, "name", str, max_length=200)
-        topic = field(data, "topic", str, max_length=200)
         language = field(data, "language", str) or "de"
         if language not in LANGUAGES:
             raise InvalidField("language", "The language must be 'de' or 'en'.")
-        live = is_live(department, self.config.routing, routing_now())
-        case, token = await self.cases.open_case(
+        router = self.cases.router
+        if router is None:
+            raise Unavailable("Live chat is starting up. Try again in a moment.")
+        decision, case, token = await router.open_case(
             department=department,
             topic=topic,
             citizen_name=(name or "").strip() or None,
             language=language,
-            state="live" if live.live else "offline",
         )
+        if case is None or token is None:
+            opens = (
+                decision.status.next_opening if decision.reason == "closed" else None
+            )
+            raise Offline(
+                _offline_text(department.name, decision.reason),
+                next_opening=_iso(opens),
+                reason=decision.reason,
+            )
         return web.json_response(
             {
                 "case_id": case.case_id,
                 "reference": case.reference,
                 "token": token,
                 "state": case.state,
+                "department": case.department,
+                "queue": _queue(case),
             },
             status=201,
         )
@@ -173,10 +204,13 @@ class CitizenAPI:
                 "case_id": case.case_id,
                 "reference": case.reference,
                 "state": case.state,
-                "department": {"id": case.department,
-                               "name": department.name if department else None},
+                "department": {
+                    "id": case.department,
+                    "name": department.name if department else None,
+                },
                 "topic": case.topic,
                 "closed": case.closed_at is not None,
+                "queue": _queue(case),
             }
         )
 
@@ -184,7 +218,10 @@ class CitizenAPI:
         case = await self._case(request)
         data = await read_json(request)
         body = field(
-            data, "body", str, required=True,
+            data,
+            "body",
+            str,
+            required=True,
             max_length=self.config.citizen.max_message_length,
         )
         client_id = field(data, "client_id", str, required=True, max_length=100)
@@ -221,6 +258,37 @@ class CitizenAPI:
         )
 
 
+def _queue(case: Case) -> dict[str, int] | None:
+    """Position and estimated wait while the case waits in its department's queue."""
+    extra = case.extra or {}
+    if case.state != "queued" or extra.get("queue_closed") or not extra.get("queue"):
+        return None
+    queue = extra["queue"]
+    return {
+        "position": int(queue["position"]),
+        "estimated_wait_minutes": int(queue["estimated_wait_minutes"]),
+    }
+
+
+def _offline_text(department: str, reason: str) -> str:
+    if reason == "closed":
+        why = (
+            f"{department} ist gerade nicht im Live-Chat erreichbar (außerhalb der "
+            "Sprechzeiten). / "
+            f"{department} is outside its live chat hours right now."
+        )
+    else:
+        why = (
+            f"Bei {department} ist gerade niemand im Live-Chat erreichbar. / "
+            f"Nobody at {department} is available for live chat right now."
+        )
+    return (
+        f"{why} Hinterlassen Sie eine Nachricht mit POST /api/v1/offline-messages; "
+        "wir antworten per E-Mail oder Telefon. / Leave a message with "
+        "POST /api/v1/offline-messages; we answer by e-mail or phone."
+    )
+
+
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -232,7 +300,9 @@ def _int_param(request: web.Request, name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise InvalidField(name, f"The parameter '{name}' must be a whole number.") from None
+        raise InvalidField(
+            name, f"The parameter '{name}' must be a whole number."
+        ) from None
     if value < 0:
         raise InvalidField(name, f"The parameter '{name}' must not be negative.")
     return value

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from ..clock import utcnow
 from .models import Case, CaseEvent, CaseToken, Transaction
@@ -35,6 +35,7 @@ class Store:
         citizen_name: str | None,
         ghost_mxid: str,
         state: str,
+        extra: dict[str, Any] | None = None,
     ) -> Case:
         """Insert a case; its reference (BC-2026-000123) is numbered by the database."""
         now = utcnow()
@@ -49,7 +50,7 @@ class Store:
                 citizen_name=citizen_name,
                 ghost_mxid=ghost_mxid,
                 created_at=now,
-                extra={},
+                extra=dict(extra or {}),
             )
             s.add(case)
             await s.flush()
@@ -73,7 +74,74 @@ class Store:
 
     async def update_case(self, case_id: str, **values: Any) -> None:
         async with self.session.begin() as s:
-            await s.execute(update(Case).where(Case.case_id == case_id).values(**values))
+            await s.execute(
+                update(Case).where(Case.case_id == case_id).values(**values)
+            )
+
+    async def merge_case_extra(
+        self, case_id: str, values: dict[str, Any], **columns: Any
+    ) -> dict[str, Any]:
+        """Set keys of a case's ``extra`` (a key set to None is removed) and other
+        columns in one transaction; other keys written by other bots are kept."""
+        async with self.session.begin() as s:
+            query = select(Case).where(Case.case_id == case_id).with_for_update()
+            case = await s.scalar(query)
+            if case is None:
+                return {}
+            extra = dict(case.extra or {})
+            for key, value in values.items():
+                if value is None:
+                    extra.pop(key, None)
+                else:
+                    extra[key] = value
+            await s.execute(
+                update(Case)
+                .where(Case.case_id == case_id)
+                .values(extra=extra, **columns)
+            )
+            return extra
+
+    async def routed_cases(self) -> Sequence[Case]:
+        """Open live and queued cases, oldest first: what routing counts and queues."""
+        async with self.session() as s:
+            rows = await s.scalars(
+                select(Case)
+                .where(Case.closed_at.is_(None), Case.state.in_(("live", "queued")))
+                .order_by(Case.number)
+            )
+            return rows.all()
+
+    async def recent_cases(self, limit: int) -> Sequence[Case]:
+        """The newest ``limit`` cases, any state (routing history)."""
+        async with self.session() as s:
+            rows = await s.scalars(
+                select(Case).order_by(Case.number.desc()).limit(limit)
+            )
+            return rows.all()
+
+    async def last_message_times(self) -> dict[str, datetime]:
+        """When the last message (either side) of each open case was written."""
+        async with self.session() as s:
+            rows = await s.execute(
+                select(CaseEvent.case_id, func.max(CaseEvent.ts))
+                .join(Case, Case.case_id == CaseEvent.case_id)
+                .where(Case.closed_at.is_(None), CaseEvent.type == "message")
+                .group_by(CaseEvent.case_id)
+            )
+            return {case_id: ts for case_id, ts in rows.all()}
+
+    async def first_citizen_message(self, case_id: str) -> str | None:
+        async with self.session() as s:
+            return await s.scalar(
+                select(CaseEvent.body)
+                .where(
+                    CaseEvent.case_id == case_id,
+                    CaseEvent.type == "message",
+                    CaseEvent.sender == "citizen",
+                )
+                .order_by(CaseEvent.seq)
+                .limit(1)
+            )
 
     # --- tokens ------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,22 @@ class Stack:
         return code
 
 
-def make_stack(base: Path, **overrides: Any) -> Stack:
-    """A config folder copied from config/ with free ports, and an empty data folder."""
+def shared_rules(data: dict[str, Any]) -> None:
+    """Routing for stacks that many tests share: presence is not judged (test
+    clients do not keep syncing, so Synapse would soon call them offline) and
+    nobody's case limit is reached, so every new case goes live at once."""
+    data.setdefault("routing", {})["use_presence"] = False
+    for department in data["departments"]:
+        department["max_cases_per_staff"] = 1000
+
+
+def make_stack(
+    base: Path,
+    edit_rules: Callable[[dict[str, Any]], None] | None = shared_rules,
+    **overrides: Any,
+) -> Stack:
+    """A config folder copied from config/ with free ports, and an empty data folder.
+    ``edit_rules`` changes the parsed departments.yaml (default: shared_rules)."""
     config_dir = base / "config"
     data_dir = base / "data"
     shutil.copytree(REPO / "config", config_dir)
@@ -124,4 +139,6 @@ def make_stack(base: Path, **overrides: Any) -> Stack:
             data.setdefault(section, {}).update(values)
 
     stack.edit_config("buergerchat.yaml", ports)
+    if edit_rules is not None:
+        stack.edit_config("departments.yaml", edit_rules)
     return stack

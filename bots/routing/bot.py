@@ -1,0 +1,155 @@
+"""The routing bot: decides at case open (through :class:`Dispatcher`, which the
+citizen API reaches as ``cases.router``) and keeps things moving every few seconds:
+reloads ``departments.yaml``, routes waiting citizens when someone is free, ends
+queues when live hours end, announces cases nobody wrote in yet, and closes
+inactive cases."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from mautrix.errors import MatrixError
+from mautrix.types import Membership, MessageType, TextMessageEventContent
+
+from bots.base import BotContext
+from bridge.clock import as_utc, utcnow
+from bridge.tasks import cancel, every
+
+from .dispatcher import Dispatcher
+from .queue import is_inactive
+from .reload import RulesWatcher
+
+log = logging.getLogger("buergerchat.routing")
+
+TICK_SECONDS = 2.0
+#: A case nobody wrote in yet is announced without a first message after this.
+ANNOUNCE_WITHOUT_MESSAGE = timedelta(seconds=60)
+
+
+class RoutingBot:
+    name = "routing"
+
+    def __init__(self, ctx: BotContext) -> None:
+        self.ctx = ctx
+        self.dispatcher = Dispatcher(ctx.config, ctx.store, ctx.cases, ctx.team)
+        self.watcher = RulesWatcher(ctx.config)
+        ctx.cases.router = self.dispatcher
+        ctx.cases.close_hooks.append(self.dispatcher.on_close)
+        ctx.cases.message_hooks.append(self.dispatcher.on_citizen_message)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.watcher.baseline()
+        await self.dispatcher.load()
+        try:
+            await self.invite_members()
+        except Exception:
+            log.warning("team and admin room members not invited yet", exc_info=True)
+        self._task = every(TICK_SECONDS, self.tick, name="routing", log=log)
+
+    async def stop(self) -> None:
+        await cancel(self._task)
+        self._task = None
+
+    async def tick(self) -> None:
+        for step in (
+            self.reload,
+            self.dispatcher.drain,
+            self.announce_silent,
+            self.close_inactive,
+        ):
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("routing step %s failed", step.__name__)
+
+    # --- reload -----------------------------------------------------------------
+
+    async def reload(self) -> None:
+        rules, problems = await self.watcher.check()
+        if problems:
+            await self.ctx.team.alert_admins(
+                f"{self.watcher.path.name} wurde geändert, ist aber fehlerhaft und "
+                "wurde NICHT übernommen; es gelten weiter die letzten gültigen Regeln. "
+                f"{len(problems)} Problem(e):\n" + "\n".join(problems)
+            )
+        if rules is not None:
+            await self.ctx.team.ensure_rooms()
+            await self.invite_members()
+
+    async def invite_members(self) -> None:
+        """Staff into their team rooms and admins into the admin room, when the
+        rules name someone who is neither joined nor invited yet."""
+        config, team = self.ctx.config, self.ctx.team
+        wanted: list[tuple[str, tuple[str, ...]]] = [
+            (d.team_room, tuple(s.mxid for s in d.staff))
+            for d in config.departments
+            if d.team_room
+        ]
+        if config.routing.admin_room:
+            wanted.append((config.routing.admin_room, config.routing.admins))
+        bot = self.ctx.appservice.intent
+        for room, members in wanted:
+            if not members:
+                continue
+            room_id = await team.resolve(room, members)
+            if room_id is None:
+                continue
+            try:
+                present = set(
+                    await bot.get_room_members(
+                        room_id, (Membership.JOIN, Membership.INVITE)
+                    )
+                )
+            except (MatrixError, OSError, TimeoutError) as e:
+                log.warning("members of %s unknown: %s", room, e)
+                continue
+            await self.dispatcher.invite(
+                room_id, [m for m in members if m not in present]
+            )
+
+    # --- upkeep -----------------------------------------------------------------
+
+    async def announce_silent(self) -> None:
+        """Cases whose citizen has not written for a while still get their notice."""
+        cutoff = utcnow() - ANNOUNCE_WITHOUT_MESSAGE
+        for case in await self.ctx.store.routed_cases():
+            if (case.extra or {}).get("announced") or as_utc(case.created_at) > cutoff:
+                continue
+            await self.dispatcher.announce_once(case, None)
+
+    async def close_inactive(self) -> None:
+        minutes = self.ctx.config.routing.inactivity_close_minutes
+        if minutes <= 0:
+            return
+        now = utcnow()
+        last = await self.ctx.store.last_message_times()
+        for case in await self.ctx.store.routed_cases():
+            activity = as_utc(case.created_at)
+            if case.case_id in last:
+                activity = max(activity, as_utc(last[case.case_id]))
+            if not is_inactive(activity, now, minutes):
+                continue
+            shown = f"{minutes:g}"
+            note = f"nach {shown} Minuten ohne Nachricht automatisch beendet"
+            if case.room_id:
+                try:
+                    await self.ctx.appservice.intent.send_message(
+                        case.room_id,
+                        TextMessageEventContent(
+                            msgtype=MessageType.NOTICE,
+                            body=f"Der Fall wurde {note}.",
+                        ),
+                    )
+                except (MatrixError, OSError, TimeoutError) as e:
+                    log.warning(
+                        "inactivity notice for %s not posted: %s", case.reference, e
+                    )
+            log.info("closing %s: no message for %s minutes", case.reference, shown)
+            await self.ctx.cases.close_case(
+                case, by=None, note=note[0].upper() + note[1:]
+            )

@@ -1,0 +1,385 @@
+"""The edge of routing: who gets a new case, the waiting line, the team notices.
+
+The decisions are the pure functions of :mod:`bots.routing.strategy` and
+:mod:`bots.routing.queue`; this module feeds them what is true right now (staff
+presence from Synapse, open cases from the database, round-robin pointers derived
+from the cases already routed) and carries the result out (invites, the citizen's
+timeline, the team room). One lock makes every decision see the previous one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from mautrix.errors import MatrixError, MForbidden
+from mautrix.types import UserID
+
+from bridge.clock import routing_now, utcnow
+
+from .model import Department
+from .office_hours import is_live
+from .queue import OpenCase, last_pointers, open_cases_per_staff, queue_places
+from .strategy import RoutingDecision, choose_staff, fallback_chain, route
+
+if TYPE_CHECKING:
+    from bots.team import TeamRooms
+    from bridge.case import CaseService
+    from bridge.config import Config
+    from bridge.db.models import Case, CaseEvent
+    from bridge.db.store import Store
+
+log = logging.getLogger("buergerchat.routing")
+
+PRESENCE_TIMEOUT = 5.0
+
+
+def say(case: Case, german: str, english: str) -> str:
+    """A system message in the citizen's language."""
+    return english if case.language == "en" else german
+
+
+def local_time(value: datetime | None, config: Config) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(config.routing.zone).isoformat()
+
+
+class Dispatcher:
+    def __init__(
+        self, config: Config, store: Store, cases: CaseService, team: TeamRooms
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.cases = cases
+        self.team = team
+        self.lock = asyncio.Lock()
+        #: Last staff picked alone per department (round robin continues after).
+        self.pointers: dict[str, str] = {}
+        self._unseen: set[str] = set()
+        self._announcing: set[str] = set()
+
+    async def load(self) -> None:
+        """Round-robin pointers from the cases routed before a restart."""
+        history = [
+            (
+                c.department,
+                str((c.extra or {}).get("routed_at") or ""),
+                tuple((c.extra or {}).get("invited") or ()),
+            )
+            for c in await self.store.recent_cases(500)
+        ]
+        self.pointers = last_pointers(history)
+
+    # --- what is true right now -------------------------------------------------
+
+    async def presence(
+        self, departments: Iterable[Department]
+    ) -> dict[str, str] | None:
+        """Presence per staff member, or None when ``routing.use_presence`` is off
+        (then everyone counts as online)."""
+        if not self.config.routing.use_presence:
+            return None
+        mxids = list(dict.fromkeys(s.mxid for d in departments for s in d.staff))
+        states = await asyncio.gather(*(self._presence_of(m) for m in mxids))
+        return dict(zip(mxids, states, strict=True))
+
+    async def _presence_of(self, mxid: str) -> str:
+        intent = self.cases.az.intent
+        try:
+            content = await asyncio.wait_for(
+                intent.get_presence(UserID(mxid)), PRESENCE_TIMEOUT
+            )
+        except MForbidden:
+            # Synapse shows presence only to users sharing a joined room. Until the
+            # person joins their team room we cannot tell: do not lock them out.
+            if mxid not in self._unseen:
+                self._unseen.add(mxid)
+                log.info(
+                    "presence of %s not visible (not in a room with the bot yet); "
+                    "counted as online",
+                    mxid,
+                )
+            return "online"
+        except (MatrixError, OSError, TimeoutError) as e:
+            log.warning("presence of %s unknown (%s); counted as online", mxid, e)
+            return "online"
+        self._unseen.discard(mxid)
+        state = content.presence
+        return str(getattr(state, "value", state))
+
+    @staticmethod
+    def _open(cases: Iterable[Case]) -> list[OpenCase]:
+        return [
+            OpenCase(
+                c.case_id,
+                c.department,
+                c.state,
+                c.assignee,
+                tuple((c.extra or {}).get("invited") or ()),
+            )
+            for c in cases
+        ]
+
+    @staticmethod
+    def waiting(case: Case) -> bool:
+        """In a queue: queued and not told that live hours ended."""
+        return case.state == "queued" and not (case.extra or {}).get("queue_closed")
+
+    # --- a new case -----------------------------------------------------------
+
+    async def open_case(
+        self,
+        *,
+        department: Department,
+        topic: str | None,
+        citizen_name: str | None,
+        language: str,
+    ) -> tuple[RoutingDecision, Case | None, str | None]:
+        """Decide live/queued/offline for a new case of ``department`` and, unless
+        offline, create it (with the chosen staff invited). Offline creates
+        nothing: the citizen leaves a message through the offline form."""
+        async with self.lock:
+            rules = self.config.routing
+            presence = await self.presence(fallback_chain(rules, department))
+            cases = await self.store.routed_cases()
+            counts = open_cases_per_staff(self._open(cases))
+            decision = route(
+                rules, department, routing_now(), presence, counts, self.pointers
+            )
+            if decision.kind == "offline":
+                log.info(
+                    "new case for %s refused: offline (%s)",
+                    department.id,
+                    decision.reason,
+                )
+                return decision, None, None
+            target = self.config.department(decision.department) or department
+            extra = {"routed_at": utcnow().isoformat()} if decision.invite else {}
+            case, token = await self.cases.open_case(
+                department=target,
+                topic=topic,
+                citizen_name=citizen_name,
+                language=language,
+                state=decision.kind,
+                invite=decision.invite,
+                extra=extra,
+            )
+            self.pointers = dict(decision.pointers)
+            if decision.kind == "queued":
+                line = [
+                    c for c in cases if self.waiting(c) and c.department == target.id
+                ]
+                await self._refresh_queue(target, [*line, case], presence)
+                case = await self.store.get_case(case.case_id) or case
+        log.info(
+            "case %s: %s in %s (%s) invited %s",
+            case.reference,
+            decision.kind,
+            target.id,
+            decision.reason,
+            ", ".join(decision.invite) or "nobody",
+        )
+        return decision, case, token
+
+    # --- the waiting line -------------------------------------------------------
+
+    async def _refresh_queue(
+        self,
+        department: Department,
+        line: Sequence[Case],
+        presence: dict[str, str] | None,
+    ) -> None:
+        """Tell each waiting citizen their position and wait when either changed."""
+        places = queue_places(department, [c.case_id for c in line], presence)
+        for case in line:
+            place = places[case.case_id].as_json()
+            if (case.extra or {}).get("queue") == place:
+                continue
+            case.extra = await self.store.merge_case_extra(
+                case.case_id, {"queue": place}
+            )
+            minutes = place["estimated_wait_minutes"]
+            await self.cases.add_system_event(
+                case.case_id,
+                say(
+                    case,
+                    f"Alle Mitarbeitenden sind im Gespräch. Sie sind an Position "
+                    f"{place['position']} der Warteschlange; geschätzte Wartezeit "
+                    f"etwa {minutes} Minuten. Sie können schon schreiben.",
+                    f"Everyone is busy. You are number {place['position']} in the "
+                    f"queue; estimated wait about {minutes} minutes. You can write "
+                    "already.",
+                ),
+                kind="queue",
+                **place,
+            )
+
+    async def drain(self) -> None:
+        """Route the head of each queue while someone is free; tell queued citizens
+        when live hours ended; update everyone's position."""
+        async with self.lock:
+            cases = await self.store.routed_cases()
+            lines: dict[str, list[Case]] = {}
+            for case in cases:
+                if self.waiting(case):
+                    lines.setdefault(case.department, []).append(case)
+            if not lines:
+                return
+            counts = open_cases_per_staff(self._open(cases))
+            now = routing_now()
+            for department_id, line in lines.items():
+                department = self.config.department(department_id)
+                status = (
+                    is_live(department, self.config.routing, now)
+                    if department
+                    else None
+                )
+                if department is None or status is None or not status.live:
+                    await self._close_queue(
+                        line, status.next_opening if status else None
+                    )
+                    continue
+                presence = await self.presence([department])
+                while line:
+                    invite, pointer = choose_staff(
+                        department, presence, counts, self.pointers.get(department.id)
+                    )
+                    if not invite:
+                        break
+                    if pointer is not None:
+                        self.pointers[department.id] = pointer
+                    for mxid in invite:
+                        counts[mxid] = counts.get(mxid, 0) + 1
+                    await self._route_queued(line.pop(0), department, invite)
+                await self._refresh_queue(department, line, presence)
+
+    async def _route_queued(
+        self, case: Case, department: Department, invite: tuple[str, ...]
+    ) -> None:
+        case.extra = await self.store.merge_case_extra(
+            case.case_id,
+            {"invited": list(invite), "routed_at": utcnow().isoformat(), "queue": None},
+            state="live",
+        )
+        case.state = "live"
+        if case.room_id:
+            await self.invite(case.room_id, invite)
+        await self.cases.add_system_event(
+            case.case_id,
+            say(
+                case,
+                f"Sie sind an der Reihe: {department.name} ist gleich für Sie da.",
+                f"It is your turn: {department.name} will be with you shortly.",
+            ),
+            kind="routed",
+            department=department.id,
+        )
+        names = ", ".join(self.cases.staff_name("", m) for m in invite)
+        await self.announce(case, f"Aus der Warteschlange, eingeladen: {names}")
+        log.info("queued case %s routed to %s", case.reference, ", ".join(invite))
+
+    async def _close_queue(self, line: Sequence[Case], opens: datetime | None) -> None:
+        """Live hours ended while these citizens waited: offer the offline path."""
+        for case in line:
+            case.extra = await self.store.merge_case_extra(
+                case.case_id, {"queue_closed": True, "queue": None}
+            )
+            await self.cases.add_system_event(
+                case.case_id,
+                say(
+                    case,
+                    "Die Sprechzeit ist zu Ende und niemand konnte Sie mehr "
+                    "übernehmen. Hinterlassen Sie uns eine Nachricht mit Ihren "
+                    "Kontaktdaten; wir antworten per E-Mail oder Telefon.",
+                    "Live hours have ended before anyone could take your chat. "
+                    "Leave us a message with your contact details; we will answer "
+                    "by e-mail or phone.",
+                ),
+                kind="queue_closed",
+                offline_offer=True,
+                next_opening=local_time(opens, self.config),
+            )
+            log.info("queue closed for %s (end of live hours)", case.reference)
+
+    async def invite(self, room_id: str, mxids: Iterable[str]) -> None:
+        for mxid in mxids:
+            try:
+                await self.cases.az.intent.invite_user(room_id, UserID(mxid))
+            except MatrixError as e:
+                log.info("could not invite %s to %s: %s", mxid, room_id, e)
+
+    # --- a transfer -------------------------------------------------------------
+
+    async def transfer(self, case: Case, target: Department) -> tuple[str, ...]:
+        """Move ``case`` to ``target``; whom to invite by the target's strategy.
+        When nobody there is free right now, the whole team is invited."""
+        async with self.lock:
+            presence = await self.presence([target])
+            others = [
+                c for c in await self.store.routed_cases() if c.case_id != case.case_id
+            ]
+            counts = open_cases_per_staff(self._open(others))
+            invite, pointer = choose_staff(
+                target, presence, counts, self.pointers.get(target.id)
+            )
+            if not invite:
+                invite = tuple(dict.fromkeys(s.mxid for s in target.staff))
+            elif pointer is not None:
+                self.pointers[target.id] = pointer
+            case.extra = await self.store.merge_case_extra(
+                case.case_id,
+                {
+                    "invited": list(invite),
+                    "routed_at": utcnow().isoformat(),
+                    "queue": None,
+                    "queue_closed": None,
+                },
+                department=target.id,
+                assignee=None,
+                state="live",
+            )
+            case.department, case.assignee, case.state = target.id, None, "live"
+        return invite
+
+    # --- team notices -------------------------------------------------------------
+
+    async def announce(self, case: Case, extra: str | None = None) -> bool:
+        first = await self.store.first_citizen_message(case.case_id)
+        return await self.team.announce_case(case, first_message=first, extra=extra)
+
+    async def announce_once(self, case: Case, first_message: str | None) -> None:
+        """The notice about a new case in its team room, once per case."""
+        if case.case_id in self._announcing:
+            return
+        self._announcing.add(case.case_id)
+        try:
+            fresh = await self.store.get_case(case.case_id)
+            if fresh is None or (fresh.extra or {}).get("announced"):
+                return
+            if fresh.state not in ("live", "queued") or fresh.closed_at is not None:
+                return
+            fresh.extra = await self.store.merge_case_extra(
+                fresh.case_id, {"announced": True}
+            )
+            invited = (fresh.extra or {}).get("invited") or []
+            names = ", ".join(self.cases.staff_name("", m) for m in invited)
+            await self.team.announce_case(
+                fresh,
+                first_message=first_message,
+                extra=f"Eingeladen: {names}" if names else None,
+            )
+        finally:
+            self._announcing.discard(case.case_id)
+
+    async def on_citizen_message(self, case: Case, event: CaseEvent) -> None:
+        """Message hook: the first citizen message goes into the team notice."""
+        if not (case.extra or {}).get("announced"):
+            await self.announce_once(case, event.body)
+
+    async def on_close(self, case: Case) -> None:
+        """Close hook: a place is free, the queue moves."""
+        await self.drain()
