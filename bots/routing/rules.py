@@ -251,7 +251,7 @@ def _read_department(item: Item) -> _Read | None:
         team_room = None
         dep.error(
             "team room missing: name the room where the bot announces new cases, "
-            "e.g. team_room: \"#team-bauen:example.org\"",
+            'e.g. team_room: "#team-bauen:example.org"',
             "team_room",
         )
     inbox = dep.get("inbox", str, None, check=check_address)
