@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import yaml
 
-from bridge.config import ConfigError, load_config
+from bridge.config import Config, ConfigError, load_config
+from bridge.homeserver import _SECRET_KEYS, Secrets, render
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
@@ -101,3 +104,97 @@ def test_element_points_at_the_production_homeserver() -> None:
     assert server["server_name"] == config["homeserver"]["server_name"]
     assert element["default_theme"] == "custom-" + (
         element["setting_defaults"]["custom_themes"][0]["name"])
+
+
+def _size(value: str) -> int:
+    """clamd's size notation: 20M, 1024K or plain bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20}
+    value = str(value).strip().upper()
+    if value[-1:] in units:
+        return int(value[:-1]) * units[value[-1]]
+    return int(value)
+
+
+def test_clamd_limits_hold_the_upload_limit() -> None:
+    """Synapse's max_upload_size (= homeserver.max_upload_size_mb) ≤ clamd's
+    StreamMaxLength ≤ MaxFileSize ≤ MaxScanSize, and clamd reports what it could
+    not scan completely instead of passing it."""
+    config = yaml.safe_load((REPO / "deploy/config/buergerchat.yaml").read_text())
+    upload = config["homeserver"]["max_upload_size_mb"] << 20
+    clamd = SERVICES["clamd"]["environment"]
+    stream = _size(clamd["CLAMD_CONF_StreamMaxLength"])
+    file_size = _size(clamd["CLAMD_CONF_MaxFileSize"])
+    scan_size = _size(clamd["CLAMD_CONF_MaxScanSize"])
+    assert upload <= stream <= file_size <= scan_size
+    assert clamd["CLAMD_CONF_AlertExceedsMax"] == "yes"
+    assert clamd.get("CLAMAV_NO_FRESHCLAMD", "false") == "false", "freshclam is off"
+    assert "clamav-db:/var/lib/clamav" in SERVICES["clamd"]["volumes"]
+
+
+def _production_config(tmp_path: Path) -> Config:
+    """The production config with its placeholders filled, as the bridge loads it."""
+    for volume in SERVICES["bridge"]["volumes"]:
+        source, target = volume.split(":")[:2]
+        if target.startswith("/config/"):
+            text = (REPO / source).read_text(encoding="utf-8")
+            (tmp_path / Path(target).name).write_text(
+                text.replace("CHANGE_ME", "secret"), encoding="utf-8"
+            )
+    return load_config(tmp_path, tmp_path / "data")
+
+
+def test_synapse_scans_with_the_compose_clamd(tmp_path: Path) -> None:
+    """The homeserver.yaml that bridge-init renders loads our module with the
+    clamd service's address, and compose builds Synapse with that module."""
+    config = _production_config(tmp_path)
+    secrets = Secrets({k: "x" for k in _SECRET_KEYS})
+    homeserver = yaml.safe_load(render(config, secrets).read_text(encoding="utf-8"))
+    (module,) = homeserver["modules"]
+    assert module["module"] == "buergerchat_scan.BuergerchatScan"
+    address = urlparse(module["config"]["clamd"])
+    assert address.hostname == "clamd" and address.hostname in SERVICES
+    assert str(address.port) in SERVICES["clamd"]["expose"]
+    assert module["config"]["max_upload_size"] == config.scanner.max_size
+    build = SERVICES["synapse"]["build"]
+    assert (REPO / build.get("context", ".") / build["dockerfile"]).is_file()
+
+
+def test_synapse_image_carries_everything_the_module_imports(tmp_path: Path) -> None:
+    """The files deploy/synapse/Dockerfile copies are enough to import the module
+    with only Synapse's Python (no bridge package installed)."""
+    dockerfile = (REPO / "deploy/synapse/Dockerfile").read_text(encoding="utf-8")
+    root = tmp_path / "buergerchat"
+    text = dockerfile.replace("\\\n", " ")
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0] != "COPY":
+            continue
+        *sources, target = words[1:]
+        assert target.startswith("/buergerchat/"), line
+        folder = root / target.removeprefix("/buergerchat/")
+        folder.mkdir(parents=True, exist_ok=True)
+        for source in sources:
+            (folder / Path(source).name).write_bytes((REPO / source).read_bytes())
+    assert "ENV PYTHONPATH=/buergerchat" in dockerfile
+    probe = (
+        "import sys\n"
+        # Hide the editable install of this checkout, as the image has none.
+        "sys.meta_path = [f for f in sys.meta_path\n"
+        "                 if 'editable' not in getattr(f, '__module__', '')]\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
+        "import buergerchat_scan, bots.scanner.clamd_client as c\n"
+        f"assert c.__file__.startswith({str(root)!r}), c.__file__\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_bridge_gets_the_admin_token_secret() -> None:
+    """scanner.admin_token_file names the docker secret the bridge service mounts."""
+    config = yaml.safe_load((REPO / "deploy/config/buergerchat.yaml").read_text())
+    path = Path(config["scanner"]["admin_token_file"])
+    assert path.parent == Path("/run/secrets")
+    assert path.name in SERVICES["bridge"]["secrets"]
+    assert path.name in COMPOSE["secrets"]
