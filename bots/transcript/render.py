@@ -159,7 +159,8 @@ def render_pdf(
         styles,
         title=f"Gesprächsprotokoll {case.reference}",
         author=case.town_name,
-        subject=f"Bürgerchat – {case.department}: {case.topic}",
+        subject=f"Bürgerchat – {case.department}"
+        + (f": {case.topic}" if case.topic else ""),
     )
     doc.pdf_date = f"D:{created.astimezone(UTC):%Y%m%d%H%M%S}+00'00'"
     story = Story(case, entries, styles, tz, created, doc.width)

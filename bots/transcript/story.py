@@ -156,7 +156,7 @@ class Story:
         rows = [
             ("Vorgangsnummer", self._plain(case.reference)),
             ("Fachbereich", self._plain(case.department)),
-            ("Anliegen", self._plain(case.topic)),
+            ("Anliegen", self._plain(case.topic) or "ohne Angabe"),
             ("Eröffnet", german.datetime_de(case.opened_at, tz)),
             ("Abgeschlossen", closed),
             ("Bürger/in", self._plain(case.citizen_name) or "ohne Namensangabe"),

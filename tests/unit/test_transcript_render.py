@@ -69,6 +69,15 @@ def test_header_states_town_case_participants_and_berlin_times(conversation) -> 
         assert expected in first, expected
 
 
+def test_case_without_topic_says_so_in_header_and_subject() -> None:
+    """No topic chosen: the header reads "ohne Angabe", the subject has no colon."""
+    entries = [Entry(sample.START, "citizen", "A", "Hallo")]
+    _, reader, texts = _render(entries, topic="")
+    assert "Anliegen ohne Angabe" in _flat(texts[:1])
+    assert reader.metadata is not None
+    assert reader.metadata.subject == "Bürgerchat – Bürgerbüro"
+
+
 def test_summer_times_are_shown_in_central_european_summer_time() -> None:
     """A July case opened 12:00 UTC reads 14:00 Uhr (UTC+2)."""
     july = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
