@@ -1,0 +1,354 @@
+"""Video and phone calls from the citizen widget, in Chromium against the real stack.
+
+Jitsi itself is not needed: ``video.jitsi_domain`` points at a small HTTPS server in
+the test that serves a fake ``external_api.js``. The fake records what the widget
+passes to ``new JitsiMeetExternalAPI(domain, options)`` on ``window``, so the test
+can compare room, token and display name with what the bridge hands out."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jwt
+import pytest
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from .conftest import ANNA, staff_client
+from .stack import Stack, free_port, make_stack
+from .test_widget import CHROMIUM, CHROMIUM_ARGS, join_case_room, start_chat, stored
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "widget-test-secret-0123456789-abcdefghij"
+APP_ID = "buergerchat-test"
+HELPLINE = "07205 123-456"  # config/buergerchat.yaml video.helpline
+FAKE_API = """
+window.JitsiMeetExternalAPI = function (domain, options) {
+  var seen = {
+    domain: domain, roomName: options.roomName, jwt: options.jwt || null,
+    displayName: options.userInfo && options.userInfo.displayName,
+    startWithVideoMuted: options.configOverwrite.startWithVideoMuted,
+    inShadowRoot: options.parentNode.getRootNode() instanceof ShadowRoot
+  };
+  (window.fakeJitsi = window.fakeJitsi || []).push(seen);
+  this.frame = document.createElement("iframe");
+  this.frame.title = "Fake Jitsi " + options.roomName;
+  this.frame.srcdoc = "<p>conference " + options.roomName + "</p>";
+  options.parentNode.appendChild(this.frame);
+  this.listeners = {};
+};
+window.JitsiMeetExternalAPI.prototype.addListener = function (name, fn) {
+  this.listeners[name] = fn;
+};
+window.JitsiMeetExternalAPI.prototype.dispose = function () {
+  this.frame.remove();
+  window.fakeJitsiDisposed = (window.fakeJitsiDisposed || 0) + 1;
+};
+"""
+
+
+@dataclass
+class FakeJitsi:
+    domain: str
+    requests: list[str] = field(default_factory=list)
+    broken: bool = False  # external_api.js answers 503
+
+
+def self_signed(directory: Path) -> ssl.SSLContext:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+@pytest.fixture(scope="module")
+async def fake_jitsi(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[FakeJitsi]:
+    """A stand-in for the town's Jitsi on https://localhost:<port>."""
+    port = free_port()
+    fake = FakeJitsi(domain=f"localhost:{port}")
+
+    async def any_path(request: web.Request) -> web.Response:
+        fake.requests.append(request.path_qs)
+        if request.path == "/external_api.js":
+            if fake.broken:
+                return web.Response(status=503, text="maintenance")
+            return web.Response(text=FAKE_API, content_type="application/javascript")
+        return web.Response(text="<p>Jitsi Meet (fake)</p>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", any_path)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    context = self_signed(tmp_path_factory.mktemp("jitsi-tls"))
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+    try:
+        yield fake
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, fake_jitsi: FakeJitsi
+) -> Iterator[Stack]:
+    """The product with Jitsi token authentication against the fake Jitsi."""
+    base = tmp_path_factory.mktemp("stack-video")
+    s = make_stack(
+        base,
+        video={
+            "jitsi_domain": fake_jitsi.domain,
+            "jitsi_app_id": APP_ID,
+            "jitsi_app_secret_file": "jitsi-secret.txt",
+        },
+    )
+    (s.config_dir / "jitsi-secret.txt").write_text(SECRET + "\n")
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+async def launch(extra: list[str]) -> tuple[object, Browser]:
+    p = await async_playwright().start()
+    browser = await p.chromium.launch(
+        executable_path=CHROMIUM, args=CHROMIUM_ARGS + extra, headless=True
+    )
+    return p, browser
+
+
+@pytest.fixture(scope="module")
+async def cameras_allowed() -> AsyncIterator[Browser]:
+    """Chromium with a fake camera and microphone whose permission is granted."""
+    p, browser = await launch(
+        ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+    )
+    try:
+        yield browser
+    finally:
+        await browser.close()
+        await p.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+async def cameras_denied() -> AsyncIterator[Browser]:
+    """Chromium with fake devices whose permission prompt is always refused."""
+    p, browser = await launch(
+        ["--use-fake-device-for-media-stream", "--deny-permission-prompts"]
+    )
+    try:
+        yield browser
+    finally:
+        await browser.close()
+        await p.stop()  # type: ignore[attr-defined]
+
+
+async def new_page(browser: Browser, width: int = 1280) -> Page:
+    context = await browser.new_context(
+        viewport={"width": width, "height": 800}, ignore_https_errors=True
+    )
+    return await context.new_page()
+
+
+async def staff_in_room(stack: Stack, reference: str) -> tuple[object, str]:
+    anna = await staff_client(stack, ANNA)
+    return anna, await join_case_room(anna, reference)
+
+
+async def say(anna: object, room_id: str, body: str) -> None:
+    await anna.room_send(  # type: ignore[attr-defined]
+        room_id, "m.room.message", {"msgtype": "m.text", "body": body}
+    )
+
+
+def claims(token: str) -> dict:
+    return jwt.decode(token, SECRET, algorithms=["HS256"], audience="jitsi")
+
+
+async def test_join_button_embeds_the_conference_with_room_token_and_name(
+    stack: Stack, fake_jitsi: FakeJitsi, cameras_allowed: Browser
+) -> None:
+    """After !video the citizen sees "Videoberatung beitreten"; joining loads
+    external_api.js from the configured Jitsi and passes the case's conference, a
+    token for exactly that room and the name the citizen gave; !video end removes
+    button and conference."""
+    page = await new_page(cameras_allowed)
+    reference = await start_chat(page, stack, "Erika Video")
+    anna, room_id = await staff_in_room(stack, reference)
+    try:
+        await say(anna, room_id, "!video")
+        join = page.get_by_role("button", name="Videoberatung beitreten")
+        await expect(join).to_be_visible(timeout=20_000)
+        fake_jitsi.requests.clear()
+        await join.click()
+        frame = page.locator("iframe[title^='Fake Jitsi']")
+        await expect(frame).to_be_visible(timeout=20_000)
+
+        seen = await page.evaluate("window.fakeJitsi")
+        assert len(seen) == 1, seen
+        seen = seen[0]
+        assert "/external_api.js" in fake_jitsi.requests
+        assert seen["domain"] == fake_jitsi.domain
+        assert seen["displayName"] == "Erika Video"
+        assert seen["startWithVideoMuted"] is False
+        assert seen["inShadowRoot"] is True
+        case = await stored(page, stack)
+        info = await page.evaluate(
+            """([url, token]) => fetch(url,
+                {headers: {Authorization: 'Bearer ' + token}}).then(r => r.json())""",
+            [f"{stack.bridge_url}/api/v1/cases/{case['case_id']}/video", case["token"]],
+        )
+        assert seen["roomName"] == info["room"]
+        passed = claims(seen["jwt"])
+        assert passed["room"] == info["room"]
+        assert passed["iss"] == APP_ID
+        assert passed["context"]["user"]["name"] == "Erika Video"
+
+        await say(anna, room_id, "!video end")
+        await expect(join).to_have_count(0, timeout=20_000)
+        await expect(frame).to_have_count(0)
+        assert await page.evaluate("window.fakeJitsiDisposed") == 1
+        await expect(page.get_by_role("log")).to_contain_text(
+            "Die Videoberatung wurde von Anna Schmidt beendet."
+        )
+    finally:
+        await anna.close()  # type: ignore[attr-defined]
+        await page.context.close()
+
+
+async def test_refused_camera_explains_how_to_allow_it_and_shows_the_helpline(
+    stack: Stack, fake_jitsi: FakeJitsi, cameras_denied: Browser
+) -> None:
+    """With camera/microphone refused the widget says how to allow them and names
+    the helpline; no conference is loaded; !video end removes the button."""
+    page = await new_page(cameras_denied)
+    reference = await start_chat(page, stack, "Dora Denied")
+    anna, room_id = await staff_in_room(stack, reference)
+    try:
+        await say(anna, room_id, "!video")
+        join = page.get_by_role("button", name="Videoberatung beitreten")
+        await expect(join).to_be_visible(timeout=20_000)
+        fake_jitsi.requests.clear()
+        await join.click()
+        message = page.get_by_text(
+            "hat den Zugriff auf Kamera und Mikrofon nicht erlaubt"
+        )
+        await expect(message).to_be_visible(timeout=20_000)
+        await expect(message).to_contain_text("„Zulassen“")
+        helpline = page.get_by_role("link", name=HELPLINE)
+        await expect(helpline).to_be_visible()
+        assert await helpline.get_attribute("href") == "tel:07205123456"
+        assert await page.evaluate("window.fakeJitsi === undefined")
+        assert "/external_api.js" not in fake_jitsi.requests
+        await expect(join).to_be_enabled()  # the citizen may try again after allowing
+
+        await say(anna, room_id, "!video end")
+        await expect(join).to_have_count(0, timeout=20_000)
+    finally:
+        await anna.close()  # type: ignore[attr-defined]
+        await page.context.close()
+
+
+async def test_phone_call_starts_muted_and_a_broken_jitsi_shows_the_helpline(
+    stack: Stack, fake_jitsi: FakeJitsi, cameras_allowed: Browser
+) -> None:
+    """!audio offers "Telefonat beitreten"; when external_api.js cannot be loaded the
+    citizen reads that and gets the helpline; once Jitsi is back, joining works
+    with the camera off."""
+    page = await new_page(cameras_allowed)
+    reference = await start_chat(page, stack, "Paul Phone")
+    anna, room_id = await staff_in_room(stack, reference)
+    try:
+        await say(anna, room_id, "!audio")
+        join = page.get_by_role("button", name="Telefonat beitreten")
+        await expect(join).to_be_visible(timeout=20_000)
+        fake_jitsi.broken = True
+        await join.click()
+        await expect(
+            page.get_by_text("Die Videoberatung konnte nicht geladen werden.")
+        ).to_be_visible(timeout=30_000)
+        await expect(page.get_by_role("link", name=HELPLINE)).to_be_visible()
+
+        fake_jitsi.broken = False
+        await page.get_by_role("button", name="Telefonat beitreten").click()
+        await expect(page.locator("iframe[title^='Fake Jitsi']")).to_be_visible(
+            timeout=20_000
+        )
+        seen = (await page.evaluate("window.fakeJitsi"))[0]
+        assert seen["startWithVideoMuted"] is True
+        assert seen["displayName"] == "Paul Phone"
+    finally:
+        await say(anna, room_id, "!audio end")
+        await anna.close()  # type: ignore[attr-defined]
+        await page.context.close()
+
+
+async def test_small_screen_opens_the_conference_in_a_new_tab(
+    stack: Stack, fake_jitsi: FakeJitsi, cameras_allowed: Browser
+) -> None:
+    """Below 600 px the call opens as https://<domain>/<room>?jwt=… in its own tab."""
+    page = await new_page(cameras_allowed, width=420)
+    reference = await start_chat(page, stack, "Mia Mobil")
+    anna, room_id = await staff_in_room(stack, reference)
+    try:
+        await say(anna, room_id, "!video")
+        join = page.get_by_role("button", name="Videoberatung beitreten")
+        await expect(join).to_be_visible(timeout=20_000)
+        async with page.context.expect_page() as popup:
+            await join.click()
+        tab = await popup.value
+        await tab.wait_for_load_state()
+        assert tab.url.startswith(f"https://{fake_jitsi.domain}/")
+        room, _, query = tab.url.removeprefix(
+            f"https://{fake_jitsi.domain}/"
+        ).partition("?jwt=")
+        assert claims(query)["room"] == room
+        assert claims(query)["context"]["user"]["name"] == "Mia Mobil"
+        await expect(page.get_by_text("in einem neuen Tab geöffnet")).to_be_visible()
+        assert await page.evaluate("window.fakeJitsi === undefined")
+    finally:
+        await say(anna, room_id, "!video end")
+        await anna.close()  # type: ignore[attr-defined]
+        await page.context.close()
