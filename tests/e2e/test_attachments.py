@@ -9,15 +9,23 @@ import struct
 import uuid
 import zipfile
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 import pytest
-from nio import AsyncClient, RoomMessageFile, RoomMessageImage, RoomMessageNotice
+from nio import (
+    AsyncClient,
+    DownloadError,
+    RoomMessageFile,
+    RoomMessageImage,
+    RoomMessageNotice,
+)
 
 from bots.scanner.clamd_runner import TESTFILES_DIR, eicar
 
-from .stack import Stack
+from .conftest import ANNA, staff_client
+from .stack import Stack, make_stack
 from .test_live_chat import api, join_case_room, open_case, wait_for_event
 
 pytestmark = pytest.mark.e2e
@@ -178,44 +186,73 @@ async def test_oversized_file_refused(stack: Stack) -> None:
     assert body["errcode"] == "BC_TOO_LARGE"
 
 
-async def test_staff_eicar_redacted_and_staff_told(
-    stack: Stack, anna: AsyncClient
+@pytest.fixture(scope="module")
+def unguarded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack whose Synapse runs without our media module (``scanner.
+    synapse_module: false``), like a homeserver the town cannot add modules to:
+    an infected staff upload then reaches the media repository, and only the
+    scanner bot stands between it and the citizen."""
+    s = make_stack(
+        tmp_path_factory.mktemp("unguarded"), scanner={"synapse_module": False}
+    )
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+async def test_staff_eicar_redacted_quarantined_and_staff_told(
+    unguarded_stack: Stack,
 ) -> None:
-    """EICAR sent by staff in a case room is redacted, never offered to the citizen,
-    and the sender gets a notice why."""
-    case = await open_case(stack)
-    room_id = await join_case_room(anna, case["reference"])
-    response, _ = await anna.upload(
-        io.BytesIO(eicar()),
-        content_type="text/plain",
-        filename="hinweis.txt",
-        filesize=len(eicar()),
-    )
-    sent = await anna.room_send(
-        room_id,
-        "m.room.message",
-        {
-            "msgtype": "m.file",
-            "body": "hinweis.txt",
-            "url": response.content_uri,
-            "info": {"mimetype": "text/plain", "size": len(eicar())},
-        },
-    )
-    await room_events(
-        anna, room_id, (RoomMessageNotice,), lambda e: "hinweis.txt" in e.body
-    )
-    fetched = await anna.room_get_event(room_id, sent.event_id)
-    assert "url" not in fetched.event.source["content"], "event was not redacted"
-    _, events = await api(
-        stack,
-        "GET",
-        f"/api/v1/cases/{case['case_id']}/events?after=0",
-        token=case["token"],
-    )
-    assert not any(
-        e["type"] == "attachment" and e.get("state") == "delivered"
-        for e in events["events"]
-    )
+    """EICAR sent by staff in a case room is redacted, its media quarantined in
+    Synapse (no download any more, not even by its sender), never offered to the
+    citizen, and the sender gets a notice why."""
+    stack = unguarded_stack
+    anna = await staff_client(stack, ANNA)
+    try:
+        case = await open_case(stack)
+        room_id = await join_case_room(anna, case["reference"])
+        response, _ = await anna.upload(
+            io.BytesIO(eicar()),
+            content_type="text/plain",
+            filename="hinweis.txt",
+            filesize=len(eicar()),
+        )
+        mxc = response.content_uri
+        assert (await anna.download(mxc)).body == eicar()  # it did get in
+        sent = await anna.room_send(
+            room_id,
+            "m.room.message",
+            {
+                "msgtype": "m.file",
+                "body": "hinweis.txt",
+                "url": mxc,
+                "info": {"mimetype": "text/plain", "size": len(eicar())},
+            },
+        )
+        notice = await room_events(
+            anna, room_id, (RoomMessageNotice,), lambda e: "hinweis.txt" in e.body
+        )
+        assert "Schadsoftware erkannt: Buergerchat.Test.EICAR" in notice.body
+        assert "gesperrt" in notice.body
+        fetched = await anna.room_get_event(room_id, sent.event_id)
+        assert "url" not in fetched.event.source["content"], "event was not redacted"
+        download = await anna.download(mxc)
+        assert isinstance(download, DownloadError), "media was not quarantined"
+        assert download.status_code == "M_NOT_FOUND"
+        _, events = await api(
+            stack,
+            "GET",
+            f"/api/v1/cases/{case['case_id']}/events?after=0",
+            token=case["token"],
+        )
+        assert not any(
+            e["type"] == "attachment" and e.get("state") == "delivered"
+            for e in events["events"]
+        )
+    finally:
+        await anna.close()
 
 
 async def test_staff_clean_file_downloadable_by_citizen(

@@ -18,6 +18,7 @@ from .conftest import ANNA, staff_client
 from .stack import Stack, make_stack
 from .test_attachments import png, upload
 from .test_live_chat import api, join_case_room, open_case
+from .test_media_module import download_from_synapse, upload_to_synapse
 
 pytestmark = pytest.mark.e2e
 
@@ -134,5 +135,34 @@ async def test_file_held_while_clamd_down_and_delivered_once_after(
             e for e in await attachment_events(stack, case) if e["state"] == "delivered"
         ]
         assert [e["attachment_id"] for e in delivered] == [attachment_id]
+    finally:
+        await anna.close()
+
+
+async def test_synapse_refuses_uploads_while_clamd_down(
+    outage_stack: Stack, clamd: ClamdProcess
+) -> None:
+    """Fail closed in Synapse too: with clamd stopped any client's direct upload is
+    refused with 503 and a message saying to try later, and nothing is stored;
+    with clamd back the same PNG is accepted and downloads byte for byte."""
+    stack = outage_stack
+    anna = await staff_client(stack, ANNA)
+    try:
+        data = png(6, 3)
+        status, body = await upload_to_synapse(
+            stack, anna.access_token, data, "Plan.png", "image/png"
+        )
+        assert status == 503, body
+        assert "try again later" in body["error"]
+
+        await clamd.start()
+        status, body = await upload_to_synapse(
+            stack, anna.access_token, data, "Plan.png", "image/png"
+        )
+        assert status == 200, body
+        status, downloaded = await download_from_synapse(
+            stack, anna.access_token, body["content_uri"]
+        )
+        assert (status, downloaded) == (200, data)
     finally:
         await anna.close()
