@@ -83,7 +83,7 @@
       // queue
       queue: "Sie sind Nr. {n} in der Warteschlange – geschätzte Wartezeit ca. {m} Min.",
       queueNext: "Sie sind Nr. {n} in der Warteschlange – gleich sind Sie an der Reihe.",
-      queueClosed: "Die Sprechzeit ist zu Ende. Hinterlassen Sie uns Ihr Anliegen – wir melden uns per E-Mail oder Telefon.",
+      queueClosed: "Hinterlassen Sie uns Ihr Anliegen – wir melden uns per E-Mail oder Telefon.",
       // offline form
       offTitle: "Nachricht hinterlassen",
       offIntro: "{d} ist gerade nicht besetzt. Schreiben Sie uns Ihr Anliegen – wir melden uns per E-Mail oder Telefon.",
@@ -99,7 +99,7 @@
       errName: "Bitte geben Sie Ihren Namen an.",
       errContact: "Bitte geben Sie eine E-Mail-Adresse oder eine Telefonnummer an, damit wir Ihnen antworten können.",
       errEmail: "Bitte prüfen Sie die E-Mail-Adresse (zum Beispiel name@beispiel.de).",
-      errPhone: "Bitte prüfen Sie die Telefonnummer: nur Ziffern, Leerzeichen und + - / ( ).",
+      errPhone: "Bitte prüfen Sie die Telefonnummer: mindestens 5 Ziffern, dazu nur Leerzeichen und + - / ( ).",
       errFix: "Bitte prüfen Sie die markierten Angaben.",
       offNet: "Keine Verbindung. Ihre Nachricht ist auf diesem Gerät gespeichert und wird gesendet, sobald die Verbindung wieder da ist.",
       offFailed: "Die Nachricht konnte nicht gesendet werden: {e}",
@@ -166,7 +166,7 @@
       errOther: "please try again", unread: "Open citizen chat – {n} new message(s)",
       queue: "You are number {n} in the queue – estimated wait about {m} min.",
       queueNext: "You are number {n} in the queue – it is your turn shortly.",
-      queueClosed: "Consultation hours are over. Leave us your request – we will get back to you by e-mail or phone.",
+      queueClosed: "Leave us your request – we will get back to you by e-mail or phone.",
       offTitle: "Leave a message",
       offIntro: "{d} is not staffed right now. Write down your request – we will get back to you by e-mail or phone.",
       offDesc: "Your request", offDescHint: "Describe briefly what it is about.",
@@ -181,7 +181,7 @@
       errName: "Please enter your name.",
       errContact: "Please give an e-mail address or a phone number so that we can answer you.",
       errEmail: "Please check the e-mail address (for example name@example.com).",
-      errPhone: "Please check the phone number: digits, spaces and + - / ( ) only.",
+      errPhone: "Please check the phone number: at least 5 digits, besides only spaces and + - / ( ).",
       errFix: "Please check the marked fields.",
       offNet: "No connection. Your message is kept on this device and will be sent as soon as the connection is back.",
       offFailed: "The message could not be sent: {e}",
@@ -750,7 +750,7 @@
     else if (d.description.length > MAX_LEN) errors.description = t("errDescLong", { n: MAX_LEN });
     if (!d.name.trim()) errors.name = t("errName");
     if (d.email.trim() && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(d.email.trim())) errors.email = t("errEmail");
-    if (d.phone.trim() && (!/^[+0-9 ()\/.-]+$/.test(d.phone.trim()) || digits.length < 4)) errors.phone = t("errPhone");
+    if (d.phone.trim() && (!/^\+?[0-9 ()\/.-]+$/.test(d.phone.trim()) || digits.length < 5)) errors.phone = t("errPhone");
     if (!d.email.trim() && !d.phone.trim()) errors.contact = t("errContact");
     if (!d.consent) errors.consent = t("needConsent");
     return errors;
@@ -832,6 +832,7 @@
 
   function showChat() {
     ++viewSeq;
+    restart(); // one event stream per case, even when the chat is shown again
     shown = {}; atts = {};
     ui.offline = null;
     ui.ref = h("span", { class: "ref", t: ["ref", { r: saved.reference || "" }] });
@@ -939,6 +940,10 @@
     if (shown["c" + ev.cursor]) return;
     var follow = stuckToBottom();
     if (ev.type === "attachment") return attachmentEvent(ev, replay, follow);
+    if (ev.kind === "queue") { // the box above the log says it, updated in place
+      shown["c" + ev.cursor] = h("div");
+      return systemEvent(ev, replay);
+    }
     var el = ev.client_id && shown["m" + ev.client_id];
     if (el) { // our own optimistic message, now confirmed by the stream
       el.classList.remove("pending", "failed");
@@ -962,7 +967,13 @@
     else if (kind === "transferred" && !replay) refreshCase(gen);
     else if (kind === "queue") showQueue({ position: ev.position, estimated_wait_minutes: ev.estimated_wait_minutes });
     else if (kind === "routed" || kind === "staff_joined") showQueue(null);
-    else if (kind === "queue_closed") { showQueue(null); if (ev.offline_offer !== false) showOffer(true); }
+    else if (kind === "queue_closed") {
+      showQueue(null);
+      if (ev.next_opening !== undefined && saved.queue_next !== ev.next_opening) {
+        saved.queue_next = ev.next_opening; save();
+      }
+      if (ev.offline_offer !== false) showOffer(true);
+    }
     else if (kind === "offline_received") showOffer(false);
     else if (kind === "video_started") videoStarted(!!ev.audio_only);
     else if (kind === "video_ended") videoEnded();
@@ -1014,7 +1025,7 @@
     var mine = Array.prototype.map.call(ui.log.querySelectorAll(".msg.citizen:not(.file) .text"),
       function (el) { return el.textContent; }).join("\n\n");
     showOffline({ convert: true, department: saved.department, name: saved.name || "",
-      description: mine, consent: true });
+      description: mine, consent: false }, saved.queue_next);
   }
 
   // The event stream. It starts at cursor 0 without waiting, page by page, to
@@ -1059,8 +1070,7 @@
       if (g !== gen) return;
       tx(ui.ref, "ref", { r: c.reference + (c.department && c.department.name ? " · " + c.department.name : "") });
       if (c.department && c.department.id) { saved.department = c.department.id; save(); }
-      if (c.state === "queued") showQueue(c.queue || saved.queue);
-      else if (c.state) showQueue(null);
+      if (c.state) showQueue(c.state === "queued" ? c.queue || null : null);
       if (c.state === "offline") showOffer(false);
       if (c.closed) setClosed();
     }, function () { /* the event stream reports real trouble */ });
@@ -1514,12 +1524,16 @@
 
   // Forget the stored case: the token stays on the server until it expires; the
   // citizen just starts over on this device.
-  function reset() {
+  // Stops the loops (event stream, outbox, uploads) of whatever case was shown.
+  function restart() {
     gen++;
     leaveCall();
     stopAll.abort();
     stopAll = new AbortController();
     wakeAll();
+  }
+  function reset() {
+    restart();
     saved = { lang: lang, open: !ui.panel.hidden };
     save();
     unread = 0;
@@ -1565,9 +1579,6 @@
         return;
       }
       clearHash();
-      gen++;
-      stopAll.abort();
-      stopAll = new AbortController();
       saved = { case_id: c.case_id, token: c.token, reference: c.reference, cursor: "0", seen: "0",
         lang: lang, open: true, outbox: [] };
       save();
