@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .base import Bot, BotContext
+from .offline import OfflineBot
 from .routing.bot import RoutingBot
 from .scanner.bot import ScannerBot
 from .transcript import cli as transcript_cli
@@ -35,6 +36,7 @@ def build_bots(ctx: BotContext) -> list[Bot]:
         VideoBot(ctx),
         ScannerBot(ctx),
         TranscriptBot(ctx),
+        OfflineBot(ctx),
         RoutingBot(ctx),
     ]
 

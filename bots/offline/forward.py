@@ -1,0 +1,245 @@
+"""Forwarding an offline message: into the case's timeline, into the outbox, and
+into Matrix (a notice in the case room, one in the department's team room).
+
+Every step can run again without doing anything twice: timeline entries carry
+client ids, mails dedup keys, the case-room notice a Matrix transaction id. So a
+request that died half-way, or a Synapse that was down, is simply finished by
+running :meth:`Forwarder.forward` again (the bot's retry loop does).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from mautrix.errors import MatrixError
+from mautrix.types import (
+    EventType,
+    MessageType,
+    RoomID,
+    TextMessageEventContent,
+    UserID,
+)
+
+from bots.mail import (
+    Contact,
+    OfflineMessage,
+    Outbox,
+    confirmation_to_citizen,
+    offline_message_to_department,
+)
+from bridge.clock import as_utc, utcnow
+from bridge.db.models import Case
+
+from .models import OfflineRecord
+from .store import MESSAGE_CLIENT_ID, RECEIVED_CLIENT_ID, OfflineStore
+
+if TYPE_CHECKING:
+    from bots.base import BotContext
+    from bots.routing.model import Department
+
+log = logging.getLogger("buergerchat.offline")
+MATRIX_ERRORS = (MatrixError, OSError, TimeoutError)
+
+
+class NotYetForwarded(Exception):
+    """A Matrix step failed; the retry loop tries again."""
+
+
+def received_text(record: OfflineRecord, case: Case, department: str) -> str:
+    """The ``offline_received`` system event, in the citizen's language."""
+    if record.language == "en":
+        if record.email and record.phone:
+            how = f"by e-mail to {record.email} (or by phone on {record.phone})"
+        elif record.email:
+            how = f"by e-mail to {record.email}"
+        else:
+            how = f"by phone on {record.phone}"
+        return (
+            f"Your message has been received under {case.reference}. {department} "
+            f"will answer during office hours, {how}."
+        )
+    if record.email and record.phone:
+        how = f"per E-Mail an {record.email} (oder telefonisch unter {record.phone})"
+    elif record.email:
+        how = f"per E-Mail an {record.email}"
+    else:
+        how = f"telefonisch unter {record.phone}"
+    return (
+        f"Ihre Nachricht ist unter {case.reference} eingegangen. {department} "
+        f"antwortet während der Sprechzeiten {how}."
+    )
+
+
+def contact_line(record: OfflineRecord) -> str:
+    parts = [record.name]
+    if record.email:
+        parts.append(f"E-Mail {record.email}")
+    if record.phone:
+        parts.append(f"Telefon {record.phone}")
+    return "Kontakt: " + " · ".join(parts)
+
+
+def staff_hint(record: OfflineRecord) -> str:
+    """What staff should do, posted in the case room and the team notice."""
+    if record.email:
+        return (
+            "Antworten Sie einfach hier im Raum: "
+            f"{record.name} erhält eine E-Mail mit einem persönlichen Link zu diesem "
+            "Gespräch und liest Ihre Antwort dort (die Antwort selbst steht nicht in "
+            "der E-Mail)."
+        )
+    return (
+        f"Keine E-Mail-Adresse angegeben. Bitte rufen Sie {record.name} unter "
+        f"{record.phone} an."
+    )
+
+
+class Forwarder:
+    def __init__(
+        self, ctx: BotContext, outbox: Outbox, records: OfflineStore
+    ) -> None:
+        self.ctx = ctx
+        self.outbox = outbox
+        self.records = records
+
+    def _department(self, case: Case) -> Department | None:
+        return self.ctx.config.department(case.department)
+
+    async def forward(self, record: OfflineRecord, case: Case) -> bool:
+        """Run every step that is not done yet; True once all are done. The
+        database steps (timeline, mails) raise on failure; the Matrix steps are
+        left to the retry loop."""
+        if case.closed_at is not None:
+            # Closed by staff before we got here: nothing left to tell anyone.
+            await self.records.update(record.id, forwarded_at=utcnow())
+            return True
+        await self.record(record, case)
+        try:
+            await self.notify_matrix(record, case)
+        except NotYetForwarded as e:
+            log.warning("offline message %s: %s; retrying", case.reference, e)
+            return False
+        await self.records.update(record.id, forwarded_at=utcnow())
+        return True
+
+    # --- the database steps -------------------------------------------------
+
+    async def record(self, record: OfflineRecord, case: Case) -> None:
+        """Timeline and outbox: after this the message cannot be lost any more."""
+        cases, store = self.ctx.cases, self.ctx.store
+        if case.state != "offline" or case.citizen_name != record.name:
+            # A queued chat turned into a message: no longer waiting for a person.
+            await store.update_case(
+                case.case_id, state="offline", citizen_name=record.name
+            )
+            case.state, case.citizen_name = "offline", record.name
+        await cases.post_citizen_message(
+            case, MESSAGE_CLIENT_ID.format(id=record.id), record.description
+        )
+        department = self._department(case)
+        department_name = department.name if department else case.department
+        _, created = await store.add_event(
+            case.case_id,
+            type="system",
+            sender="system",
+            body=received_text(record, case, department_name),
+            client_id=RECEIVED_CLIENT_ID.format(id=record.id),
+            extra={
+                "kind": "offline_received",
+                "reference": case.reference,
+                "reply_by": "email" if record.email else "phone",
+            },
+        )
+        if created:
+            cases.notifier.notify(case.case_id)
+        await self.enqueue_mails(record, case, department)
+
+    async def enqueue_mails(
+        self, record: OfflineRecord, case: Case, department: Department | None
+    ) -> None:
+        settings = self.ctx.config.mail
+        message = OfflineMessage(
+            reference=case.reference,
+            department_name=department.name if department else case.department,
+            topic=record.topic or "ohne Thema",
+            concern=record.description,
+            contact=Contact(name=record.name, email=record.email, phone=record.phone),
+            received_at=as_utc(record.created_at),
+        )
+        inbox = department.inbox if department else None
+        if inbox:
+            await self.outbox.enqueue(
+                offline_message_to_department(
+                    message, sender=settings.sender, inbox=inbox
+                ),
+                dedup_key=f"offline-department:{case.case_id}",
+                case_id=case.case_id,
+            )
+        else:
+            log.warning(
+                "department %s has no inbox: offline message %s is announced in "
+                "Matrix only",
+                case.department,
+                case.reference,
+            )
+        if record.email:
+            await self.outbox.enqueue(
+                confirmation_to_citizen(
+                    message, sender=settings.sender, reply_to=inbox
+                ),
+                dedup_key=f"offline-confirmation:{case.case_id}",
+                case_id=case.case_id,
+            )
+
+    # --- the Matrix steps ---------------------------------------------------
+
+    async def notify_matrix(self, record: OfflineRecord, case: Case) -> None:
+        try:
+            room_id = case.room_id or await self.ctx.cases.ensure_room(case)
+            if record.converted:
+                await self.invite_staff(case, room_id)
+            content = TextMessageEventContent(
+                msgtype=MessageType.NOTICE,
+                body=(
+                    "Nachricht außerhalb der Sprechzeiten"
+                    + (f" ({record.topic})" if record.topic else "")
+                    + f". {contact_line(record)}.\n{staff_hint(record)}"
+                ),
+            )
+            # Synapse deduplicates by transaction id: a retry posts it once.
+            await self.ctx.appservice.intent.send_message_event(
+                RoomID(room_id),
+                EventType.ROOM_MESSAGE,
+                content,
+                txn_id=f"bc-offline-{record.id}",
+            )
+        except MATRIX_ERRORS as e:
+            raise NotYetForwarded(f"case room not reachable: {e}") from e
+        department = self._department(case)
+        announced = await self.ctx.team.announce_case(
+            case,
+            first_message=record.description,
+            extra=f"{contact_line(record)}. {staff_hint(record)}",
+        )
+        if not announced and department is not None and department.team_room:
+            raise NotYetForwarded("team room not reachable")
+
+    async def invite_staff(self, case: Case, room_id: str) -> None:
+        """A converted queued chat: the whole department may answer it later."""
+        department = self._department(case)
+        if department is None:
+            return
+        bot = self.ctx.appservice.intent
+        power = await bot.get_power_levels(RoomID(room_id))
+        staff = [UserID(s.mxid) for s in department.staff]
+        missing = [mxid for mxid in staff if power.users.get(mxid, 0) < 50]
+        if missing:
+            for mxid in missing:
+                power.users[mxid] = 50
+            await bot.set_power_levels(RoomID(room_id), power)
+        for mxid in staff:
+            try:
+                await bot.invite_user(RoomID(room_id), mxid)
+            except MatrixError as e:  # typically: already in the room
+                log.debug("not invited %s to %s: %s", mxid, room_id, e)

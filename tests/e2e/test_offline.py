@@ -1,0 +1,585 @@
+"""Offline messages end to end: the real product on a Saturday (every department
+closed), a real SMTP server (aiosmtpd) on loopback, staff in a real Matrix client.
+
+Mails are counted where they arrive: at the SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+import yaml
+from aiosmtpd.controller import Controller
+from nio import AsyncClient
+
+from bridge.tokens import token_hash
+from tests.unit.mail.smtp_server import Received, Recorder
+
+from .conftest import ANNA, staff_client
+from .stack import Stack, free_port, make_stack
+from .test_live_chat import api, join_case_room, wait_for_event, wait_for_message
+from .test_video import bot_notice
+
+pytestmark = pytest.mark.e2e
+
+SATURDAY = "2026-11-21T10:00:00+01:00"
+REFUSED = "abgewiesen@example.org"
+
+
+class Smtp:
+    """A recording aiosmtpd in its own thread, stoppable and startable again on
+    the same port (stopped, connections are refused as with a crashed server)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.recorder = Recorder(refuse={REFUSED})
+        self._controller: Controller | None = None
+
+    def start(self) -> None:
+        assert self._controller is None
+        self._controller = Controller(
+            self.recorder, hostname="127.0.0.1", port=self.port
+        )
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def received(self) -> list[Received]:
+        return list(self.recorder.received)
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[Smtp]:
+    server = Smtp(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def offline_stack(
+    tmp_path_factory: pytest.TempPathFactory, smtp: Smtp
+) -> Iterator[Stack]:
+    """The product on a Saturday morning, mailing through ``smtp``; retries start
+    after one second so an outage test does not wait long."""
+    s = make_stack(
+        tmp_path_factory.mktemp("offline"),
+        mail={
+            "backend": "smtp",
+            "from": {
+                "address": "buergerchat@musterstadt.example",
+                "name": "Bürgerchat Musterstadt",
+            },
+            "smtp": {
+                "host": "127.0.0.1",
+                "port": smtp.port,
+                "security": "none",
+                "timeout_seconds": 5,
+            },
+            "backoff_seconds": 1,
+            "max_attempts": 50,
+        },
+    )
+    s.extra_env = {"BUERGERCHAT_NOW": SATURDAY}
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+# --- helpers -----------------------------------------------------------------
+
+
+def form(**extra: Any) -> dict[str, Any]:
+    return {
+        "client_id": str(uuid.uuid4()),
+        "topic": "personalausweis",
+        "description": "Mein Personalausweis ist abgelaufen.\nWas muss ich tun?",
+        "name": "Eva Muster",
+        "email": "eva@example.org",
+        "phone": "0621 123-456",
+        "consent": True,
+        "language": "de",
+        **extra,
+    }
+
+
+async def submit(stack: Stack, body: dict[str, Any], token: str | None = None) -> Any:
+    return await api(stack, "POST", "/api/v1/offline-messages", json=body, token=token)
+
+
+def body_of(message: EmailMessage) -> str:
+    """The decoded text, with the line ends of the citizen's input."""
+    return str(message.get_content()).replace("\r\n", "\n")
+
+
+def of_case(smtp: Smtp, reference: str) -> list[EmailMessage]:
+    return [
+        r.message
+        for r in smtp.received
+        if r.message["X-Buergerchat-Reference"] == reference
+    ]
+
+
+async def wait_mails(
+    smtp: Smtp, reference: str, count: int, where: Callable[[EmailMessage], bool]
+) -> list[EmailMessage]:
+    for _ in range(300):
+        found = [m for m in of_case(smtp, reference) if where(m)]
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.2)
+    raise AssertionError(
+        f"{count} mail(s) for {reference} never arrived; got "
+        f"{[str(m['Subject']) for m in of_case(smtp, reference)]}"
+    )
+
+
+def to(address: str) -> Callable[[EmailMessage], bool]:
+    return lambda m: address in str(m["To"])
+
+
+def subject_has(text: str) -> Callable[[EmailMessage], bool]:
+    return lambda m: text in str(m["Subject"])
+
+
+def query(stack: Stack, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    connection = sqlite3.connect(stack.data_dir / "bridge.db", timeout=30)
+    try:
+        with connection:
+            return connection.execute(sql, params).fetchall()
+    finally:
+        connection.close()
+
+
+async def room_texts(stack: Stack, alias: str) -> list[str]:
+    """Bodies in a bot-only room (team or admin room), read as the bot."""
+    secrets = yaml.safe_load((stack.data_dir / "secrets.yaml").read_text())
+    headers = {"Authorization": f"Bearer {secrets['as_token']}"}
+    base = stack.homeserver_url + "/_matrix/client/v3"
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.get(f"{base}/directory/room/{quote(alias)}") as r:
+            room_id = (await r.json())["room_id"]
+        async with session.get(
+            f"{base}/rooms/{quote(room_id)}/messages?dir=b&limit=200"
+        ) as r:
+            events = (await r.json())["chunk"]
+    return [
+        e["content"].get("body", "") for e in events if e["type"] == "m.room.message"
+    ]
+
+
+async def history_notice(
+    stack: Stack, client: AsyncClient, room_id: str, *needles: str
+) -> str:
+    """A bot message in a room's history (also what came before the join)."""
+    headers = {"Authorization": f"Bearer {client.access_token}"}
+    url = (
+        f"{stack.homeserver_url}/_matrix/client/v3/rooms/{quote(room_id)}"
+        "/messages?dir=b&limit=100"
+    )
+    for _ in range(150):
+        async with aiohttp.ClientSession(headers=headers) as session:
+            async with session.get(url) as r:
+                chunk = (await r.json())["chunk"]
+        for e in chunk:
+            body = e.get("content", {}).get("body", "")
+            if e["sender"].startswith("@buergerchat") and all(
+                n in body for n in needles
+            ):
+                return str(body)
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no bot message with {needles} in {room_id}")
+
+
+async def wait_room_text(stack: Stack, alias: str, *needles: str) -> str:
+    for _ in range(150):
+        for body in await room_texts(stack, alias):
+            if all(n in body for n in needles):
+                return body
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no message with {needles} in {alias}")
+
+
+async def events(stack: Stack, case: dict[str, Any]) -> list[dict[str, Any]]:
+    status, body = await api(
+        stack, "GET", f"/api/v1/cases/{case['case_id']}/events", token=case["token"]
+    )
+    assert status == 200, body
+    return list(body["events"])
+
+
+# --- the form and forwarding ---------------------------------------------------
+
+
+async def test_offline_message_is_forwarded_by_mail_and_in_matrix(
+    offline_stack: Stack, smtp: Smtp
+) -> None:
+    """A message left on a Saturday becomes an offline case: the description is
+    the citizen's first message with an offline_received event; the department's
+    inbox gets a mail with reference and topic in the subject, concern and contact
+    in the body and Reply-To the citizen; the citizen gets a confirmation; staff
+    see notices in the team room and the case room."""
+    status, case = await submit(offline_stack, form())
+    assert status == 201, case
+    assert case["state"] == "offline" and case["reference"].startswith("BC-")
+    reference = case["reference"]
+
+    timeline = await events(offline_stack, case)
+    first = next(e for e in timeline if e["type"] == "message")
+    assert first["sender"] == "citizen"
+    assert first["body"] == "Mein Personalausweis ist abgelaufen.\nWas muss ich tun?"
+    received = next(e for e in timeline if e.get("kind") == "offline_received")
+    assert reference in received["body"] and "eva@example.org" in received["body"]
+
+    [office] = await wait_mails(
+        smtp, reference, 1, to("buergerbuero@musterstadt.example")
+    )
+    assert reference in office["Subject"]
+    assert "Personalausweis und Reisepass" in office["Subject"]
+    assert office["Reply-To"].addresses[0].addr_spec == "eva@example.org"
+    assert "buergerchat@musterstadt.example" in str(office["From"])
+    text = body_of(office)
+    assert "Mein Personalausweis ist abgelaufen.\nWas muss ich tun?" in text
+    assert "Eva Muster" in text and "0621 123-456" in text
+    assert "eva@example.org" in text
+
+    [confirmation] = await wait_mails(smtp, reference, 1, to("eva@example.org"))
+    assert reference in confirmation["Subject"]
+    assert reference in body_of(confirmation)
+    assert "Mein Personalausweis" not in body_of(confirmation)
+    assert "buergerbuero@musterstadt.example" in str(confirmation["Reply-To"])
+
+    notice = await wait_room_text(
+        offline_stack, "#team-buergerbuero:buergerchat.localhost", reference
+    )
+    assert "außerhalb der sprechzeiten" in notice.lower()
+    assert "eva@example.org" in notice and "Antworten Sie einfach hier" in notice
+
+
+async def test_phone_only_tells_staff_to_call(offline_stack: Stack, smtp: Smtp) -> None:
+    """Without an e-mail address nobody gets a confirmation, the department still
+    gets the message, and staff read in the case room whom to call."""
+    status, case = await submit(
+        offline_stack, form(email=None, phone="+49 621 987654", topic="bauantrag")
+    )
+    assert status == 201, case
+    reference = case["reference"]
+    [office] = await wait_mails(smtp, reference, 1, to("bauen@musterstadt.example"))
+    assert office["Reply-To"] is None
+    assert "+49 621 987654" in body_of(office)
+    client = await staff_client(offline_stack, "@bernd.keller:buergerchat.localhost")
+    try:
+        room_id = await join_case_room(client, reference)
+        body = await history_notice(offline_stack, client, room_id, "Bitte rufen Sie")
+        assert "Eva Muster" in body and "+49 621 987654" in body
+    finally:
+        await client.close()
+    assert len(of_case(smtp, reference)) == 1
+
+
+async def test_same_client_id_gives_the_same_case(
+    offline_stack: Stack, smtp: Smtp
+) -> None:
+    """The same submission again answers 200 with the same case; three at once
+    make one case; the department is mailed once; reusing the client id for other
+    content is refused."""
+    body = form()
+    status, first = await submit(offline_stack, body)
+    assert status == 201
+    status, again = await submit(offline_stack, body)
+    assert status == 200
+    assert (again["case_id"], again["reference"]) == (
+        first["case_id"],
+        first["reference"],
+    )
+    assert again["state"] == "offline"
+    assert any(
+        e.get("kind") == "offline_received" for e in await events(offline_stack, again)
+    )
+
+    racing = form()
+    answers = await asyncio.gather(*(submit(offline_stack, racing) for _ in range(3)))
+    assert sorted(status for status, _ in answers) == [200, 200, 201]
+    assert len({a["case_id"] for _, a in answers}) == 1
+
+    status, error = await submit(
+        offline_stack, {**body, "description": "Etwas anderes"}
+    )
+    assert status == 409 and error["errcode"] == "BC_CLIENT_ID_REUSED"
+
+    for case in (first, answers[0][1]):
+        await wait_mails(smtp, case["reference"], 2, lambda m: True)
+        rows = query(
+            offline_stack,
+            "SELECT dedup_key FROM mail_outbox WHERE case_id = ?",
+            case["case_id"],
+        )
+        assert len(rows) == 2
+        assert (
+            len(
+                query(
+                    offline_stack,
+                    "SELECT 1 FROM cases WHERE reference = ?",
+                    case["reference"],
+                )
+            )
+            == 1
+        )
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"description": "  "}, "description", "Ihr Anliegen"),
+        ({"description": "x" * 4001}, "description", "4000"),
+        ({"name": None}, "name", "Name"),
+        ({"email": "eva@web"}, "email", "keine gültige E-Mail-Adresse"),
+        ({"email": None, "phone": None}, "email", "Telefonnummer"),
+        ({"phone": "bitte anrufen"}, "phone", "Telefonnummer"),
+        ({"consent": False}, "consent", "Datenschutz"),
+        ({"department": "zoo"}, "department", "buergerbuero"),
+        ({"client_id": None}, "client_id", "client_id"),
+        ({"language": "en", "description": ""}, "description", "Please fill in"),
+        ({"language": "en", "email": "nope"}, "email", "not a valid e-mail"),
+        ({"language": "fr"}, "language", "'de' or 'en'"),
+    ],
+)
+async def test_invalid_input_names_the_field(
+    offline_stack: Stack, change: dict[str, Any], field: str, words: str
+) -> None:
+    """Each wrong field is answered with 400, the field's name and a message in the
+    citizen's language; nothing is created."""
+    before = query(offline_stack, "SELECT count(*) FROM cases")[0][0]
+    status, error = await submit(offline_stack, form(**change))
+    assert status == 400, error
+    assert error["field"] == field and words in error["error"]
+    assert query(offline_stack, "SELECT count(*) FROM cases")[0][0] == before
+
+
+# --- the outbox -----------------------------------------------------------------
+
+
+async def test_smtp_outage_loses_nothing_and_sends_each_mail_once(
+    offline_stack: Stack, smtp: Smtp
+) -> None:
+    """With the SMTP server down, messages are still accepted; their mails wait
+    and are retried; once the server is back every mail arrives exactly once."""
+    smtp.stop()
+    try:
+        cases = []
+        for i in range(3):
+            status, case = await submit(
+                offline_stack, form(description=f"Nachricht {i} während der Störung")
+            )
+            assert status == 201
+            cases.append(case)
+        ids = tuple(c["case_id"] for c in cases)
+        marks = ",".join("?" * len(ids))
+        for _ in range(300):
+            rows = query(
+                offline_stack,
+                f"SELECT state, attempts, last_error FROM mail_outbox "
+                f"WHERE case_id IN ({marks})",
+                *ids,
+            )
+            if len(rows) == 6 and all(a >= 1 for _, a, _ in rows):
+                break
+            await asyncio.sleep(0.2)
+        assert len(rows) == 6 and all(a >= 1 for _, a, _ in rows), rows
+        assert all(state in ("queued", "sending") for state, _, _ in rows)
+        assert all(
+            error and "not reachable" in error for s, _, error in rows if s == "queued"
+        )
+        assert not any(of_case(smtp, c["reference"]) for c in cases)
+    finally:
+        smtp.start()
+    for case in cases:
+        mails = await wait_mails(smtp, case["reference"], 2, lambda m: True)
+        assert sorted(str(m["To"]).split("<")[-1] for m in mails) == [
+            "buergerbuero@musterstadt.example>",
+            "eva@example.org>",
+        ]
+    for _ in range(300):
+        states = query(
+            offline_stack,
+            f"SELECT state FROM mail_outbox WHERE case_id IN ({marks})",
+            *ids,
+        )
+        if all(s == "sent" for (s,) in states):
+            break
+        await asyncio.sleep(0.2)
+    assert [s for (s,) in states] == ["sent"] * 6
+    for case in cases:  # all sent: nothing is left that could arrive again
+        ids_seen = [m["Message-ID"] for m in of_case(smtp, case["reference"])]
+        assert len(ids_seen) == 2 == len(set(ids_seen))
+
+
+async def test_refused_mail_is_parked_and_admins_are_told(
+    offline_stack: Stack, smtp: Smtp
+) -> None:
+    """A 5xx answer parks the mail at once (no retries) and posts an alert in the
+    admin room; the department's mail of the same message is still delivered."""
+    status, case = await submit(offline_stack, form(email=REFUSED))
+    assert status == 201
+    reference = case["reference"]
+    await wait_mails(smtp, reference, 1, to("buergerbuero@musterstadt.example"))
+    alert = await wait_room_text(
+        offline_stack, "#buergerchat-admin:buergerchat.localhost", reference, REFUSED
+    )
+    assert "nicht zugestellt" in alert and "550" in alert
+    [(state, attempts)] = query(
+        offline_stack,
+        "SELECT state, attempts FROM mail_outbox WHERE case_id = ? AND recipients "
+        "LIKE ?",
+        case["case_id"],
+        f"%{REFUSED}%",
+    )
+    assert (state, attempts) == ("parked", 1)
+    assert not any(REFUSED in str(m["To"]) for m in of_case(smtp, reference))
+
+
+# --- answered later ---------------------------------------------------------------
+
+
+LINK = re.compile(r"#bc-resume=(c_[A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-]+)")
+
+
+async def test_staff_answer_mails_a_link_that_resumes_the_chat(
+    offline_stack: Stack, smtp: Smtp
+) -> None:
+    """Staff answer in the case room → one "there is an answer" mail with a
+    personal link (not one per staff line); the link's token gets a new chat
+    token, the answer is in the events, the citizen's reply reaches the room; the
+    next staff answer after that mails a new link."""
+    status, case = await submit(offline_stack, form())
+    assert status == 201
+    reference = case["reference"]
+    anna = await staff_client(offline_stack, ANNA)
+    try:
+        room_id = await join_case_room(anna, reference)
+        await history_notice(
+            offline_stack, anna, room_id, "Antworten Sie einfach hier im Raum"
+        )
+        for line in ("Guten Tag Frau Muster,", "Ihr neuer Ausweis ist beantragt."):
+            await anna.room_send(
+                room_id, "m.room.message", {"msgtype": "m.text", "body": line}
+            )
+        # The bot answers !help after it handled both lines (one ordered inbox).
+        await anna.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": "!help"}
+        )
+        await bot_notice(anna, room_id, "Befehle in diesem Raum")
+        [notice] = await wait_mails(
+            smtp, reference, 1, subject_has("Es gibt eine Antwort")
+        )
+        assert notice["To"].addresses[0].addr_spec == "eva@example.org"
+        text = body_of(notice)
+        assert "Ihr neuer Ausweis" not in text  # the answer itself stays in the chat
+        match = LINK.search(text)
+        assert match, text
+        assert (
+            text[: match.start()].rstrip().endswith(offline_stack.bridge_url + "/demo")
+        )
+        case_id, resume_token = match.groups()
+        assert case_id == case["case_id"]
+        answers = query(
+            offline_stack,
+            "SELECT count(*) FROM mail_outbox WHERE case_id = ? AND subject LIKE ?",
+            case_id,
+            "%Es gibt eine Antwort%",
+        )
+        assert answers == [(1,)]
+
+        status, resumed = await api(
+            offline_stack, "POST", f"/api/v1/cases/{case_id}/resume", token=resume_token
+        )
+        assert status == 200, resumed
+        assert resumed["case_id"] == case_id and resumed["reference"] == reference
+        assert resumed["token"] not in (resume_token, case["token"])
+        staff_line, _ = await wait_for_event(
+            offline_stack,
+            resumed,
+            lambda e: e.get("body") == "Ihr neuer Ausweis ist beantragt.",
+        )
+        assert staff_line["sender"] == "staff" and staff_line["type"] == "message"
+
+        status, sent = await api(
+            offline_stack,
+            "POST",
+            f"/api/v1/cases/{case_id}/messages",
+            token=resumed["token"],
+            json={"body": "Danke, wann kann ich ihn abholen?", "client_id": "r-1"},
+        )
+        assert status in (201, 202), sent
+        await wait_for_message(anna, room_id, "Danke, wann kann ich ihn abholen?")
+
+        await anna.room_send(
+            room_id,
+            "m.room.message",
+            {"msgtype": "m.text", "body": "Ab nächstem Mittwoch."},
+        )
+        mails = await wait_mails(
+            smtp, reference, 2, subject_has("Es gibt eine Antwort")
+        )
+        second = LINK.search(body_of(mails[1]))
+        assert second and second.group(2) != resume_token
+    finally:
+        await anna.close()
+
+
+async def test_expired_or_unknown_link_is_refused(
+    offline_stack: Stack, smtp: Smtp
+) -> None:
+    """A resume token past its expiry answers 401 BC_LINK_EXPIRED with a clear
+    text; an unknown token, or the chat token, answers 401 BC_UNKNOWN_TOKEN."""
+    status, case = await submit(offline_stack, form())
+    assert status == 201
+    anna = await staff_client(offline_stack, ANNA)
+    try:
+        room_id = await join_case_room(anna, case["reference"])
+        await anna.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": "Antwort."}
+        )
+        [notice] = await wait_mails(
+            smtp, case["reference"], 1, subject_has("Es gibt eine Antwort")
+        )
+    finally:
+        await anna.close()
+    match = LINK.search(body_of(notice))
+    assert match
+    resume_token = match.group(2)
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    changed = query(
+        offline_stack,
+        "UPDATE case_tokens SET expires_at = ? WHERE token_hash = ? "
+        "AND purpose = 'resume' RETURNING token_hash",
+        yesterday,
+        token_hash(resume_token),
+    )
+    assert len(changed) == 1
+    path = f"/api/v1/cases/{case['case_id']}/resume"
+    status, error = await api(offline_stack, "POST", path, token=resume_token)
+    assert status == 401 and error["errcode"] == "BC_LINK_EXPIRED"
+    assert "abgelaufen" in error["error"] and "neue Nachricht" in error["error"]
+    for wrong in ("not-a-token", case["token"]):
+        status, error = await api(offline_stack, "POST", path, token=wrong)
+        assert status == 401 and error["errcode"] == "BC_UNKNOWN_TOKEN"
+    status, error = await api(offline_stack, "POST", path)
+    assert status == 401 and error["errcode"] == "BC_MISSING_TOKEN"
