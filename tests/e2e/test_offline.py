@@ -95,6 +95,17 @@ def offline_stack(
             "max_attempts": 50,
         },
     )
+
+    def saturday_registry_office(data: dict[str, Any]) -> None:
+        # One department live on this Saturday, one case per person, presence not
+        # needed: a few chats fill it and the next one waits in the queue.
+        data["routing"]["use_presence"] = False
+        office = next(d for d in data["departments"] if d["id"] == "standesamt")
+        office["hours"]["sa"] = ["00:00-24:00"]
+        office["max_cases_per_staff"] = 1
+        office["fallback"] = None
+
+    s.edit_config("departments.yaml", saturday_registry_office)
     s.extra_env = {"BUERGERCHAT_NOW": SATURDAY}
     s.start()
     try:
@@ -583,3 +594,78 @@ async def test_expired_or_unknown_link_is_refused(
         assert status == 401 and error["errcode"] == "BC_UNKNOWN_TOKEN"
     status, error = await api(offline_stack, "POST", path)
     assert status == 401 and error["errcode"] == "BC_MISSING_TOKEN"
+
+
+# --- a queued chat becomes a message ------------------------------------------------
+
+
+async def test_queued_chat_becomes_an_offline_message(
+    offline_stack: Stack, smtp: Smtp
+) -> None:
+    """A citizen waiting in the queue leaves a message instead (case_id + chat
+    token): the same case turns offline, the message is its citizen message, the
+    department is mailed and all its staff are invited; another case's token, no
+    token, or a case that is not queued are refused."""
+    opened = []
+    for _ in range(6):
+        status, case = await api(
+            offline_stack,
+            "POST",
+            "/api/v1/cases",
+            json={"department": "standesamt", "consent": True, "name": "Eva"},
+        )
+        assert status == 201, case
+        opened.append(case)
+        if case["state"] == "queued":
+            break
+    queued = opened[-1]
+    assert queued["state"] == "queued", opened
+    live = opened[0]
+    assert live["state"] == "live"
+
+    body = form(
+        case_id=queued["case_id"],
+        department=None,
+        topic=None,
+        description="Ich warte zu lange; bitte rufen Sie mich zurück.",
+    )
+    status, error = await submit(offline_stack, body)
+    assert status == 401 and error["errcode"] == "BC_MISSING_TOKEN"
+    status, error = await submit(offline_stack, body, token=live["token"])
+    assert status == 403, error
+    status, error = await submit(
+        offline_stack, form(case_id=live["case_id"]), token=live["token"]
+    )
+    assert status == 409 and error["errcode"] == "BC_NOT_QUEUED"
+
+    status, converted = await submit(offline_stack, body, token=queued["token"])
+    assert status == 201, converted
+    assert converted["case_id"] == queued["case_id"]
+    assert converted["reference"] == queued["reference"]
+    assert converted["state"] == "offline"
+    status, again = await submit(offline_stack, body, token=queued["token"])
+    assert status == 200 and again["case_id"] == queued["case_id"]
+
+    timeline = await events(offline_stack, converted)
+    assert any(
+        e["type"] == "message"
+        and e["sender"] == "citizen"
+        and e["body"] == "Ich warte zu lange; bitte rufen Sie mich zurück."
+        for e in timeline
+    )
+    assert any(e.get("kind") == "offline_received" for e in timeline)
+    [office] = await wait_mails(
+        smtp, queued["reference"], 1, to("standesamt@musterstadt.example")
+    )
+    assert "Ich warte zu lange" in body_of(office)
+
+    for mxid in (
+        "@clara.wagner:buergerchat.localhost",
+        "@dieter.braun:buergerchat.localhost",
+    ):
+        client = await staff_client(offline_stack, mxid)
+        try:
+            room_id = await join_case_room(client, queued["reference"])
+            await history_notice(offline_stack, client, room_id, "eva@example.org")
+        finally:
+            await client.close()
