@@ -23,7 +23,7 @@ from playwright.async_api import Browser, Page, expect
 from bridge.tokens import token_hash
 
 from . import test_widget
-from .conftest import ANNA, staff_client
+from .conftest import ANNA, BERND, staff_client
 from .stack import Stack, make_stack, shared_rules
 from .test_attachments import png
 from .test_live_chat import api
@@ -316,11 +316,11 @@ async def test_resume_link_opens_the_conversation_and_an_expired_one_says_so(
         },
     )
     assert status == 201, case
-    anna = await staff_client(town, ANNA)
+    bernd = await staff_client(town, BERND)  # Bauen und Wohnen
     try:
-        room_id = await join_case_room(anna, case["reference"])
+        room_id = await join_case_room(bernd, case["reference"])
         answer = "Ihr Antrag ist nächste Woche dran."
-        await anna.room_send(
+        await bernd.room_send(
             room_id, "m.room.message", {"msgtype": "m.text", "body": answer}
         )
         link = await resume_link(town, case["reference"], 1)
@@ -341,16 +341,16 @@ async def test_resume_link_opens_the_conversation_and_an_expired_one_says_so(
             assert saved["case_id"] == case["case_id"]
             reply = "Danke, dann warte ich."
             await send(tab, reply)
-            await wait_for_text(anna, room_id, reply)
+            await wait_for_text(bernd, room_id, reply)
         finally:
             await context.close()
 
-        await anna.room_send(
+        await bernd.room_send(
             room_id, "m.room.message", {"msgtype": "m.text", "body": "Noch etwas."}
         )
         second = await resume_link(town, case["reference"], 2)
     finally:
-        await anna.close()
+        await bernd.close()
     yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
     token = LINK.search(second).group(2)  # type: ignore[union-attr]
     changed = query(
@@ -415,7 +415,7 @@ async def test_queue_closing_at_the_end_of_hours_turns_the_chat_into_a_message(
         timeout=20_000
     )
     await expect(
-        page.get_by_text(re.compile("telefonisch unter 07205 98765"))
+        page.get_by_text("Wir melden uns telefonisch unter 07205 98765.")
     ).to_be_visible()
     saved = await stored(page, closing)
     assert saved["reference"] == reference and "offline" not in saved
