@@ -1,13 +1,22 @@
-"""How fast attachments get a verdict: our clamd client against ``clamdscan --stream``.
+"""Attachment verdicts through the bridge, against ``clamdscan --stream``.
 
-Starts its own clamd (our runner, test signatures, temp folder), then scans random
-files of 100 kB, 1 MB and 10 MB one after another and prints throughput (MB/s) and
-verdict latency (p50/p95). Every round uses different bytes, so clamd's cache of
-clean files never answers for it.
+Starts one product stack (``buergerchat run``: Synapse with our media module, bridge,
+scanner bot with its embedded clamd) in a temporary folder, opens a case and, one
+file at a time, measures for 100 kB, 1 MB and 10 MB files:
+
+* **clamdscan --stream**: ClamAV's own client, streaming the file to the stack's
+  clamd (its unix socket) — the baseline;
+* **ClamdClient unix**: our INSTREAM client alone, to the same clamd;
+* **bridge HTTP API**: the citizen's ``POST /api/v1/cases/{id}/attachments``
+  (multipart) until its ``201 delivered`` answer: allow-list, file held on disk
+  (fsync), SHA-256, clamd scan, upload to Synapse (whose module asks the same clamd
+  again) and the ``m.file`` event in the case room.
+
+Files are PDF-shaped (so the allow-list takes them) with random bodies; every file is
+new to clamd, since it caches verdicts on clean files by hash. Prints throughput
+(MB/s), verdict latency p50/p95 and the speed ratio to clamdscan.
 
 Run from the repository root: ``.venv/bin/python -m bench.scan_bench [--rounds N]``.
-:func:`measure` takes any async scan callable, so a later variant can time the whole
-path through the bridge's HTTP API the same way.
 """
 
 from __future__ import annotations
@@ -15,20 +24,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from bots.scanner.clamd_runner import ClamdProcess
+import aiohttp
+
+from bots.scanner.clamd_client import ClamdClient
 from bots.scanner.verdict import Clean
+from tests.e2e.stack import Stack, make_stack
 
 T = TypeVar("T")
 SIZES = (100_000, 1_000_000, 10_000_000)
-MAX_UPLOAD = 12 * 1024 * 1024
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=120)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +84,21 @@ async def measure(
     return Measurement(label, size, tuple(latencies))
 
 
+def pdf_like(size: int) -> bytes:
+    """``size`` bytes the allow-list takes for a PDF, with a random body."""
+    head, tail = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", b"\n%%EOF\n"
+    return head + os.urandom(size - len(head) - len(tail)) + tail
+
+
 def payloads(size: int, count: int) -> list[bytes]:
-    """``count`` different random files of ``size`` bytes (no cache hits)."""
-    return [os.urandom(size) for _ in range(count)]
+    """``count`` different files of ``size`` bytes (no cache hits)."""
+    return [pdf_like(size) for _ in range(count)]
 
 
-def clamdscan_config(clamd: ClamdProcess, folder: Path) -> Path:
-    """A clamd.conf for clamdscan that reaches our clamd over TCP only."""
+def clamdscan_config(socket: Path, folder: Path) -> Path:
+    """A clamd.conf for clamdscan that reaches the stack's clamd socket."""
     path = folder / "clamdscan.conf"
-    path.write_text(f"TCPSocket {clamd.port}\nTCPAddr 127.0.0.1\n", "ascii")
+    path.write_text(f"LocalSocket {socket}\n", "ascii")
     return path
 
 
@@ -104,11 +123,8 @@ def clamdscan_scanner(config: Path) -> Callable[[Path], Awaitable[object]]:
     return scan
 
 
-def client_scanner(
-    clamd: ClamdProcess, transport: str
-) -> Callable[[bytes], Awaitable[object]]:
+def client_scanner(client: ClamdClient) -> Callable[[bytes], Awaitable[object]]:
     """An async scan callable through our client; insists on a Clean verdict."""
-    client = clamd.client(transport=transport)
 
     async def scan(data: bytes) -> object:
         verdict = await client.scan(data)
@@ -117,6 +133,39 @@ def client_scanner(
         return verdict
 
     return scan
+
+
+def bridge_uploader(
+    session: aiohttp.ClientSession, stack: Stack, case: dict[str, Any]
+) -> Callable[[bytes], Awaitable[object]]:
+    """An async callable that sends a file as the widget does and insists on
+    ``201 delivered`` (scanned clean and posted in the case room)."""
+    url = f"{stack.bridge_url}/api/v1/cases/{case['case_id']}/attachments"
+    headers = {"Authorization": f"Bearer {case['token']}"}
+
+    async def send(data: bytes) -> object:
+        form = aiohttp.FormData()
+        form.add_field(
+            "file", data, filename="Antrag.pdf", content_type="application/pdf"
+        )
+        async with session.post(url, data=form, headers=headers) as response:
+            body = await response.json()
+        if response.status != 201 or body.get("state") != "delivered":
+            raise RuntimeError(f"bridge answered {response.status}: {body}")
+        return body
+
+    return send
+
+
+async def open_case(session: aiohttp.ClientSession, stack: Stack) -> dict[str, Any]:
+    async with session.post(
+        f"{stack.bridge_url}/api/v1/cases",
+        json={"department": "buergerbuero", "consent": True, "name": "Bench"},
+    ) as response:
+        body: dict[str, Any] = await response.json()
+        if response.status != 201:
+            raise RuntimeError(f"could not open a case: {response.status} {body}")
+        return body
 
 
 def report(rows: list[tuple[Measurement, Measurement | None]]) -> str:
@@ -135,33 +184,31 @@ def report(rows: list[tuple[Measurement, Measurement | None]]) -> str:
     return "\n".join(lines)
 
 
-async def run(rounds: int, sizes: Sequence[int]) -> str:
-    """Start clamd, measure every size on every path, stop clamd; return the table."""
-    with tempfile.TemporaryDirectory(prefix="scan-bench-") as tmp:
-        folder = Path(tmp)
-        async with ClamdProcess(folder / "clamd", max_upload_size=MAX_UPLOAD) as clamd:
-            clamdscan = clamdscan_scanner(clamdscan_config(clamd, folder))
-            rows: list[tuple[Measurement, Measurement | None]] = []
-            for size in sizes:
-                count = max(3, rounds if size < 5_000_000 else rounds // 3)
+async def bench(stack: Stack, rounds: int, sizes: Sequence[int], folder: Path) -> str:
+    """Measure every size on every path against the running stack."""
+    socket = stack.data_dir / "clamd" / "clamd.sock"
+    clamdscan = clamdscan_scanner(clamdscan_config(socket, folder))
+    client = client_scanner(ClamdClient(unix_socket=socket, scan_timeout=120))
+    rows: list[tuple[Measurement, Measurement | None]] = []
+    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
+        bridge = bridge_uploader(session, stack, await open_case(session, stack))
+        for size in sizes:
+            count = max(3, rounds if size < 5_000_000 else rounds // 3)
+            files = []
+            for index, content in enumerate(payloads(size, count + 1)):
+                files.append(folder / f"{size}-{index}.pdf")
+                files[-1].write_bytes(content)
+            baseline = await measure("clamdscan --stream", clamdscan, files, size)
+            rows.append((baseline, None))
+            for label, scan in (
+                ("ClamdClient unix", client),
+                ("bridge HTTP API", bridge),
+            ):
+                # Same size and structure, new bytes: clamd's cache cannot answer.
                 data = payloads(size, count + 1)
-                files = []
-                for index, content in enumerate(data):
-                    files.append(folder / f"{size}-{index}.bin")
-                    files[-1].write_bytes(content)
-                baseline = await measure(
-                    "clamdscan --stream tcp", clamdscan, files, size
-                )
-                rows.append((baseline, None))
-                for transport in ("tcp", "unix"):
-                    # The same sizes and kind of bytes, but a new prefix per path,
-                    # so that clamd's cache of clean files cannot answer.
-                    data = [os.urandom(16) + content[16:] for content in data]
-                    label = f"ClamdClient {transport}"
-                    scan = client_scanner(clamd, transport)
-                    rows.append((await measure(label, scan, data, size), baseline))
-                for path in files:
-                    path.unlink()
+                rows.append((await measure(label, scan, data, size), baseline))
+            for path in files:
+                path.unlink()
     return report(rows)
 
 
@@ -172,7 +219,18 @@ def main() -> None:
         "--sizes", type=int, nargs="+", default=list(SIZES), help="file sizes in bytes"
     )
     args = parser.parse_args()
-    print(asyncio.run(run(args.rounds, args.sizes)))
+    if max(args.sizes) > 20 << 20:
+        parser.error("the stack accepts files up to 20 MB (max_upload_size_mb)")
+    base = Path(tempfile.mkdtemp(prefix="bc-scan-bench-"))
+    stack = make_stack(base)
+    try:
+        began = time.perf_counter()
+        stack.start()
+        print(f"Stack up in {time.perf_counter() - began:.1f} s.", flush=True)
+        print(asyncio.run(bench(stack, args.rounds, args.sizes, base)))
+    finally:
+        stack.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -295,3 +295,20 @@ async def test_staff_clean_file_downloadable_by_citizen(
         ) as r:
             assert r.status == 200
             assert await r.read() == data
+
+
+async def test_openapi_documents_the_attachment_routes(stack: Stack) -> None:
+    """The served OpenAPI document names both routes with every status the upload
+    answers in these tests, and the error schema's refs resolve."""
+    status, spec = await api(stack, "GET", "/api/v1/openapi.json")
+    assert status == 200
+    post = spec["paths"]["/api/v1/cases/{case_id}/attachments"]["post"]
+    form = post["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["file"] and "client_id" in form["properties"]
+    assert {"201", "202", "413", "415", "422"} <= set(post["responses"])
+    get = spec["paths"]["/api/v1/cases/{case_id}/attachments/{attachment_id}"]["get"]
+    assert "200" in get["responses"] and "404" in get["responses"]
+    schemas = spec["components"]["schemas"]
+    for ref in ("Attachment", "InfectedError", "Error"):
+        assert ref in schemas
+    assert "BC_INFECTED" in schemas["Error"]["properties"]["errcode"]["examples"]
