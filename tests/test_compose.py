@@ -73,8 +73,10 @@ def test_ports_and_hosts_match_the_config() -> None:
     """The ports compose exposes and the hosts in the production config agree."""
     config = yaml.safe_load((REPO / "deploy/config/buergerchat.yaml").read_text())
     hs_url = urlparse(config["homeserver"]["url"])
-    assert hs_url.hostname in SERVICES and str(hs_url.port) in SERVICES[
-        hs_url.hostname]["expose"]
+    assert (
+        hs_url.hostname in SERVICES
+        and str(hs_url.port) in SERVICES[hs_url.hostname]["expose"]
+    )
     assert config["homeserver"]["port"] == hs_url.port
     assert config["homeserver"]["bind_address"] == "0.0.0.0"
     assert config["homeserver"]["embedded"] is False
@@ -84,8 +86,10 @@ def test_ports_and_hosts_match_the_config() -> None:
     assert str(config["bridge"]["port"]) in SERVICES["bridge"]["expose"]
     for key in ("homeserver", "bridge"):
         db = urlparse(config[key]["database"])
-        assert db.hostname in SERVICES and db.username == (
-            SERVICES["postgres"]["environment"]["POSTGRES_USER"])
+        assert (
+            db.hostname in SERVICES
+            and db.username == (SERVICES["postgres"]["environment"]["POSTGRES_USER"])
+        )
     caddy = (REPO / "deploy/Caddyfile").read_text()
     for upstream in re.findall(r"reverse_proxy\s+(?:\S+\s+)?(\w[\w-]*):(\d+)", caddy):
         host, port = upstream
@@ -102,8 +106,10 @@ def test_element_points_at_the_production_homeserver() -> None:
     config = yaml.safe_load((REPO / "deploy/config/buergerchat.yaml").read_text())
     server = element["default_server_config"]["m.homeserver"]
     assert server["server_name"] == config["homeserver"]["server_name"]
-    assert element["default_theme"] == "custom-" + (
-        element["setting_defaults"]["custom_themes"][0]["name"])
+    assert (
+        element["default_theme"]
+        == "custom-" + (element["setting_defaults"]["custom_themes"][0]["name"])
+    )
 
 
 def _size(value: str) -> int:

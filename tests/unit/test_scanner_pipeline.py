@@ -88,7 +88,43 @@ def test_missing_scanner_section_gives_defaults(tmp_path: Path) -> None:
         give_up_after=timedelta(hours=24),
         allowed=DEFAULT_ALLOWED,
         max_size=20 << 20,
+        synapse_module=True,
+        admin_token_file=None,
     )
+
+
+def test_module_switch_and_admin_token_file_are_read(tmp_path: Path) -> None:
+    """synapse_module and admin_token_file are taken as written; a unix clamd
+    gives a socket client, and the Synapse module is told the same address."""
+    settings, problems, _ = settings_from(
+        tmp_path,
+        "scanner:\n"
+        '  clamd: "unix:/run/clamav/clamd.ctl"\n'
+        "  synapse_module: false\n"
+        '  admin_token_file: "secrets/admin_token"\n',
+    )
+    assert problems == []
+    assert settings.synapse_module is False
+    assert settings.admin_token_file == "secrets/admin_token"
+    assert settings.external_client().unix_socket == Path("/run/clamav/clamd.ctl")
+    assert settings.clamd_address(tmp_path) == "unix:/run/clamav/clamd.ctl"
+
+
+def test_embedded_clamd_address_is_its_socket_in_the_data_folder(
+    tmp_path: Path,
+) -> None:
+    settings, _, _ = settings_from(tmp_path, "other: 1\n")
+    assert settings.clamd_address(tmp_path) == f"unix:{tmp_path}/clamd/clamd.sock"
+
+
+def test_module_switch_must_be_a_boolean(tmp_path: Path) -> None:
+    """A non-boolean switch is named with file, line and key."""
+    settings, problems, file = settings_from(
+        tmp_path, "scanner:\n  synapse_module: maybe\n"
+    )
+    assert problems == [
+        f"{file}:2: scanner.synapse_module: must be true or false, not 'maybe'"
+    ]
 
 
 def test_valid_scanner_section_is_read(tmp_path: Path) -> None:
