@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from mautrix.errors import MatrixError
-from mautrix.types import EventType, RoomNameStateEventContent
+from mautrix.types import EventType, RoomNameStateEventContent, UserID
 
 from .base import BotContext
 from .commands import Command
@@ -96,11 +96,12 @@ class WorkflowBot:
             invite = tuple(s.mxid for s in target.staff)
         power = await bot.get_power_levels(room_id)
         for staff in target.staff:
-            power.users[staff.mxid] = max(power.users.get(staff.mxid, 0), 50)
+            user = UserID(staff.mxid)
+            power.users[user] = max(power.users.get(user, 0), 50)
         await bot.set_power_levels(room_id, power)
         for mxid in invite:
             try:
-                await bot.invite_user(room_id, mxid)
+                await bot.invite_user(room_id, UserID(mxid))
             except MatrixError as e:
                 log.info("could not invite %s to %s: %s", mxid, room_id, e)
         await bot.send_state_event(

@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 
 from mautrix.errors import MatrixError
-from mautrix.types import Membership, MessageType, TextMessageEventContent
+from mautrix.types import Membership, MessageType, RoomID, TextMessageEventContent
 
 from bots.base import BotContext
 from bridge.clock import as_utc, utcnow
@@ -102,7 +102,7 @@ class RoutingBot:
             try:
                 present = set(
                     await bot.get_room_members(
-                        room_id, (Membership.JOIN, Membership.INVITE)
+                        RoomID(room_id), (Membership.JOIN, Membership.INVITE)
                     )
                 )
             except (MatrixError, OSError, TimeoutError) as e:
@@ -139,7 +139,7 @@ class RoutingBot:
             if case.room_id:
                 try:
                     await self.ctx.appservice.intent.send_message(
-                        case.room_id,
+                        RoomID(case.room_id),
                         TextMessageEventContent(
                             msgtype=MessageType.NOTICE,
                             body=f"Der Fall wurde {note}.",

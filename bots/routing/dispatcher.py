@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from mautrix.errors import MatrixError, MForbidden
-from mautrix.types import UserID
+from mautrix.types import RoomID, UserID
 
 from bridge.clock import routing_now, utcnow
 
@@ -308,7 +308,7 @@ class Dispatcher:
     async def invite(self, room_id: str, mxids: Iterable[str]) -> None:
         for mxid in mxids:
             try:
-                await self.cases.az.intent.invite_user(room_id, UserID(mxid))
+                await self.cases.az.intent.invite_user(RoomID(room_id), UserID(mxid))
             except MatrixError as e:
                 log.info("could not invite %s to %s: %s", mxid, room_id, e)
 
