@@ -314,6 +314,7 @@ async def test_one_tag_on_another_site_in_english_with_keyboard(
     await page.keyboard.press("Enter")
     department = page.get_by_role("radio", name=re.compile("Bürgerbüro"))
     await expect(department).to_be_focused()
+    await expect(department).to_have_accessible_name(re.compile("Live now until 12:00"))
     await page.keyboard.press("Escape")
     await expect(page.get_by_role("dialog")).to_be_hidden()
     await expect(launcher).to_be_focused()
