@@ -29,7 +29,7 @@ from mautrix.types import (
 )
 
 if TYPE_CHECKING:
-    from mautrix.appservice import IntentAPI
+    from mautrix.appservice import AppService, IntentAPI
 
     from bridge.config import Config
     from bridge.db.models import Case
@@ -40,9 +40,9 @@ log = logging.getLogger("buergerchat.team")
 FIRST_MESSAGE_QUOTE = 300
 
 STATE_LABELS = {
-    "live": "neuer Live-Chat",
-    "queued": "neuer Fall in der Warteschlange",
-    "offline": "neue Nachricht außerhalb der Sprechzeiten",
+    "live": "Neuer Live-Chat",
+    "queued": "Neuer Fall in der Warteschlange",
+    "offline": "Neue Nachricht außerhalb der Sprechzeiten",
 }
 
 
@@ -51,11 +51,16 @@ def matrix_to(room_id: str, server_name: str) -> str:
 
 
 class TeamRooms:
-    def __init__(self, config: Config, intent: IntentAPI) -> None:
+    def __init__(self, config: Config, appservice: AppService) -> None:
         self.config = config
-        self.intent = intent
+        self.appservice = appservice
         self._resolved: dict[str, str] = {}
         self._lock = asyncio.Lock()
+
+    @property
+    def intent(self) -> IntentAPI:
+        """The bot's intent (mautrix makes it only when the appservice starts)."""
+        return self.appservice.intent
 
     # --- resolving and creating rooms ---------------------------------------
 
@@ -139,13 +144,13 @@ class TeamRooms:
         )
         if room_id is None:
             return False
-        label = STATE_LABELS.get(case.state, "neuer Fall")
+        label = STATE_LABELS.get(case.state, "Neuer Fall")
         known = self.config.routing.topic(case.topic) if case.topic else None
         topic = known.label if known else (case.topic or "ohne Thema")
         name = case.citizen_name or "Bürger*in"
-        lines = [f"{label.capitalize()}: {case.reference} · {topic} · {name}"]
+        lines = [f"{label}: {case.reference} · {topic} · {name}"]
         markup = [
-            f"<b>{html.escape(label.capitalize())}: {html.escape(case.reference)}</b>"
+            f"<b>{html.escape(label)}: {html.escape(case.reference)}</b>"
             f" · {html.escape(topic)} · {html.escape(name)}"
         ]
         if first_message:

@@ -60,8 +60,7 @@ class Bridge:
         )
         self.cases = CaseService(config, self.store, az)
         commands = CommandRouter(config, self.cases)
-        # mautrix creates the bot's intent only in start(): set it right after.
-        self.team = TeamRooms(config, None)  # type: ignore[arg-type]
+        self.team = TeamRooms(config, az)
         ctx = BotContext(config, self.store, self.cases, az, commands, self.team)
         self.bots = build_bots(ctx)
         az.app.add_routes(CitizenAPI(config, self.cases).routes())
@@ -77,7 +76,6 @@ class Bridge:
             ]
         )
         await az.start(config.bridge.host, config.bridge.port)
-        self.team.intent = az.intent
         await az.intent.ensure_registered()
         try:
             await az.intent.set_displayname(config.bridge.bot_displayname)

@@ -294,7 +294,9 @@ class CaseService:
         text = f"Der Chat {fresh.reference} wurde" + (f" von {who}" if who else "")
         text += " beendet." + (f" Hinweis: {note}" if note else "")
         await self.add_system_event(fresh.case_id, text, kind="closed", note=note)
-        await self.store.revoke_tokens(fresh.case_id, purpose="resume")
+        # Personal links from answer mails stay valid until they expire, so a
+        # citizen can still read an answer that staff sent just before closing
+        # (a closed case is read-only); staff revoke them with !revoke.
         if fresh.room_id:
             await self._clear_room(fresh)
         return True

@@ -22,6 +22,7 @@ from mautrix.types import Event, EventType, MessageEvent, MessageType
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bots.base import BotContext
+from bots.commands import Command
 from bots.mail import Outbox as MailOutbox
 from bots.mail import OutboxMail, answer_notice_to_citizen, make_backend
 from bridge.api.citizen import bearer, read_json
@@ -76,6 +77,12 @@ class OfflineBot:
         self.forwarder = Forwarder(ctx, self.outbox, self.records)
         self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
         self._retry_task: asyncio.Task[None] | None = None
+        ctx.commands.register(
+            "revoke",
+            self._revoke,
+            "!revoke",
+            "persönliche Links aus E-Mails zu diesem Fall ungültig machen",
+        )
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -98,6 +105,22 @@ class OfflineBot:
         await cancel(self._retry_task)
         self._retry_task = None
         await self.outbox.stop()
+
+    async def _revoke(self, command: Command) -> None:
+        """E.g. when an answer mail went to the wrong address: every personal link
+        of this case stops working at once; a new staff answer sends a new one."""
+        count = await self.ctx.store.revoke_tokens(
+            command.case.case_id, purpose="resume"
+        )
+        await self.ctx.commands.reply(
+            command.event.room_id,
+            f"{count} persönliche(r) Link(s) zu {command.case.reference} ungültig "
+            "gemacht. Eine neue Antwort im Raum schickt wieder einen neuen Link.",
+        )
+        record = await self.records.by_case(command.case.case_id)
+        if record is not None:
+            # The next staff answer mails a fresh link even if none was used yet.
+            await self.records.update(record.id, resumed_at=utcnow())
 
     async def _mail_parked(self, mail: OutboxMail, reason: str) -> None:
         to = ", ".join(mail.recipients)

@@ -172,14 +172,16 @@ class Store:
                 .values(expires_at=expires_at)
             )
 
-    async def revoke_tokens(self, case_id: str, purpose: str | None = None) -> None:
+    async def revoke_tokens(self, case_id: str, purpose: str | None = None) -> int:
+        """Revoke the case's live tokens (of one purpose); how many were revoked."""
         query = update(CaseToken).where(
             CaseToken.case_id == case_id, CaseToken.revoked_at.is_(None)
         )
         if purpose is not None:
             query = query.where(CaseToken.purpose == purpose)
         async with self.session.begin() as s:
-            await s.execute(query.values(revoked_at=utcnow()))
+            result = await s.execute(query.values(revoked_at=utcnow()))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     # --- the citizen timeline ---------------------------------------------
 

@@ -596,6 +596,72 @@ async def test_expired_or_unknown_link_is_refused(
     assert status == 401 and error["errcode"] == "BC_MISSING_TOKEN"
 
 
+async def test_link_outlives_the_close_until_staff_revoke_it(
+    offline_stack: Stack, smtp: Smtp
+) -> None:
+    """Staff answer and close at once: the mailed link still opens the (now
+    read-only) case with the answer; after !revoke it is refused."""
+    status, case = await submit(offline_stack, form())
+    assert status == 201
+    reference = case["reference"]
+    anna = await staff_client(offline_stack, ANNA)
+    try:
+        room_id = await join_case_room(anna, reference)
+        await anna.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": "Ist erledigt."}
+        )
+        [notice] = await wait_mails(
+            smtp, reference, 1, subject_has("Es gibt eine Antwort")
+        )
+        match = LINK.search(body_of(notice))
+        assert match
+        resume_token = match.group(2)
+        path = f"/api/v1/cases/{case['case_id']}/resume"
+        await anna.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": "!close"}
+        )
+        await wait_for_event(offline_stack, case, lambda e: e.get("kind") == "closed")
+        status, resumed = await api(offline_stack, "POST", path, token=resume_token)
+        assert status == 200, resumed
+        answer, _ = await wait_for_event(
+            offline_stack, resumed, lambda e: e.get("body") == "Ist erledigt."
+        )
+        assert answer["sender"] == "staff"
+        status, refused = await api(
+            offline_stack,
+            "POST",
+            f"/api/v1/cases/{case['case_id']}/messages",
+            token=resumed["token"],
+            json={"body": "Noch eine Frage", "client_id": "late-1"},
+        )
+        assert status == 409 and refused["errcode"] == "BC_CASE_CLOSED", refused
+    finally:
+        await anna.close()
+    # Staff left the closed case's room, so !revoke is tried on an open case.
+    status, case2 = await submit(offline_stack, form())
+    assert status == 201
+    anna = await staff_client(offline_stack, ANNA)
+    try:
+        room_id = await join_case_room(anna, case2["reference"])
+        await anna.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": "Antwort."}
+        )
+        [notice] = await wait_mails(
+            smtp, case2["reference"], 1, subject_has("Es gibt eine Antwort")
+        )
+        match = LINK.search(body_of(notice))
+        assert match
+        await anna.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": "!revoke"}
+        )
+        await bot_notice(anna, room_id, "ungültig gemacht")
+    finally:
+        await anna.close()
+    path = f"/api/v1/cases/{case2['case_id']}/resume"
+    status, error = await api(offline_stack, "POST", path, token=match.group(2))
+    assert status == 401 and error["errcode"] == "BC_UNKNOWN_TOKEN", error
+
+
 # --- a queued chat becomes a message ------------------------------------------------
 
 

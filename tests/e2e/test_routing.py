@@ -231,6 +231,7 @@ EXPECTED_COMMANDS = {
     "video",
     "audio",
     "transcript",
+    "revoke",
 }
 
 
@@ -282,6 +283,8 @@ async def test_help_lists_exactly_the_commands_and_each_works(
         assert "Clara Wagner" in notice and "Bitte Ausweis prüfen" in notice
     finally:
         await anna.close()
+    await say(clara, room_id, "!revoke")
+    await bot_notice(clara, room_id, "Link(s) zu " + case["reference"])
     await say(clara, room_id, "!close erledigt")
     closed, _ = await wait_for_event(line, case, kind("closed"))
     assert "erledigt" in closed["body"]
