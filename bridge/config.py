@@ -207,7 +207,14 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
     ci.finish()
 
     video = _load_video(section.section("video"), config_dir)
-    scanner = read_settings(section.section("scanner"), homeserver.max_upload_size_mb)
+    sc = section.section("scanner")
+    scanner = read_settings(sc, homeserver.max_upload_size_mb)
+    if not homeserver.embedded and not scanner.admin_token_file:
+        sc.error(
+            "required when homeserver.embedded is false: a file with a Synapse "
+            "admin's access token, so infected staff uploads can be quarantined",
+            "admin_token_file",
+        )
 
     mail = load_mail_settings(section.section("mail"), data_dir, config_dir)
     tr = section.section("transcripts")
