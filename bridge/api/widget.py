@@ -27,7 +27,8 @@ def widget_routes(config: Config) -> list[web.RouteDef]:
         if name not in {p.name for p in WIDGET_DIR.iterdir()} or name == "demo.html":
             raise web.HTTPNotFound()
         return web.FileResponse(
-            path, headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
+            path,
+            headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"},
         )
 
     async def root(request: web.Request) -> web.Response:
