@@ -137,6 +137,9 @@ class CitizenAPI:
             {
                 "town": self.config.town.name,
                 "privacy_url": self.config.citizen.privacy_url,
+                # The widget refuses a larger file before uploading it.
+                "max_upload_bytes": self.config.scanner.max_size,
+                "allowed_file_kinds": sorted(self.config.scanner.allowed),
                 "timezone": rules.timezone,
                 "now": _iso(now.astimezone(rules.zone)),
                 "departments": departments,

@@ -16,8 +16,13 @@ pytestmark = pytest.mark.e2e
 
 
 async def api(
-    stack: Stack, method: str, path: str, *, token: str | None = None,
-    json: Any = None, data: bytes | None = None,
+    stack: Stack,
+    method: str,
+    path: str,
+    *,
+    token: str | None = None,
+    json: Any = None,
+    data: bytes | None = None,
 ) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with aiohttp.ClientSession() as session:
@@ -29,9 +34,15 @@ async def api(
 
 async def open_case(stack: Stack, **extra: Any) -> dict[str, Any]:
     status, body = await api(
-        stack, "POST", "/api/v1/cases",
-        json={"department": "buergerbuero", "consent": True, "name": "Eva Muster",
-              **extra},
+        stack,
+        "POST",
+        "/api/v1/cases",
+        json={
+            "department": "buergerbuero",
+            "consent": True,
+            "name": "Eva Muster",
+            **extra,
+        },
     )
     assert status == 201, body
     return body
@@ -42,9 +53,7 @@ async def join_case_room(client: AsyncClient, reference: str) -> str:
     for _ in range(40):
         response = await client.sync(timeout=500)
         for room_id, room in response.rooms.invite.items():
-            names = [
-                e.name for e in room.invite_state if hasattr(e, "name") and e.name
-            ]
+            names = [e.name for e in room.invite_state if hasattr(e, "name") and e.name]
             if any(reference in n for n in names):
                 await client.join(room_id)
         for room_id, room in client.rooms.items():
@@ -53,7 +62,9 @@ async def join_case_room(client: AsyncClient, reference: str) -> str:
     raise AssertionError(f"no invite for {reference}")
 
 
-async def wait_for_message(client: AsyncClient, room_id: str, body: str) -> RoomMessageText:
+async def wait_for_message(
+    client: AsyncClient, room_id: str, body: str
+) -> RoomMessageText:
     for _ in range(40):
         response = await client.sync(timeout=500)
         room = response.rooms.join.get(room_id)
@@ -69,7 +80,9 @@ async def wait_for_event(
     seen: list[dict[str, Any]] = []
     for _ in range(20):
         status, body = await api(
-            stack, "GET", f"/api/v1/cases/{case['case_id']}/events?after={after}&timeout=5",
+            stack,
+            "GET",
+            f"/api/v1/cases/{case['case_id']}/events?after={after}&timeout=5",
             token=case["token"],
         )
         assert status == 200, body
@@ -94,9 +107,14 @@ async def test_status_lists_departments(stack: Stack) -> None:
     assert office["next_opening"].startswith("2026-11-19T14:00:00+01:00")
     assert "09:00-12:00" in office["hours"]["do"]
     assert office["topics"] and all("label" in t for t in office["topics"])
+    # The widget checks a file against these before uploading it.
+    assert body["max_upload_bytes"] == 20 * 1024 * 1024  # homeserver default 20 MB
+    assert {"png", "jpeg", "pdf", "docx"} <= set(body["allowed_file_kinds"])
 
 
-async def test_citizen_and_staff_chat_both_ways(stack: Stack, anna: AsyncClient) -> None:
+async def test_citizen_and_staff_chat_both_ways(
+    stack: Stack, anna: AsyncClient
+) -> None:
     """A citizen message reaches the staff client as the ghost user, in a room named
     after the case; the staff answer reaches the citizen's event stream."""
     case = await open_case(stack)
@@ -107,8 +125,11 @@ async def test_citizen_and_staff_chat_both_ways(stack: Stack, anna: AsyncClient)
     assert "Bürgerbüro" in (room.name or room.display_name)
 
     status, sent = await api(
-        stack, "POST", f"/api/v1/cases/{case['case_id']}/messages",
-        token=case["token"], json={"body": "Mein Ausweis läuft ab.", "client_id": "m-1"},
+        stack,
+        "POST",
+        f"/api/v1/cases/{case['case_id']}/messages",
+        token=case["token"],
+        json={"body": "Mein Ausweis läuft ab.", "client_id": "m-1"},
     )
     assert status == 201 and sent["event_id"].startswith("$")
     event = await wait_for_message(anna, room_id, "Mein Ausweis läuft ab.")
@@ -146,35 +167,57 @@ async def test_reload_with_cursor_misses_and_repeats_nothing(stack: Stack) -> No
     case = await open_case(stack)
     path = f"/api/v1/cases/{case['case_id']}/messages"
     for i in range(3):
-        await api(stack, "POST", path, token=case["token"],
-                  json={"body": f"Nachricht {i}", "client_id": f"r{i}"})
-    _, first = await api(stack, "GET", f"/api/v1/cases/{case['case_id']}/events?after=0",
-                         token=case["token"])
+        await api(
+            stack,
+            "POST",
+            path,
+            token=case["token"],
+            json={"body": f"Nachricht {i}", "client_id": f"r{i}"},
+        )
+    _, first = await api(
+        stack,
+        "GET",
+        f"/api/v1/cases/{case['case_id']}/events?after=0",
+        token=case["token"],
+    )
     all_events = first["events"]
     middle = all_events[1]["cursor"]
     _, rest = await api(
-        stack, "GET", f"/api/v1/cases/{case['case_id']}/events?after={middle}",
+        stack,
+        "GET",
+        f"/api/v1/cases/{case['case_id']}/events?after={middle}",
         token=case["token"],
     )
-    assert [e["cursor"] for e in rest["events"]] == [e["cursor"] for e in all_events[2:]]
+    assert [e["cursor"] for e in rest["events"]] == [
+        e["cursor"] for e in all_events[2:]
+    ]
     assert rest["next"] == all_events[-1]["cursor"]
 
 
 async def test_long_poll_returns_at_once_on_new_event(stack: Stack) -> None:
     """A waiting long-poll returns as soon as a message arrives, not at its timeout."""
     case = await open_case(stack)
-    _, now = await api(stack, "GET", f"/api/v1/cases/{case['case_id']}/events",
-                       token=case["token"])
+    _, now = await api(
+        stack, "GET", f"/api/v1/cases/{case['case_id']}/events", token=case["token"]
+    )
     loop = asyncio.get_running_loop()
     started = loop.time()
     poll = asyncio.create_task(
-        api(stack, "GET",
+        api(
+            stack,
+            "GET",
             f"/api/v1/cases/{case['case_id']}/events?after={now['next']}&timeout=25",
-            token=case["token"])
+            token=case["token"],
+        )
     )
     await asyncio.sleep(0.5)
-    await api(stack, "POST", f"/api/v1/cases/{case['case_id']}/messages",
-              token=case["token"], json={"body": "Hallo?", "client_id": "lp"})
+    await api(
+        stack,
+        "POST",
+        f"/api/v1/cases/{case['case_id']}/messages",
+        token=case["token"],
+        json={"body": "Hallo?", "client_id": "lp"},
+    )
     status, body = await poll
     assert status == 200 and [e["body"] for e in body["events"]] == ["Hallo?"]
     assert loop.time() - started < 20
@@ -187,13 +230,18 @@ async def test_long_poll_returns_at_once_on_new_event(stack: Stack) -> None:
         ({"department": "buergerbuero", "consent": "yes"}, 400, "BC_CONSENT_REQUIRED"),
         ({"department": "nope", "consent": True}, 400, "BC_INVALID_FIELD"),
         ({"consent": True}, 400, "BC_INVALID_FIELD"),
-        ({"department": "buergerbuero", "consent": True, "language": "fr"}, 400,
-         "BC_INVALID_FIELD"),
+        (
+            {"department": "buergerbuero", "consent": True, "language": "fr"},
+            400,
+            "BC_INVALID_FIELD",
+        ),
         ([1, 2], 400, "BC_NOT_JSON"),
     ],
 )
-async def test_bad_case_requests(stack: Stack, payload: Any, status: int, errcode: str) -> None:
-    """Opening a case with missing consent or bad fields is refused with a JSON error."""
+async def test_bad_case_requests(
+    stack: Stack, payload: Any, status: int, errcode: str
+) -> None:
+    """Opening a case without consent or with bad fields: refused with a JSON error."""
     got, body = await api(stack, "POST", "/api/v1/cases", json=payload)
     assert (got, body["errcode"]) == (status, errcode)
     assert body["error"]
@@ -208,8 +256,9 @@ async def test_token_errors(stack: Stack) -> None:
     assert (status, body["errcode"]) == (401, "BC_UNKNOWN_TOKEN")
     status, body = await api(stack, "GET", path, token=two["token"])
     assert (status, body["errcode"]) == (403, "BC_FORBIDDEN")
-    status, body = await api(stack, "GET", "/api/v1/cases/c_nothere/events",
-                             token=one["token"])
+    status, body = await api(
+        stack, "GET", "/api/v1/cases/c_nothere/events", token=one["token"]
+    )
     assert (status, body["errcode"]) == (404, "BC_NOT_FOUND")
 
 
@@ -217,16 +266,29 @@ async def test_junk_and_oversized_bodies(stack: Stack) -> None:
     """Malformed and oversized bodies get 400/413 JSON errors, never a stack trace."""
     case = await open_case(stack)
     path = f"/api/v1/cases/{case['case_id']}/messages"
-    status, body = await api(stack, "POST", path, token=case["token"], data=b"\xff{junk")
+    status, body = await api(
+        stack, "POST", path, token=case["token"], data=b"\xff{junk"
+    )
     assert (status, body["errcode"]) == (400, "BC_NOT_JSON")
-    status, body = await api(stack, "POST", path, token=case["token"],
-                             json={"body": "x" * 5000, "client_id": "long"})
+    status, body = await api(
+        stack,
+        "POST",
+        path,
+        token=case["token"],
+        json={"body": "x" * 5000, "client_id": "long"},
+    )
     assert (status, body["errcode"], body["field"]) == (400, "BC_INVALID_FIELD", "body")
-    status, body = await api(stack, "POST", path, token=case["token"],
-                             data=b'{"body": "' + b"x" * 200_000 + b'"}')
+    status, body = await api(
+        stack,
+        "POST",
+        path,
+        token=case["token"],
+        data=b'{"body": "' + b"x" * 200_000 + b'"}',
+    )
     assert (status, body["errcode"]) == (413, "BC_TOO_LARGE")
-    status, body = await api(stack, "POST", path, token=case["token"],
-                             json={"client_id": "no-body"})
+    status, body = await api(
+        stack, "POST", path, token=case["token"], json={"client_id": "no-body"}
+    )
     assert (status, body["field"]) == (400, "body")
     status, body = await api(stack, "GET", "/api/v1/nothing")
     assert (status, body["errcode"]) == (404, "BC_NOT_FOUND")
@@ -236,10 +298,17 @@ async def test_health_and_openapi(stack: Stack) -> None:
     """/healthz reports database and homeserver; the OpenAPI document lists every
     citizen route."""
     status, body = await api(stack, "GET", "/healthz")
-    assert status == 200 and body == {"status": "ok", "database": True,
-                                      "homeserver": True}
+    assert status == 200 and body == {
+        "status": "ok",
+        "database": True,
+        "homeserver": True,
+    }
     status, spec = await api(stack, "GET", "/api/v1/openapi.json")
     assert status == 200 and spec["openapi"].startswith("3.")
-    for path in ("/api/v1/status", "/api/v1/cases", "/api/v1/cases/{case_id}/messages",
-                 "/api/v1/cases/{case_id}/events"):
+    for path in (
+        "/api/v1/status",
+        "/api/v1/cases",
+        "/api/v1/cases/{case_id}/messages",
+        "/api/v1/cases/{case_id}/events",
+    ):
         assert path in spec["paths"], path
