@@ -11,6 +11,7 @@ from mautrix.types import (
     EventType,
     MessageEvent,
     MessageType,
+    RoomID,
     TextMessageEventContent,
 )
 
@@ -90,4 +91,4 @@ class CommandRouter:
 
     async def reply(self, room_id: str, text: str) -> str:
         content = TextMessageEventContent(msgtype=MessageType.NOTICE, body=text)
-        return str(await self.cases.az.intent.send_message(room_id, content))
+        return str(await self.cases.az.intent.send_message(RoomID(room_id), content))

@@ -47,8 +47,13 @@ class Bridge:
         self.appservice = az = DurableAppService(
             store=self.store,
             state_file=config.data_dir / "mx-state.json",
-            middlewares=[cors_middleware(config.bridge.allowed_origins), errors_middleware],
-            client_max_size=max(MAX_JSON_BYTES, config.homeserver.max_upload_size_mb << 20)
+            middlewares=[
+                cors_middleware(config.bridge.allowed_origins),
+                errors_middleware,
+            ],
+            client_max_size=max(
+                MAX_JSON_BYTES, config.homeserver.max_upload_size_mb << 20
+            )
             + (1 << 20),
             server=config.homeserver.url,
             domain=config.homeserver.server_name,
@@ -120,8 +125,11 @@ class Bridge:
         homeserver = await versions_answer(self.config.homeserver.url)
         ok = database and homeserver
         return web.json_response(
-            {"status": "ok" if ok else "degraded", "database": database,
-             "homeserver": homeserver},
+            {
+                "status": "ok" if ok else "degraded",
+                "database": database,
+                "homeserver": homeserver,
+            },
             status=200 if ok else 503,
         )
 

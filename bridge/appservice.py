@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 from mautrix.appservice import AppService
 from mautrix.appservice.state_store.file import FileASStateStore
-from mautrix.types import Event, SerializerError
+from mautrix.types import JSON, Event, SerializerError
 
 from .db.store import Store
 from .tasks import cancel
@@ -109,7 +109,7 @@ class DurableAppService(AppService):
             await self._wake.wait()
             self._wake.clear()
 
-    async def _dispatch(self, raw: dict) -> None:
+    async def _dispatch(self, raw: JSON) -> None:
         try:
             self._fix_prev_content(raw)
             event = Event.deserialize(raw)

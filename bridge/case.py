@@ -19,8 +19,10 @@ from mautrix.types import (
     MessageEvent,
     MessageType,
     RoomCreatePreset,
+    RoomID,
     StateEvent,
     TextMessageEventContent,
+    UserID,
 )
 
 from .appservice import DurableAppService
@@ -166,7 +168,7 @@ class CaseService:
             return room_id
 
     def ghost_intent(self, case: Case) -> IntentAPI:
-        return self.az.intent.user(case.ghost_mxid)
+        return self.az.intent.user(UserID(case.ghost_mxid))
 
     def citizen_display_name(self, case: Case) -> str:
         name = case.citizen_name or "Bürger*in"
@@ -238,7 +240,7 @@ class CaseService:
         try:
             room_id = case.room_id or await self.ensure_room(case)
             event_id = await self.ghost_intent(case).send_message_event(
-                room_id,
+                RoomID(room_id),
                 EventType.ROOM_MESSAGE,
                 self._citizen_content(event),
                 # Synapse deduplicates by txn id: a retry never posts twice.
@@ -268,8 +270,8 @@ class CaseService:
                 log.debug("room for %s still not created: %s", case.reference, e)
                 return
         for event in await self.store.undelivered_events():
-            case = await self.store.get_case(event.case_id)
-            if case is None or not await self._try_deliver(case, event):
+            owner = await self.store.get_case(event.case_id)
+            if owner is None or not await self._try_deliver(owner, event):
                 return
 
     # --- closing ------------------------------------------------------------
@@ -303,8 +305,11 @@ class CaseService:
 
     async def _clear_room(self, case: Case) -> None:
         bot = self.az.intent
+        if case.room_id is None:
+            return
+        room_id = RoomID(case.room_id)
         try:
-            members = await bot.get_room_members(case.room_id)
+            members = await bot.get_room_members(room_id)
         except (MatrixError, OSError, TimeoutError):
             log.warning("could not list members of %s", case.room_id, exc_info=True)
             return
@@ -313,9 +318,9 @@ class CaseService:
                 continue
             try:
                 if mxid == case.ghost_mxid:
-                    await self.ghost_intent(case).leave_room(case.room_id)
+                    await self.ghost_intent(case).leave_room(room_id)
                 else:
-                    await bot.kick_user(case.room_id, mxid, "Fall abgeschlossen")
+                    await bot.kick_user(room_id, mxid, "Fall abgeschlossen")
             except (MatrixError, OSError, TimeoutError):
                 log.warning("could not remove %s from %s", mxid, case.room_id)
 
@@ -396,5 +401,5 @@ class CaseService:
             self.notifier.notify(case.case_id)
 
 
-def _event_time(event: Event) -> datetime:
+def _event_time(event: MessageEvent | StateEvent) -> datetime:
     return datetime.fromtimestamp(event.timestamp / 1000, UTC)

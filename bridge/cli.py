@@ -98,7 +98,8 @@ async def _run(config: Config) -> None:
         print(
             "\nBürgerchat is running.\n"
             f"  Demo page (citizen):  {public}/demo\n"
-            f"  Citizen API:          {public}/api/v1/  (OpenAPI: {public}/api/v1/openapi.json)\n"
+            f"  Citizen API:          {public}/api/v1/"
+            f"  (OpenAPI: {public}/api/v1/openapi.json)\n"
             f"  Homeserver (staff):   {config.homeserver.url}\n"
             + (
                 "  Demo staff logins (any Matrix client, e.g. Element):\n"

@@ -184,10 +184,10 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
         allowed_origins=tuple(br.get("allowed_origins", list, ["*"])),
     )
     if not bridge.public_url:
-        bridge = _replace(bridge, public_url=f"http://{bridge.host}:{bridge.port}")
+        bridge = replace(bridge, public_url=f"http://{bridge.host}:{bridge.port}")
     if not bridge.appservice_url:
         host = "127.0.0.1" if bridge.host in ("0.0.0.0", "::", "") else bridge.host
-        bridge = _replace(bridge, appservice_url=f"http://{host}:{bridge.port}")
+        bridge = replace(bridge, appservice_url=f"http://{host}:{bridge.port}")
     br.finish()
 
     ci = section.section("citizen")
@@ -270,10 +270,6 @@ def _load_video(section: Section, config_dir: Path) -> Video:
         section.error(str(e).split(": ", 1)[-1], key)
         jitsi = None
     return Video(jitsi=jitsi, helpline=helpline)
-
-
-def _replace(obj: BridgeSettings, **changes: str) -> BridgeSettings:
-    return replace(obj, **changes)
 
 
 def load_config(config_dir: Path | None = None, data_dir: Path | None = None) -> Config:

@@ -37,7 +37,9 @@ class ChildProcess:
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(
-        self, ready: Callable[[], Awaitable[bool]], timeout: float = 60.0
+        self,
+        ready: Callable[[], Awaitable[bool]],
+        timeout: float = 60.0,  # noqa: ASYNC109 (startup deadline)
     ) -> None:
         """Start the process and wait until ``ready()`` is true, or fail with the
         log file's last lines."""

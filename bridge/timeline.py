@@ -36,7 +36,10 @@ class Notifier:
         return future
 
     async def wait(
-        self, case_id: str, future: asyncio.Future[None], timeout: float
+        self,
+        case_id: str,
+        future: asyncio.Future[None],
+        timeout: float,  # noqa: ASYNC109 (long-poll deadline)
     ) -> None:
         try:
             await asyncio.wait_for(asyncio.shield(future), timeout)

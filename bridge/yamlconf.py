@@ -58,7 +58,9 @@ def compose(path: Path, problems: Problems) -> yaml.Node | None:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        problems.add(str(path), 0, "", "file not found; copy it from the example config")
+        problems.add(
+            str(path), 0, "", "file not found; copy it from the example config"
+        )
         return None
     except (OSError, UnicodeDecodeError) as e:
         problems.add(str(path), 0, "", f"cannot read the file: {e}")

@@ -309,9 +309,7 @@ class OfflineBot:
         content = event.content
         if content.msgtype not in (MessageType.TEXT, MessageType.EMOTE):
             return
-        if content.body.startswith("!") or self.ctx.cases.is_bridge_user(
-            event.sender
-        ):
+        if content.body.startswith("!") or self.ctx.cases.is_bridge_user(event.sender):
             return
         case = await self.ctx.store.case_by_room(event.room_id)
         if case is None or case.closed_at is not None:

@@ -96,9 +96,7 @@ def staff_hint(record: OfflineRecord) -> str:
 
 
 class Forwarder:
-    def __init__(
-        self, ctx: BotContext, outbox: Outbox, records: OfflineStore
-    ) -> None:
+    def __init__(self, ctx: BotContext, outbox: Outbox, records: OfflineStore) -> None:
         self.ctx = ctx
         self.outbox = outbox
         self.records = records

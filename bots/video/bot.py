@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from mautrix.types import EventType
+from mautrix.types import EventType, RoomID
 
 from bots.base import BotContext
 from bots.commands import Command
@@ -102,7 +102,10 @@ class VideoBot:
             widget_id=widget_id,
         )
         await self.ctx.appservice.intent.send_state_event(
-            room_id, WIDGET_STATE, content, state_key=widget_state_key(widget_id)
+            RoomID(room_id),
+            WIDGET_STATE,
+            content,
+            state_key=widget_state_key(widget_id),
         )
         name = self.ctx.cases.staff_name(room_id, sender)
         video = {
@@ -123,7 +126,10 @@ class VideoBot:
             audio_only=audio_only,
             event_type="video",
         )
-        text = f"{what[0].upper()}{what[1:]} läuft; der Bürger sieht einen Beitreten-Knopf."
+        text = (
+            f"{what[0].upper()}{what[1:]} läuft; "
+            "der Bürger sieht einen Beitreten-Knopf."
+        )
         if self.settings.tokens_enabled:
             token = participant_token(
                 self.settings,
@@ -143,7 +149,7 @@ class VideoBot:
         self, case_id: str, room_id: str, video: dict[str, Any], sender: str
     ) -> None:
         await self.ctx.appservice.intent.send_state_event(
-            room_id,
+            RoomID(room_id),
             WIDGET_STATE,
             removal_content(),
             state_key=widget_state_key(video["widget_id"]),

@@ -27,12 +27,18 @@ _HTTP_ERRCODES = {
 }
 
 
-def error_response(status: int, errcode: str, message: str, **extra: object) -> web.Response:
-    return web.json_response({"errcode": errcode, "error": message, **extra}, status=status)
+def error_response(
+    status: int, errcode: str, message: str, **extra: object
+) -> web.Response:
+    return web.json_response(
+        {"errcode": errcode, "error": message, **extra}, status=status
+    )
 
 
 @web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def errors_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
     try:
         return await handler(request)
     except BuergerchatError as e:
@@ -70,13 +76,18 @@ def cors_middleware(allowed_origins: tuple[str, ...]) -> Callable[..., Awaitable
         if not request.path.startswith("/api/"):
             return await handler(request)
         origin = allowed(request.headers.get("Origin"))
-        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        if (
+            request.method == "OPTIONS"
+            and "Access-Control-Request-Method" in request.headers
+        ):
             response: web.StreamResponse = web.Response(status=204)
         else:
             response = await handler(request)
         if origin:
             response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response.headers["Access-Control-Allow-Headers"] = (
+                "Authorization, Content-Type"
+            )
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
             response.headers["Access-Control-Max-Age"] = "600"
             if origin != "*":

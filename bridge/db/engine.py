@@ -59,7 +59,9 @@ def _upgrade(connection: Connection) -> None:
     cfg = _alembic_config()
     script = ScriptDirectory.from_config(cfg)
     current = MigrationContext.configure(connection).get_current_revision()
-    if current is not None and current not in {r.revision for r in script.walk_revisions()}:
+    if current is not None and current not in {
+        r.revision for r in script.walk_revisions()
+    }:
         raise SchemaTooNew(
             f"The database schema ({current}) is newer than this Bürgerchat knows "
             f"(up to {script.get_current_head()}). Install the newer Bürgerchat "

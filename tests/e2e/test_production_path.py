@@ -12,7 +12,13 @@ import pytest
 from ..conftest import PG_DSN, _pg_available, create_pg_database, drop_pg_database
 from .conftest import ANNA, staff_client
 from .stack import Stack, make_stack
-from .test_live_chat import api, join_case_room, open_case, wait_for_event, wait_for_message
+from .test_live_chat import (
+    api,
+    join_case_room,
+    open_case,
+    wait_for_event,
+    wait_for_message,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -60,8 +66,11 @@ async def test_chat_on_postgres_survives_restart(pg_stack: Stack) -> None:
     try:
         room_id = await join_case_room(anna, case["reference"])
         status, _ = await api(
-            pg_stack, "POST", f"/api/v1/cases/{case['case_id']}/messages",
-            token=case["token"], json={"body": "Vor dem Neustart", "client_id": "a"},
+            pg_stack,
+            "POST",
+            f"/api/v1/cases/{case['case_id']}/messages",
+            token=case["token"],
+            json={"body": "Vor dem Neustart", "client_id": "a"},
         )
         assert status == 201
         await wait_for_message(anna, room_id, "Vor dem Neustart")
@@ -76,7 +85,9 @@ async def test_chat_on_postgres_survives_restart(pg_stack: Stack) -> None:
     anna = await staff_client(pg_stack, ANNA)
     try:
         await anna.room_send(
-            room_id, "m.room.message", {"msgtype": "m.text", "body": "Nach dem Neustart"}
+            room_id,
+            "m.room.message",
+            {"msgtype": "m.text", "body": "Nach dem Neustart"},
         )
         event, seen = await wait_for_event(
             pg_stack, case, lambda e: e["body"] == "Nach dem Neustart"

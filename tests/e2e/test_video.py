@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 import pytest
-from nio import AsyncClient, RoomGetStateEventResponse
+from nio import AsyncClient
 
-from .conftest import BERND, staff_client
+from .conftest import staff_client
 from .stack import Stack
 from .test_live_chat import api, join_case_room, open_case, wait_for_event
 
@@ -39,7 +38,9 @@ async def test_video_starts_widget_and_citizen_can_join(
     the widget with empty content and tells the citizen."""
     case = await open_case(stack)
     room_id = await join_case_room(anna, case["reference"])
-    await anna.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "!video"})
+    await anna.room_send(
+        room_id, "m.room.message", {"msgtype": "m.text", "body": "!video"}
+    )
     await bot_notice(anna, room_id, "Videoberatung läuft")
 
     widgets = await widget_state(anna, room_id)
@@ -53,35 +54,45 @@ async def test_video_starts_widget_and_citizen_can_join(
     conference = content["data"]["conferenceId"]
     assert f"confId={conference}" in content["url"]
 
-    started, _ = await wait_for_event(stack, case, lambda e: e.get("kind") == "video_started")
+    started, _ = await wait_for_event(
+        stack, case, lambda e: e.get("kind") == "video_started"
+    )
     assert "Anna Schmidt" in started["body"]
-    status, join = await api(stack, "GET", f"/api/v1/cases/{case['case_id']}/video",
-                             token=case["token"])
+    status, join = await api(
+        stack, "GET", f"/api/v1/cases/{case['case_id']}/video", token=case["token"]
+    )
     assert status == 200 and join["room"] == conference
     assert join["display_name"] == "Eva Muster" and join["helpline"]
 
-    await anna.room_send(room_id, "m.room.message",
-                         {"msgtype": "m.text", "body": "!video end"})
+    await anna.room_send(
+        room_id, "m.room.message", {"msgtype": "m.text", "body": "!video end"}
+    )
     await bot_notice(anna, room_id, "ist beendet")
     widgets = await widget_state(anna, room_id)
     assert all(w["content"] == {} for w in widgets)
-    ended, _ = await wait_for_event(stack, case, lambda e: e.get("kind") == "video_ended",
-                                    after=started["cursor"])
+    ended, _ = await wait_for_event(
+        stack, case, lambda e: e.get("kind") == "video_ended", after=started["cursor"]
+    )
     assert "beendet" in ended["body"]
-    status, _ = await api(stack, "GET", f"/api/v1/cases/{case['case_id']}/video",
-                          token=case["token"])
+    status, _ = await api(
+        stack, "GET", f"/api/v1/cases/{case['case_id']}/video", token=case["token"]
+    )
     assert status == 404
 
 
 async def test_video_refused_for_non_staff(stack: Stack) -> None:
     """A Matrix user who is not staff cannot start a call with !video."""
-    from bridge.homeserver import register_user
-
     import yaml
 
+    from bridge.homeserver import register_user
+
     secret = yaml.safe_load((stack.data_dir / "secrets.yaml").read_text())
-    await register_user(stack.homeserver_url, secret["registration_shared_secret"],
-                        "guest", "guest-password-123")
+    await register_user(
+        stack.homeserver_url,
+        secret["registration_shared_secret"],
+        "guest",
+        "guest-password-123",
+    )
     guest = AsyncClient(stack.homeserver_url, "@guest:buergerchat.localhost")
     await guest.login("guest-password-123")
     anna = await staff_client(stack, "@anna.schmidt:buergerchat.localhost")
@@ -92,8 +103,9 @@ async def test_video_refused_for_non_staff(stack: Stack) -> None:
         await anna.room_invite(room_id, guest.user_id)
         await asyncio.sleep(0.5)
         await guest.join(room_id)
-        await guest.room_send(room_id, "m.room.message",
-                              {"msgtype": "m.text", "body": "!video"})
+        await guest.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": "!video"}
+        )
         await bot_notice(anna, room_id, "nur für Mitarbeitende")
         assert await widget_state(anna, room_id) == []
     finally:

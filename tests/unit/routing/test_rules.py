@@ -302,7 +302,7 @@ def test_team_room_format(room: str, ok: bool) -> None:
 def test_admins_presence_and_inactivity_settings(tmp_path: Path) -> None:
     """routing.admins, use_presence and inactivity_close_minutes are read as given;
     a fraction of a minute is allowed, a negative time and a bad admin ID are not."""
-    good = "routing:\n  admins: [\"@root:example.org\"]\n  use_presence: false\n"
+    good = 'routing:\n  admins: ["@root:example.org"]\n  use_presence: false\n'
     good += "  inactivity_close_minutes: 0.5\n" + MINIMAL
     rules = load_rules(write(tmp_path, good))
     assert rules.admins == ("@root:example.org",)
