@@ -1,0 +1,60 @@
+// --- talking to the bridge -------------------------------------------------
+var stopAll = new AbortController(); // aborted when the stored case is forgotten
+var gen = 0; // bumped at the same time: loops of an old case notice and stop
+
+// JSON in, JSON out. `token` overrides the stored chat token (resume links).
+async function api(method, path, body, timeoutMs, token) {
+  var res = await request(method, path, body ? JSON.stringify(body) : undefined, timeoutMs, token,
+    body ? "application/json" : null);
+  var data = await res.json().catch(function () { return {}; });
+  if (!res.ok) throw Object.assign(new Error(data.error || res.statusText), data, { status: res.status });
+  return data;
+}
+async function request(method, path, body, timeoutMs, token, type) {
+  var ctrl = new AbortController(), abort = function () { ctrl.abort(); };
+  var timer = setTimeout(abort, timeoutMs || 15000), stop = stopAll.signal;
+  stop.addEventListener("abort", abort);
+  var headers = { Accept: "application/json" };
+  if (type) headers["Content-Type"] = type;
+  token = token || (path.indexOf("/cases/") === 0 ? saved.token : null);
+  if (token) headers.Authorization = "Bearer " + token;
+  try {
+    var res = await fetch(API + path, {
+      method: method, headers: headers, body: body,
+      signal: ctrl.signal, credentials: "omit", cache: "no-store"
+    });
+    if (res.ok && !/json/.test(res.headers.get("Content-Type") || "")) {
+      res.blobData = await res.blob(); // read before the timer ends: a PDF takes a while
+    }
+  } catch (e) {
+    throw Object.assign(new Error("network"), { network: true });
+  } finally {
+    clearTimeout(timer);
+    stop.removeEventListener("abort", abort);
+  }
+  return res;
+}
+// A file from the bridge (transcript, attachment), as a blob.
+async function download(path, timeoutMs) {
+  var res = await request("GET", path, undefined, timeoutMs);
+  if (!res.ok) {
+    var data = await res.json().catch(function () { return {}; });
+    throw Object.assign(new Error(data.error || res.statusText), data, { status: res.status });
+  }
+  return res.blobData;
+}
+// A token the bridge no longer accepts, or a case it does not know.
+function gone(e) { return e.status === 401 || e.status === 403 || e.status === 404; }
+function retryable(e) { return !e.status || e.status >= 500 || e.status === 429; }
+
+// Backoff sleeps end early when the browser reports it is online again.
+var wakers = [];
+function pause(ms) {
+  return new Promise(function (resolve) {
+    var timer = setTimeout(done, ms * (0.8 + Math.random() * 0.4));
+    function done() { clearTimeout(timer); wakers = wakers.filter(function (w) { return w !== done; }); resolve(); }
+    wakers.push(done);
+  });
+}
+function wakeAll() { wakers.slice().forEach(function (w) { w(); }); }
+window.addEventListener("online", wakeAll);
