@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import struct
 import uuid
 import zipfile
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,24 +23,11 @@ from nio import (
 from bots.scanner.clamd_runner import TESTFILES_DIR, eicar
 
 from .conftest import ANNA, staff_client
+from .samples import png
 from .stack import Stack, make_stack
 from .test_live_chat import api, join_case_room, open_case, wait_for_event
 
 pytestmark = pytest.mark.e2e
-
-
-def png(width: int = 3, height: int = 2) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 PDF = (

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ from bridge.tokens import token_hash
 from tests.unit.mail.smtp_server import Received, Recorder
 
 from .conftest import ANNA, staff_client
+from .samples import query
 from .stack import Stack, free_port, make_stack
 from .test_live_chat import api, join_case_room, wait_for_event, wait_for_message
 from .test_video import bot_notice
@@ -168,15 +168,6 @@ def to(address: str) -> Callable[[EmailMessage], bool]:
 
 def subject_has(text: str) -> Callable[[EmailMessage], bool]:
     return lambda m: text in str(m["Subject"])
-
-
-def query(stack: Stack, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    connection = sqlite3.connect(stack.data_dir / "bridge.db", timeout=30)
-    try:
-        with connection:
-            return connection.execute(sql, params).fetchall()
-    finally:
-        connection.close()
 
 
 async def room_texts(stack: Stack, alias: str) -> list[str]:

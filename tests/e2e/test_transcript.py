@@ -11,12 +11,10 @@ import hashlib
 import io
 import os
 import re
-import struct
 import subprocess
 import sys
 import time
 import unicodedata
-import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +31,7 @@ from bots.transcript import german, render_pdf, sample, stored_final_hash, verif
 from bridge.homeserver import load_secrets
 
 from .conftest import BERND, staff_client
+from .samples import png
 from .stack import Stack, make_stack
 from .test_attachments import PDF, upload
 from .test_live_chat import api, join_case_room, open_case, wait_for_event
@@ -70,20 +69,6 @@ def stack(
         yield s
     finally:
         s.stop()
-
-
-def red_png(width: int = 64, height: int = 48) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    rows = b"".join(b"\x00" + b"\xe0\x10\x10" * width for _ in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 async def get_pdf(
@@ -226,7 +211,7 @@ async def test_closed_case_is_archived_as_the_conversation_a_clerk_files(
     await say(anna, room_id, "!help")
     await bot_notice(anna, room_id, "Befehle in diesem Raum")
 
-    photo, form = red_png(), PDF
+    photo, form = png(64, 48, b"\xe0\x10\x10"), PDF
     for name, data in (("Schlagloch.png", photo), ("Antrag.pdf", form)):
         status, body = await upload(stack, case, name, data)
         assert (status, body.get("state")) == (201, "delivered"), body
