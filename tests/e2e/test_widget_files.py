@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
-import struct
-import zlib
 
 import pytest
 from nio import RoomMessageImage, RoomMessageNotice
@@ -19,6 +16,7 @@ from bots.scanner.clamd_runner import eicar
 
 from . import test_widget
 from .conftest import ANNA, staff_client
+from .samples import png
 from .stack import Stack
 from .test_attachments import docx_with, room_events
 from .test_widget import join_case_room, send, start_chat, wait_for_text
@@ -28,22 +26,6 @@ browser = test_widget.browser
 page = test_widget.page
 
 pytestmark = pytest.mark.e2e
-
-
-def noisy_png(width: int, height: int) -> bytes:
-    """A valid PNG of random pixels: it does not compress, so it has real size."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    rows = b"".join(b"\x00" + os.urandom(width * 3) for _ in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(rows, 0))
-        + chunk(b"IEND", b"")
-    )
 
 
 def file_input(page: Page):  # noqa: ANN201
@@ -78,7 +60,7 @@ async def test_photo_uploads_with_progress_and_is_previewed_once_delivered(
     anna = await staff_client(stack, ANNA)
     try:
         room_id = await join_case_room(anna, reference)
-        picture = noisy_png(260, 260)  # about 200 kB
+        picture = png(260, 260, noisy=True)  # about 200 kB
         cdp = await page.context.new_cdp_session(page)
         await cdp.send("Network.enable")
         await cdp.send(

@@ -12,7 +12,6 @@ import email
 import email.policy
 import json
 import re
-import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +23,7 @@ from bridge.tokens import token_hash
 
 from . import test_widget
 from .conftest import ANNA, BERND, staff_client
+from .samples import query
 from .stack import Stack, make_stack, shared_rules
 from .test_attachments import png
 from .test_live_chat import api
@@ -101,15 +101,6 @@ async def close_case(stack: Stack, reference: str) -> None:
 async def open_widget(page: Page, stack: Stack) -> None:
     await page.goto(stack.bridge_url + "/demo")
     await page.get_by_role("button", name="Bürgerchat öffnen").click()
-
-
-def query(stack: Stack, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    connection = sqlite3.connect(stack.data_dir / "bridge.db", timeout=30)
-    try:
-        with connection:
-            return connection.execute(sql, params).fetchall()
-    finally:
-        connection.close()
 
 
 def mails(stack: Stack) -> list[email.message.EmailMessage]:

@@ -7,21 +7,15 @@ can compare room, token and display name with what the bridge hands out."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import jwt
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.unit.mail.smtp_server import self_signed_tls
 
 from .conftest import ANNA, staff_client
 from .stack import Stack, free_port, make_stack
@@ -64,43 +58,6 @@ class FakeJitsi:
     broken: bool = False  # external_api.js answers 503
 
 
-def self_signed(directory: Path) -> ssl.SSLContext:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                ]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_path, key_path)
-    return context
-
-
 @pytest.fixture(scope="module")
 async def fake_jitsi(
     tmp_path_factory: pytest.TempPathFactory,
@@ -121,7 +78,7 @@ async def fake_jitsi(
     app.router.add_get("/{tail:.*}", any_path)
     runner = web.AppRunner(app)
     await runner.setup()
-    context = self_signed(tmp_path_factory.mktemp("jitsi-tls"))
+    context, _ = self_signed_tls(tmp_path_factory.mktemp("jitsi-tls"))
     await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
     try:
         yield fake
