@@ -546,27 +546,35 @@ async def test_staff_answer_mails_a_link_that_resumes_the_chat(
         await anna.close()
 
 
+async def answered(
+    stack: Stack, smtp: Smtp, anna: AsyncClient, answer: str
+) -> tuple[dict[str, Any], str, str]:
+    """An offline message that Anna answers: the case, its room and the resume
+    token from the "Es gibt eine Antwort" mail."""
+    status, case = await submit(stack, form())
+    assert status == 201
+    room_id = await join_case_room(anna, case["reference"])
+    await anna.room_send(
+        room_id, "m.room.message", {"msgtype": "m.text", "body": answer}
+    )
+    [notice] = await wait_mails(
+        smtp, case["reference"], 1, subject_has("Es gibt eine Antwort")
+    )
+    match = LINK.search(body_of(notice))
+    assert match, body_of(notice)
+    return case, room_id, match.group(2)
+
+
 async def test_expired_or_unknown_link_is_refused(
     offline_stack: Stack, smtp: Smtp
 ) -> None:
     """A resume token past its expiry answers 401 BC_LINK_EXPIRED with a clear
     text; an unknown token, or the chat token, answers 401 BC_UNKNOWN_TOKEN."""
-    status, case = await submit(offline_stack, form())
-    assert status == 201
     anna = await staff_client(offline_stack, ANNA)
     try:
-        room_id = await join_case_room(anna, case["reference"])
-        await anna.room_send(
-            room_id, "m.room.message", {"msgtype": "m.text", "body": "Antwort."}
-        )
-        [notice] = await wait_mails(
-            smtp, case["reference"], 1, subject_has("Es gibt eine Antwort")
-        )
+        case, _, resume_token = await answered(offline_stack, smtp, anna, "Antwort.")
     finally:
         await anna.close()
-    match = LINK.search(body_of(notice))
-    assert match
-    resume_token = match.group(2)
     yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
     changed = query(
         offline_stack,
@@ -592,30 +600,18 @@ async def test_link_outlives_the_close_until_staff_revoke_it(
 ) -> None:
     """Staff answer and close at once: the mailed link still opens the (now
     read-only) case with the answer; after !revoke it is refused."""
-    status, case = await submit(offline_stack, form())
-    assert status == 201
-    reference = case["reference"]
     anna = await staff_client(offline_stack, ANNA)
     try:
-        room_id = await join_case_room(anna, reference)
-        await anna.room_send(
-            room_id, "m.room.message", {"msgtype": "m.text", "body": "Ist erledigt."}
-        )
-        [notice] = await wait_mails(
-            smtp, reference, 1, subject_has("Es gibt eine Antwort")
-        )
-        match = LINK.search(body_of(notice))
-        assert match
-        resume_token = match.group(2)
-        path = f"/api/v1/cases/{case['case_id']}/resume"
+        case, room_id, token = await answered(offline_stack, smtp, anna, "Erledigt.")
         await anna.room_send(
             room_id, "m.room.message", {"msgtype": "m.text", "body": "!close"}
         )
         await wait_for_event(offline_stack, case, lambda e: e.get("kind") == "closed")
-        status, resumed = await api(offline_stack, "POST", path, token=resume_token)
+        path = f"/api/v1/cases/{case['case_id']}/resume"
+        status, resumed = await api(offline_stack, "POST", path, token=token)
         assert status == 200, resumed
         answer, _ = await wait_for_event(
-            offline_stack, resumed, lambda e: e.get("body") == "Ist erledigt."
+            offline_stack, resumed, lambda e: e.get("body") == "Erledigt."
         )
         assert answer["sender"] == "staff"
         status, refused = await api(
@@ -626,30 +622,17 @@ async def test_link_outlives_the_close_until_staff_revoke_it(
             json={"body": "Noch eine Frage", "client_id": "late-1"},
         )
         assert status == 409 and refused["errcode"] == "BC_CASE_CLOSED", refused
-    finally:
-        await anna.close()
-    # Staff left the closed case's room, so !revoke is tried on an open case.
-    status, case2 = await submit(offline_stack, form())
-    assert status == 201
-    anna = await staff_client(offline_stack, ANNA)
-    try:
-        room_id = await join_case_room(anna, case2["reference"])
-        await anna.room_send(
-            room_id, "m.room.message", {"msgtype": "m.text", "body": "Antwort."}
-        )
-        [notice] = await wait_mails(
-            smtp, case2["reference"], 1, subject_has("Es gibt eine Antwort")
-        )
-        match = LINK.search(body_of(notice))
-        assert match
+
+        # Staff left the closed case's room, so !revoke is tried on an open case.
+        case, room_id, token = await answered(offline_stack, smtp, anna, "Antwort.")
         await anna.room_send(
             room_id, "m.room.message", {"msgtype": "m.text", "body": "!revoke"}
         )
         await bot_notice(anna, room_id, "ungültig gemacht")
     finally:
         await anna.close()
-    path = f"/api/v1/cases/{case2['case_id']}/resume"
-    status, error = await api(offline_stack, "POST", path, token=match.group(2))
+    path = f"/api/v1/cases/{case['case_id']}/resume"
+    status, error = await api(offline_stack, "POST", path, token=token)
     assert status == 401 and error["errcode"] == "BC_UNKNOWN_TOKEN", error
 
 
