@@ -15,6 +15,21 @@ from .errors import BuergerchatError
 log = logging.getLogger("buergerchat.supervisor")
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    """Linux: the child gets SIGTERM when the bridge dies, even by SIGKILL or a
+    crash, so no Synapse or clamd is left running without its owner."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: the orderly stop still covers Ctrl-C and SIGTERM
+
+
 class ChildFailed(BuergerchatError):
     errcode = "BC_CHILD_FAILED"
 
@@ -54,6 +69,7 @@ class ChildProcess:
                 cwd=self.cwd,
                 env={**os.environ, **(self.env or {})},
                 start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
+                preexec_fn=die_with_parent,
             )
         finally:
             out.close()

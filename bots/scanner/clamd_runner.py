@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 
 from bots.scanner.clamd_client import ClamdClient
 from bots.scanner.verdict import ScanError
+from bridge.supervisor import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +251,7 @@ class ClamdProcess:
                 stderr=output,
                 # Ctrl-C reaches only us; we then stop clamd in order.
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         log.info("started clamd pid %s with %s", self.pid, self.config_path)
         try:

@@ -3,7 +3,9 @@ Ctrl-C ends every child process, and a second run reuses the data folder."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -96,3 +98,39 @@ async def test_chat_on_postgres_survives_restart(pg_stack: Stack) -> None:
         assert [e["body"] for e in seen].count("Vor dem Neustart") == 1
     finally:
         await anna.close()
+
+
+def _children_of(stack: Stack) -> list[int]:
+    """Synapse and clamd processes started for this stack's data folder."""
+    marker = str(stack.data_dir).encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if proc.name.isdigit() and marker in cmdline and b"bridge" not in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+async def test_children_die_with_a_killed_bridge(tmp_path: Path) -> None:
+    """Even a bridge killed with SIGKILL (no chance to clean up) leaves no Synapse
+    or clamd running: they get SIGTERM from the kernel when their parent dies."""
+    stack = make_stack(tmp_path)
+    stack.start()
+    try:
+        assert len(_children_of(stack)) >= 2, "Synapse and clamd should be running"
+        assert stack.process is not None
+        stack.process.send_signal(signal.SIGKILL)
+        stack.process.wait(30)
+        stack.process = None
+        for _ in range(150):
+            if not _children_of(stack):
+                break
+            await asyncio.sleep(0.2)
+        assert _children_of(stack) == [], "a child outlived the killed bridge"
+    finally:
+        for pid in _children_of(stack):
+            os.kill(pid, signal.SIGKILL)
+        stack.stop()
