@@ -119,15 +119,16 @@ class TranscriptBot:
         rendered = await self.render(case)
         path = self.archive_dir / f"{case.reference}.pdf"
         await asyncio.to_thread(_write, path, rendered.pdf)
-        fresh = await self.ctx.store.get_case(case.case_id) or case
-        extra = dict(fresh.extra or {})
-        extra["transcript"] = {
-            "final_hash": rendered.final_hash,
-            "path": str(path),
-            "pages": rendered.pages,
-        }
-        await self.ctx.store.update_case(case.case_id, extra=extra)
-        case.extra = extra
+        case.extra = await self.ctx.store.merge_case_extra(
+            case.case_id,
+            {
+                "transcript": {
+                    "final_hash": rendered.final_hash,
+                    "path": str(path),
+                    "pages": rendered.pages,
+                }
+            },
+        )
         log.info("archived transcript of %s to %s", case.reference, path)
 
     async def citizen_download(self, request: web.Request) -> web.Response:

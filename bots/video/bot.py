@@ -115,9 +115,7 @@ class VideoBot:
             "started_by": name,
             "started_at": utcnow().isoformat(),
         }
-        await self.ctx.store.update_case(
-            case.case_id, extra={**(case.extra or {}), "video": video}
-        )
+        await self.ctx.store.merge_case_extra(case.case_id, {"video": video})
         what = "ein Telefonat" if audio_only else "eine Videoberatung"
         await self.ctx.cases.add_system_event(
             case.case_id,
@@ -154,10 +152,7 @@ class VideoBot:
             removal_content(),
             state_key=widget_state_key(video["widget_id"]),
         )
-        case = await self.ctx.store.get_case(case_id)
-        extra = dict(case.extra or {}) if case else {}
-        extra.pop("video", None)
-        await self.ctx.store.update_case(case_id, extra=extra)
+        await self.ctx.store.merge_case_extra(case_id, {"video": None})
         name = self.ctx.cases.staff_name(room_id, sender)
         what = "Das Telefonat" if video.get("audio_only") else "Die Videoberatung"
         await self.ctx.cases.add_system_event(
