@@ -25,7 +25,13 @@ from bots.scanner.clamd_runner import TESTFILES_DIR, eicar
 from .conftest import ANNA, staff_client
 from .samples import png
 from .stack import Stack, make_stack
-from .test_live_chat import api, join_case_room, open_case, wait_for_event
+from .test_live_chat import (
+    api,
+    join_case_room,
+    open_case,
+    wait_for_event,
+    wait_for_room_event,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -75,13 +81,12 @@ async def upload(
 async def room_events(
     client: AsyncClient, room_id: str, kinds: tuple[type, ...], predicate: Any
 ) -> Any:
-    for _ in range(40):
-        response = await client.sync(timeout=500)
-        room = response.rooms.join.get(room_id)
-        for event in room.timeline.events if room else []:
-            if isinstance(event, kinds) and predicate(event):
-                return event
-    raise AssertionError(f"no matching {kinds} in {room_id}")
+    return await wait_for_room_event(
+        client,
+        room_id,
+        lambda e: isinstance(e, kinds) and predicate(e),
+        what=f"a matching {kinds}",
+    )
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -62,16 +63,33 @@ async def join_case_room(client: AsyncClient, reference: str) -> str:
     raise AssertionError(f"no invite for {reference}")
 
 
-async def wait_for_message(
-    client: AsyncClient, room_id: str, body: str
-) -> RoomMessageText:
-    for _ in range(40):
+async def wait_for_room_event(
+    client: AsyncClient,
+    room_id: str,
+    predicate: Callable[[Any], bool],
+    *,
+    what: str,
+    rounds: int = 40,
+) -> Any:
+    """Sync ``client`` until an event in ``room_id``'s timeline matches."""
+    for _ in range(rounds):
         response = await client.sync(timeout=500)
         room = response.rooms.join.get(room_id)
         for event in room.timeline.events if room else []:
-            if isinstance(event, RoomMessageText) and event.body == body:
+            if predicate(event):
                 return event
-    raise AssertionError(f"{body!r} never reached {room_id}")
+    raise AssertionError(f"{what} never reached {room_id}")
+
+
+async def wait_for_message(
+    client: AsyncClient, room_id: str, body: str
+) -> RoomMessageText:
+    return await wait_for_room_event(
+        client,
+        room_id,
+        lambda e: isinstance(e, RoomMessageText) and e.body == body,
+        what=repr(body),
+    )
 
 
 async def wait_for_event(

@@ -34,7 +34,13 @@ from .conftest import BERND, staff_client
 from .samples import png
 from .stack import Stack, make_stack
 from .test_attachments import PDF, upload
-from .test_live_chat import api, join_case_room, open_case, wait_for_event
+from .test_live_chat import (
+    api,
+    join_case_room,
+    open_case,
+    wait_for_event,
+    wait_for_room_event,
+)
 from .test_live_chat import wait_for_message as wait_for_text
 from .test_video import bot_notice
 
@@ -85,13 +91,13 @@ async def get_pdf(
 async def wait_for_file(
     client: AsyncClient, room_id: str, name: str
 ) -> RoomMessageFile:
-    for _ in range(60):
-        response = await client.sync(timeout=500)
-        room = response.rooms.join.get(room_id)
-        for event in room.timeline.events if room else []:
-            if isinstance(event, RoomMessageFile) and event.body == name:
-                return event
-    raise AssertionError(f"{name} never reached {room_id}")
+    return await wait_for_room_event(
+        client,
+        room_id,
+        lambda e: isinstance(e, RoomMessageFile) and e.body == name,
+        what=name,
+        rounds=60,
+    )
 
 
 async def say(client: AsyncClient, room_id: str, body: str) -> None:

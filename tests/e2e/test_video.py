@@ -9,7 +9,13 @@ from nio import AsyncClient
 
 from .conftest import staff_client
 from .stack import Stack
-from .test_live_chat import api, join_case_room, open_case, wait_for_event
+from .test_live_chat import (
+    api,
+    join_case_room,
+    open_case,
+    wait_for_event,
+    wait_for_room_event,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -20,14 +26,15 @@ async def widget_state(client: AsyncClient, room_id: str) -> list[dict]:
 
 
 async def bot_notice(client: AsyncClient, room_id: str, contains: str) -> str:
-    for _ in range(40):
-        response = await client.sync(timeout=500)
-        room = response.rooms.join.get(room_id)
-        for event in room.timeline.events if room else []:
-            body = getattr(event, "body", "")
-            if contains in body and event.sender.startswith("@buergerchat"):
-                return body
-    raise AssertionError(f"no bot notice containing {contains!r}")
+    event = await wait_for_room_event(
+        client,
+        room_id,
+        lambda e: (
+            contains in getattr(e, "body", "") and e.sender.startswith("@buergerchat")
+        ),
+        what=f"a bot notice containing {contains!r}",
+    )
+    return str(event.body)
 
 
 async def test_video_starts_widget_and_citizen_can_join(
