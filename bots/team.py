@@ -20,6 +20,7 @@ from mautrix.errors import MatrixError, MNotFound
 from mautrix.types import (
     EventType,
     Format,
+    Membership,
     MessageType,
     RoomAlias,
     RoomCreatePreset,
@@ -105,17 +106,42 @@ class TeamRooms:
         await self.intent.ensure_joined(answer.room_id)
         return str(answer.room_id)
 
-    async def ensure_rooms(self) -> None:
-        """At start: every team room and the admin room exist and the bot is in them."""
-        for department in self.config.departments:
-            if department.team_room:
-                staff = tuple(s.mxid for s in department.staff)
-                await self.resolve(department.team_room, staff)
+    def wanted_rooms(self) -> list[tuple[str, tuple[str, ...]]]:
+        """Each team room with its department's staff, the admin room with the
+        admins: who should be in which room by the current rules."""
+        wanted = [
+            (d.team_room, tuple(s.mxid for s in d.staff))
+            for d in self.config.departments
+            if d.team_room
+        ]
         if self.config.routing.admin_room:
-            await self.resolve(self.config.routing.admin_room, self._admins())
+            wanted.append((self.config.routing.admin_room, self.config.routing.admins))
+        return wanted
 
-    def _admins(self) -> tuple[str, ...]:
-        return tuple(getattr(self.config.routing, "admins", ()) or ())
+    async def ensure_rooms(self) -> None:
+        """At start and after a rules reload: every team room and the admin room
+        exist, the bot is in them, and everyone the rules name who is neither
+        joined nor invited yet is invited."""
+        for room, members in self.wanted_rooms():
+            room_id = await self.resolve(room, members)
+            if room_id is None or not members:
+                continue
+            try:
+                present = set(
+                    await self.intent.get_room_members(
+                        RoomID(room_id), (Membership.JOIN, Membership.INVITE)
+                    )
+                )
+            except (MatrixError, OSError, TimeoutError) as e:
+                log.warning("members of %s unknown: %s", room, e)
+                continue
+            for mxid in members:
+                if mxid in present:
+                    continue
+                try:
+                    await self.intent.invite_user(RoomID(room_id), UserID(mxid))
+                except MatrixError as e:
+                    log.info("could not invite %s to %s: %s", mxid, room, e)
 
     # --- posting ------------------------------------------------------------
 
@@ -179,7 +205,7 @@ class TeamRooms:
         room = self.config.routing.admin_room
         if not room:
             return False
-        room_id = await self.resolve(room, self._admins())
+        room_id = await self.resolve(room, self.config.routing.admins)
         if room_id is None:
             return False
         try:

@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 
 from mautrix.errors import MatrixError
-from mautrix.types import Membership, MessageType, RoomID, TextMessageEventContent
+from mautrix.types import MessageType, RoomID, TextMessageEventContent
 
 from bots.base import BotContext
 from bridge.clock import as_utc, utcnow
@@ -43,10 +43,6 @@ class RoutingBot:
     async def start(self) -> None:
         await self.watcher.baseline()
         await self.dispatcher.load()
-        try:
-            await self.invite_members()
-        except Exception:
-            log.warning("team and admin room members not invited yet", exc_info=True)
         self._task = every(TICK_SECONDS, self.tick, name="routing", log=log)
 
     async def stop(self) -> None:
@@ -79,38 +75,6 @@ class RoutingBot:
             )
         if rules is not None:
             await self.ctx.team.ensure_rooms()
-            await self.invite_members()
-
-    async def invite_members(self) -> None:
-        """Staff into their team rooms and admins into the admin room, when the
-        rules name someone who is neither joined nor invited yet."""
-        config, team = self.ctx.config, self.ctx.team
-        wanted: list[tuple[str, tuple[str, ...]]] = [
-            (d.team_room, tuple(s.mxid for s in d.staff))
-            for d in config.departments
-            if d.team_room
-        ]
-        if config.routing.admin_room:
-            wanted.append((config.routing.admin_room, config.routing.admins))
-        bot = self.ctx.appservice.intent
-        for room, members in wanted:
-            if not members:
-                continue
-            room_id = await team.resolve(room, members)
-            if room_id is None:
-                continue
-            try:
-                present = set(
-                    await bot.get_room_members(
-                        RoomID(room_id), (Membership.JOIN, Membership.INVITE)
-                    )
-                )
-            except (MatrixError, OSError, TimeoutError) as e:
-                log.warning("members of %s unknown: %s", room, e)
-                continue
-            await self.dispatcher.invite(
-                room_id, [m for m in members if m not in present]
-            )
 
     # --- upkeep -----------------------------------------------------------------
 
