@@ -219,12 +219,18 @@ async def test_invalid_token_forgets_the_case_and_offers_a_new_chat(
 ) -> None:
     """A token the bridge rejects (401) makes the widget drop the case and say why."""
     await start_chat(page, stack, "Vera Verfall")
-    state = await stored(page, stack)
-    state["token"] = "no-longer-valid"
-    await page.evaluate(
-        "([k, v]) => localStorage.setItem(k, v)",
-        [storage_key(stack), json.dumps(state)],
-    )
+    assert (await stored(page, stack))["token"]
+    # Swap the token as the page loads, before the widget reads it: the running
+    # widget saves its state on every event and could write the old token back
+    # between a swap and the reload.
+    swap = """key => {
+        const state = JSON.parse(localStorage.getItem(key));
+        if (state) {
+            state.token = "no-longer-valid";
+            localStorage.setItem(key, JSON.stringify(state));
+        }
+    }"""
+    await page.add_init_script(f"({swap})({json.dumps(storage_key(stack))})")
     await page.reload()
     await expect(
         page.get_by_text(re.compile("abgelaufen oder nicht mehr gültig"))
