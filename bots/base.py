@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from bridge.case import CaseService
     from bridge.config import Config
     from bridge.db.store import Store
+    from bridge.health import Health
 
     from .commands import CommandRouter
     from .team import TeamRooms
@@ -24,6 +25,8 @@ class BotContext:
     commands: CommandRouter
     #: Team rooms (notice per new case) and the admin room (alerts).
     team: TeamRooms
+    #: Where a bot registers the health of its own parts (``/healthz``).
+    health: Health
 
 
 class Bot(Protocol):

@@ -11,8 +11,6 @@ from mautrix.types import (
     EventType,
     MessageEvent,
     MessageType,
-    RoomID,
-    TextMessageEventContent,
 )
 
 from bridge.case import CaseService
@@ -89,6 +87,10 @@ class CommandRouter:
     async def _help(self, command: Command) -> None:
         await self.reply(command.event.room_id, self.help_text())
 
-    async def reply(self, room_id: str, text: str) -> str:
-        content = TextMessageEventContent(msgtype=MessageType.NOTICE, body=text)
-        return str(await self.cases.az.intent.send_message(RoomID(room_id), content))
+    async def reply(
+        self, room_id: str, text: str, *, key: str | None = None
+    ) -> str | None:
+        """A notice from the bot, sent once (durably, see bridge.delivery); its
+        key comes from the command's event unless given."""
+        content = {"msgtype": MessageType.NOTICE.value, "body": text}
+        return await self.cases.deliveries.send(room_id, content, key=key, kind="reply")

@@ -18,14 +18,12 @@ from urllib.parse import quote
 
 from mautrix.errors import MatrixError, MNotFound
 from mautrix.types import (
-    EventType,
     Format,
     Membership,
     MessageType,
     RoomAlias,
     RoomCreatePreset,
     RoomID,
-    TextMessageEventContent,
     UserID,
 )
 
@@ -34,6 +32,9 @@ if TYPE_CHECKING:
 
     from bridge.config import Config
     from bridge.db.models import Case
+    from bridge.delivery import Deliveries
+
+from bridge.errors import HOMESERVER_ERRORS
 
 log = logging.getLogger("buergerchat.team")
 
@@ -52,9 +53,12 @@ def matrix_to(room_id: str, server_name: str) -> str:
 
 
 class TeamRooms:
-    def __init__(self, config: Config, appservice: AppService) -> None:
+    def __init__(
+        self, config: Config, appservice: AppService, deliveries: Deliveries
+    ) -> None:
         self.config = config
         self.appservice = appservice
+        self.deliveries = deliveries
         self._resolved: dict[str, str] = {}
         self._lock = asyncio.Lock()
 
@@ -74,7 +78,7 @@ class TeamRooms:
                 return self._resolved[room]
             try:
                 room_id = await self._resolve(room, invite)
-            except (MatrixError, OSError, TimeoutError) as e:
+            except HOMESERVER_ERRORS as e:
                 log.warning("room %s cannot be used: %s", room, e)
                 return None
             self._resolved[room] = room_id
@@ -132,7 +136,7 @@ class TeamRooms:
                         RoomID(room_id), (Membership.JOIN, Membership.INVITE)
                     )
                 )
-            except (MatrixError, OSError, TimeoutError) as e:
+            except HOMESERVER_ERRORS as e:
                 log.warning("members of %s unknown: %s", room, e)
                 continue
             for mxid in members:
@@ -145,19 +149,26 @@ class TeamRooms:
 
     # --- posting ------------------------------------------------------------
 
-    async def _notice(self, room_id: str, text: str, markup: str) -> None:
-        content = TextMessageEventContent(
-            msgtype=MessageType.NOTICE,
-            body=text,
-            format=Format.HTML,
-            formatted_body=markup,
-        )
-        await self.intent.send_message_event(
-            RoomID(room_id), EventType.ROOM_MESSAGE, content
-        )
+    async def _notice(
+        self, room_id: str, text: str, markup: str, key: str | None, kind: str
+    ) -> None:
+        """Stored, then sent once (bridge.delivery): a notice is never lost when
+        Synapse is away, and never posted twice after a crash."""
+        content = {
+            "msgtype": MessageType.NOTICE.value,
+            "body": text,
+            "format": Format.HTML.value,
+            "formatted_body": markup,
+        }
+        await self.deliveries.send(room_id, content, key=key, kind=kind)
 
     async def announce_case(
-        self, case: Case, *, first_message: str | None = None, extra: str | None = None
+        self,
+        case: Case,
+        *,
+        first_message: str | None = None,
+        extra: str | None = None,
+        key: str | None = None,
     ) -> bool:
         """A notice about a new case in its department's team room: reference,
         topic, the first message and a matrix.to link. False if there is no team
@@ -193,13 +204,15 @@ class TeamRooms:
             lines.append(f"Zum Fall: {link}")
             markup.append(f'<a href="{html.escape(link)}">Zum Fall</a>')
         try:
-            await self._notice(room_id, "\n".join(lines), "<br>".join(markup))
-        except (MatrixError, OSError, TimeoutError) as e:
+            await self._notice(
+                room_id, "\n".join(lines), "<br>".join(markup), key, "team"
+            )
+        except HOMESERVER_ERRORS as e:
             log.warning("team notice for %s not posted: %s", case.reference, e)
             return False
         return True
 
-    async def alert_admins(self, text: str) -> bool:
+    async def alert_admins(self, text: str, *, key: str | None = None) -> bool:
         """A notice in ``routing.admin_room``; always logged as a warning too."""
         log.warning("admin alert: %s", text)
         room = self.config.routing.admin_room
@@ -209,8 +222,10 @@ class TeamRooms:
         if room_id is None:
             return False
         try:
-            await self._notice(room_id, f"⚠ {text}", f"⚠ {html.escape(text)}")
-        except (MatrixError, OSError, TimeoutError) as e:
+            await self._notice(
+                room_id, f"⚠ {text}", f"⚠ {html.escape(text)}", key, "alert"
+            )
+        except HOMESERVER_ERRORS as e:
             log.warning("admin alert not posted: %s", e)
             return False
         return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -17,14 +18,20 @@ from bots.team import TeamRooms
 from .api.citizen import MAX_JSON_BYTES, CitizenAPI
 from .api.middleware import cors_middleware, errors_middleware
 from .api.widget import widget_routes
-from .appservice import DurableAppService
+from .appservice import SEEN_EVENTS_KEPT, DurableAppService
 from .case import CaseService
+from .catchup import CatchUp
+from .clock import as_utc, utcnow
 from .config import Config
 from .db.engine import create_engine, database_url, migrate
 from .db.store import Store
+from .delivery import Deliveries
+from .health import Health
 from .homeserver import Secrets, versions_answer
 
 log = logging.getLogger("buergerchat.bridge")
+#: Transactions waiting longer than this make the inbox count as down.
+INBOX_HEALTHY_LAG_S = 60.0
 OPENAPI = Path(__file__).parent / "api" / "openapi.json"
 APPSERVICE_ID = "buergerchat"
 
@@ -36,7 +43,10 @@ class Bridge:
         self.store: Store | None = None
         self.appservice: DurableAppService | None = None
         self.cases: CaseService | None = None
+        self.deliveries: Deliveries | None = None
         self.bots: list[Bot] = []
+        self.team: TeamRooms | None = None
+        self.health = Health()
 
     async def start(self) -> None:
         config = self.config
@@ -63,10 +73,23 @@ class Bridge:
             id=APPSERVICE_ID,
             bridge_name="buergerchat",
         )
-        self.cases = CaseService(config, self.store, az)
+        store = self.store
+        az.catch_up = CatchUp(
+            store,
+            az,
+            lambda: store.active_rooms(closed_within=timedelta(days=1)),
+            horizon=SEEN_EVENTS_KEPT - timedelta(days=1),
+        )
+        self.deliveries = Deliveries(self.store, az)
+        # First handler: the bridge's own events coming back mark their sends.
+        az.on_event(self.deliveries.observe)
+        self.cases = CaseService(config, self.store, az, self.deliveries)
         commands = CommandRouter(config, self.cases)
-        self.team = TeamRooms(config, az)
-        ctx = BotContext(config, self.store, self.cases, az, commands, self.team)
+        self.team = TeamRooms(config, az, self.deliveries)
+        self._register_health()
+        ctx = BotContext(
+            config, self.store, self.cases, az, commands, self.team, self.health
+        )
         self.bots = build_bots(ctx)
         az.app.add_routes(CitizenAPI(config, self.cases).routes())
         for bot in self.bots:
@@ -90,6 +113,7 @@ class Bridge:
             await self.team.ensure_rooms()
         except Exception:
             log.warning("team and admin rooms not ready yet", exc_info=True)
+        self.deliveries.start()
         self.cases.start()
         az.on_event(commands.handle_event)
         for bot in self.bots:
@@ -108,30 +132,52 @@ class Bridge:
             await bot.stop()
         if self.cases is not None:
             await self.cases.stop()
+        if self.deliveries is not None:
+            await self.deliveries.stop()
         if self.appservice is not None:
             await self.appservice.stop()
         if self.store is not None:
             await self.store.close()
 
+    def request_catch_up(self) -> None:
+        if self.appservice is not None:
+            self.appservice.request_catch_up()
+
+    async def alert_admins(self, text: str) -> None:
+        """A notice in the admin room (stored and posted once Synapse answers)."""
+        if self.team is not None:
+            await self.team.alert_admins(text)
+
+    def _register_health(self) -> None:
+        self.health.register("database", self._database_health)
+        self.health.register("homeserver", self._homeserver_health)
+        self.health.register("appservice_inbox", self._inbox_health)
+        assert self.deliveries is not None
+        self.health.register("deliveries", self.deliveries.health)
+
+    async def _database_health(self) -> dict[str, object]:
+        assert self.store is not None
+        async with self.store.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return {"ok": True}
+
+    async def _homeserver_health(self) -> dict[str, object]:
+        return {"ok": await versions_answer(self.config.homeserver.url)}
+
+    async def _inbox_health(self) -> dict[str, object]:
+        """Transactions Synapse pushed that are not worked off yet."""
+        assert self.store is not None
+        waiting, oldest = await self.store.inbox_lag()
+        lag = (utcnow() - as_utc(oldest)).total_seconds() if oldest else 0.0
+        return {"ok": lag < INBOX_HEALTHY_LAG_S, "waiting": waiting, "lag_seconds": lag}
+
     async def healthz(self, request: web.Request) -> web.Response:
-        database = False
-        if self.store is not None:
-            try:
-                async with self.store.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
-                database = True
-            except Exception:
-                log.warning("health check: database does not answer", exc_info=True)
-        homeserver = await versions_answer(self.config.homeserver.url)
-        ok = database and homeserver
-        return web.json_response(
-            {
-                "status": "ok" if ok else "degraded",
-                "database": database,
-                "homeserver": homeserver,
-            },
-            status=200 if ok else 503,
-        )
+        """Each part: database, homeserver, appservice inbox, deliveries, and what
+        the bots register (clamd, mail outbox); 503 when one is down."""
+        ok, parts = await self.health.report()
+        body: dict[str, object] = {"status": "ok" if ok else "degraded"}
+        body.update(parts)
+        return web.json_response(body, status=200 if ok else 503)
 
     async def openapi(self, request: web.Request) -> web.Response:
         spec = json.loads(OPENAPI.read_text(encoding="utf-8"))

@@ -3,7 +3,15 @@
 mautrix acknowledges a transaction before its handlers ran and remembers seen
 transaction ids only in memory: a crash loses events, a restart replays them. Here
 a transaction is written to the database first, acknowledged second, and worked
-off from the database in order by one owned task, so nothing is lost or repeated.
+off from the database in order by one owned task.
+
+Synapse numbers its transactions from 1 again after a restart, so an id alone
+says nothing: a known id with another body is stored as new work, and each event
+is worked off once by its event id (``as_seen_events``, kept for
+``SEEN_EVENTS_KEPT``). Each handler runs with a *cause* (the event id and the
+handler's place), from which the sends it makes derive their idempotency keys:
+if a crash interrupts a handler and the event is worked off again, what it
+already sent is not sent twice (see :mod:`bridge.delivery`).
 """
 
 from __future__ import annotations
@@ -12,19 +20,29 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from json import JSONDecodeError
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from mautrix.appservice import AppService
 from mautrix.appservice.state_store.file import FileASStateStore
 from mautrix.types import JSON, Event, SerializerError
 
+from .catchup import CATCH_UP_EVERY, CatchUp
+from .cause import caused_by
+from .clock import utcnow
 from .db.store import Store
+from .errors import HOMESERVER_ERRORS
 from .tasks import cancel
 
 log = logging.getLogger("buergerchat.appservice")
 EventHandler = Callable[[Event], Awaitable[None]]
+#: How long worked-off transactions and seen event ids are kept for dedup.
+TRANSACTIONS_KEPT = timedelta(days=1)
+SEEN_EVENTS_KEPT = timedelta(days=7)
+PRUNE_EVERY = timedelta(hours=1)
 
 
 class DurableAppService(AppService):
@@ -41,6 +59,12 @@ class DurableAppService(AppService):
         self._handlers: list[EventHandler] = []
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        self._pruned_at = utcnow() - PRUNE_EVERY
+        #: Set by the bridge: finds events Synapse never pushed (bridge.catchup).
+        self.catch_up: CatchUp | None = None
+        self._catch_up_due = True
+        self._caught_up_at = utcnow()
+        self._last_txn_number = -1
         super().__init__(
             state_store=FileASStateStore(str(state_file), binary=False),
             aiohttp_params={
@@ -72,9 +96,19 @@ class DurableAppService(AppService):
             return web.json_response(
                 {"errcode": "M_BAD_JSON", "error": "Missing events list"}, status=400
             )
+        if txn_id.isdigit():
+            number = int(txn_id)
+            if number < self._last_txn_number:
+                # Synapse restarted and numbers from the start again; what it had
+                # queued in memory before is lost to us unless we look.
+                log.info("transaction ids restarted (%s); catching up", txn_id)
+                self.request_catch_up()
+            self._last_txn_number = number
         # Stored before acknowledged: if this raises, Synapse gets a 500 and retries.
         if not await self.store.save_transaction(txn_id, body):
             log.debug("transaction %s was stored before; acknowledging again", txn_id)
+        else:
+            log.debug("transaction %s stored", txn_id)
         self._wake.set()
         return web.json_response({})
 
@@ -85,6 +119,30 @@ class DurableAppService(AppService):
         await cancel(self._worker)
         self._worker = None
 
+    def request_catch_up(self) -> None:
+        """Before working off anything newer, look for events Synapse never
+        pushed (after it died or restarted). Until that succeeds, the inbox
+        waits, so the order per room is kept."""
+        self._catch_up_due = True
+        self._wake.set()
+
+    async def _run_catch_up(self) -> None:
+        if self.catch_up is None:
+            self._catch_up_due = False
+            return
+        self._catch_up_due = False
+        try:
+            events = await self.catch_up.missed()
+        except BaseException:
+            self._catch_up_due = True
+            raise
+        done: list[str] = []
+        for raw in events:
+            await self._dispatch(raw)  # type: ignore[arg-type]
+            done.append(str(raw["event_id"]))
+        await self.store.mark_seen(done)
+        self._caught_up_at = utcnow()
+
     async def drain(self) -> None:
         """Work off everything stored so far (also used at start-up)."""
         while True:
@@ -92,22 +150,61 @@ class DurableAppService(AppService):
             if not batch:
                 return
             for txn in batch:
-                for raw in txn.body.get("events", []):
+                events: list[Any] = [
+                    e for e in txn.body.get("events", []) if isinstance(e, dict)
+                ]
+                ids = [str(e["event_id"]) for e in events if e.get("event_id")]
+                seen = await self.store.seen_events(ids)
+                done: set[str] = set()
+                for raw in events:
+                    event_id = raw.get("event_id")
+                    if event_id in seen or event_id in done:
+                        log.debug("event %s was worked off before; skipped", event_id)
+                        continue
                     await self._dispatch(raw)
-                await self.store.mark_processed(txn.seq)
+                    if event_id:
+                        done.add(str(event_id))
+                await self.store.mark_processed(txn.seq, ids)
+            await self._prune()
+
+    async def _prune(self) -> None:
+        """Keep the dedup tables bounded (about once an hour)."""
+        now = utcnow()
+        if now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        txns, events = await self.store.prune_inbox(
+            transactions_older_than=now - TRANSACTIONS_KEPT,
+            events_older_than=now - SEEN_EVENTS_KEPT,
+        )
+        if txns or events:
+            log.info("inbox pruned: %d transactions, %d seen event ids", txns, events)
 
     async def _work(self) -> None:
         while True:
+            if utcnow() - self._caught_up_at > CATCH_UP_EVERY:
+                self._catch_up_due = True
             try:
+                if self._catch_up_due:
+                    await self._run_catch_up()
                 await self.drain()
             except asyncio.CancelledError:
                 raise
+            except HOMESERVER_ERRORS as e:
+                log.warning("catching up with Synapse failed (%s); retrying", e)
+                await asyncio.sleep(2)
+                continue
             except Exception:
                 log.exception("working off stored transactions failed; retrying")
                 await asyncio.sleep(2)
                 continue
-            await self._wake.wait()
             self._wake.clear()
+            try:
+                await asyncio.wait_for(
+                    self._wake.wait(), CATCH_UP_EVERY.total_seconds()
+                )
+            except TimeoutError:
+                pass
 
     async def _dispatch(self, raw: JSON) -> None:
         try:
@@ -122,9 +219,11 @@ class DurableAppService(AppService):
             await self.state_store.update_state(event)
         except Exception:
             log.exception("updating the state cache failed for %s", raw.get("event_id"))
-        for handler in self._handlers:
+        event_id = str(raw.get("event_id") or "")
+        for place, handler in enumerate(self._handlers):
             try:
-                await handler(event)
+                with caused_by(f"{event_id}/{place}" if event_id else None):
+                    await handler(event)
             except Exception:
                 # One broken handler must not block the inbox; the event stays in
                 # the database, and the traceback tells the operator why.

@@ -11,13 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mautrix.appservice import IntentAPI
-from mautrix.errors import MatrixError
+from mautrix.errors import MRoomInUse
 from mautrix.types import (
     Event,
     EventType,
     Membership,
     MessageEvent,
     MessageType,
+    RoomAlias,
     RoomCreatePreset,
     RoomID,
     StateEvent,
@@ -26,11 +27,20 @@ from mautrix.types import (
 )
 
 from .appservice import DurableAppService
+from .cause import derived_key
 from .clock import as_utc, utcnow
 from .config import Config, Department
-from .db.models import Case, CaseEvent
+from .db.models import Case, CaseEvent, MatrixSend
 from .db.store import Store
-from .errors import CaseClosed, Forbidden, InvalidField, NotFound, UnknownToken
+from .delivery import TRANSIENT, Deliveries
+from .errors import (
+    HOMESERVER_ERRORS,
+    CaseClosed,
+    Forbidden,
+    InvalidField,
+    NotFound,
+    UnknownToken,
+)
 from .tasks import cancel, every
 from .timeline import Notifier
 from .tokens import new_case_id, new_token, token_hash
@@ -47,11 +57,18 @@ MessageHook = Callable[[Case, CaseEvent], Awaitable[None]]
 
 class CaseService:
     def __init__(
-        self, config: Config, store: Store, appservice: DurableAppService
+        self,
+        config: Config,
+        store: Store,
+        appservice: DurableAppService,
+        deliveries: Deliveries,
     ) -> None:
         self.config = config
         self.store = store
         self.az = appservice
+        self.deliveries = deliveries
+        deliveries.sent_hooks.append(self._sent)
+        self._case_locks: dict[str, asyncio.Lock] = {}
         self.notifier = Notifier()
         self.stopping = False
         self._retry_task: asyncio.Task[None] | None = None
@@ -120,7 +137,7 @@ class CaseService:
         )
         try:
             await self.ensure_room(case)
-        except (MatrixError, OSError, TimeoutError) as e:
+        except HOMESERVER_ERRORS as e:
             # The case and the citizen's messages are safe in our database; the
             # retry loop creates the room once Synapse answers again.
             log.warning("room for %s not created yet: %s", case.reference, e)
@@ -143,8 +160,8 @@ class CaseService:
             ghost = self.ghost_intent(case)
             await ghost.ensure_registered()
             await ghost.set_displayname(self.citizen_display_name(case))
-            bot = self.az.intent
-            room_id = await bot.create_room(
+            room_id = await self._create_or_find_room(
+                case,
                 name=f"{case.reference} · {department.name if department else ''}",
                 topic=f"Bürgerchat {case.reference}"
                 + (f" – {case.topic}" if case.topic else ""),
@@ -161,11 +178,29 @@ class CaseService:
                     "redact": 50,
                 },
             )
-            await ghost.ensure_joined(room_id)
+            await ghost.ensure_joined(RoomID(room_id))
             await self.store.update_case(case.case_id, room_id=room_id)
             case.room_id = room_id
             log.info("case %s has room %s", case.reference, room_id)
             return room_id
+
+    def room_alias_localpart(self, case: Case) -> str:
+        """Each case room has an alias in the appservice's exclusive namespace.
+        Aliases are unique, so a second createRoom after a crash (the first one
+        may have gone through) finds the first room instead of making another."""
+        return f"{self.config.bridge.ghost_prefix}case_{case.case_id}"
+
+    async def _create_or_find_room(self, case: Case, **room: Any) -> str:
+        localpart = self.room_alias_localpart(case)
+        try:
+            return str(
+                await self.az.intent.create_room(alias_localpart=localpart, **room)
+            )
+        except MRoomInUse:
+            alias = RoomAlias(f"#{localpart}:{self.config.homeserver.server_name}")
+            answer = await self.az.intent.resolve_room_alias(alias)
+            log.info("room of %s was created before: %s", case.reference, answer)
+            return str(answer.room_id)
 
     def ghost_intent(self, case: Case) -> IntentAPI:
         return self.az.intent.user(UserID(case.ghost_mxid))
@@ -227,7 +262,10 @@ class CaseService:
         if created:
             self.notifier.notify(case.case_id)
         if event.delivery != "delivered":
-            await self._try_deliver(case, event)
+            await self.deliver_pending(case)
+            fresh = await self.store.get_event(event.seq)
+            if fresh is not None:
+                event = fresh
         if created:
             for hook in self.message_hooks:
                 try:
@@ -236,25 +274,34 @@ class CaseService:
                     log.exception("message hook %s failed for %s", hook, case.reference)
         return event
 
-    async def _try_deliver(self, case: Case, event: CaseEvent) -> bool:
-        try:
-            room_id = case.room_id or await self.ensure_room(case)
-            event_id = await self.ghost_intent(case).send_message_event(
-                RoomID(room_id),
-                EventType.ROOM_MESSAGE,
-                self._citizen_content(event),
-                # Synapse deduplicates by txn id: a retry never posts twice.
-                txn_id=f"bc-{event.seq}",
-            )
-        except (MatrixError, OSError, TimeoutError) as e:
-            log.warning(
-                "message %s of %s waits for Synapse: %s", event.seq, case.reference, e
-            )
-            return False
-        await self.store.mark_delivered(event.seq, event_id)
-        event.matrix_event_id, event.delivery = event_id, "delivered"
-        self.notifier.notify(case.case_id)
-        return True
+    async def deliver_pending(self, case: Case) -> None:
+        """Send the case's waiting citizen messages into its room, in order; each
+        goes out once (bridge.delivery), whatever crashed in between."""
+        lock = self._case_locks.setdefault(case.case_id, asyncio.Lock())
+        async with lock:
+            try:
+                room_id = case.room_id or await self.ensure_room(case)
+            except TRANSIENT as e:
+                log.warning("messages of %s wait for their room: %s", case.reference, e)
+                return
+            for event in await self.store.pending_events(case.case_id):
+                row = await self.deliveries.enqueue(
+                    room_id,
+                    self._citizen_content(event).serialize(),
+                    key=f"citizen:{event.seq}",
+                    sender=case.ghost_mxid,
+                    case_id=case.case_id,
+                )
+                if row.state == "sent" and row.event_id:
+                    await self._sent(row)
+            await self.deliveries.flush(room_id)
+
+    async def _sent(self, row: MatrixSend) -> None:
+        """A citizen message is in the room: the citizen sees it delivered."""
+        if not row.key.startswith("citizen:") or not row.event_id or not row.case_id:
+            return
+        await self.store.mark_delivered(int(row.key.split(":", 1)[1]), row.event_id)
+        self.notifier.notify(row.case_id)
 
     @staticmethod
     def _citizen_content(event: CaseEvent) -> TextMessageEventContent:
@@ -266,13 +313,13 @@ class CaseService:
         for case in await self.store.cases_without_room():
             try:
                 await self.ensure_room(case)
-            except (MatrixError, OSError, TimeoutError) as e:
+            except HOMESERVER_ERRORS as e:
                 log.debug("room for %s still not created: %s", case.reference, e)
                 return
-        for event in await self.store.undelivered_events():
-            owner = await self.store.get_case(event.case_id)
-            if owner is None or not await self._try_deliver(owner, event):
-                return
+        for case_id in await self.store.cases_with_pending_events():
+            owner = await self.store.get_case(case_id)
+            if owner is not None:
+                await self.deliver_pending(owner)
 
     # --- closing ------------------------------------------------------------
 
@@ -310,7 +357,7 @@ class CaseService:
         room_id = RoomID(case.room_id)
         try:
             members = await bot.get_room_members(room_id)
-        except (MatrixError, OSError, TimeoutError):
+        except HOMESERVER_ERRORS:
             log.warning("could not list members of %s", case.room_id, exc_info=True)
             return
         for mxid in members:
@@ -321,19 +368,29 @@ class CaseService:
                     await self.ghost_intent(case).leave_room(room_id)
                 else:
                     await bot.kick_user(room_id, mxid, "Fall abgeschlossen")
-            except (MatrixError, OSError, TimeoutError):
+            except HOMESERVER_ERRORS:
                 log.warning("could not remove %s from %s", mxid, case.room_id)
 
     # --- staff → citizen ----------------------------------------------------
 
     async def add_system_event(
-        self, case_id: str, body: str, *, kind: str, **extra: Any
+        self,
+        case_id: str,
+        body: str,
+        *,
+        kind: str,
+        key: str | None = None,
+        **extra: Any,
     ) -> CaseEvent:
+        """A system line in the citizen's timeline. With a ``key`` (given, or
+        derived from the appservice event being worked off) it is added once."""
+        client_id = key or derived_key("sys")
         event, _ = await self.store.add_event(
             case_id,
             type="system",
             sender="system",
             body=body,
+            client_id=client_id[:100] if client_id else None,
             extra={"kind": kind, **extra},
         )
         self.notifier.notify(case_id)

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from .config import Config, ConfigError, load_config
+from .datadir import make_private, private_umask
 from .errors import BuergerchatError
 from .homeserver import EmbeddedSynapse, Secrets, load_secrets, register_user, render
 
@@ -79,6 +80,7 @@ async def _demo_staff(
 async def _run(config: Config) -> None:
     from .app import Bridge
 
+    make_private(config.data_dir)
     secrets_ = load_secrets(config.data_dir)
     synapse: EmbeddedSynapse | None = None
     bridge = Bridge(config, secrets_)
@@ -91,6 +93,12 @@ async def _run(config: Config) -> None:
             synapse = EmbeddedSynapse(config, secrets_)
             await synapse.start()
         await bridge.start()
+        if synapse is not None:
+            # While Synapse is down the inbox waits; once it is back, events it
+            # had queued in memory and lost are found in the rooms first.
+            synapse.keep_running(
+                alert=bridge.alert_admins, on_death=bridge.request_catch_up
+            )
         logins = []
         if config.demo_staff_accounts and config.homeserver.embedded:
             logins = await _demo_staff(config, secrets_, config.homeserver.url)
@@ -159,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     for command in extra.values():
         command.configure(sub.add_parser(command.name, help=command.help))
     args = parser.parse_args(argv)
+    # Before anything is written: the data folder holds tokens and personal data.
+    private_umask()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -11,6 +11,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import ClientError
+from mautrix.errors import MatrixError
+
+#: What a call to Synapse fails with when it is away, slow or answers an error:
+#: mautrix raises MatrixError for answers, aiohttp's errors (a dropped connection
+#: is a ClientError, not an OSError) and timeouts pass through as they are.
+HOMESERVER_ERRORS: tuple[type[BaseException], ...] = (
+    MatrixError,
+    ClientError,
+    OSError,
+    TimeoutError,
+)
+
 
 class BuergerchatError(Exception):
     status: int = 500

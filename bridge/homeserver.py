@@ -3,13 +3,16 @@ templates in ``synapse/``, the process started and supervised, demo staff create
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import os
 import re
 import secrets
+import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -20,7 +23,7 @@ import yaml
 
 from .config import Config
 from .errors import BuergerchatError
-from .supervisor import ChildProcess
+from .supervisor import Alert, ChildProcess, Keeper
 
 log = logging.getLogger("buergerchat.homeserver")
 TEMPLATES = Path(__file__).resolve().parent.parent / "synapse"
@@ -165,8 +168,11 @@ class EmbeddedSynapse:
         self.dir = config.data_dir / "synapse"
         self.url = f"http://127.0.0.1:{config.homeserver.port}"
         self.child: ChildProcess | None = None
+        self.keeper: Keeper | None = None
 
     async def start(self) -> None:
+        if await versions_answer(self.url):
+            await self._wait_for_orphan()
         if await versions_answer(self.url):
             raise HomeserverError(
                 f"Something already answers on {self.url}. Stop it, or set "
@@ -194,15 +200,81 @@ class EmbeddedSynapse:
             self.dir / "stdout.log",
             env={"PYTHONPATH": module_path()},
         )
-        await self.child.start(lambda: versions_answer(self.url), timeout=120)
+        await self._start_child()
         await ensure_admin_token(self.url, self.config.data_dir, self.secrets)
+
+    async def _start_child(self) -> None:
+        assert self.child is not None
+        await self.child.start(lambda: versions_answer(self.url), timeout=120)
+
+    def keep_running(
+        self, alert: Alert | None = None, on_death: Callable[[], object] | None = None
+    ) -> Keeper:
+        """Restart Synapse with backoff whenever it dies (see Keeper)."""
+        assert self.child is not None
+        self.keeper = Keeper(
+            "Synapse",
+            start=self._start_child,
+            wait=self.child.wait,
+            alert=alert,
+            on_death=on_death,
+        )
+        self.keeper.watch()
+        return self.keeper
+
+    async def _wait_for_orphan(self, grace: float = 30.0) -> None:
+        """A Synapse of this data folder left by a killed bridge is stopping (it
+        got SIGTERM when its parent died): wait for it, end it if it lingers."""
+        pid = _our_synapse_pid(self.dir)
+        if pid is None:
+            return
+        log.warning("Synapse pid %d of this data folder is still running; waiting", pid)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        signalled = False
+        while _alive(pid):
+            if loop.time() > deadline:
+                if signalled:
+                    os.kill(pid, signal.SIGKILL)
+                    break
+                os.kill(pid, signal.SIGTERM)
+                signalled, deadline = True, loop.time() + 10
+            await asyncio.sleep(0.2)
 
     async def _keys_written(self) -> bool:
         return (self.dir / "signing.key").exists()
 
     async def stop(self) -> None:
+        if self.keeper is not None:
+            await self.keeper.stop()
         if self.child is not None:
             await self.child.stop()
+
+
+def _our_synapse_pid(synapse_dir: Path) -> int | None:
+    """The pid in our homeserver.pid, if that process is a Synapse with our config."""
+    try:
+        pid = int((synapse_dir / "homeserver.pid").read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, ValueError):
+        return None
+    if "synapse.app.homeserver" in cmdline and str(synapse_dir) in cmdline:
+        return pid
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:  # a zombie is as good as gone
+        return stat.read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def module_path() -> str:

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from .errors import BuergerchatError
+from .tasks import cancel
 
 log = logging.getLogger("buergerchat.supervisor")
 
@@ -102,6 +103,12 @@ class ChildProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.returncode is None
 
+    async def wait(self) -> int | None:
+        """Wait until the process exits; its return code."""
+        if self.process is None:
+            return None
+        return await self.process.wait()
+
     async def stop(self, grace: float = 15.0) -> None:
         process = self.process
         if process is None or process.returncode is not None:
@@ -120,3 +127,110 @@ class ChildProcess:
                 pass
             await process.wait()
         log.info("%s stopped", self.name)
+
+
+def describe_exit(code: int | None) -> str:
+    """ "code 1", or "killed by SIGKILL" for a negative return code."""
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+#: Restart delays grow 1 s, 2 s, 4 s … up to a minute; a child that ran this long
+#: counts as healthy again and the next restart is quick.
+FIRST_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 60.0
+STABLE_AFTER_S = 60.0
+#: After this many restarts in a row without a stable run, the admins are told.
+ALERT_AFTER = 3
+
+Alert = Callable[[str], Awaitable[object]]
+
+
+class Keeper:
+    """Keeps a child process running: when it dies, it is started again with
+    backoff, each restart is logged with the reason, and after ``ALERT_AFTER``
+    failed or short-lived runs in a row ``alert`` (the admin room) is told."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        start: Callable[[], Awaitable[None]],
+        wait: Callable[[], Awaitable[int | None]],
+        on_restart: Callable[[], Awaitable[None]] | None = None,
+        on_death: Callable[[], object] | None = None,
+        alert: Alert | None = None,
+    ) -> None:
+        self.name = name
+        self._start = start
+        self._wait = wait
+        self._on_restart = on_restart
+        self._on_death = on_death
+        self.alert = alert
+        self.restarts = 0
+        self.up = True
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=f"keep-{self.name}")
+
+    async def stop(self) -> None:
+        """Stop watching (before the child is stopped on purpose)."""
+        await cancel(self._task)
+        self._task = None
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        streak = 0
+        while True:
+            started = loop.time()
+            code = await self._wait()
+            self.up = False
+            if self._on_death is not None:
+                self._on_death()
+            if loop.time() - started >= STABLE_AFTER_S:
+                streak = 0
+            while True:
+                streak += 1
+                delay = min(FIRST_BACKOFF_S * 2 ** (streak - 1), MAX_BACKOFF_S)
+                log.warning(
+                    "%s died (%s); restarting it in %.0f s (restart %d)",
+                    self.name,
+                    describe_exit(code),
+                    delay,
+                    self.restarts + 1,
+                )
+                if streak == ALERT_AFTER:
+                    await self._tell(
+                        f"{self.name} ist {streak}-mal hintereinander ausgefallen "
+                        f"({describe_exit(code)}); Bürgerchat startet es weiter neu. "
+                        "Bitte das Protokoll prüfen."
+                    )
+                await asyncio.sleep(delay)
+                try:
+                    await self._start()
+                except Exception as e:
+                    log.error("restarting %s failed: %s", self.name, e)
+                    code = None
+                    continue
+                break
+            self.restarts += 1
+            self.up = True
+            log.warning("%s restarted (restart %d)", self.name, self.restarts)
+            if self._on_restart is not None:
+                try:
+                    await self._on_restart()
+                except Exception:
+                    log.exception("after restarting %s", self.name)
+
+    async def _tell(self, text: str) -> None:
+        if self.alert is None:
+            return
+        try:
+            await self.alert(text)
+        except Exception:
+            log.exception("could not alert the admins about %s", self.name)

@@ -65,7 +65,7 @@ def event_json(event: CaseEvent) -> dict[str, Any]:
         "body": event.body,
         "ts": as_utc(event.ts).isoformat().replace("+00:00", "Z"),
     }
-    if event.client_id:
+    if event.client_id and event.sender == "citizen":
         out["client_id"] = event.client_id
     if event.sender == "citizen":
         out["delivery"] = event.delivery

@@ -147,6 +147,16 @@ class OutboxStore:
             )
             return rows.all()
 
+    async def oldest_waiting(self) -> datetime | None:
+        """When the oldest mail not yet taken by a server was queued."""
+        async with self.session() as s:
+            value = await s.scalar(
+                select(func.min(OutboxMail.created_at)).where(
+                    OutboxMail.state.in_(_DUE_STATES)
+                )
+            )
+        return as_utc(value) if value is not None else None
+
     async def counts(self) -> dict[str, int]:
         async with self.session() as s:
             rows = await s.execute(

@@ -41,6 +41,8 @@ from .store import OfflineStore
 log = logging.getLogger("buergerchat.offline")
 RETRY_SECONDS = 10.0
 GIVE_UP_AFTER = timedelta(days=1)
+#: A mail waiting longer than this for the mail server makes /healthz 503.
+MAIL_HEALTHY_WAIT = timedelta(minutes=10)
 #: Requests with the same client id are worked off one after the other.
 _LOCK_STRIPES = 64
 
@@ -92,7 +94,21 @@ class OfflineBot:
 
     # --- life cycle -----------------------------------------------------------
 
+    async def health(self) -> dict[str, object]:
+        """The mail outbox is down when a mail waits longer than MAIL_HEALTHY_WAIT
+        for the mail server (it is retried; parked mails only count)."""
+        counts = await self.outbox.store.counts()
+        oldest = await self.outbox.store.oldest_waiting()
+        waited = (utcnow() - oldest).total_seconds() if oldest else 0.0
+        return {
+            "ok": waited < MAIL_HEALTHY_WAIT.total_seconds(),
+            "queued": counts.get("queued", 0) + counts.get("sending", 0),
+            "parked": counts.get("parked", 0),
+            "oldest_waiting_seconds": round(waited, 1),
+        }
+
     async def start(self) -> None:
+        self.ctx.health.register("mail_outbox", self.health)
         await self.outbox.start()
         # After the case service: staff messages are in the timeline by now.
         self.ctx.appservice.on_event(self.handle_event)

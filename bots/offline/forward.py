@@ -14,10 +14,8 @@ from typing import TYPE_CHECKING
 
 from mautrix.errors import MatrixError
 from mautrix.types import (
-    EventType,
     MessageType,
     RoomID,
-    TextMessageEventContent,
     UserID,
 )
 
@@ -30,6 +28,7 @@ from bots.mail import (
 )
 from bridge.clock import as_utc, utcnow
 from bridge.db.models import Case
+from bridge.errors import HOMESERVER_ERRORS
 
 from .models import OfflineRecord
 from .store import MESSAGE_CLIENT_ID, RECEIVED_CLIENT_ID, OfflineStore
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
     from bots.routing.model import Department
 
 log = logging.getLogger("buergerchat.offline")
-MATRIX_ERRORS = (MatrixError, OSError, TimeoutError)
+MATRIX_ERRORS = HOMESERVER_ERRORS
 
 
 class NotYetForwarded(Exception):
@@ -197,20 +196,20 @@ class Forwarder:
             room_id = case.room_id or await self.ctx.cases.ensure_room(case)
             if record.converted:
                 await self.invite_staff(case, room_id)
-            content = TextMessageEventContent(
-                msgtype=MessageType.NOTICE,
-                body=(
+            content = {
+                "msgtype": MessageType.NOTICE.value,
+                "body": (
                     "Nachricht außerhalb der Sprechzeiten"
                     + (f" ({record.topic})" if record.topic else "")
                     + f". {contact_line(record)}.\n{staff_hint(record)}"
                 ),
-            )
-            # Synapse deduplicates by transaction id: a retry posts it once.
-            await self.ctx.appservice.intent.send_message_event(
-                RoomID(room_id),
-                EventType.ROOM_MESSAGE,
+            }
+            # Stored and sent once, also across a crash (bridge.delivery).
+            await self.ctx.cases.deliveries.send(
+                room_id,
                 content,
-                txn_id=f"bc-offline-{record.id}",
+                key=f"offline-notice:{record.id}",
+                case_id=case.case_id,
             )
         except MATRIX_ERRORS as e:
             raise NotYetForwarded(f"case room not reachable: {e}") from e
@@ -219,6 +218,7 @@ class Forwarder:
             case,
             first_message=record.description,
             extra=f"{contact_line(record)}. {staff_hint(record)}",
+            key=f"offline-announce:{record.id}",
         )
         if not announced and department is not None and department.team_room:
             raise NotYetForwarded("team room not reachable")

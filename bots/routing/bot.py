@@ -10,8 +10,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from mautrix.errors import MatrixError
-from mautrix.types import MessageType, RoomID, TextMessageEventContent
+from mautrix.types import MessageType
 
 from bots.base import BotContext
 from bridge.clock import as_utc, utcnow
@@ -101,18 +100,15 @@ class RoutingBot:
             shown = f"{minutes:g}"
             note = f"nach {shown} Minuten ohne Nachricht automatisch beendet"
             if case.room_id:
-                try:
-                    await self.ctx.appservice.intent.send_message(
-                        RoomID(case.room_id),
-                        TextMessageEventContent(
-                            msgtype=MessageType.NOTICE,
-                            body=f"Der Fall wurde {note}.",
-                        ),
-                    )
-                except (MatrixError, OSError, TimeoutError) as e:
-                    log.warning(
-                        "inactivity notice for %s not posted: %s", case.reference, e
-                    )
+                await self.ctx.cases.deliveries.send(
+                    case.room_id,
+                    {
+                        "msgtype": MessageType.NOTICE.value,
+                        "body": f"Der Fall wurde {note}.",
+                    },
+                    key=f"inactive:{case.case_id}",
+                    case_id=case.case_id,
+                )
             log.info("closing %s: no message for %s minutes", case.reference, shown)
             await self.ctx.cases.close_case(
                 case, by=None, note=note[0].upper() + note[1:]

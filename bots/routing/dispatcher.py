@@ -19,6 +19,7 @@ from mautrix.errors import MatrixError, MForbidden
 from mautrix.types import RoomID, UserID
 
 from bridge.clock import routing_now, utcnow
+from bridge.errors import HOMESERVER_ERRORS
 
 from .model import Department
 from .office_hours import is_live
@@ -104,7 +105,7 @@ class Dispatcher:
                     mxid,
                 )
             return "online"
-        except (MatrixError, OSError, TimeoutError) as e:
+        except HOMESERVER_ERRORS as e:
             log.warning("presence of %s unknown (%s); counted as online", mxid, e)
             return "online"
         self._unseen.discard(mxid)
@@ -215,7 +216,8 @@ class Dispatcher:
                     "already.",
                 ),
                 kind="queue",
-                **place,
+                position=place["position"],
+                estimated_wait_minutes=place["estimated_wait_minutes"],
             )
 
     async def drain(self) -> None:
@@ -352,7 +354,9 @@ class Dispatcher:
         return await self.team.announce_case(case, first_message=first, extra=extra)
 
     async def announce_once(self, case: Case, first_message: str | None) -> None:
-        """The notice about a new case in its team room, once per case."""
+        """The notice about a new case in its team room, once per case: its key
+        makes a second attempt (after a crash, or while Synapse was away) the
+        same notice, and the flag is set only once the notice is stored."""
         if case.case_id in self._announcing:
             return
         self._announcing.add(case.case_id)
@@ -362,16 +366,15 @@ class Dispatcher:
                 return
             if fresh.state not in ("live", "queued") or fresh.closed_at is not None:
                 return
-            fresh.extra = await self.store.merge_case_extra(
-                fresh.case_id, {"announced": True}
-            )
             invited = (fresh.extra or {}).get("invited") or []
             names = ", ".join(self.cases.staff_name("", m) for m in invited)
-            await self.team.announce_case(
+            if await self.team.announce_case(
                 fresh,
                 first_message=first_message,
                 extra=f"Eingeladen: {names}" if names else None,
-            )
+                key=f"announce:{fresh.case_id}",
+            ):
+                await self.store.merge_case_extra(fresh.case_id, {"announced": True})
         finally:
             self._announcing.discard(case.case_id)
 

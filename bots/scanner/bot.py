@@ -12,12 +12,10 @@ import aiohttp
 from aiohttp import BodyPartReader, web
 from mautrix.types import (
     ContentURI,
-    EventType,
-    RoomID,
 )
 
 from bots.base import BotContext
-from bridge.api.citizen import bearer
+from bridge.api.citizen import bearer, text_problem
 from bridge.clock import as_utc, utcnow
 from bridge.db.models import Case
 from bridge.errors import (
@@ -26,6 +24,7 @@ from bridge.errors import (
     NotFound,
     TooLarge,
 )
+from bridge.supervisor import Keeper
 from bridge.tasks import cancel, every
 
 from .clamd_client import ClamdClient
@@ -62,6 +61,7 @@ class ScannerBot:
         self.queue = AttachmentQueue(ctx.store)
         self.held_dir = ctx.config.data_dir / "attachments" / "held"
         self._clamd_process: ClamdProcess | None = None
+        self._keeper: Keeper | None = None
         self.clamd: ClamdClient | None = None
         self._retry_task: asyncio.Task[None] | None = None
         self.admin: SynapseAdmin | None = None
@@ -103,15 +103,38 @@ class ScannerBot:
             self.clamd = self._clamd_process.client(
                 transport="unix", scan_timeout=self.settings.scan_timeout
             )
+            # A dead clamd is started again; what it held back is scanned then.
+            self._keeper = Keeper(
+                "clamd",
+                start=self._clamd_process.start,
+                wait=self._clamd_process.wait,
+                on_restart=self.queue.retry_now,
+                alert=self.ctx.team.alert_admins,
+            )
+            self._keeper.watch()
         else:
             self.clamd = self.settings.external_client()
             await check_clamd_accepts(self.clamd, max_size)
         self._retry_task = every(
             RETRY_TICK_S, self.retry_due, name="scanner-retry", log=log
         )
+        self.ctx.health.register("clamd", self.health)
+
+    async def health(self) -> dict[str, object]:
+        """clamd answers PING; files held because it did not are counted."""
+        held = await self.queue.held_count()
+        if self.clamd is None:
+            return {"ok": False, "error": "not started", "held_files": held}
+        try:
+            await self.clamd.ping()
+        except ScanError as e:
+            return {"ok": False, "error": str(e), "held_files": held}
+        return {"ok": True, "held_files": held}
 
     async def stop(self) -> None:
         await cancel(self._retry_task)
+        if self._keeper is not None:
+            await self._keeper.stop()
         if self._clamd_process is not None:
             await self._clamd_process.stop()
 
@@ -166,6 +189,19 @@ class ScannerBot:
             raise InvalidField(
                 "file", "Send the file as multipart/form-data in the field 'file'."
             )
+        try:
+            return await self._read_parts(request)
+        except (ValueError, AssertionError, LookupError, aiohttp.ClientError) as e:
+            # aiohttp's parser raises these for a missing or wrong boundary, a
+            # broken part header or a truncated body.
+            raise InvalidField(
+                "file",
+                "The multipart/form-data body is malformed "
+                f"({type(e).__name__}). Send the file in a form field 'file', "
+                "as a browser's FormData does.",
+            ) from None
+
+    async def _read_parts(self, request: web.Request) -> tuple[str, bytes, str | None]:
         limit = self.settings.max_size
         reader = await request.multipart()
         filename, data, client_id = "", None, None
@@ -174,6 +210,10 @@ class ScannerBot:
                 continue
             if part.name == "client_id":
                 client_id = (await part.text()).strip()[:100] or None
+                if client_id is not None and text_problem(client_id):
+                    raise InvalidField(
+                        "client_id", f"The field 'client_id' {text_problem(client_id)}"
+                    )
             elif part.name == "file":
                 filename = part.filename or "datei"
                 buffer = bytearray()
@@ -261,15 +301,21 @@ class ScannerBot:
             if row.mxc_uri is None:
                 await self.queue.update(row, mxc_uri=str(mxc))
             content = message_content(row, str(mxc), data, utcnow())
-            event_id = await ghost.send_message_event(
-                RoomID(room_id),
-                EventType.ROOM_MESSAGE,
-                content,  # type: ignore[arg-type]
-                txn_id=f"bc-att-{row.attachment_id}",
+            # Stored, then sent once (bridge.delivery), also across a crash.
+            event_id = await self.ctx.cases.deliveries.send(
+                room_id,
+                content,
+                key=f"att:{row.attachment_id}",
+                sender=case.ghost_mxid,
+                case_id=case.case_id,
             )
         except MATRIX_ERRORS as e:
+            event_id, error = None, str(e)
+        else:
+            error = "the file's event waits for Synapse"
+        if event_id is None:
             # Clean, but Synapse is away: keep the file and try again later.
-            await self.postpone(case, row, f"Synapse: {e}", keep_state=True)
+            await self.postpone(case, row, f"Synapse: {error}", keep_state=True)
             return
         await self.queue.update(
             row,
@@ -317,6 +363,7 @@ class ScannerBot:
             case,
             f"⚠ Eine Datei des Bürgers wurde abgewiesen: „{row.filename}“ enthält "
             f"Schadsoftware ({signature}). Die Datei wurde nicht zugestellt.",
+            key=f"infected:{row.attachment_id}",
         )
         await self._timeline(row, "infected", "citizen", case.citizen_name)
 
@@ -359,12 +406,19 @@ class ScannerBot:
         )
         self.ctx.cases.notifier.notify(row.case_id)
 
-    async def notice(self, case: Case, text: str) -> None:
+    async def notice(self, case: Case, text: str, *, key: str | None = None) -> None:
         try:
             room_id = case.room_id or await self.ctx.cases.ensure_room(case)
-            await self.ctx.appservice.intent.send_notice(RoomID(room_id), text)
         except MATRIX_ERRORS as e:
             log.warning("notice to %s not sent: %s", case.reference, e)
+            return
+        await self.ctx.cases.deliveries.send(
+            room_id,
+            {"msgtype": "m.notice", "body": text},
+            key=key,
+            kind="scanner",
+            case_id=case.case_id,
+        )
 
     async def citizen_download(self, request: web.Request) -> web.Response:
         """The file, from Synapse, only if it was scanned clean."""

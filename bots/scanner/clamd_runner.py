@@ -153,7 +153,7 @@ def render_config(
     if tcp_port is not None:
         lines += [f"TCPSocket {tcp_port}", "TCPAddr 127.0.0.1"]
     if unix_socket is not None:
-        lines += [f"LocalSocket {unix_socket}", "LocalSocketMode 660"]
+        lines += [f"LocalSocket {unix_socket}", "LocalSocketMode 600"]
     return "\n".join(lines) + "\n"
 
 

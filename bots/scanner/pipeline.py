@@ -12,13 +12,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mautrix.errors import MatrixError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.clock import utcnow
 from bridge.db.store import Store
-from bridge.errors import BuergerchatError
+from bridge.errors import HOMESERVER_ERRORS, BuergerchatError
 from bridge.yamlconf import Section
 
 from .clamd_client import ClamdClient, address_problem
@@ -29,7 +28,7 @@ from .models import Attachment
 FIRST_RETRY_S = 5.0
 MAX_RETRY_S = 600.0
 #: What a call to Synapse fails with when it is away; the file then stays held.
-MATRIX_ERRORS = (MatrixError, OSError, TimeoutError)
+MATRIX_ERRORS = HOMESERVER_ERRORS
 
 
 class InfectedFile(BuergerchatError):
@@ -221,6 +220,22 @@ class AttachmentQueue:
             )
         for key, value in values.items():
             setattr(row, key, value)
+
+    async def retry_now(self) -> None:
+        """Every held attachment is due at once (clamd or Synapse is back)."""
+        async with self.session.begin() as s:
+            await s.execute(
+                update(Attachment)
+                .where(Attachment.state.in_(("pending", "clean")))
+                .values(next_attempt_at=utcnow())
+            )
+
+    async def held_count(self) -> int:
+        async with self.session() as s:
+            value = await s.scalar(
+                select(func.count()).where(Attachment.state.in_(("pending", "clean")))
+            )
+        return int(value or 0)
 
     async def due(self, now: datetime, limit: int = 20) -> list[Attachment]:
         """Held attachments whose next attempt is due: ``pending`` ones wait for a

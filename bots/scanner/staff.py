@@ -133,6 +133,7 @@ class StaffFiles:
             f"⚠ {name + ': ' if name else ''}Ihre Datei „{row.filename}“ wurde "
             f"entfernt und nicht an den Bürger weitergegeben ({reason})."
             + (" Die Datei ist auf dem Server gesperrt." if quarantined else ""),
+            key=f"refused:{row.attachment_id}",
         )
 
     async def quarantine(self, case: Case, row: Attachment) -> bool:

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from aiohttp import web
-from mautrix.types import ContentURI, EventType, Obj
+from mautrix.types import ContentURI
 
 from bots.base import BotContext
 from bots.commands import Command
@@ -88,28 +88,28 @@ class TranscriptBot:
             filename=name,
             size=len(rendered.pdf),
         )
-        content = Obj(
-            **{
-                "msgtype": "m.file",
-                "body": name,
-                "filename": name,
-                "url": str(mxc),
-                "info": {"mimetype": "application/pdf", "size": len(rendered.pdf)},
-                TRANSCRIPT_MARKER: {"final_hash": rendered.final_hash},
-            }
-        )
-        await intent.send_message_event(room_id, EventType.ROOM_MESSAGE, content)
-        await intent.send_message_event(
+        content = {
+            "msgtype": "m.file",
+            "body": name,
+            "filename": name,
+            "url": str(mxc),
+            "info": {"mimetype": "application/pdf", "size": len(rendered.pdf)},
+            TRANSCRIPT_MARKER: {"final_hash": rendered.final_hash},
+        }
+        # Keys derive from the !transcript event: worked off again after a crash,
+        # the command posts nothing twice.
+        deliveries = self.ctx.cases.deliveries
+        await deliveries.send(room_id, content, kind="transcript", case_id=case.case_id)
+        await deliveries.send(
             room_id,
-            EventType.ROOM_MESSAGE,
-            Obj(
-                **{
-                    "msgtype": "m.notice",
-                    "body": f"Verlauf {case.reference}: {rendered.pages} Seite(n), "
-                    f"Prüfsumme {rendered.final_hash}",
-                    TRANSCRIPT_MARKER: {"final_hash": rendered.final_hash},
-                }
-            ),
+            {
+                "msgtype": "m.notice",
+                "body": f"Verlauf {case.reference}: {rendered.pages} Seite(n), "
+                f"Prüfsumme {rendered.final_hash}",
+                TRANSCRIPT_MARKER: {"final_hash": rendered.final_hash},
+            },
+            kind="transcript",
+            case_id=case.case_id,
         )
 
     async def archive(self, case: Case) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from aiohttp import web
@@ -36,7 +37,14 @@ class Offline(BuergerchatError):
     errcode = "BC_OFFLINE"
 
 
+#: Deeper JSON than this is refused before Python's parser recurses on it.
+MAX_JSON_DEPTH = 20
+
+
 async def read_json(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 4xx that says what is wrong: too
+    large, not JSON, nested too deeply, or text that cannot be stored (a lone
+    UTF-16 surrogate such as ``"\\ud800"``, or a NUL character)."""
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
         raise TooLarge(
             f"The request body is larger than {MAX_JSON_BYTES // 1024} kB. "
@@ -45,18 +53,74 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     if len(raw) > MAX_JSON_BYTES:
         raise TooLarge(f"The request body is larger than {MAX_JSON_BYTES // 1024} kB.")
+    if _nesting(raw) > MAX_JSON_DEPTH:
+        raise NotJSON(
+            f"The JSON is nested more than {MAX_JSON_DEPTH} levels deep. Send a flat "
+            'object like {"body": "..."}.'
+        )
     try:
-        import json
-
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise NotJSON(
             "The body is not valid JSON. Send a JSON object with "
             "Content-Type: application/json."
         ) from None
     if not isinstance(data, dict):
         raise NotJSON('The body must be a JSON object like {"body": "..."}.')
+    check_text(data)
     return data
+
+
+def _nesting(raw: bytes) -> int:
+    """How deeply ``[`` and ``{`` nest in ``raw`` (outside strings)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def check_text(value: Any, where: str | None = None) -> None:
+    """Every string in ``value`` must be storable text: no lone surrogates (they
+    cannot be encoded as UTF-8) and no NUL (PostgreSQL refuses it in text)."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem:
+            raise InvalidField(where or "body", f"The field '{where}' {problem}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key, where)
+            check_text(item, where or str(key))
+    elif isinstance(value, list):
+        for item in value:
+            check_text(item, where)
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, or None."""
+    if "\x00" in value:
+        return "contains a NUL character; remove it and send again."
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return (
+            "contains an invalid character (a lone UTF-16 surrogate); send it as "
+            "proper UTF-8 text."
+        )
+    return None
 
 
 def field(

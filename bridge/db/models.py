@@ -87,12 +87,61 @@ class CaseEvent(Base):
 
 
 class Transaction(Base):
-    """An appservice transaction from Synapse, stored before it is acknowledged."""
+    """An appservice transaction from Synapse, stored before it is acknowledged.
 
-    __tablename__ = "as_transactions"
+    Synapse numbers transactions from 1 again after a restart (on SQLite its id
+    generator starts from the rows it kept), so a transaction id alone does not
+    identify one: the same id with another body is new work. Events are
+    deduplicated by their id (:class:`SeenEvent`)."""
+
+    __tablename__ = "as_inbox"
+    __table_args__ = (
+        UniqueConstraint("txn_id", "body_hash", name="uq_as_inbox_txn_body"),
+    )
 
     seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    txn_id: Mapped[str] = mapped_column(String(255), unique=True)
+    txn_id: Mapped[str] = mapped_column(String(255))
+    body_hash: Mapped[str] = mapped_column(String(64))
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class SeenEvent(Base):
+    """A Matrix event the inbox has worked off; kept for a while, so that an event
+    Synapse sends again (in a renumbered or resent transaction) is not."""
+
+    __tablename__ = "as_seen_events"
+
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class MatrixSend(Base):
+    """One event the bridge or a bot sends into a room, stored before it is sent.
+
+    ``key`` makes the send idempotent (the same key again is the same send); the
+    key also goes into the event content as ``de.buergerchat.send_id``, so that
+    after any crash the bridge can tell whether an earlier attempt reached the
+    room before it tries again (Synapse forgets appservice transaction ids when
+    it restarts)."""
+
+    __tablename__ = "matrix_sends"
+    __table_args__ = (Index("ix_matrix_sends_room_state", "room_id", "state", "seq"),)
+
+    seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    room_id: Mapped[str] = mapped_column(String(255))
+    sender: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(100))
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: pending (not known to be in the room), sent, failed (Synapse refused it).
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    event_id: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    case_id: Mapped[str | None] = mapped_column(
+        String(40), ForeignKey("cases.case_id", ondelete="CASCADE"), index=True
+    )

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from ..clock import utcnow
-from .models import Case, CaseEvent, CaseToken, Transaction
+from .models import Case, CaseEvent, CaseToken, SeenEvent, Transaction
 
 
 class Store:
@@ -239,14 +241,29 @@ class Store:
                 .values(matrix_event_id=matrix_event_id, delivery="delivered")
             )
 
-    async def undelivered_events(self) -> Sequence[CaseEvent]:
+    async def get_event(self, seq: int) -> CaseEvent | None:
+        async with self.session() as s:
+            return await s.get(CaseEvent, seq)
+
+    async def pending_events(self, case_id: str) -> Sequence[CaseEvent]:
+        """The case's citizen messages not yet in its room, oldest first."""
         async with self.session() as s:
             rows = await s.scalars(
                 select(CaseEvent)
-                .where(CaseEvent.delivery == "pending")
+                .where(CaseEvent.case_id == case_id, CaseEvent.delivery == "pending")
                 .order_by(CaseEvent.seq)
             )
             return rows.all()
+
+    async def cases_with_pending_events(self) -> list[str]:
+        async with self.session() as s:
+            rows = await s.scalars(
+                select(CaseEvent.case_id)
+                .where(CaseEvent.delivery == "pending")
+                .group_by(CaseEvent.case_id)
+                .order_by(func.min(CaseEvent.seq))
+            )
+            return list(rows.all())
 
     async def events_after(
         self, case_id: str, after: int, limit: int = 200
@@ -270,10 +287,20 @@ class Store:
     # --- appservice transactions ------------------------------------------
 
     async def save_transaction(self, txn_id: str, body: dict[str, Any]) -> bool:
-        """Persist a transaction; False if it was stored before (a retry)."""
+        """Persist a transaction; False if exactly this one (same id, same body) was
+        stored before (a retry). The same id with another body is new work:
+        Synapse renumbers its transactions after a restart."""
+        digest = body_hash(body)
         try:
             async with self.session.begin() as s:
-                s.add(Transaction(txn_id=txn_id, body=body, received_at=utcnow()))
+                s.add(
+                    Transaction(
+                        txn_id=txn_id,
+                        body_hash=digest,
+                        body=body,
+                        received_at=utcnow(),
+                    )
+                )
             return True
         except IntegrityError:
             return False
@@ -288,10 +315,103 @@ class Store:
             )
             return rows.all()
 
-    async def mark_processed(self, seq: int) -> None:
+    async def mark_processed(self, seq: int, event_ids: Sequence[str] = ()) -> None:
+        """The transaction is worked off; its events count as seen from now on.
+        One database transaction, so a crash leaves both or neither."""
+        now = utcnow()
         async with self.session.begin() as s:
             await s.execute(
                 update(Transaction)
                 .where(Transaction.seq == seq)
-                .values(processed_at=utcnow())
+                .values(processed_at=now)
             )
+            ids = list(dict.fromkeys(event_ids))
+            if ids:
+                known = set(
+                    (
+                        await s.scalars(
+                            select(SeenEvent.event_id).where(
+                                SeenEvent.event_id.in_(ids)
+                            )
+                        )
+                    ).all()
+                )
+                s.add_all(
+                    SeenEvent(event_id=e, seen_at=now) for e in ids if e not in known
+                )
+
+    async def mark_seen(self, event_ids: Sequence[str]) -> None:
+        """Events worked off outside a stored transaction (catch-up)."""
+        ids = list(dict.fromkeys(event_ids))
+        if not ids:
+            return
+        now = utcnow()
+        async with self.session.begin() as s:
+            known = set(
+                (
+                    await s.scalars(
+                        select(SeenEvent.event_id).where(SeenEvent.event_id.in_(ids))
+                    )
+                ).all()
+            )
+            s.add_all(SeenEvent(event_id=e, seen_at=now) for e in ids if e not in known)
+
+    async def active_rooms(self, closed_within: timedelta) -> list[str]:
+        """Rooms of cases that are open or closed only recently (catch-up)."""
+        since = utcnow() - closed_within
+        async with self.session() as s:
+            rows = await s.scalars(
+                select(Case.room_id).where(
+                    Case.room_id.is_not(None),
+                    (Case.closed_at.is_(None)) | (Case.closed_at > since),
+                )
+            )
+            return [r for r in rows.all() if r]
+
+    async def seen_events(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of these events the inbox has worked off before."""
+        if not event_ids:
+            return set()
+        async with self.session() as s:
+            rows = await s.scalars(
+                select(SeenEvent.event_id).where(SeenEvent.event_id.in_(event_ids))
+            )
+            return set(rows.all())
+
+    async def prune_inbox(
+        self, *, transactions_older_than: datetime, events_older_than: datetime
+    ) -> tuple[int, int]:
+        """Bound the dedup tables: worked-off transactions and seen event ids past
+        their age are deleted. Returns how many of each."""
+        async with self.session.begin() as s:
+            txns = await s.execute(
+                delete(Transaction).where(
+                    Transaction.processed_at.is_not(None),
+                    Transaction.processed_at < transactions_older_than,
+                )
+            )
+            events = await s.execute(
+                delete(SeenEvent).where(SeenEvent.seen_at < events_older_than)
+            )
+        return (
+            int(getattr(txns, "rowcount", 0) or 0),
+            int(getattr(events, "rowcount", 0) or 0),
+        )
+
+    async def inbox_lag(self) -> tuple[int, datetime | None]:
+        """How many transactions wait to be worked off, and since when."""
+        async with self.session() as s:
+            row = (
+                await s.execute(
+                    select(func.count(), func.min(Transaction.received_at)).where(
+                        Transaction.processed_at.is_(None)
+                    )
+                )
+            ).one()
+        return int(row[0]), row[1]
+
+
+def body_hash(body: dict[str, Any]) -> str:
+    """SHA-256 of a transaction body in canonical JSON (key order does not count)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()

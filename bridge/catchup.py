@@ -1,0 +1,107 @@
+"""Events Synapse never pushed: found in the rooms' history and worked off.
+
+Synapse hands events to the appservice scheduler in memory and moves its
+stream position on at once; what is queued there when Synapse stops or dies is
+never sent (seen: a staff message written during a clean stop never arrived).
+So at every start of the bridge, after every restart of the embedded Synapse,
+when Synapse's transaction ids start again, and every ``CATCH_UP_EVERY`` as a
+safety net, the inbox walks back through each active case room until it meets
+an event it has worked off, and works off what it missed, oldest first, before
+anything newer (so order per case holds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from mautrix.api import Method, Path
+from mautrix.types import RoomID
+
+from .clock import utcnow
+
+if TYPE_CHECKING:
+    from mautrix.appservice import AppService
+
+    from .db.store import Store
+
+log = logging.getLogger("buergerchat.catchup")
+
+CATCH_UP_EVERY = timedelta(minutes=10)
+PAGE = 50
+MAX_PAGES = 20
+PARALLEL = 8
+REQUEST_TIMEOUT = 30.0
+
+RoomsProvider = Callable[[], Awaitable[Sequence[str]]]
+
+
+class CatchUp:
+    def __init__(
+        self,
+        store: Store,
+        appservice: AppService,
+        rooms: RoomsProvider,
+        *,
+        horizon: timedelta,
+    ) -> None:
+        self.store = store
+        self.appservice = appservice
+        self.rooms = rooms
+        #: Events older than this are never worked off again (their ids may
+        #: have been pruned from the seen table).
+        self.horizon = horizon
+
+    async def missed(self) -> list[dict[str, Any]]:
+        """Unseen events of every active room, each room's oldest first."""
+        rooms = list(await self.rooms())
+        limit = asyncio.Semaphore(PARALLEL)
+        oldest = utcnow() - self.horizon
+
+        async def one(room_id: str) -> list[dict[str, Any]]:
+            async with limit:
+                return await self._missed_in(room_id, oldest)
+
+        found = await asyncio.gather(*(one(r) for r in rooms))
+        events = [e for room in found for e in room]
+        if events:
+            log.warning(
+                "%d event(s) in %d room(s) were never pushed by Synapse; "
+                "working them off now",
+                len(events),
+                sum(1 for r in found if r),
+            )
+        return events
+
+    async def _missed_in(self, room_id: str, oldest: datetime) -> list[dict[str, Any]]:
+        missed: list[dict[str, Any]] = []
+        token: str | None = None
+        oldest_ms = oldest.timestamp() * 1000
+        for _ in range(MAX_PAGES):
+            query = {"dir": "b", "limit": str(PAGE)}
+            if token:
+                query["from"] = token
+            answer = await asyncio.wait_for(
+                self.appservice.intent.api.request(
+                    Method.GET,
+                    Path.v3.rooms[RoomID(room_id)].messages,
+                    query_params=query,
+                ),
+                REQUEST_TIMEOUT,
+            )
+            chunk = [e for e in answer.get("chunk") or [] if e.get("event_id")]
+            seen = await self.store.seen_events([str(e["event_id"]) for e in chunk])
+            for event in chunk:
+                if event["event_id"] in seen or event.get("origin_server_ts", 0) < (
+                    oldest_ms
+                ):
+                    return list(reversed(missed))
+                event.setdefault("room_id", room_id)
+                missed.append(event)
+            token = answer.get("end")
+            if not chunk or not token:
+                break
+        return list(reversed(missed))
