@@ -150,6 +150,20 @@ def cmd_registration(args: argparse.Namespace) -> int:
     return 0
 
 
+def _client_errors_in_one_line(record: logging.LogRecord) -> bool:
+    """aiohttp answers a request it cannot even parse (a NUL in a header, a
+    broken request line) with 400 itself and logs a traceback: the client's
+    fault, so one line without traceback is enough."""
+    from aiohttp.http_exceptions import HttpProcessingError
+
+    if record.exc_info and isinstance(record.exc_info[1], HttpProcessingError):
+        record.msg = f"refused a malformed HTTP request: {record.exc_info[1]}"
+        record.args = ()
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="buergerchat", description=__doc__)
     parser.add_argument(
@@ -175,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("mau", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(_client_errors_in_one_line)
     if args.command in extra:
         config = _load(args)
         return 1 if config is None else extra[args.command].run(config, args)

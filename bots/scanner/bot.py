@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from mautrix.types import (
     ContentURI,
 )
@@ -191,7 +192,13 @@ class ScannerBot:
             )
         try:
             return await self._read_parts(request)
-        except (ValueError, AssertionError, LookupError, aiohttp.ClientError) as e:
+        except (
+            ValueError,
+            AssertionError,
+            LookupError,
+            aiohttp.ClientError,
+            HttpProcessingError,
+        ) as e:
             # aiohttp's parser raises these for a missing or wrong boundary, a
             # broken part header or a truncated body.
             raise InvalidField(
