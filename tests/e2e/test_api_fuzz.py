@@ -3,6 +3,7 @@ documented route never get a 5xx and never a status the document does not list."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -21,7 +22,8 @@ async def test_no_server_error_and_no_undocumented_status(stack: Stack) -> None:
     not_a_server_error and status_code_conformance; the log has no traceback."""
     case = await open_case(stack)
     st = Path(sys.executable).with_name("st")
-    result = subprocess.run(
+    result = await asyncio.to_thread(
+        subprocess.run,
         [
             str(st),
             "run",
