@@ -1,0 +1,234 @@
+"""Exactly once below the e2e layer: the inbox against renumbered and repeated
+transactions, and the delivery of sends against a fake homeserver that persists
+an event and then drops the connection, or forgets its transaction ids."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from mautrix.types import Event
+
+from bridge.appservice import DurableAppService
+from bridge.db.store import Store
+from bridge.delivery import STAMP, Deliveries
+
+BOT = "@buergerchat:test"
+ROOM = "!room:test"
+
+
+def event(n: int, body: str = "hi") -> dict[str, Any]:
+    return {
+        "event_id": f"$e{n}",
+        "room_id": ROOM,
+        "sender": "@anna:test",
+        "type": "m.room.message",
+        "origin_server_ts": 1000 + n,
+        "content": {"msgtype": "m.text", "body": body},
+    }
+
+
+@pytest.fixture
+async def inbox(store: Store, tmp_path: Path) -> AsyncIterator[DurableAppService]:
+    az = DurableAppService(
+        store=store,
+        state_file=tmp_path / "state.json",
+        middlewares=[],
+        client_max_size=1 << 20,
+        server="http://127.0.0.1:9",
+        domain="test",
+        as_token="a",
+        hs_token="h",
+        bot_localpart="buergerchat",
+        id="bc",
+    )
+    yield az
+
+
+async def test_renumbered_transactions_are_new_work_and_events_count_once(
+    inbox: DurableAppService, store: Store
+) -> None:
+    """Synapse restarts and sends txn 1 again with new events: they are worked
+    off; the same txn with the same body, and an event repeated in another
+    transaction, are worked off once."""
+    seen: list[str] = []
+
+    async def handler(e: Event) -> None:
+        seen.append(str(e.event_id))
+
+    inbox.on_event(handler)
+    assert await store.save_transaction("1", {"events": [event(1), event(2)]})
+    assert not await store.save_transaction("1", {"events": [event(1), event(2)]})
+    await inbox.drain()
+    assert await store.save_transaction("1", {"events": [event(2), event(3)]})
+    await inbox.drain()
+    assert seen == ["$e1", "$e2", "$e3"]
+    assert await store.inbox_lag() == (0, None)
+
+
+class FakeHomeserver:
+    """Persists sends by txn id (in memory, like Synapse for appservice users),
+    serves /messages, and can drop the connection after persisting."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.txns: dict[str, str] = {}
+        self.drop_after_persist = 0
+        self.down = False
+        self.unknown_paths: list[str] = []
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_put(
+            "/_matrix/client/v3/rooms/{room}/send/{type}/{txn}", self.send
+        )
+        app.router.add_get("/_matrix/client/v3/rooms/{room}/messages", self.messages)
+        app.router.add_post("/_matrix/client/v3/register", self.register)
+        app.router.add_post("/_matrix/client/v3/join/{room}", self.join)
+        app.router.add_post("/_matrix/client/v3/rooms/{room}/join", self.join)
+        app.router.add_get(
+            "/_matrix/client/v3/rooms/{room}/state/{type}/{key:.*}", self.state
+        )
+        app.router.add_get("/_matrix/client/v3/rooms/{room}/state/{type}", self.state)
+        app.router.add_route("*", "/{tail:.*}", self.unknown)
+        return app
+
+    async def unknown(self, request: web.Request) -> web.Response:
+        """Anything else the client asks is a test bug: say which path."""
+        self.unknown_paths.append(f"{request.method} {request.path}")
+        return web.json_response({"errcode": "M_UNRECOGNIZED"}, status=404)
+
+    async def join(self, request: web.Request) -> web.Response:
+        return web.json_response({"room_id": request.match_info["room"]})
+
+    async def register(self, request: web.Request) -> web.Response:
+        return web.json_response({"user_id": request.query.get("user_id", BOT)})
+
+    async def state(self, request: web.Request) -> web.Response:
+        if request.match_info["type"] == "m.room.create":
+            content = {"creator": BOT, "room_version": "10"}
+            if request.query.get("format") != "event":
+                return web.json_response(content)
+            return web.json_response(
+                {
+                    "type": "m.room.create",
+                    "state_key": "",
+                    "sender": BOT,
+                    "event_id": "$create",
+                    "room_id": request.match_info["room"],
+                    "origin_server_ts": 0,
+                    "content": content,
+                }
+            )
+        return web.json_response({"users_default": 100, "events_default": 0})
+
+    async def send(self, request: web.Request) -> web.StreamResponse:
+        if self.down:
+            raise web.HTTPServiceUnavailable()
+        txn = request.match_info["txn"]
+        if txn not in self.txns:
+            event_id = f"$s{len(self.events)}"
+            self.events.append(
+                {"event_id": event_id, "content": await request.json(), "ts": 0}
+            )
+            self.txns[txn] = event_id
+            if self.drop_after_persist:
+                # Synapse dies right after persisting: no answer, and it is down.
+                self.drop_after_persist -= 1
+                self.down = True
+                assert request.transport is not None
+                request.transport.close()  # the answer never arrives
+                await asyncio.sleep(0.1)
+                return web.Response()
+        return web.json_response({"event_id": self.txns[txn]})
+
+    async def messages(self, request: web.Request) -> web.Response:
+        chunk = [
+            {
+                "event_id": e["event_id"],
+                "content": e["content"],
+                "origin_server_ts": 9e12,
+            }
+            for e in reversed(self.events)
+        ]
+        return web.json_response({"chunk": chunk})
+
+    def restart(self) -> None:
+        self.txns.clear()  # Synapse forgets appservice transaction ids
+
+    def bodies(self) -> list[str]:
+        return [e["content"]["body"] for e in self.events]
+
+
+@pytest.fixture
+async def homeserver(
+    store: Store, tmp_path: Path
+) -> AsyncIterator[tuple[FakeHomeserver, DurableAppService]]:
+    fake = FakeHomeserver()
+    server = TestServer(fake.app(), host="127.0.0.1")
+    await server.start_server()
+    az = DurableAppService(
+        store=store,
+        state_file=tmp_path / "state.json",
+        middlewares=[],
+        client_max_size=1 << 20,
+        server=str(server.make_url("")).rstrip("/"),
+        domain="test",
+        as_token="a",
+        hs_token="h",
+        bot_localpart="buergerchat",
+        id="bc",
+    )
+    await az.start("127.0.0.1", 0)
+    try:
+        yield fake, az
+    finally:
+        await az.stop()
+        await server.close()
+
+
+def notice(body: str) -> dict[str, Any]:
+    return {"msgtype": "m.notice", "body": body}
+
+
+async def test_answer_lost_then_homeserver_and_bridge_restart_posts_once(
+    store: Store, homeserver: tuple[FakeHomeserver, DurableAppService]
+) -> None:
+    """Synapse persists the event, the answer is lost, Synapse forgets its
+    transaction ids and the bridge restarts: the retry finds the stamp in the
+    room and sends nothing more."""
+    fake, az = homeserver
+    fake.drop_after_persist = 1
+    first = Deliveries(store, az)
+    assert await first.send(ROOM, notice("eins"), key="k1") is None, fake.unknown_paths
+    fake.restart()
+    fake.down = False
+    second = Deliveries(store, az)  # a new process: rows are older than it
+    await second.retry()
+    assert fake.bodies() == ["eins"], fake.unknown_paths
+    outcome = await second.outcome("k1")
+    assert outcome is not None and outcome.state == "sent"
+    assert fake.events[0]["content"][STAMP] == "k1"
+
+
+async def test_same_key_is_the_same_send_and_order_is_kept(
+    store: Store, homeserver: tuple[FakeHomeserver, DurableAppService]
+) -> None:
+    """While Synapse refuses, sends wait in order; a repeated key adds nothing;
+    once it answers they go out in the order they were stored."""
+    fake, az = homeserver
+    deliveries = Deliveries(store, az)
+    fake.down = True
+    for body in ("a", "b", "c"):
+        assert await deliveries.send(ROOM, notice(body), key=f"o-{body}") is None
+    assert await deliveries.send(ROOM, notice("a"), key="o-a") is None
+    fake.down = False
+    await deliveries.flush(ROOM)
+    assert fake.bodies() == ["a", "b", "c"]
+    assert await deliveries.send(ROOM, notice("a"), key="o-a") == "$s0"
+    assert fake.bodies() == ["a", "b", "c"]
