@@ -21,11 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.e2e.stack import make_stack  # noqa: E402
 from tests.faults.traffic import (  # noqa: E402
     Traffic,
-    kill,
-    kill_bridge,
-    kill_synapse,
-    restart_stack,
-    synapse_pid,
+    kill_round,
     totals,
 )
 
@@ -44,18 +40,7 @@ async def soak(messages: int, cases: int, base: Path) -> dict[str, object]:
             nonlocal rounds
             while not done.is_set():
                 rounds += 1
-                await asyncio.sleep(20)
-                await asyncio.to_thread(stack.stop)
-                await restart_stack(stack)
-                await asyncio.sleep(20)
-                kill_bridge(stack)
-                await restart_stack(stack)
-                await asyncio.sleep(20)
-                await kill_synapse(stack)
-                await asyncio.sleep(20)
-                kill(synapse_pid(stack))
-                kill_bridge(stack)
-                await restart_stack(stack)
+                await kill_round(stack, clean_restart=True, pause=20)
 
         started = time.monotonic()
         writers = [

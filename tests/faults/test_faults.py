@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 
 from tests.e2e.samples import png
-from tests.e2e.stack import Stack, free_port, make_stack, shared_rules
-from tests.e2e.test_offline import Smtp
+from tests.e2e.stack import Stack, make_stack, shared_rules
+from tests.e2e.test_offline import Smtp, smtp  # noqa: F401 (fixture)
 
 from .traffic import (
     ANNA,
@@ -28,9 +28,9 @@ from .traffic import (
     clamd_pid,
     kill,
     kill_bridge,
+    kill_round,
     kill_synapse,
     restart_stack,
-    synapse_pid,
     totals,
     wait_until,
 )
@@ -39,17 +39,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[Smtp]:
-    server = Smtp(free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, smtp: Smtp) -> Iterator[Stack]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    smtp: Smtp,  # noqa: F811
+) -> Iterator[Stack]:
     """The product mailing through ``smtp`` (retries after a second), with Anna
     as admin so she reads the admin room."""
 
@@ -105,19 +98,7 @@ async def test_messages_survive_restarts_and_kills(stack: Stack) -> None:
     await traffic.open_cases(3)
 
     async def faults() -> None:
-        await asyncio.sleep(2)
-        await asyncio.to_thread(stack.stop)  # Ctrl-C, as an operator would
-        await restart_stack(stack)
-        await asyncio.sleep(2)
-        kill_bridge(stack)
-        await restart_stack(stack)
-        await asyncio.sleep(2)
-        await kill_synapse(stack)
-        await asyncio.sleep(3)
-        kill(synapse_pid(stack))  # a crash of both at once
-        kill_bridge(stack)
-        await restart_stack(stack)
-        await asyncio.sleep(2)
+        await kill_round(stack, clean_restart=True, pause=2)
 
     await traffic.run(faults, per_case=400, staff=1200, pause=0.03)
     tallies = await traffic.settle(within=180)
@@ -208,7 +189,8 @@ async def test_uploads_survive_killed_clamd(stack: Stack) -> None:
 
 
 async def test_offline_mails_survive_smtp_outage_and_bridge_kill(
-    stack: Stack, smtp: Smtp
+    stack: Stack,
+    smtp: Smtp,  # noqa: F811
 ) -> None:
     """Offline messages left while the SMTP server is down, with the bridge killed
     in between, reach the server once each when it is back: two mails per

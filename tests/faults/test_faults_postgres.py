@@ -17,11 +17,7 @@ from tests.e2e.test_production_path import pg_stack  # noqa: F401 (fixture)
 from .test_faults import assert_nothing_lost_or_twice
 from .traffic import (
     Traffic,
-    kill,
-    kill_bridge,
-    kill_synapse,
-    restart_stack,
-    synapse_pid,
+    kill_round,
     totals,
 )
 
@@ -44,16 +40,7 @@ async def test_messages_survive_kills_on_postgres(
     await traffic.open_cases(2)
 
     async def faults() -> None:
-        await asyncio.sleep(2)
-        kill_bridge(stack)
-        await restart_stack(stack)
-        await asyncio.sleep(2)
-        await kill_synapse(stack)
-        await asyncio.sleep(3)
-        kill(synapse_pid(stack))
-        kill_bridge(stack)
-        await restart_stack(stack)
-        await asyncio.sleep(2)
+        await kill_round(stack, clean_restart=False, pause=2)
 
     await traffic.run(faults, per_case=400, staff=800, pause=0.03)
     tallies = await traffic.settle(within=180)

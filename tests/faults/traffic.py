@@ -360,3 +360,23 @@ def kill_bridge(stack: Stack) -> None:
 
 async def restart_stack(stack: Stack) -> None:
     await asyncio.to_thread(stack.start)
+
+
+async def kill_round(stack: Stack, *, clean_restart: bool, pause: float) -> None:
+    """One round of the suite's faults, ``pause`` seconds of traffic between
+    them: (a clean stop and start,) kill -9 of the bridge, of Synapse alone
+    (the bridge starts it again) and of both at once."""
+    if clean_restart:
+        await asyncio.sleep(pause)
+        await asyncio.to_thread(stack.stop)  # Ctrl-C, as an operator would
+        await restart_stack(stack)
+    await asyncio.sleep(pause)
+    kill_bridge(stack)
+    await restart_stack(stack)
+    await asyncio.sleep(pause)
+    await kill_synapse(stack)
+    await asyncio.sleep(pause + 1)
+    kill(synapse_pid(stack))  # a crash of both at once
+    kill_bridge(stack)
+    await restart_stack(stack)
+    await asyncio.sleep(pause)
