@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,36 @@ PARALLEL = 8
 REQUEST_TIMEOUT = 30.0
 
 RoomsProvider = Callable[[], Awaitable[Sequence[str]]]
+
+
+async def pages_back(
+    appservice: AppService,
+    room_id: str,
+    *,
+    page: int,
+    max_pages: int,
+    timeout: float,  # noqa: ASYNC109 (per request)
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """The room's history as the bot sees it, newest first, one ``/messages``
+    page at a time (at most ``max_pages``); the caller stops when it has enough."""
+    token: str | None = None
+    for _ in range(max_pages):
+        query = {"dir": "b", "limit": str(page)}
+        if token:
+            query["from"] = token
+        answer = await asyncio.wait_for(
+            appservice.intent.api.request(
+                Method.GET, Path.v3.rooms[RoomID(room_id)].messages, query_params=query
+            ),
+            timeout,
+        )
+        chunk = [e for e in answer.get("chunk") or [] if e.get("event_id")]
+        if not chunk:
+            return
+        yield chunk
+        token = answer.get("end")
+        if not token:
+            return
 
 
 class CatchUp:
@@ -78,21 +108,14 @@ class CatchUp:
 
     async def _missed_in(self, room_id: str, oldest: datetime) -> list[dict[str, Any]]:
         missed: list[dict[str, Any]] = []
-        token: str | None = None
         oldest_ms = oldest.timestamp() * 1000
-        for _ in range(MAX_PAGES):
-            query = {"dir": "b", "limit": str(PAGE)}
-            if token:
-                query["from"] = token
-            answer = await asyncio.wait_for(
-                self.appservice.intent.api.request(
-                    Method.GET,
-                    Path.v3.rooms[RoomID(room_id)].messages,
-                    query_params=query,
-                ),
-                REQUEST_TIMEOUT,
-            )
-            chunk = [e for e in answer.get("chunk") or [] if e.get("event_id")]
+        async for chunk in pages_back(
+            self.appservice,
+            room_id,
+            page=PAGE,
+            max_pages=MAX_PAGES,
+            timeout=REQUEST_TIMEOUT,
+        ):
             seen = await self.store.seen_events([str(e["event_id"]) for e in chunk])
             for event in chunk:
                 if event["event_id"] in seen or event.get("origin_server_ts", 0) < (
@@ -101,7 +124,4 @@ class CatchUp:
                     return list(reversed(missed))
                 event.setdefault("room_id", room_id)
                 missed.append(event)
-            token = answer.get("end")
-            if not chunk or not token:
-                break
         return list(reversed(missed))

@@ -22,19 +22,18 @@ bridge, of Synapse or of both could post twice. Here:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from mautrix.api import Method, Path
 from mautrix.errors import MatrixRequestError
 from mautrix.types import Event, EventType, RoomID, UserID
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from .catchup import pages_back
 from .cause import key_for
 from .clock import as_utc, utcnow
 from .db.models import MatrixSend
@@ -243,32 +242,15 @@ class Deliveries:
     async def _stamps_in_room(self, room_id: str, since: datetime) -> dict[str, str]:
         """Stamps of the bridge's events in the room's history back to ``since``."""
         found: dict[str, str] = {}
-        token: str | None = None
         since_ms = since.timestamp() * 1000
-        for _ in range(SEARCH_PAGES):
-            query: dict[str, str] = {
-                "dir": "b",
-                "limit": "100",
-                "filter": json.dumps({"lazy_load_members": True}),
-            }
-            if token:
-                query["from"] = token
-            answer = await asyncio.wait_for(
-                self.az.intent.api.request(
-                    Method.GET,
-                    Path.v3.rooms[RoomID(room_id)].messages,
-                    query_params=query,
-                ),
-                SEND_TIMEOUT,
-            )
-            chunk = answer.get("chunk") or []
+        async for chunk in pages_back(
+            self.az, room_id, page=100, max_pages=SEARCH_PAGES, timeout=SEND_TIMEOUT
+        ):
             for event in chunk:
                 stamp = (event.get("content") or {}).get(STAMP)
                 if isinstance(stamp, str):
-                    found.setdefault(stamp, str(event.get("event_id")))
-            token = answer.get("end")
-            oldest = min((e.get("origin_server_ts", 0) for e in chunk), default=0)
-            if not chunk or not token or oldest < since_ms:
+                    found.setdefault(stamp, str(event["event_id"]))
+            if min(e.get("origin_server_ts", 0) for e in chunk) < since_ms:
                 break
         return found
 

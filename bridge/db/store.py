@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ..clock import utcnow
 from .models import Case, CaseEvent, CaseToken, SeenEvent, Transaction
@@ -325,36 +325,12 @@ class Store:
                 .where(Transaction.seq == seq)
                 .values(processed_at=now)
             )
-            ids = list(dict.fromkeys(event_ids))
-            if ids:
-                known = set(
-                    (
-                        await s.scalars(
-                            select(SeenEvent.event_id).where(
-                                SeenEvent.event_id.in_(ids)
-                            )
-                        )
-                    ).all()
-                )
-                s.add_all(
-                    SeenEvent(event_id=e, seen_at=now) for e in ids if e not in known
-                )
+            await _add_seen(s, event_ids, now)
 
     async def mark_seen(self, event_ids: Sequence[str]) -> None:
         """Events worked off outside a stored transaction (catch-up)."""
-        ids = list(dict.fromkeys(event_ids))
-        if not ids:
-            return
-        now = utcnow()
         async with self.session.begin() as s:
-            known = set(
-                (
-                    await s.scalars(
-                        select(SeenEvent.event_id).where(SeenEvent.event_id.in_(ids))
-                    )
-                ).all()
-            )
-            s.add_all(SeenEvent(event_id=e, seen_at=now) for e in ids if e not in known)
+            await _add_seen(s, event_ids, utcnow())
 
     async def active_rooms(self, closed_within: timedelta) -> list[str]:
         """Rooms of cases that are open or closed only recently (catch-up)."""
@@ -409,6 +385,21 @@ class Store:
                 )
             ).one()
         return int(row[0]), row[1]
+
+
+async def _add_seen(s: AsyncSession, event_ids: Sequence[str], now: datetime) -> None:
+    """Record event ids as seen (those already recorded are left as they are)."""
+    ids = list(dict.fromkeys(event_ids))
+    if not ids:
+        return
+    known = set(
+        (
+            await s.scalars(
+                select(SeenEvent.event_id).where(SeenEvent.event_id.in_(ids))
+            )
+        ).all()
+    )
+    s.add_all(SeenEvent(event_id=e, seen_at=now) for e in ids if e not in known)
 
 
 def body_hash(body: dict[str, Any]) -> str:

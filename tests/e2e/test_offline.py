@@ -71,30 +71,33 @@ def smtp() -> Iterator[Smtp]:
         server.stop()
 
 
+def smtp_mail(smtp: Smtp) -> dict[str, Any]:
+    """The ``mail:`` section for mailing through ``smtp``; retries start after one
+    second, so an outage test does not wait long."""
+    return {
+        "backend": "smtp",
+        "from": {
+            "address": "buergerchat@musterstadt.example",
+            "name": "Bürgerchat Musterstadt",
+        },
+        "smtp": {
+            "host": "127.0.0.1",
+            "port": smtp.port,
+            "security": "none",
+            "timeout_seconds": 5,
+        },
+        "backoff_seconds": 1,
+        "max_attempts": 50,
+    }
+
+
 @pytest.fixture(scope="module")
 def offline_stack(
     tmp_path_factory: pytest.TempPathFactory, smtp: Smtp
 ) -> Iterator[Stack]:
     """The product on a Saturday morning, mailing through ``smtp``; retries start
     after one second so an outage test does not wait long."""
-    s = make_stack(
-        tmp_path_factory.mktemp("offline"),
-        mail={
-            "backend": "smtp",
-            "from": {
-                "address": "buergerchat@musterstadt.example",
-                "name": "Bürgerchat Musterstadt",
-            },
-            "smtp": {
-                "host": "127.0.0.1",
-                "port": smtp.port,
-                "security": "none",
-                "timeout_seconds": 5,
-            },
-            "backoff_seconds": 1,
-            "max_attempts": 50,
-        },
-    )
+    s = make_stack(tmp_path_factory.mktemp("offline"), mail=smtp_mail(smtp))
 
     def saturday_registry_office(data: dict[str, Any]) -> None:
         # One department live on this Saturday, one case per person, presence not

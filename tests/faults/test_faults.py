@@ -20,7 +20,7 @@ import pytest
 
 from tests.e2e.samples import png
 from tests.e2e.stack import Stack, make_stack, shared_rules
-from tests.e2e.test_offline import Smtp, smtp  # noqa: F401 (fixture)
+from tests.e2e.test_offline import Smtp, smtp, smtp_mail  # noqa: F401 (fixture)
 
 from .traffic import (
     ANNA,
@@ -50,22 +50,7 @@ def stack(
         shared_rules(data)
         data["routing"]["admins"] = [ANNA]
 
-    s = make_stack(
-        tmp_path_factory.mktemp("faults"),
-        rules,
-        mail={
-            "backend": "smtp",
-            "from": {"address": "buergerchat@musterstadt.example"},
-            "smtp": {
-                "host": "127.0.0.1",
-                "port": smtp.port,
-                "security": "none",
-                "timeout_seconds": 5,
-            },
-            "backoff_seconds": 1,
-            "max_attempts": 50,
-        },
-    )
+    s = make_stack(tmp_path_factory.mktemp("faults"), rules, mail=smtp_mail(smtp))
     s.start()
     try:
         yield s
