@@ -25,16 +25,16 @@ from json import JSONDecodeError
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientConnectionError, web
 from mautrix.appservice import AppService
 from mautrix.appservice.state_store.file import FileASStateStore
 from mautrix.types import JSON, Event, SerializerError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from .catchup import CATCH_UP_EVERY, CatchUp
 from .cause import caused_by
 from .clock import utcnow
 from .db.store import Store
-from .errors import HOMESERVER_ERRORS
 from .tasks import cancel
 
 log = logging.getLogger("buergerchat.appservice")
@@ -43,6 +43,16 @@ EventHandler = Callable[[Event], Awaitable[None]]
 TRANSACTIONS_KEPT = timedelta(days=1)
 SEEN_EVENTS_KEPT = timedelta(days=7)
 PRUNE_EVERY = timedelta(hours=1)
+#: A handler failing with one of these is retried, not skipped: the connection
+#: to Synapse or the database broke, or SQLite was locked; the same event will
+#: work once it is back. MatrixError answers (a refusal) are not among them.
+RETRY_ERRORS: tuple[type[BaseException], ...] = (
+    ClientConnectionError,
+    ConnectionError,
+    TimeoutError,
+    OperationalError,
+    InterfaceError,
+)
 
 
 class DurableAppService(AppService):
@@ -130,17 +140,22 @@ class DurableAppService(AppService):
         if self.catch_up is None:
             self._catch_up_due = False
             return
+        # Cleared first: a request that comes in while this one runs (Synapse
+        # died again) sets it again and is honoured after this one.
         self._catch_up_due = False
+        began = utcnow()
         try:
             events = await self.catch_up.missed()
+            done: list[str] = []
+            for raw in events:
+                await self._dispatch(raw)  # type: ignore[arg-type]
+                done.append(str(raw["event_id"]))
+            await self.store.mark_seen(done)
         except BaseException:
+            # Not worked off: nothing newer goes before these events.
             self._catch_up_due = True
             raise
-        done: list[str] = []
-        for raw in events:
-            await self._dispatch(raw)  # type: ignore[arg-type]
-            done.append(str(raw["event_id"]))
-        await self.store.mark_seen(done)
+        self.catch_up.worked_off(began)
         self._caught_up_at = utcnow()
 
     async def drain(self) -> None:
@@ -150,6 +165,9 @@ class DurableAppService(AppService):
             if not batch:
                 return
             for txn in batch:
+                if self._catch_up_due and self.catch_up is not None:
+                    # Events Synapse never pushed go before anything newer.
+                    return
                 events: list[Any] = [
                     e for e in txn.body.get("events", []) if isinstance(e, dict)
                 ]
@@ -190,8 +208,13 @@ class DurableAppService(AppService):
                 await self.drain()
             except asyncio.CancelledError:
                 raise
-            except HOMESERVER_ERRORS as e:
-                log.warning("catching up with Synapse failed (%s); retrying", e)
+            except RETRY_ERRORS as e:
+                log.warning(
+                    "the inbox waits for Synapse or the database (%s: %s); "
+                    "retrying in 2 s",
+                    type(e).__name__,
+                    e,
+                )
                 await asyncio.sleep(2)
                 continue
             except Exception:
@@ -224,6 +247,11 @@ class DurableAppService(AppService):
             try:
                 with caused_by(f"{event_id}/{place}" if event_id else None):
                     await handler(event)
+            except RETRY_ERRORS:
+                # Synapse or the database is away for a moment: the transaction
+                # stays unprocessed and is worked off again (handlers that
+                # already ran are idempotent by their cause), so nothing is lost.
+                raise
             except Exception:
                 # One broken handler must not block the inbox; the event stays in
                 # the database, and the traceback tells the operator why.

@@ -5,9 +5,15 @@ stream position on at once; what is queued there when Synapse stops or dies is
 never sent (seen: a staff message written during a clean stop never arrived).
 So at every start of the bridge, after every restart of the embedded Synapse,
 when Synapse's transaction ids start again, and every ``CATCH_UP_EVERY`` as a
-safety net, the inbox walks back through each active case room until it meets
-an event it has worked off, and works off what it missed, oldest first, before
-anything newer (so order per case holds).
+safety net, the inbox walks back through each active case room and works off
+what it missed, oldest first, before anything newer (so order per case holds).
+
+The walk does not stop at the first event it has worked off: an event the bridge
+has seen can be newer than one it missed (Synapse resends an old transaction
+after a newer one went through, a handler was interrupted). It goes back to
+``MARGIN`` before the previous catch-up began (at the first one of a process:
+before the newest event the inbox had worked off), which covers everything
+Synapse can have held in memory since, and clock skew between hosts.
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mautrix.api import Method, Path
+from mautrix.errors import MatrixRequestError
 from mautrix.types import RoomID
 
-from .clock import utcnow
+from .clock import as_utc, utcnow
 
 if TYPE_CHECKING:
     from mautrix.appservice import AppService
@@ -31,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("buergerchat.catchup")
 
 CATCH_UP_EVERY = timedelta(minutes=10)
+#: How far before the previous catch-up the next one looks again.
+MARGIN = timedelta(minutes=5)
 PAGE = 50
 MAX_PAGES = 20
 PARALLEL = 8
@@ -84,31 +93,57 @@ class CatchUp:
         #: Events older than this are never worked off again (their ids may
         #: have been pruned from the seen table).
         self.horizon = horizon
+        #: When the last catch-up whose events were all worked off began.
+        self._last_began: datetime | None = None
+
+    async def since(self) -> datetime:
+        """How far back this catch-up looks."""
+        now = utcnow()
+        oldest = now - self.horizon
+        last = self._last_began
+        if last is None:
+            last = await self.store.newest_seen_at()
+        if last is None:
+            return oldest
+        return max(oldest, as_utc(last) - MARGIN)
+
+    def worked_off(self, began: datetime) -> None:
+        """The events :meth:`missed` returned for a walk that began at ``began``
+        are worked off: the next walk need not look further back than this."""
+        self._last_began = began
 
     async def missed(self) -> list[dict[str, Any]]:
         """Unseen events of every active room, each room's oldest first."""
         rooms = list(await self.rooms())
         limit = asyncio.Semaphore(PARALLEL)
-        oldest = utcnow() - self.horizon
+        since = await self.since()
 
         async def one(room_id: str) -> list[dict[str, Any]]:
             async with limit:
-                return await self._missed_in(room_id, oldest)
+                try:
+                    return await self._missed_in(room_id, since)
+                except MatrixRequestError as e:
+                    if e.http_status == 429 or e.http_status >= 500:
+                        raise  # Synapse is busy or away: the whole walk again
+                    # The bot may no longer read this room (left, purged): one
+                    # such room must not hold up the inbox for all the others.
+                    log.warning("cannot read %s to catch up: %s", room_id, e)
+                    return []
 
         found = await asyncio.gather(*(one(r) for r in rooms))
         events = [e for room in found for e in room]
         if events:
             log.warning(
-                "%d event(s) in %d room(s) were never pushed by Synapse; "
+                "%d event(s) in %d room(s) were not worked off yet; "
                 "working them off now",
                 len(events),
                 sum(1 for r in found if r),
             )
         return events
 
-    async def _missed_in(self, room_id: str, oldest: datetime) -> list[dict[str, Any]]:
+    async def _missed_in(self, room_id: str, since: datetime) -> list[dict[str, Any]]:
         missed: list[dict[str, Any]] = []
-        oldest_ms = oldest.timestamp() * 1000
+        since_ms = since.timestamp() * 1000
         async for chunk in pages_back(
             self.appservice,
             room_id,
@@ -117,11 +152,15 @@ class CatchUp:
             timeout=REQUEST_TIMEOUT,
         ):
             seen = await self.store.seen_events([str(e["event_id"]) for e in chunk])
+            reached = False
             for event in chunk:
-                if event["event_id"] in seen or event.get("origin_server_ts", 0) < (
-                    oldest_ms
-                ):
-                    return list(reversed(missed))
+                if event.get("origin_server_ts", 0) < since_ms:
+                    reached = True
+                    break
+                if event["event_id"] in seen:
+                    continue
                 event.setdefault("room_id", room_id)
                 missed.append(event)
+            if reached:
+                break
         return list(reversed(missed))

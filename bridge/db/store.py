@@ -354,6 +354,11 @@ class Store:
             )
             return set(rows.all())
 
+    async def newest_seen_at(self) -> datetime | None:
+        """When the inbox last worked off an event (where a catch-up begins)."""
+        async with self.session() as s:
+            return await s.scalar(select(func.max(SeenEvent.seen_at)))
+
     async def prune_inbox(
         self, *, transactions_older_than: datetime, events_older_than: datetime
     ) -> tuple[int, int]:

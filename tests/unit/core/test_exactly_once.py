@@ -5,7 +5,9 @@ an event and then drops the connection, or forgets its transaction ids."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from mautrix.types import Event
+from sqlalchemy.exc import OperationalError
 
 from bridge.appservice import DurableAppService
+from bridge.catchup import CatchUp
 from bridge.db.store import Store
 from bridge.delivery import STAMP, Deliveries
 
@@ -81,6 +85,8 @@ class FakeHomeserver:
         self.drop_after_persist = 0
         self.down = False
         self.unknown_paths: list[str] = []
+        #: When set, /messages serves these room events (oldest first).
+        self.history: list[dict[str, Any]] | None = None
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -148,6 +154,8 @@ class FakeHomeserver:
         return web.json_response({"event_id": self.txns[txn]})
 
     async def messages(self, request: web.Request) -> web.Response:
+        if self.history is not None:
+            return web.json_response({"chunk": list(reversed(self.history))})
         chunk = [
             {
                 "event_id": e["event_id"],
@@ -232,3 +240,94 @@ async def test_same_key_is_the_same_send_and_order_is_kept(
     assert fake.bodies() == ["a", "b", "c"]
     assert await deliveries.send(ROOM, notice("a"), key="o-a") == "$s0"
     assert fake.bodies() == ["a", "b", "c"]
+
+
+def at(n: int, minutes_ago: float) -> dict[str, Any]:
+    """Room event ``$e<n>`` written ``minutes_ago`` minutes ago."""
+    ts = int((time.time() - minutes_ago * 60) * 1000)
+    return {**event(n), "origin_server_ts": ts}
+
+
+async def test_catch_up_works_off_a_missed_event_behind_a_newer_seen_one(
+    store: Store, homeserver: tuple[FakeHomeserver, DurableAppService]
+) -> None:
+    """Synapse lost $e2 (held in memory when it died) but pushed $e3: the walk
+    goes on past the seen $e3, works off $e2 alone and in room order, and does
+    not look further back than the margin before what the inbox last saw."""
+    fake, az = homeserver
+    fake.history = [at(0, 60), at(1, 3), at(2, 2), at(3, 1)]
+    await store.mark_seen(["$e1", "$e3"])
+    handled: list[str] = []
+
+    async def handler(e: Event) -> None:
+        handled.append(str(e.event_id))
+
+    az.on_event(handler)
+
+    async def rooms() -> list[str]:
+        return [ROOM]
+
+    az.catch_up = CatchUp(store, az, rooms, horizon=timedelta(days=1))
+    await az._run_catch_up()
+    assert handled == ["$e2"]
+    assert await store.seen_events(["$e0", "$e2"]) == {"$e2"}
+    await az._run_catch_up()  # nothing twice
+    assert handled == ["$e2"]
+
+
+class Missing:
+    """A catch-up with nothing to find."""
+
+    async def missed(self) -> list[dict[str, Any]]:
+        return []
+
+    def worked_off(self, began: object) -> None:
+        pass
+
+
+async def test_inbox_stops_before_newer_transactions_when_a_catch_up_is_due(
+    inbox: DurableAppService, store: Store
+) -> None:
+    """Synapse died while the inbox worked: the next transaction waits until
+    the catch-up has run, so what Synapse never pushed goes first."""
+    handled: list[str] = []
+
+    async def handler(e: Event) -> None:
+        handled.append(str(e.event_id))
+        inbox.request_catch_up()
+
+    inbox.on_event(handler)
+    inbox.catch_up = Missing()  # type: ignore[assignment]
+    inbox._catch_up_due = False
+    await store.save_transaction("1", {"events": [event(1)]})
+    await store.save_transaction("2", {"events": [event(2)]})
+    await inbox.drain()
+    assert handled == ["$e1"]
+    assert (await store.inbox_lag())[0] == 1
+    await inbox._run_catch_up()
+    inbox._catch_up_due = False  # the handler asked again; nothing to find
+    await inbox.drain()
+    assert handled == ["$e1", "$e2"]
+
+
+async def test_a_handler_that_loses_the_database_is_retried_not_skipped(
+    inbox: DurableAppService, store: Store
+) -> None:
+    """A handler failing because the database went away (or SQLite was locked)
+    leaves the transaction waiting; the next round works it off."""
+    stored: list[str] = []
+    fail = [True]
+
+    async def handler(e: Event) -> None:
+        if fail.pop() if fail else False:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        stored.append(str(e.event_id))
+
+    inbox.on_event(handler)
+    await store.save_transaction("1", {"events": [event(1)]})
+    with pytest.raises(OperationalError):
+        await inbox.drain()
+    assert (await store.inbox_lag())[0] == 1
+    await inbox.drain()
+    assert stored == ["$e1"]
+    assert (await store.inbox_lag())[0] == 0
