@@ -3,6 +3,8 @@ clients logged in with matrix-nio."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -31,6 +33,24 @@ async def staff_client(stack: Stack, mxid: str) -> AsyncClient:
     response = await client.login(stack.staff_password(mxid))
     assert getattr(response, "access_token", None), response
     return client
+
+
+@contextlib.asynccontextmanager
+async def online(stack: Stack, mxid: str) -> AsyncIterator[None]:
+    """Staff with Element open: a device of theirs syncs the whole time, so
+    Synapse shows them online (without a sync they go offline after 30 s)."""
+    client = await staff_client(stack, mxid)
+    syncing = asyncio.create_task(
+        client.sync_forever(timeout=10_000, set_presence="online"),
+        name=f"online {mxid}",
+    )
+    try:
+        yield
+    finally:
+        syncing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await syncing
+        await client.close()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from playwright.async_api import Browser, Page, expect
 from bridge.tokens import token_hash
 
 from . import test_widget
-from .conftest import ANNA, BERND, staff_client
+from .conftest import ANNA, BERND, online, staff_client
 from .samples import query
 from .stack import Stack, make_stack, shared_rules
 from .test_attachments import png
@@ -163,44 +163,45 @@ async def test_queue_position_counts_down_until_it_is_the_citizens_turn(
     """Anna is busy with one chat and another citizen waits: the widget says
     'Nr. 2 … ca. 16 Min.', then 'Nr. 1 … ca. 8 Min.' as the queue moves, then the
     normal chat; a message written while waiting reaches Anna."""
-    busy = await open_in(town, "buergerbuero")
-    ahead = await open_in(town, "buergerbuero")
-    assert ahead["state"] == "queued", ahead
-    reference = await test_widget.start_chat(page, town, "Quentin Queue")
-    queue = page.get_by_role("status").filter(has_text="Warteschlange")
-    await expect(queue).to_have_text(
-        "Sie sind Nr. 2 in der Warteschlange – geschätzte Wartezeit ca. 16 Min."
-    )
-    waiting_text = "Ich warte gern, es geht um meinen Reisepass."
-    await send(page, waiting_text)
-    await expect(page.get_by_text("wird gesendet…")).to_have_count(0, timeout=15_000)
+    async with online(town, ANNA):  # Anna has Element open all the while
+        busy = await open_in(town, "buergerbuero")
+        ahead = await open_in(town, "buergerbuero")
+        assert ahead["state"] == "queued", ahead
+        reference = await test_widget.start_chat(page, town, "Quentin Queue")
+        queue = page.get_by_role("status").filter(has_text="Warteschlange")
+        await expect(queue).to_have_text(
+            "Sie sind Nr. 2 in der Warteschlange – geschätzte Wartezeit ca. 16 Min."
+        )
+        waiting_text = "Ich warte gern, es geht um meinen Reisepass."
+        await send(page, waiting_text)
+        sending = page.get_by_text("wird gesendet…")
+        await expect(sending).to_have_count(0, timeout=15_000)
 
-    await close_case(town, busy["reference"])
-    await expect(queue).to_have_text(
-        "Sie sind Nr. 1 in der Warteschlange – geschätzte Wartezeit ca. 8 Min.",
-        timeout=20_000,
-    )
-    await page.reload()  # the position survives a reload
-    await expect(queue).to_have_text(re.compile("Sie sind Nr. 1 "), timeout=15_000)
+        await close_case(town, busy["reference"])
+        await expect(queue).to_have_text(
+            "Sie sind Nr. 1 in der Warteschlange – geschätzte Wartezeit ca. 8 Min.",
+            timeout=20_000,
+        )
+        await page.reload()  # the position survives a reload
+        await expect(queue).to_have_text(re.compile("Sie sind Nr. 1 "), timeout=15_000)
 
-    await close_case(town, ahead["reference"])
-    await expect(queue).to_be_hidden(timeout=20_000)
-    await expect(page.get_by_role("log")).to_contain_text("an der Reihe")
-    anna = await staff_client(town, ANNA)
-    try:
-        room_id = await join_case_room(anna, reference)
-        await wait_for_text(anna, room_id, waiting_text)
-        await anna.room_send(
-            room_id, "m.room.message", {"msgtype": "m.text", "body": "Guten Tag!"}
-        )
-        await expect(page.get_by_role("log").get_by_text("Guten Tag!")).to_be_visible(
-            timeout=20_000
-        )
-        await anna.room_send(
-            room_id, "m.room.message", {"msgtype": "m.text", "body": "!close"}
-        )
-    finally:
-        await anna.close()
+        await close_case(town, ahead["reference"])
+        await expect(queue).to_be_hidden(timeout=20_000)
+        await expect(page.get_by_role("log")).to_contain_text("an der Reihe")
+        anna = await staff_client(town, ANNA)
+        try:
+            room_id = await join_case_room(anna, reference)
+            await wait_for_text(anna, room_id, waiting_text)
+            await anna.room_send(
+                room_id, "m.room.message", {"msgtype": "m.text", "body": "Guten Tag!"}
+            )
+            answer = page.get_by_role("log").get_by_text("Guten Tag!")
+            await expect(answer).to_be_visible(timeout=20_000)
+            await anna.room_send(
+                room_id, "m.room.message", {"msgtype": "m.text", "body": "!close"}
+            )
+        finally:
+            await anna.close()
 
 
 # --- offline form (offline messages) --------------------------------------------
