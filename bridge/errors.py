@@ -1,15 +1,25 @@
-"""One error hierarchy for the whole product.
+"""One error hierarchy and one error catalogue for the whole product.
 
 Every error a citizen, a staff member or an admin can cause is a subclass of
-:class:`BuergerchatError`: an HTTP status, a stable ``errcode`` and a human message
-that says what was wrong and what to do. The API middleware turns these into
-``{"errcode": ..., "error": ...}``; anything else is logged with its traceback and
-answered with a generic 500.
+:class:`BuergerchatError`: a stable ``errcode``, the HTTP status that code has in
+:data:`CATALOGUE` and a human message that says what was wrong and what to do. The
+API middleware turns these into ``{"errcode": ..., "error": ...}``; anything else is
+logged with its traceback and answered with a generic 500.
+
+:data:`CATALOGUE` is the one list of codes: each with its status (``None`` for the
+operator's errors, printed or logged but never answered over HTTP), a German and an
+English default text, and whether citizens can meet it. A class names its errcode
+and takes its status from here; the OpenAPI document's error schema and the
+README's table "Fehlercodes / Error codes" are tested against it
+(tests/unit/test_error_catalogue.py).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 from aiohttp import ClientError
 from mautrix.errors import MatrixError
@@ -24,12 +34,291 @@ HOMESERVER_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 
+#: The status of an operator's error (catalogue status ``None``) should one ever
+#: escape into a request handler: a fault on our side.
+OPERATOR_ERROR_STATUS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorSpec:
+    """One catalogue entry: what the code means and how it is answered."""
+
+    #: The HTTP status, or None: never answered over HTTP (printed or logged).
+    status: int | None
+    #: Default texts, what was wrong and what to do; a raise site may be specific.
+    de: str
+    en: str
+    #: Whether a citizen using the widget can meet it (else: a faulty client
+    #: program, or the operator).
+    citizen: bool
+
+    @property
+    def http_status(self) -> int:
+        return OPERATOR_ERROR_STATUS if self.status is None else self.status
+
+    @property
+    def text(self) -> str:
+        """The default message, German and English as elsewhere in the API."""
+        return f"{self.de} / {self.en}"
+
+
+def _spec(status: int | None, citizen: bool, de: str, en: str) -> ErrorSpec:
+    return ErrorSpec(status=status, de=de, en=en, citizen=citizen)
+
+
+CATALOGUE: Mapping[str, ErrorSpec] = MappingProxyType(
+    {
+        # --- answered over HTTP ---------------------------------------------
+        "BC_BAD_REQUEST": _spec(
+            400,
+            False,
+            "Die Anfrage ist fehlerhaft. Prüfen Sie Adresse, Kopfzeilen und Inhalt.",
+            "The request is malformed. Check its address, headers and body.",
+        ),
+        "BC_NOT_JSON": _spec(
+            400,
+            False,
+            "Der Inhalt ist kein gültiges JSON. Senden Sie ein JSON-Objekt mit "
+            "Content-Type: application/json.",
+            "The body is not valid JSON. Send a JSON object with Content-Type: "
+            "application/json.",
+        ),
+        "BC_INVALID_FIELD": _spec(
+            400,
+            True,
+            "Ein Feld fehlt oder ist falsch; „field“ nennt es. Korrigieren Sie es "
+            "und senden Sie erneut.",
+            "A field is missing or wrong; 'field' names it. Correct it and send again.",
+        ),
+        "BC_CONSENT_REQUIRED": _spec(
+            400,
+            True,
+            "Bitte stimmen Sie zuerst dem Datenschutzhinweis zu; ohne Zustimmung "
+            "dürfen wir Ihre Nachrichten nicht speichern.",
+            "Please agree to the privacy notice first ('consent': true); without "
+            "it we may not store your messages.",
+        ),
+        "BC_MISSING_TOKEN": _spec(
+            401,
+            True,
+            "Hier fehlt der Token: Senden Sie die Kopfzeile „Authorization: "
+            "Bearer <token>“.",
+            "This needs a token: send the header 'Authorization: Bearer <token>'.",
+        ),
+        "BC_UNKNOWN_TOKEN": _spec(
+            401,
+            True,
+            "Dieser Link ist nicht (mehr) gültig. Beginnen Sie einen neuen Chat.",
+            "This link is not valid (any more). Start a new chat.",
+        ),
+        "BC_LINK_EXPIRED": _spec(
+            401,
+            True,
+            "Dieser persönliche Link ist abgelaufen. Schreiben Sie uns eine neue "
+            "Nachricht; Sie erhalten dann einen neuen Link.",
+            "This personal link has expired. Send us a new message; you will then "
+            "get a new link.",
+        ),
+        "BC_FORBIDDEN": _spec(
+            403,
+            True,
+            "Das ist nicht erlaubt. Verwenden Sie den Token dieses Falls.",
+            "This is not allowed. Use the token of this case.",
+        ),
+        "BC_NOT_FOUND": _spec(
+            404,
+            True,
+            "Unter dieser Adresse gibt es nichts. Prüfen Sie die URL.",
+            "There is nothing at this address. Check the URL.",
+        ),
+        "BC_METHOD_NOT_ALLOWED": _spec(
+            405,
+            False,
+            "Diese Adresse nimmt diese HTTP-Methode nicht an. Prüfen Sie die Methode.",
+            "This address does not take that HTTP method. Check the method.",
+        ),
+        "BC_CASE_CLOSED": _spec(
+            409,
+            True,
+            "Dieser Fall ist abgeschlossen. Beginnen Sie für ein neues Anliegen "
+            "einen neuen Chat.",
+            "This case is closed. Start a new chat for a new concern.",
+        ),
+        "BC_OFFLINE": _spec(
+            409,
+            True,
+            "Gerade ist niemand im Live-Chat erreichbar; nichts wurde angelegt. "
+            "Hinterlassen Sie eine Nachricht (POST /api/v1/offline-messages).",
+            "Nobody can chat live right now; nothing was created. Leave a message "
+            "(POST /api/v1/offline-messages).",
+        ),
+        "BC_NOT_QUEUED": _spec(
+            409,
+            True,
+            "Nur ein wartender Chat kann zur Nachricht werden. Schreiben Sie im "
+            "Chat weiter.",
+            "Only a queued chat can become a message; keep writing in the chat.",
+        ),
+        "BC_CLIENT_ID_REUSED": _spec(
+            409,
+            True,
+            "Diese client_id gehört schon zu einer anderen Nachricht; bitte eine "
+            "neue erzeugen.",
+            "This client_id already belongs to another message; generate a new one.",
+        ),
+        "BC_TOO_LARGE": _spec(
+            413,
+            True,
+            "Die Anfrage ist zu groß. Senden Sie eine kürzere Nachricht oder eine "
+            "kleinere Datei.",
+            "The request body is too large. Send a shorter message or a smaller file.",
+        ),
+        "BC_UNSUPPORTED_MEDIA_TYPE": _spec(
+            415,
+            True,
+            "Diese Art von Datei ist nicht erlaubt (nach ihrem Inhalt geprüft). "
+            "Senden Sie eine Datei einer erlaubten Art.",
+            "This kind of file is not allowed (judged by its content). Send a file "
+            "of an allowed kind.",
+        ),
+        "BC_INFECTED": _spec(
+            422,
+            True,
+            "Die Datei enthält Schadsoftware und wurde nicht übermittelt. Prüfen "
+            "Sie Ihr Gerät und senden Sie eine saubere Datei.",
+            "The file contains malware and was not delivered. Check your device "
+            "and send a clean file.",
+        ),
+        "BC_INTERNAL": _spec(
+            500,
+            True,
+            "Bei uns ist etwas schiefgegangen. Bitte versuchen Sie es gleich noch "
+            "einmal.",
+            "Something went wrong on our side. Please try again in a moment.",
+        ),
+        "BC_TRANSCRIPT_FONT_MISSING": _spec(
+            500,
+            True,
+            "Dem Server fehlt eine Schrift für den Gesprächsverlauf. Der Betrieb "
+            "muss fonts-dejavu-core installieren.",
+            "The server lacks a font for the transcript. Its operator must install "
+            "fonts-dejavu-core.",
+        ),
+        "BC_UNAVAILABLE": _spec(
+            503,
+            True,
+            "Das ist gerade nicht verfügbar. Bitte versuchen Sie es gleich noch "
+            "einmal.",
+            "This is not available right now. Please try again in a moment.",
+        ),
+        # --- the operator's: printed or logged, never answered over HTTP ------
+        "BC_HOMESERVER": _spec(
+            None,
+            False,
+            "Synapse ließ sich nicht starten oder einrichten; die Meldung nennt den "
+            "Grund. Beheben Sie ihn und starten Sie neu.",
+            "Synapse could not be started or set up; the message says why. Fix "
+            "that and start again.",
+        ),
+        "BC_CHILD_FAILED": _spec(
+            None,
+            False,
+            "Ein Hilfsprozess (Synapse, clamd) startete nicht. Siehe sein Protokoll "
+            "im Datenordner.",
+            "A child process (Synapse, clamd) did not start. See its log in the "
+            "data folder.",
+        ),
+        "BC_SCHEMA_TOO_NEW": _spec(
+            None,
+            False,
+            "Die Datenbank stammt von einer neueren Bürgerchat-Version. Installieren "
+            "Sie diese wieder oder spielen Sie die passende Sicherung ein.",
+            "The database comes from a newer Bürgerchat. Install that version "
+            "again, or restore the matching backup.",
+        ),
+        "BC_LIMITS_INCONSISTENT": _spec(
+            None,
+            False,
+            "Die Upload-Grenze passt nicht zu den Grenzen von clamd oder Synapse; "
+            "der Start wurde verweigert. Gleichen Sie die Grenzen an.",
+            "The upload limit disagrees with clamd's or Synapse's limits; start "
+            "refused. Make the limits agree.",
+        ),
+        "BC_SCANNER_ADMIN_TOKEN": _spec(
+            None,
+            False,
+            "Der Scanner hat kein brauchbares Admin-Token von Synapse. Legen Sie das "
+            "Token eines Server-Admins in scanner.admin_token_file ab.",
+            "The scanner has no usable Synapse admin token. Put a server admin's "
+            "token into scanner.admin_token_file.",
+        ),
+        "BC_QUARANTINE_FAILED": _spec(
+            None,
+            False,
+            "Synapse hat die Quarantäne einer Datei abgelehnt oder nicht "
+            "beantwortet. Prüfen Sie Synapse und das Admin-Token.",
+            "Synapse refused or did not answer the quarantine of a file. Check "
+            "Synapse and the admin token.",
+        ),
+        "BC_SCAN_FAILED": _spec(
+            None,
+            False,
+            "clamd gab kein Urteil; die Datei bleibt zurückgehalten und wird später "
+            "erneut geprüft.",
+            "clamd gave no verdict; the file stays held and is scanned again later.",
+        ),
+        "BC_SCAN_UNAVAILABLE": _spec(
+            None,
+            False,
+            "clamd ist nicht erreichbar; Dateien bleiben zurückgehalten. Prüfen "
+            "Sie, ob clamd läuft und die Adresse stimmt.",
+            "clamd cannot be reached; files stay held. Check that clamd runs and "
+            "its address is right.",
+        ),
+        "BC_SCAN_TIMEOUT": _spec(
+            None,
+            False,
+            "clamd antwortete nicht rechtzeitig; die Datei bleibt zurückgehalten "
+            "und wird später erneut geprüft.",
+            "clamd did not answer in time; the file stays held and is scanned "
+            "again later.",
+        ),
+        "BC_SCAN_TOO_LARGE": _spec(
+            None,
+            False,
+            "clamd lehnt die Datei als zu lang ab. Setzen Sie StreamMaxLength und "
+            "MaxFileSize in clamd.conf mindestens auf die Upload-Grenze.",
+            "clamd refused the file as too long. Set StreamMaxLength and "
+            "MaxFileSize in clamd.conf to at least the upload limit.",
+        ),
+    }
+)
+
 
 class BuergerchatError(Exception):
-    status: int = 500
-    errcode: str = "BC_UNKNOWN"
+    """Subclasses name their ``errcode``; ``status`` comes from the catalogue."""
 
-    def __init__(self, message: str, **extra: Any) -> None:
+    errcode: ClassVar[str] = "BC_INTERNAL"
+    status: ClassVar[int] = CATALOGUE["BC_INTERNAL"].http_status
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "status" in vars(cls):
+            raise TypeError(
+                f"{cls.__qualname__} sets status: it comes from the catalogue "
+                "(bridge/errors.py CATALOGUE), name only the errcode"
+            )
+        spec = CATALOGUE.get(cls.errcode)
+        if spec is None:
+            raise TypeError(
+                f"{cls.__qualname__}.errcode {cls.errcode!r} is not in the catalogue "
+                "(bridge/errors.py CATALOGUE)"
+            )
+        cls.status = spec.http_status
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        if message is None:
+            message = CATALOGUE[self.errcode].text
         super().__init__(message)
         self.message = message
         self.extra = extra
@@ -39,7 +328,6 @@ class BuergerchatError(Exception):
 
 
 class BadRequest(BuergerchatError):
-    status = 400
     errcode = "BC_BAD_REQUEST"
 
 
@@ -52,7 +340,7 @@ class InvalidField(BadRequest):
 
     errcode = "BC_INVALID_FIELD"
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str | None = None) -> None:
         super().__init__(message, field=field)
 
 
@@ -61,40 +349,32 @@ class ConsentRequired(BadRequest):
 
 
 class MissingToken(BuergerchatError):
-    status = 401
     errcode = "BC_MISSING_TOKEN"
 
 
 class UnknownToken(BuergerchatError):
-    status = 401
     errcode = "BC_UNKNOWN_TOKEN"
 
 
 class Forbidden(BuergerchatError):
-    status = 403
     errcode = "BC_FORBIDDEN"
 
 
 class NotFound(BuergerchatError):
-    status = 404
     errcode = "BC_NOT_FOUND"
 
 
 class CaseClosed(BuergerchatError):
-    status = 409
     errcode = "BC_CASE_CLOSED"
 
 
 class TooLarge(BuergerchatError):
-    status = 413
     errcode = "BC_TOO_LARGE"
 
 
 class UnsupportedMediaType(BuergerchatError):
-    status = 415
     errcode = "BC_UNSUPPORTED_MEDIA_TYPE"
 
 
 class Unavailable(BuergerchatError):
-    status = 503
     errcode = "BC_UNAVAILABLE"

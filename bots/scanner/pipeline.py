@@ -34,7 +34,6 @@ MATRIX_ERRORS = HOMESERVER_ERRORS
 class InfectedFile(BuergerchatError):
     """The scanner found malware; the file was not delivered."""
 
-    status = 422
     errcode = "BC_INFECTED"
 
 

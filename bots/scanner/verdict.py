@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bridge.errors import Unavailable
+from bridge.errors import BuergerchatError
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +27,9 @@ class Infected:
 Verdict = Clean | Infected
 
 
-class ScanError(Unavailable):
-    """No verdict: the file stays held until a later scan succeeds."""
+class ScanError(BuergerchatError):
+    """No verdict: the file stays held until a later scan succeeds. The operator's
+    error (logged, shown in /healthz), never a citizen's answer."""
 
     errcode = "BC_SCAN_FAILED"
 

@@ -32,7 +32,6 @@ _FILES = {
 class FontMissingError(BuergerchatError):
     """A font file the transcript needs is not installed."""
 
-    status = 500
     errcode = "BC_TRANSCRIPT_FONT_MISSING"
 
 

@@ -33,7 +33,6 @@ MAX_JSON_BYTES = 64 * 1024
 class Offline(BuergerchatError):
     """Nobody can chat live now: closed, or nobody online. Nothing was created."""
 
-    status = 409
     errcode = "BC_OFFLINE"
 
 
