@@ -1,5 +1,8 @@
 """Alembic environment: migrations run on the connection the bridge hands over
-(``config.attributes["connection"]``), so SQLite and PostgreSQL share one path."""
+(``config.attributes["connection"]``), so SQLite and PostgreSQL share one path.
+
+The target metadata holds every table: the core's and the bots', loaded through
+the ``buergerchat.models`` entry points (the core imports no bot)."""
 
 from __future__ import annotations
 
@@ -10,10 +13,10 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bridge.db.models import Base
+from bridge.db.metadata import load_models
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = load_models()
 
 
 def _run(connection: Connection) -> None:
