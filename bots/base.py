@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from bridge.config import Config
     from bridge.db.store import Store
     from bridge.health import Health
+    from bridge.jobs import JobQueue
 
     from .commands import CommandRouter
     from .team import TeamRooms
@@ -27,6 +28,8 @@ class BotContext:
     team: TeamRooms
     #: Where a bot registers the health of its own parts (``/healthz``).
     health: Health
+    #: The durable job queue: a bot registers its job kinds before start.
+    jobs: JobQueue
 
 
 class Bot(Protocol):

@@ -11,6 +11,8 @@ import logging
 from mautrix.errors import MatrixError
 from mautrix.types import EventType, RoomNameStateEventContent, UserID
 
+from bridge.lifecycle import InvalidTransition, Kind, State
+
 from .base import BotContext
 from .commands import Command
 
@@ -55,7 +57,16 @@ class WorkflowBot:
                 room_id, "Sie haben den Fall bereits übernommen."
             )
             return
-        await self.ctx.store.update_case(case.case_id, assignee=command.sender)
+        try:
+            await self.ctx.cases.lifecycle.record(
+                case.case_id,
+                Kind.CLAIMED,
+                actor=command.sender,
+                assignee=command.sender,
+            )
+        except InvalidTransition:
+            await self.ctx.commands.reply(room_id, "Der Fall ist abgeschlossen.")
+            return
         department = self._department_label(case.department)
         await self.ctx.cases.add_system_event(
             case.case_id,
@@ -88,10 +99,18 @@ class WorkflowBot:
         bot = self.ctx.appservice.intent
         source = self._department_label(case.department)
         if router is not None:
-            invite = await router.transfer(case, target)
+            invite = await router.transfer(
+                case, target, actor=command.sender, note=note or None
+            )
         else:
-            await self.ctx.store.update_case(
-                case.case_id, department=target.id, assignee=None
+            await self.ctx.cases.lifecycle.transition(
+                case.case_id,
+                State.LIVE,
+                kind=Kind.TRANSFERRED,
+                actor=command.sender,
+                data={"from": case.department, "to": target.id, "note": note or None},
+                department=target.id,
+                assignee=None,
             )
             invite = tuple(s.mxid for s in target.staff)
         power = await bot.get_power_levels(room_id)

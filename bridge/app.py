@@ -28,10 +28,13 @@ from .db.store import Store
 from .delivery import Deliveries
 from .health import Health
 from .homeserver import Secrets, versions_answer
+from .jobs import JobQueue
 
 log = logging.getLogger("buergerchat.bridge")
 #: Transactions waiting longer than this make the inbox count as down.
 INBOX_HEALTHY_LAG_S = 60.0
+#: Due jobs waiting longer than this make the job queue count as down.
+JOBS_HEALTHY_LAG_S = 120.0
 OPENAPI = Path(__file__).parent / "api" / "openapi.json"
 APPSERVICE_ID = "buergerchat"
 
@@ -44,6 +47,7 @@ class Bridge:
         self.appservice: DurableAppService | None = None
         self.cases: CaseService | None = None
         self.deliveries: Deliveries | None = None
+        self.jobs: JobQueue | None = None
         self.bots: list[Bot] = []
         self.team: TeamRooms | None = None
         self.health = Health()
@@ -54,6 +58,7 @@ class Bridge:
         engine = create_engine(database_url(config.bridge.database, config.data_dir))
         await migrate(engine)
         self.store = Store(engine)
+        self.jobs = JobQueue(engine)
         self.appservice = az = DurableAppService(
             store=self.store,
             state_file=config.data_dir / "mx-state.json",
@@ -80,7 +85,7 @@ class Bridge:
             lambda: store.active_rooms(closed_within=timedelta(days=1)),
             horizon=SEEN_EVENTS_KEPT - timedelta(days=1),
         )
-        self.deliveries = Deliveries(self.store, az)
+        self.deliveries = Deliveries(self.store, az, self.jobs)
         # First handler: the bridge's own events coming back mark their sends.
         az.on_event(self.deliveries.observe)
         self.cases = CaseService(config, self.store, az, self.deliveries)
@@ -88,7 +93,14 @@ class Bridge:
         self.team = TeamRooms(config, az, self.deliveries)
         self._register_health()
         ctx = BotContext(
-            config, self.store, self.cases, az, commands, self.team, self.health
+            config,
+            self.store,
+            self.cases,
+            az,
+            commands,
+            self.team,
+            self.health,
+            self.jobs,
         )
         self.bots = build_bots(ctx)
         az.app.add_routes(CitizenAPI(config, self.cases).routes())
@@ -113,11 +125,14 @@ class Bridge:
             await self.team.ensure_rooms()
         except Exception:
             log.warning("team and admin rooms not ready yet", exc_info=True)
-        self.deliveries.start()
         self.cases.start()
         az.on_event(commands.handle_event)
         for bot in self.bots:
             await bot.start()
+        # Bots have registered their job kinds: work off what an earlier run left.
+        self.jobs.start()
+        await self.deliveries.retry()
+        await self.cases.retry_pending()
         az.start_worker()
         log.info("bridge listens on %s:%d", config.bridge.host, config.bridge.port)
 
@@ -128,12 +143,12 @@ class Bridge:
             self.cases.notifier.wake_all()
         if self.appservice is not None:
             await self.appservice.stop_worker()
+        if self.jobs is not None:
+            await self.jobs.stop()
         for bot in reversed(self.bots):
             await bot.stop()
         if self.cases is not None:
             await self.cases.stop()
-        if self.deliveries is not None:
-            await self.deliveries.stop()
         if self.appservice is not None:
             await self.appservice.stop()
         if self.store is not None:
@@ -154,6 +169,14 @@ class Bridge:
         self.health.register("appservice_inbox", self._inbox_health)
         assert self.deliveries is not None
         self.health.register("deliveries", self.deliveries.health)
+        self.health.register("jobs", self._jobs_health)
+
+    async def _jobs_health(self) -> dict[str, object]:
+        """Due jobs not taken for long mean no worker runs (parked ones are the
+        admins' to look at; their parts say so)."""
+        assert self.jobs is not None
+        counts = await self.jobs.counts()
+        return {"ok": counts["lag_seconds"] < JOBS_HEALTHY_LAG_S, **counts}
 
     async def _database_health(self) -> dict[str, object]:
         assert self.store is not None

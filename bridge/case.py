@@ -41,7 +41,8 @@ from .errors import (
     NotFound,
     UnknownToken,
 )
-from .tasks import cancel, every
+from .jobs import GiveUp, JobRun
+from .lifecycle import InvalidTransition, Lifecycle, State
 from .timeline import Notifier
 from .tokens import new_case_id, new_token, token_hash
 
@@ -49,7 +50,14 @@ if TYPE_CHECKING:
     from bots.routing.dispatcher import Dispatcher
 
 log = logging.getLogger("buergerchat.case")
-RETRY_SECONDS = 3.0
+#: The job that makes a case's room and sends its waiting citizen messages
+#: once Synapse answers again.
+ROOM_JOB = "case.room"
+ROOM_RETRY = timedelta(seconds=3)
+#: A safety net: rooms and messages left waiting without a job (an error on
+#: the way) get one.
+SWEEP_JOB = "case.sweep"
+SWEEP_EVERY = timedelta(seconds=30)
 CloseHook = Callable[[Case], Awaitable[None]]
 #: Run after a citizen message was stored for the first time (team notice …).
 MessageHook = Callable[[Case, CaseEvent], Awaitable[None]]
@@ -68,10 +76,14 @@ class CaseService:
         self.az = appservice
         self.deliveries = deliveries
         deliveries.sent_hooks.append(self._sent)
+        self.jobs = deliveries.jobs
+        #: Every move of a case between states goes through here.
+        self.lifecycle = Lifecycle(store)
+        self.jobs.kind(ROOM_JOB, self._room_job, base=ROOM_RETRY)
+        self.jobs.kind(SWEEP_JOB, self._sweep, every=SWEEP_EVERY)
         self._case_locks: dict[str, asyncio.Lock] = {}
         self.notifier = Notifier()
         self.stopping = False
-        self._retry_task: asyncio.Task[None] | None = None
         self._room_locks: dict[str, asyncio.Lock] = {}
         #: Run when a case closes, before staff leave the room (transcript archive…).
         self.close_hooks: list[CloseHook] = []
@@ -83,14 +95,10 @@ class CaseService:
 
     def start(self) -> None:
         self.az.on_event(self.handle_event)
-        self._retry_task = every(
-            RETRY_SECONDS, self.retry_pending, name="case-retry", log=log
-        )
 
     async def stop(self) -> None:
         self.stopping = True
         self.notifier.wake_all()
-        await cancel(self._retry_task)
 
     # --- opening a case -----------------------------------------------------
 
@@ -111,7 +119,9 @@ class CaseService:
             f"@{self.config.bridge.ghost_prefix}{secrets.token_hex(8)}:"
             f"{self.config.homeserver.server_name}"
         )
-        case = await self.store.create_case(
+        case, _ = await self.lifecycle.open(
+            state=State(state),
+            data={"department": department.id, "topic": topic, "invited": list(invite)},
             case_id=new_case_id(),
             reference_prefix=self.config.citizen.reference_prefix,
             department=department.id,
@@ -119,7 +129,6 @@ class CaseService:
             language=language,
             citizen_name=citizen_name,
             ghost_mxid=ghost,
-            state=state,
             extra={**(extra or {}), "invited": list(invite)},
         )
         token = new_token()
@@ -138,10 +147,30 @@ class CaseService:
         try:
             await self.ensure_room(case)
         except HOMESERVER_ERRORS as e:
-            # The case and the citizen's messages are safe in our database; the
-            # retry loop creates the room once Synapse answers again.
+            # The case and the citizen's messages are safe in our database; a
+            # job creates the room once Synapse answers again.
             log.warning("room for %s not created yet: %s", case.reference, e)
+            await self._room_later(case)
         return case, token
+
+    async def _room_later(self, case: Case) -> None:
+        await self.jobs.enqueue(
+            ROOM_JOB,
+            f"room:{case.case_id}",
+            {"case_id": case.case_id},
+            run_at=utcnow() + ROOM_RETRY,
+            case_id=case.case_id,
+            again=True,
+        )
+
+    async def _room_job(self, run: JobRun) -> None:
+        """The room, then the messages that waited for it; a failure goes back
+        to the job queue, which backs off."""
+        case = await self.store.get_case(str(run.payload["case_id"]))
+        if case is None:
+            raise GiveUp("the case is gone")
+        await self.ensure_room(case)
+        await self.deliver_pending(case)
 
     async def ensure_room(self, case: Case) -> str:
         """The case's Matrix room, created once (with the ghost and staff in it)."""
@@ -283,6 +312,7 @@ class CaseService:
                 room_id = case.room_id or await self.ensure_room(case)
             except TRANSIENT as e:
                 log.warning("messages of %s wait for their room: %s", case.reference, e)
+                await self._room_later(case)
                 return
             for event in await self.store.pending_events(case.case_id):
                 row = await self.deliveries.enqueue(
@@ -309,17 +339,19 @@ class CaseService:
         content["de.buergerchat.client_id"] = event.client_id
         return content
 
+    async def _sweep(self, run: JobRun) -> None:
+        await self.retry_pending()
+
     async def retry_pending(self) -> None:
+        """Rooms and messages left waiting (by an earlier run, or an error on
+        the way) get jobs; the sweep repeats this every ``SWEEP_EVERY``."""
+        await self.jobs.enqueue(SWEEP_JOB, SWEEP_JOB, run_at=utcnow() + SWEEP_EVERY)
         for case in await self.store.cases_without_room():
-            try:
-                await self.ensure_room(case)
-            except HOMESERVER_ERRORS as e:
-                log.debug("room for %s still not created: %s", case.reference, e)
-                return
+            await self._room_later(case)
         for case_id in await self.store.cases_with_pending_events():
             owner = await self.store.get_case(case_id)
             if owner is not None:
-                await self.deliver_pending(owner)
+                await self._room_later(owner)
 
     # --- closing ------------------------------------------------------------
 
@@ -331,9 +363,13 @@ class CaseService:
         fresh = await self.store.get_case(case.case_id)
         if fresh is None or fresh.closed_at is not None:
             return False
-        now = utcnow()
-        await self.store.update_case(case.case_id, state="closed", closed_at=now)
-        fresh.state, fresh.closed_at = "closed", now
+        try:
+            closed = await self.lifecycle.transition(
+                case.case_id, State.CLOSED, actor=by, data={"note": note}
+            )
+        except InvalidTransition:
+            return False  # closed by someone else meanwhile
+        fresh.state, fresh.closed_at = "closed", closed.at
         for hook in self.close_hooks:
             try:
                 await hook(fresh)

@@ -17,6 +17,8 @@ bridge, of Synapse or of both could post twice. Here:
    this process), the room's recent history is searched for its stamp.
 4. Rows of one room go out in the order they were stored; the first one that
    cannot go holds back the rest, so order per case is kept.
+5. What waits for Synapse is a ``matrix.flush`` job per room in the durable job
+   queue (:mod:`bridge.jobs`), retried with its one backoff rule.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from .cause import key_for
 from .clock import as_utc, utcnow
 from .db.models import MatrixSend
 from .errors import HOMESERVER_ERRORS
-from .tasks import cancel, every
+from .jobs import JobQueue, JobRun
 
 if TYPE_CHECKING:
     from mautrix.appservice import AppService, IntentAPI
@@ -48,8 +50,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("buergerchat.delivery")
 
 STAMP = "de.buergerchat.send_id"
-RETRY_SECONDS = 2.0
-MAX_BACKOFF_SECONDS = 60.0
+FLUSH_JOB = "matrix.flush"
+#: A safety net: rooms with waiting sends but no job (an error on the way).
+SWEEP_JOB = "matrix.sweep"
+SWEEP_EVERY = timedelta(seconds=60)
+RETRY = timedelta(seconds=2)
+MAX_BACKOFF = timedelta(seconds=60)
 SEND_TIMEOUT = 30.0
 #: How far back the room is searched for a stamp: until events older than the
 #: row (minus this margin), at most this many pages of 100 events.
@@ -70,26 +76,17 @@ class Outcome:
 
 
 class Deliveries:
-    def __init__(self, store: Store, appservice: AppService) -> None:
+    def __init__(self, store: Store, appservice: AppService, jobs: JobQueue) -> None:
         self.store = store
         self.az = appservice
+        self.jobs = jobs
         self.session = store.session
         self.started_at = utcnow()
         self._locks: dict[str, asyncio.Lock] = {}
-        self._not_before: dict[str, float] = {}
-        self._failures: dict[str, int] = {}
-        self._task: asyncio.Task[None] | None = None
         #: Called with each row once it is known to be in its room.
         self.sent_hooks: list[Callable[[MatrixSend], Awaitable[None]]] = []
-
-    # --- life cycle ---------------------------------------------------------
-
-    def start(self) -> None:
-        self._task = every(RETRY_SECONDS, self.retry, name="delivery-retry", log=log)
-
-    async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
+        jobs.kind(FLUSH_JOB, self._flush_job, base=RETRY, cap=MAX_BACKOFF)
+        jobs.kind(SWEEP_JOB, self._sweep, every=SWEEP_EVERY)
 
     # --- sending ------------------------------------------------------------
 
@@ -169,7 +166,25 @@ class Deliveries:
             return {r.key: Outcome(r.key, r.state, r.event_id) for r in rows}
 
     async def flush(self, room_id: str) -> None:
-        """Send what waits for ``room_id``, oldest first, until one cannot go."""
+        """Send what waits for ``room_id``, oldest first, until one cannot go;
+        what cannot go now is left to a ``matrix.flush`` job."""
+        try:
+            await self._flush(room_id)
+        except TRANSIENT as e:
+            log.warning("sends to %s wait for Synapse: %s", room_id, e)
+            await self.jobs.enqueue(
+                FLUSH_JOB,
+                f"flush:{room_id}",
+                {"room_id": room_id},
+                run_at=utcnow() + RETRY,
+                again=True,
+            )
+
+    async def _flush_job(self, run: JobRun) -> None:
+        """The job: a transient error goes back to the queue, which backs off."""
+        await self._flush(str(run.payload["room_id"]))
+
+    async def _flush(self, room_id: str) -> None:
         lock = self._locks.setdefault(room_id, asyncio.Lock())
         async with lock:
             async with self.session() as s:
@@ -183,16 +198,8 @@ class Deliveries:
                         .order_by(MatrixSend.seq)
                     )
                 )
-            if not rows:
-                return
-            try:
+            if rows:
                 await self._send_rows(room_id, rows)
-            except TRANSIENT as e:
-                self._back_off(room_id)
-                log.warning("sends to %s wait for Synapse: %s", room_id, e)
-            else:
-                self._failures.pop(room_id, None)
-                self._not_before.pop(room_id, None)
 
     async def _send_rows(self, room_id: str, rows: list[MatrixSend]) -> None:
         uncertain = [r for r in rows if self._maybe_sent(r)]
@@ -258,12 +265,6 @@ class Deliveries:
         if sender == self.az.bot_mxid:
             return self.az.intent
         return self.az.intent.user(UserID(sender))
-
-    def _back_off(self, room_id: str) -> None:
-        failures = self._failures.get(room_id, 0) + 1
-        self._failures[room_id] = failures
-        delay = min(RETRY_SECONDS * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
-        self._not_before[room_id] = asyncio.get_running_loop().time() + delay
 
     async def _mark_sent(self, row: MatrixSend, event_id: str) -> None:
         now = utcnow()
@@ -337,7 +338,24 @@ class Deliveries:
     # --- retries and health -----------------------------------------------------
 
     async def retry(self) -> None:
-        """Flush every room with waiting sends whose backoff has passed."""
+        """Flush every room with waiting sends (at start: rows an earlier run
+        left); what still cannot go is left to its job."""
+        await self.jobs.enqueue(SWEEP_JOB, SWEEP_JOB, run_at=utcnow() + SWEEP_EVERY)
+        for room_id in await self._rooms_waiting():
+            await self.flush(room_id)
+
+    async def _sweep(self, run: JobRun) -> None:
+        """Every waiting room has a flush job; one in backoff keeps its time."""
+        for room_id in await self._rooms_waiting():
+            await self.jobs.enqueue(
+                FLUSH_JOB,
+                f"flush:{room_id}",
+                {"room_id": room_id},
+                run_at=utcnow() + MAX_BACKOFF,
+                again=True,
+            )
+
+    async def _rooms_waiting(self) -> list[str]:
         async with self.session() as s:
             rooms = list(
                 await s.scalars(
@@ -347,10 +365,7 @@ class Deliveries:
                     .order_by(func.min(MatrixSend.seq))
                 )
             )
-        now = asyncio.get_running_loop().time()
-        for room_id in rooms:
-            if self._not_before.get(room_id, 0) <= now:
-                await self.flush(room_id)
+        return rooms
 
     async def health(self) -> dict[str, Any]:
         async with self.session() as s:

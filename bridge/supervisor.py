@@ -8,9 +8,11 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from .errors import BuergerchatError
+from .retries import backoff
 from .tasks import cancel
 
 log = logging.getLogger("buergerchat.supervisor")
@@ -196,7 +198,11 @@ class Keeper:
                 streak = 0
             while True:
                 streak += 1
-                delay = min(FIRST_BACKOFF_S * 2 ** (streak - 1), MAX_BACKOFF_S)
+                delay = backoff(
+                    streak,
+                    base=timedelta(seconds=FIRST_BACKOFF_S),
+                    cap=timedelta(seconds=MAX_BACKOFF_S),
+                ).total_seconds()
                 log.warning(
                     "%s died (%s); restarting it in %.0f s (restart %d)",
                     self.name,

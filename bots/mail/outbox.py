@@ -39,6 +39,7 @@ from bots.mail.models import PARKED, QUEUED, SENT, OutboxMail
 from bots.mail.settings import MailSettings
 from bots.mail.store import OutboxStore
 from bridge.clock import as_utc, utcnow
+from bridge.jobs import backoff
 
 log = logging.getLogger("buergerchat.mail")
 
@@ -53,11 +54,12 @@ ALERT_TIMEOUT_SECONDS = 30.0
 
 
 def retry_delay(attempt: int, initial: float, fraction: float) -> timedelta:
-    """Backoff after the ``attempt``-th failure: initial·2^(attempt-1), capped at
-    six hours, spread by ±20 % (``fraction`` in [0, 1)) so mails queued together
-    do not all retry in the same second."""
-    base = min(initial * 2 ** max(attempt - 1, 0), MAX_BACKOFF.total_seconds())
-    return timedelta(seconds=base * (0.8 + 0.4 * fraction))
+    """Backoff after the ``attempt``-th failure: the job queue's one rule
+    (initial·2^(attempt-1), capped at six hours, spread by ±20 % with
+    ``fraction`` in [0, 1)) so mails queued together do not all retry at once."""
+    return backoff(
+        attempt, base=timedelta(seconds=initial), cap=MAX_BACKOFF, spread=fraction
+    )
 
 
 def recipients_of(message: EmailMessage) -> list[str]:

@@ -29,7 +29,7 @@ from bridge.api.citizen import bearer, read_json
 from bridge.clock import as_utc, utcnow
 from bridge.db.models import Case
 from bridge.errors import CaseClosed, UnknownToken
-from bridge.tasks import cancel, every
+from bridge.jobs import JobRun
 from bridge.tokens import new_token, token_hash
 
 from .errors import ClientIdReused, LinkExpired, NotQueued
@@ -40,6 +40,8 @@ from .store import OfflineStore
 
 log = logging.getLogger("buergerchat.offline")
 RETRY_SECONDS = 10.0
+#: Half-forwarded messages are finished by one recurring job.
+RETRY_JOB = "offline.retry"
 GIVE_UP_AFTER = timedelta(days=1)
 #: A mail waiting longer than this for the mail server makes /healthz 503.
 MAIL_HEALTHY_WAIT = timedelta(minutes=10)
@@ -78,7 +80,9 @@ class OfflineBot:
         )
         self.forwarder = Forwarder(ctx, self.outbox, self.records)
         self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
-        self._retry_task: asyncio.Task[None] | None = None
+        ctx.jobs.kind(
+            RETRY_JOB, self._retry_job, every=timedelta(seconds=RETRY_SECONDS)
+        )
         ctx.commands.register(
             "revoke",
             self._revoke,
@@ -113,14 +117,13 @@ class OfflineBot:
         # After the case service: staff messages are in the timeline by now.
         self.ctx.appservice.on_event(self.handle_event)
         await self.retry_unforwarded()
-        self._retry_task = every(
-            RETRY_SECONDS, self.retry_unforwarded, name="offline-retry", log=log
-        )
+        await self.ctx.jobs.enqueue(RETRY_JOB, RETRY_JOB)
 
     async def stop(self) -> None:
-        await cancel(self._retry_task)
-        self._retry_task = None
         await self.outbox.stop()
+
+    async def _retry_job(self, run: JobRun) -> None:
+        await self.retry_unforwarded()
 
     async def _revoke(self, command: Command) -> None:
         """E.g. when an answer mail went to the wrong address: every personal link

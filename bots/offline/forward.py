@@ -29,6 +29,7 @@ from bots.mail import (
 from bridge.clock import as_utc, utcnow
 from bridge.db.models import Case
 from bridge.errors import HOMESERVER_ERRORS
+from bridge.lifecycle import State
 
 from .models import OfflineRecord
 from .store import MESSAGE_CLIENT_ID, RECEIVED_CLIENT_ID, OfflineStore
@@ -127,8 +128,11 @@ class Forwarder:
         cases, store = self.ctx.cases, self.ctx.store
         if case.state != "offline" or case.citizen_name != record.name:
             # A queued chat turned into a message: no longer waiting for a person.
-            await store.update_case(
-                case.case_id, state="offline", citizen_name=record.name
+            await cases.lifecycle.transition(
+                case.case_id,
+                State.OFFLINE,
+                data={"offline_message": record.id},
+                citizen_name=record.name,
             )
             case.state, case.citizen_name = "offline", record.name
         await cases.post_citizen_message(

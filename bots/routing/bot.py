@@ -14,6 +14,7 @@ from mautrix.types import MessageType
 
 from bots.base import BotContext
 from bridge.clock import as_utc, utcnow
+from bridge.jobs import JobRun
 from bridge.tasks import cancel, every
 
 from .dispatcher import Dispatcher
@@ -23,6 +24,9 @@ from .reload import RulesWatcher
 log = logging.getLogger("buergerchat.routing")
 
 TICK_SECONDS = 2.0
+#: The shared upkeep (queues, notices, inactivity) is one recurring job, so that
+#: with several bridge processes one of them does it each time.
+TICK_JOB = "routing.tick"
 #: A case nobody wrote in yet is announced without a first message after this.
 ANNOUNCE_WITHOUT_MESSAGE = timedelta(seconds=60)
 
@@ -37,20 +41,30 @@ class RoutingBot:
         ctx.cases.router = self.dispatcher
         ctx.cases.close_hooks.append(self.dispatcher.on_close)
         ctx.cases.message_hooks.append(self.dispatcher.on_citizen_message)
+        ctx.jobs.kind(
+            TICK_JOB,
+            self._tick_job,
+            every=timedelta(seconds=TICK_SECONDS),
+            lease=timedelta(seconds=20),
+        )
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.watcher.baseline()
         await self.dispatcher.load()
-        self._task = every(TICK_SECONDS, self.tick, name="routing", log=log)
+        # Each process reads departments.yaml itself; the upkeep is shared.
+        self._task = every(TICK_SECONDS, self.reload, name="routing-reload", log=log)
+        await self.ctx.jobs.enqueue(TICK_JOB, TICK_JOB)
 
     async def stop(self) -> None:
         await cancel(self._task)
         self._task = None
 
+    async def _tick_job(self, run: JobRun) -> None:
+        await self.tick()
+
     async def tick(self) -> None:
         for step in (
-            self.reload,
             self.dispatcher.drain,
             self.announce_silent,
             self.close_inactive,

@@ -20,6 +20,7 @@ from mautrix.types import RoomID, UserID
 
 from bridge.clock import routing_now, utcnow
 from bridge.errors import HOMESERVER_ERRORS
+from bridge.lifecycle import InvalidTransition, Kind, State
 
 from .model import Department
 from .office_hours import is_live
@@ -262,12 +263,23 @@ class Dispatcher:
     async def _route_queued(
         self, case: Case, department: Department, invite: tuple[str, ...]
     ) -> None:
-        case.extra = await self.store.merge_case_extra(
-            case.case_id,
-            {"invited": list(invite), "routed_at": utcnow().isoformat(), "queue": None},
-            state="live",
-        )
-        case.state = "live"
+        try:
+            await self.cases.lifecycle.transition(
+                case.case_id,
+                State.LIVE,
+                kind=Kind.ROUTED,
+                expect=frozenset({State.QUEUED}),
+                data={"department": department.id, "invited": list(invite)},
+                extra={
+                    "invited": list(invite),
+                    "routed_at": utcnow().isoformat(),
+                    "queue": None,
+                },
+            )
+        except InvalidTransition as e:
+            log.info("queued case %s not routed: %s", case.reference, e)
+            return
+        case = await self.store.get_case(case.case_id) or case
         if case.room_id:
             await self.invite(case.room_id, invite)
         await self.cases.add_system_event(
@@ -316,7 +328,14 @@ class Dispatcher:
 
     # --- a transfer -------------------------------------------------------------
 
-    async def transfer(self, case: Case, target: Department) -> tuple[str, ...]:
+    async def transfer(
+        self,
+        case: Case,
+        target: Department,
+        *,
+        actor: str | None = None,
+        note: str | None = None,
+    ) -> tuple[str, ...]:
         """Move ``case`` to ``target``; whom to invite by the target's strategy.
         When nobody there is free right now, the whole team is invited."""
         async with self.lock:
@@ -332,9 +351,13 @@ class Dispatcher:
                 invite = tuple(dict.fromkeys(s.mxid for s in target.staff))
             elif pointer is not None:
                 self.pointers[target.id] = pointer
-            case.extra = await self.store.merge_case_extra(
+            await self.cases.lifecycle.transition(
                 case.case_id,
-                {
+                State.LIVE,
+                kind=Kind.TRANSFERRED,
+                actor=actor,
+                data={"from": case.department, "to": target.id, "note": note},
+                extra={
                     "invited": list(invite),
                     "routed_at": utcnow().isoformat(),
                     "queue": None,
@@ -342,8 +365,10 @@ class Dispatcher:
                 },
                 department=target.id,
                 assignee=None,
-                state="live",
             )
+            fresh = await self.store.get_case(case.case_id)
+            if fresh is not None:
+                case.extra = fresh.extra
             case.department, case.assignee, case.state = target.id, None, "live"
         return invite
 

@@ -25,8 +25,8 @@ from bridge.errors import (
     NotFound,
     TooLarge,
 )
+from bridge.jobs import JobRun
 from bridge.supervisor import Keeper
-from bridge.tasks import cancel, every
 
 from .clamd_client import ClamdClient
 from .clamd_runner import ClamdProcess
@@ -50,7 +50,8 @@ from .staff import StaffFiles
 from .verdict import Clean, Infected, ScanError, ScanTooLarge
 
 log = logging.getLogger("buergerchat.scanner")
-RETRY_TICK_S = 2.0
+#: One job per held file: scanned (and delivered) again with backoff.
+HELD_JOB = "scan.held"
 
 
 class ScannerBot:
@@ -64,7 +65,7 @@ class ScannerBot:
         self._clamd_process: ClamdProcess | None = None
         self._keeper: Keeper | None = None
         self.clamd: ClamdClient | None = None
-        self._retry_task: asyncio.Task[None] | None = None
+        ctx.jobs.kind(HELD_JOB, self._held_job)
         self.admin: SynapseAdmin | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self.staff = StaffFiles(self)
@@ -109,16 +110,16 @@ class ScannerBot:
                 "clamd",
                 start=self._clamd_process.start,
                 wait=self._clamd_process.wait,
-                on_restart=self.queue.retry_now,
+                on_restart=self.retry_now,
                 alert=self.ctx.team.alert_admins,
             )
             self._keeper.watch()
         else:
             self.clamd = self.settings.external_client()
             await check_clamd_accepts(self.clamd, max_size)
-        self._retry_task = every(
-            RETRY_TICK_S, self.retry_due, name="scanner-retry", log=log
-        )
+        # Files an earlier run held (also from before jobs existed) get theirs.
+        for row in await self.queue.held():
+            await self._later(row, utcnow())
         self.ctx.health.register("clamd", self.health)
 
     async def health(self) -> dict[str, object]:
@@ -133,7 +134,6 @@ class ScannerBot:
         return {"ok": True, "held_files": held}
 
     async def stop(self) -> None:
-        await cancel(self._retry_task)
         if self._keeper is not None:
             await self._keeper.stop()
         if self._clamd_process is not None:
@@ -341,13 +341,15 @@ class ScannerBot:
         log.warning(
             "attachment %s of %s held: %s", row.attachment_id, case.reference, error
         )
+        due = utcnow() + retry_delay(attempts)
         await self.queue.update(
             row,
             attempts=attempts,
             last_error=error,
-            next_attempt_at=utcnow() + retry_delay(attempts),
+            next_attempt_at=due,
             state="pending" if not keep_state else row.state,
         )
+        await self._later(row, due)
         if attempts == 1:
             sender = "citizen" if row.direction == "citizen" else "staff"
             await self._timeline(row, "pending", sender, None)
@@ -448,34 +450,55 @@ class ScannerBot:
 
     # --- retries --------------------------------------------------------------
 
-    async def retry_due(self) -> None:
+    async def _later(self, row: Attachment, due: datetime) -> None:
+        await self.ctx.jobs.enqueue(
+            HELD_JOB,
+            f"scan:{row.attachment_id}",
+            {"attachment_id": row.attachment_id, "case_id": row.case_id},
+            run_at=due,
+            case_id=row.case_id,
+            again=True,
+        )
+
+    async def retry_now(self) -> None:
+        """clamd is back: every held file is due at once."""
+        await self.queue.retry_now()
+        await self.ctx.jobs.run_kind_soon(HELD_JOB)
+
+    async def _held_job(self, run: JobRun) -> None:
+        """Scan (and deliver) a held file again; a failure on the way holds it
+        once more with the next backoff (see :meth:`postpone`)."""
+        row = await self.queue.get(
+            str(run.payload["case_id"]), str(run.payload["attachment_id"])
+        )
+        if row is None or row.state not in ("pending", "clean"):
+            return
+        case = await self.ctx.store.get_case(row.case_id)
+        if case is None:
+            return
         now = utcnow()
-        for row in await self.queue.due(now):
-            case = await self.ctx.store.get_case(row.case_id)
-            if case is None:
-                continue
-            if _expired(row.created_at, now, self.settings.give_up_after):
-                await self._refuse(
-                    case,
-                    row,
-                    "Die Datei konnte nicht rechtzeitig auf Schadsoftware geprüft "
-                    "werden. Bitte senden Sie sie erneut. / The file could not be "
-                    "scanned in time; please send it again.",
-                )
-                continue
-            if row.direction == "citizen":
-                try:
-                    data = await asyncio.to_thread(_read, row.held_path)
-                except OSError as e:
-                    log.error("held file of %s is gone: %s", row.attachment_id, e)
-                    await self._refuse(case, row, "Die Datei ist verloren gegangen.")
-                    continue
-            else:
-                fetched = await self.staff.fetch(case, row)
-                if fetched is None:
-                    continue
-                data = fetched
-            await self.process(case, row, data)
+        if _expired(row.created_at, now, self.settings.give_up_after):
+            await self._refuse(
+                case,
+                row,
+                "Die Datei konnte nicht rechtzeitig auf Schadsoftware geprüft "
+                "werden. Bitte senden Sie sie erneut. / The file could not be "
+                "scanned in time; please send it again.",
+            )
+            return
+        if row.direction == "citizen":
+            try:
+                data = await asyncio.to_thread(_read, row.held_path)
+            except OSError as e:
+                log.error("held file of %s is gone: %s", row.attachment_id, e)
+                await self._refuse(case, row, "Die Datei ist verloren gegangen.")
+                return
+        else:
+            fetched = await self.staff.fetch(case, row)
+            if fetched is None:
+                return
+            data = fetched
+        await self.process(case, row, data)
 
 
 def _expired(created_at: datetime, now: datetime, limit: timedelta) -> bool:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from bridge.clock import utcnow
 from bridge.db.store import Store
 from bridge.errors import HOMESERVER_ERRORS, BuergerchatError
+from bridge.jobs import backoff
 from bridge.yamlconf import Section
 
 from .clamd_client import ClamdClient, address_problem
@@ -113,9 +114,12 @@ def read_settings(section: Section, max_upload_size_mb: int) -> ScannerSettings:
 
 
 def retry_delay(attempts: int) -> timedelta:
-    """How long to wait before scan attempt number ``attempts + 1``."""
-    return timedelta(
-        seconds=min(FIRST_RETRY_S * 2 ** max(attempts - 1, 0), MAX_RETRY_S)
+    """How long to wait before scan attempt number ``attempts + 1`` (the job
+    queue's one backoff rule, without spread: files are few)."""
+    return backoff(
+        attempts,
+        base=timedelta(seconds=FIRST_RETRY_S),
+        cap=timedelta(seconds=MAX_RETRY_S),
     )
 
 
@@ -236,18 +240,14 @@ class AttachmentQueue:
             )
         return int(value or 0)
 
-    async def due(self, now: datetime, limit: int = 20) -> list[Attachment]:
-        """Held attachments whose next attempt is due: ``pending`` ones wait for a
-        scan, ``clean`` ones for Synapse to take them."""
+    async def held(self) -> list[Attachment]:
+        """Held attachments: ``pending`` ones wait for a scan, ``clean`` ones for
+        Synapse to take them."""
         async with self.session() as s:
             rows = await s.scalars(
                 select(Attachment)
-                .where(
-                    Attachment.state.in_(("pending", "clean")),
-                    Attachment.next_attempt_at <= now,
-                )
-                .order_by(Attachment.next_attempt_at)
-                .limit(limit)
+                .where(Attachment.state.in_(("pending", "clean")))
+                .order_by(Attachment.id)
             )
             return list(rows.all())
 

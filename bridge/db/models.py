@@ -145,3 +145,54 @@ class MatrixSend(Base):
     case_id: Mapped[str | None] = mapped_column(
         String(40), ForeignKey("cases.case_id", ondelete="CASCADE"), index=True
     )
+
+
+class Job(Base):
+    """One unit of work for later or again: a delivery, a scan, a mail, a
+    notice, a reminder, a purge, a recurring tick (see :mod:`bridge.jobs`).
+
+    ``key`` makes enqueueing idempotent; ``state`` is ``queued`` (waits for
+    ``run_at``), ``running`` (held by ``lease_owner`` until ``lease_until``; a
+    crashed holder's lease runs out and another process takes the job), ``done``
+    or ``parked`` (given up after its attempts; ``last_error`` says why)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_run_at", "state", "run_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    run_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: Asked for again while running: queued for this time when the run ends.
+    rerun_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    #: The case the job belongs to (erased with it); none for service-wide jobs.
+    case_id: Mapped[str | None] = mapped_column(
+        String(40), ForeignKey("cases.case_id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class CaseTransition(Base):
+    """A domain event: one move of a case through its lifecycle
+    (:mod:`bridge.lifecycle`), written in the same transaction as the move."""
+
+    __tablename__ = "case_transitions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("cases.case_id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    #: Who moved it (a staff member's Matrix ID), none for the citizen or a rule.
+    actor: Mapped[str | None] = mapped_column(String(255))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    at: Mapped[datetime]

@@ -13,7 +13,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ..clock import utcnow
-from .models import Case, CaseEvent, CaseToken, SeenEvent, Transaction
+from .models import (
+    Case,
+    CaseEvent,
+    CaseToken,
+    CaseTransition,
+    SeenEvent,
+    Transaction,
+)
 
 
 class Store:
@@ -38,8 +45,11 @@ class Store:
         ghost_mxid: str,
         state: str,
         extra: dict[str, Any] | None = None,
+        opened: dict[str, Any] | None = None,
     ) -> Case:
-        """Insert a case; its reference (BC-2026-000123) is numbered by the database."""
+        """Insert a case; its reference (BC-2026-000123) is numbered by the
+        database. With ``opened`` (the event's data) its ``opened`` domain event
+        is written in the same transaction (see :mod:`bridge.lifecycle`)."""
         now = utcnow()
         async with self.session.begin() as s:
             case = Case(
@@ -57,6 +67,17 @@ class Store:
             s.add(case)
             await s.flush()
             case.reference = f"{reference_prefix}-{now.year}-{case.number:06d}"
+            if opened is not None:
+                s.add(
+                    CaseTransition(
+                        case_id=case_id,
+                        kind="opened",
+                        from_state=None,
+                        to_state=state,
+                        data=dict(opened),
+                        at=now,
+                    )
+                )
         return case
 
     async def get_case(self, case_id: str) -> Case | None:

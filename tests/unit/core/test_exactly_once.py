@@ -21,6 +21,7 @@ from bridge.appservice import DurableAppService
 from bridge.catchup import CatchUp
 from bridge.db.store import Store
 from bridge.delivery import STAMP, Deliveries
+from bridge.jobs import JobQueue
 
 BOT = "@buergerchat:test"
 ROOM = "!room:test"
@@ -212,11 +213,13 @@ async def test_answer_lost_then_homeserver_and_bridge_restart_posts_once(
     room and sends nothing more."""
     fake, az = homeserver
     fake.drop_after_persist = 1
-    first = Deliveries(store, az)
+    first = Deliveries(store, az, JobQueue(store.engine))
     assert await first.send(ROOM, notice("eins"), key="k1") is None, fake.unknown_paths
     fake.restart()
     fake.down = False
-    second = Deliveries(store, az)  # a new process: rows are older than it
+    second = Deliveries(
+        store, az, JobQueue(store.engine)
+    )  # a new process: rows are older than it
     await second.retry()
     assert fake.bodies() == ["eins"], fake.unknown_paths
     outcome = await second.outcome("k1")
@@ -230,7 +233,7 @@ async def test_same_key_is_the_same_send_and_order_is_kept(
     """While Synapse refuses, sends wait in order; a repeated key adds nothing;
     once it answers they go out in the order they were stored."""
     fake, az = homeserver
-    deliveries = Deliveries(store, az)
+    deliveries = Deliveries(store, az, JobQueue(store.engine))
     fake.down = True
     for body in ("a", "b", "c"):
         assert await deliveries.send(ROOM, notice(body), key=f"o-{body}") is None

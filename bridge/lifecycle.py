@@ -1,0 +1,312 @@
+"""A case's life: its states, the transitions allowed between them, and the
+domain event each transition leaves behind.
+
+Every change of a case's state (and of who has it and where it is) goes through
+:meth:`Lifecycle.transition`: one database transaction that checks the move is
+allowed, writes the case's columns and appends a typed :class:`DomainEvent` to
+``case_transitions``. After the commit, subscribers of that kind are called
+(in this process, in order; a failing one is logged and does not stop the
+others). The table is the case's record: the transcript, the audit and the
+data-protection export read it.
+
+States (the column ``cases.state``; what the citizen API shows):
+
+=========  ============================================  ===================
+state      entered when                                  leaves to
+=========  ============================================  ===================
+queued     opened while live but everyone is busy        live, offline, closed
+live       opened or routed while someone is free;       live, closed
+           claimed and transferred keep it live
+offline    message left outside live hours               live, closed
+booked     video appointment booked (later issue)        waiting, closed
+waiting    citizen in the waiting room (later issue)     in_call, closed
+in_call    the video call runs (later issue)             live, closed
+closed     staff or inactivity closed it                 purged
+purged     retention or erasure removed it               —
+=========  ============================================  ===================
+
+``claimed`` is no state of its own: a live case with an ``assignee`` (the API has
+always shown such a case as ``live``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+
+from .clock import utcnow
+from .db.models import Case, CaseTransition
+
+if TYPE_CHECKING:
+    from .db.store import Store
+
+log = logging.getLogger("buergerchat.lifecycle")
+LOCK_STRIPES = 64
+BUSY_RETRIES = 5
+
+
+class State(StrEnum):
+    QUEUED = "queued"
+    LIVE = "live"
+    OFFLINE = "offline"
+    BOOKED = "booked"
+    WAITING = "waiting"
+    IN_CALL = "in_call"
+    CLOSED = "closed"
+    PURGED = "purged"
+
+
+class Kind(StrEnum):
+    """What happened to a case (a domain event)."""
+
+    OPENED = "opened"
+    QUEUED = "queued"
+    ROUTED = "routed"
+    OFFLINE = "offline"
+    CLAIMED = "claimed"
+    TRANSFERRED = "transferred"
+    CLOSED = "closed"
+    PURGED = "purged"
+
+
+S = State
+#: Which state may follow which. ``None`` is a case that does not exist yet.
+TRANSITIONS: dict[State | None, frozenset[State]] = {
+    None: frozenset({S.QUEUED, S.LIVE, S.OFFLINE, S.BOOKED}),
+    S.QUEUED: frozenset({S.QUEUED, S.LIVE, S.OFFLINE, S.CLOSED}),
+    S.LIVE: frozenset({S.LIVE, S.CLOSED}),
+    S.OFFLINE: frozenset({S.OFFLINE, S.LIVE, S.CLOSED}),
+    S.BOOKED: frozenset({S.WAITING, S.CLOSED}),
+    S.WAITING: frozenset({S.IN_CALL, S.CLOSED}),
+    S.IN_CALL: frozenset({S.LIVE, S.CLOSED}),
+    S.CLOSED: frozenset({S.PURGED}),
+    S.PURGED: frozenset(),
+}
+#: The event a move into each state leaves behind, unless the caller names one.
+ENTERED_BY: dict[State, Kind] = {
+    S.QUEUED: Kind.QUEUED,
+    S.LIVE: Kind.ROUTED,
+    S.OFFLINE: Kind.OFFLINE,
+    S.CLOSED: Kind.CLOSED,
+    S.PURGED: Kind.PURGED,
+}
+
+
+def allowed(current: State | None, to: State) -> bool:
+    return to in TRANSITIONS[current]
+
+
+class _Raced(Exception):
+    """Another connection moved the case between our read and our write."""
+
+
+class InvalidTransition(Exception):
+    """A move the lifecycle does not allow: a bug of the caller, who checks
+    what the citizen or staff may do (and answers them) before moving."""
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    id: int
+    case_id: str
+    kind: Kind
+    from_state: State | None
+    to_state: State
+    at: datetime
+    actor: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Subscriber = Callable[[DomainEvent], Awaitable[None]]
+
+
+class Lifecycle:
+    """Moves cases between states; see the module docstring."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._subscribers: dict[Kind, list[Subscriber]] = {}
+        # Moves of one case in this process one after another (SQLite has no
+        # row locks; PostgreSQL's FOR UPDATE orders them across processes).
+        self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
+
+    def subscribe(self, kind: Kind, subscriber: Subscriber) -> None:
+        self._subscribers.setdefault(kind, []).append(subscriber)
+
+    async def transition(
+        self,
+        case_id: str,
+        to: State,
+        *,
+        kind: Kind | None = None,
+        actor: str | None = None,
+        data: dict[str, Any] | None = None,
+        expect: frozenset[State] | None = None,
+        extra: dict[str, Any] | None = None,
+        **columns: Any,
+    ) -> DomainEvent:
+        """Move the case to ``to`` (and set ``columns``, e.g. ``department`` or
+        ``assignee``, and keys of ``extra``; a key set to None is removed) and
+        record the event, in one transaction. ``expect`` narrows the states the
+        case may be in now (a queued case is routed only while it is still
+        queued); :class:`InvalidTransition` otherwise."""
+        event_kind = kind or ENTERED_BY.get(to) or Kind.ROUTED
+        lock = self._locks[hash(case_id) % LOCK_STRIPES]
+        for attempt in range(1, BUSY_RETRIES + 1):
+            try:
+                async with lock:
+                    event = await self._move(
+                        case_id, to, event_kind, actor, data, expect, extra, columns
+                    )
+                break
+            except (OperationalError, _Raced) as e:
+                # SQLite: another connection wrote first ("database is locked"),
+                # or moved the case after we read it; read again, decide again.
+                if attempt == BUSY_RETRIES:
+                    if isinstance(e, _Raced):
+                        raise InvalidTransition(
+                            f"Case {case_id} kept changing; try again."
+                        ) from e
+                    raise
+                await asyncio.sleep(0.05 * attempt)
+        await self._publish(event)
+        return event
+
+    async def _move(
+        self,
+        case_id: str,
+        to: State,
+        event_kind: Kind,
+        actor: str | None,
+        data: dict[str, Any] | None,
+        expect: frozenset[State] | None,
+        extra: dict[str, Any] | None,
+        columns: dict[str, Any],
+    ) -> DomainEvent:
+        columns = dict(columns)
+        now = utcnow()
+        async with self.store.session.begin() as s:
+            case = await s.scalar(
+                select(Case).where(Case.case_id == case_id).with_for_update()
+            )
+            if case is None:
+                raise InvalidTransition(f"There is no case {case_id}.")
+            current = State(case.state)
+            if not allowed(current, to) or (expect and current not in expect):
+                raise InvalidTransition(
+                    f"Case {case.reference} is {current.value}; it cannot be "
+                    f"{event_kind.value} ({to.value}) now."
+                )
+            if to is S.CLOSED and case.closed_at is None:
+                columns.setdefault("closed_at", now)
+            if extra:
+                merged = dict(case.extra or {})
+                for key, value in extra.items():
+                    if value is None:
+                        merged.pop(key, None)
+                    else:
+                        merged[key] = value
+                columns["extra"] = merged
+            # Only if nobody moved it since we read it (SQLite reads without a
+            # lock): otherwise read again and decide again.
+            moved = await s.execute(
+                update(Case)
+                .where(Case.case_id == case_id, Case.state == current.value)
+                .values(state=to.value, **columns)
+            )
+            if getattr(moved, "rowcount", 0) != 1:
+                raise _Raced()
+            row = CaseTransition(
+                case_id=case_id,
+                kind=event_kind.value,
+                from_state=current.value,
+                to_state=to.value,
+                actor=actor,
+                data=dict(data or {}),
+                at=now,
+            )
+            s.add(row)
+            await s.flush()
+            return _event(row)
+
+    async def open(
+        self, *, state: State, data: dict[str, Any] | None = None, **fields: Any
+    ) -> tuple[Case, DomainEvent]:
+        """Create a case in ``state`` (the store's ``create_case`` fields) and
+        its ``opened`` event, in one transaction."""
+        if not allowed(None, state):
+            raise InvalidTransition(f"A case cannot start {state.value}.")
+        case = await self.store.create_case(
+            state=state.value, opened=dict(data or {}), **fields
+        )
+        event = (await self.history(case.case_id))[0]
+        await self._publish(event)
+        return case, event
+
+    async def record(
+        self,
+        case_id: str,
+        kind: Kind,
+        *,
+        actor: str | None = None,
+        data: dict[str, Any] | None = None,
+        **columns: Any,
+    ) -> DomainEvent:
+        """An event that keeps the state (a claim): allowed in every state that
+        may follow itself, so never in a closed case."""
+        async with self.store.session() as s:
+            state = await s.scalar(select(Case.state).where(Case.case_id == case_id))
+        if state is None:
+            raise InvalidTransition(f"There is no case {case_id}.")
+        return await self.transition(
+            case_id,
+            State(state),
+            kind=kind,
+            actor=actor,
+            data=data,
+            expect=frozenset({State(state)}),
+            **columns,
+        )
+
+    async def history(self, case_id: str) -> list[DomainEvent]:
+        """The case's domain events, oldest first."""
+        async with self.store.session() as s:
+            rows = await s.scalars(
+                select(CaseTransition)
+                .where(CaseTransition.case_id == case_id)
+                .order_by(CaseTransition.id)
+            )
+            return [_event(r) for r in rows]
+
+    async def _publish(self, event: DomainEvent) -> None:
+        for subscriber in self._subscribers.get(event.kind, []):
+            try:
+                await subscriber(event)
+            except Exception:
+                log.exception(
+                    "subscriber %s failed for %s of %s",
+                    getattr(subscriber, "__qualname__", subscriber),
+                    event.kind.value,
+                    event.case_id,
+                )
+
+
+def _event(row: CaseTransition) -> DomainEvent:
+    return DomainEvent(
+        id=row.id,
+        case_id=row.case_id,
+        kind=Kind(row.kind),
+        from_state=State(row.from_state) if row.from_state else None,
+        to_state=State(row.to_state),
+        at=row.at,
+        actor=row.actor,
+        data=dict(row.data or {}),
+    )
