@@ -314,7 +314,8 @@ async def test_junk_and_oversized_bodies(stack: Stack) -> None:
 
 async def test_health_and_openapi(stack: Stack) -> None:
     """/healthz reports each part (database, homeserver, inbox, deliveries, clamd,
-    mail outbox) as working; the OpenAPI document lists every citizen route."""
+    mail outbox, job queue) as working; the OpenAPI document lists every citizen
+    route."""
     status, body = await api(stack, "GET", "/healthz")
     assert status == 200 and body["status"] == "ok", body
     parts = {
@@ -324,6 +325,7 @@ async def test_health_and_openapi(stack: Stack) -> None:
         "deliveries",
         "clamd",
         "mail_outbox",
+        "jobs",
     }
     assert parts <= set(body), body
     assert all(body[p]["ok"] is True for p in parts), body
