@@ -131,7 +131,7 @@ class Bridge:
             await bot.start()
         # Bots have registered their job kinds: work off what an earlier run left.
         self.jobs.start()
-        await self.deliveries.retry()
+        await self.deliveries.recover()
         await self.cases.retry_pending()
         az.start_worker()
         log.info("bridge listens on %s:%d", config.bridge.host, config.bridge.port)

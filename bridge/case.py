@@ -153,12 +153,12 @@ class CaseService:
             await self._room_later(case)
         return case, token
 
-    async def _room_later(self, case: Case) -> None:
+    async def _room_later(self, case: Case, delay: timedelta = ROOM_RETRY) -> None:
         await self.jobs.enqueue(
             ROOM_JOB,
             f"room:{case.case_id}",
             {"case_id": case.case_id},
-            run_at=utcnow() + ROOM_RETRY,
+            run_at=utcnow() + delay,
             case_id=case.case_id,
             again=True,
         )
@@ -340,18 +340,19 @@ class CaseService:
         return content
 
     async def _sweep(self, run: JobRun) -> None:
-        await self.retry_pending()
+        # Within a sweep's time, not sooner: a job in backoff keeps most of it.
+        await self.retry_pending(SWEEP_EVERY)
 
-    async def retry_pending(self) -> None:
+    async def retry_pending(self, delay: timedelta = timedelta(0)) -> None:
         """Rooms and messages left waiting (by an earlier run, or an error on
         the way) get jobs; the sweep repeats this every ``SWEEP_EVERY``."""
         await self.jobs.enqueue(SWEEP_JOB, SWEEP_JOB, run_at=utcnow() + SWEEP_EVERY)
         for case in await self.store.cases_without_room():
-            await self._room_later(case)
+            await self._room_later(case, delay)
         for case_id in await self.store.cases_with_pending_events():
             owner = await self.store.get_case(case_id)
             if owner is not None:
-                await self._room_later(owner)
+                await self._room_later(owner, delay)
 
     # --- closing ------------------------------------------------------------
 

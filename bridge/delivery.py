@@ -338,20 +338,29 @@ class Deliveries:
     # --- retries and health -----------------------------------------------------
 
     async def retry(self) -> None:
-        """Flush every room with waiting sends (at start: rows an earlier run
-        left); what still cannot go is left to its job."""
-        await self.jobs.enqueue(SWEEP_JOB, SWEEP_JOB, run_at=utcnow() + SWEEP_EVERY)
+        """Flush every room with waiting sends now, in this task; what still
+        cannot go is left to its job."""
         for room_id in await self._rooms_waiting():
             await self.flush(room_id)
 
+    async def recover(self) -> None:
+        """At start: every room with waiting sends (rows an earlier run left)
+        gets a flush job due now, and the sweep is scheduled. Nothing is sent
+        in the caller's task, so a slow Synapse cannot hold up the start."""
+        await self.jobs.enqueue(SWEEP_JOB, SWEEP_JOB, run_at=utcnow() + SWEEP_EVERY)
+        await self._schedule_waiting(utcnow())
+
     async def _sweep(self, run: JobRun) -> None:
         """Every waiting room has a flush job; one in backoff keeps its time."""
+        await self._schedule_waiting(utcnow() + MAX_BACKOFF)
+
+    async def _schedule_waiting(self, run_at: datetime) -> None:
         for room_id in await self._rooms_waiting():
             await self.jobs.enqueue(
                 FLUSH_JOB,
                 f"flush:{room_id}",
                 {"room_id": room_id},
-                run_at=utcnow() + MAX_BACKOFF,
+                run_at=run_at,
                 again=True,
             )
 

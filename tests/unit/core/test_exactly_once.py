@@ -334,3 +334,26 @@ async def test_a_handler_that_loses_the_database_is_retried_not_skipped(
     await inbox.drain()
     assert stored == ["$e1"]
     assert (await store.inbox_lag())[0] == 0
+
+
+async def test_a_send_synapse_refused_for_now_is_a_job_that_sends_it_later(
+    store: Store, homeserver: tuple[FakeHomeserver, DurableAppService]
+) -> None:
+    """Synapse answers 503: the send waits as a matrix.flush job of its room
+    (not in a loop of this process); a worker of another process runs it once
+    Synapse is back, and the notice is in the room once."""
+    fake, az = homeserver
+    jobs = JobQueue(store.engine)
+    deliveries = Deliveries(store, az, jobs)
+    fake.down = True
+    assert await deliveries.send(ROOM, notice("später"), key="later") is None
+    job = await jobs.get(f"flush:{ROOM}")
+    assert job is not None and job.state == "queued"
+    fake.down = False
+    other = JobQueue(store.engine)  # another bridge process, same table
+    Deliveries(store, az, other)
+    await asyncio.sleep(2.5)
+    assert await other.run_due() == 1
+    assert fake.bodies() == ["später"]
+    outcome = await deliveries.outcome("later")
+    assert outcome is not None and outcome.state == "sent"
