@@ -53,38 +53,15 @@ class Bridge:
         self.health = Health()
 
     async def start(self) -> None:
+        """Database, appservice, core services and bots, then the web server;
+        the workers start last, once every handler and job kind is known."""
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(database_url(config.bridge.database, config.data_dir))
         await migrate(engine)
         self.store = Store(engine)
         self.jobs = JobQueue(engine)
-        self.appservice = az = DurableAppService(
-            store=self.store,
-            state_file=config.data_dir / "mx-state.json",
-            middlewares=[
-                cors_middleware(config.bridge.allowed_origins),
-                errors_middleware,
-            ],
-            client_max_size=max(
-                MAX_JSON_BYTES, config.homeserver.max_upload_size_mb << 20
-            )
-            + (1 << 20),
-            server=config.homeserver.url,
-            domain=config.homeserver.server_name,
-            as_token=self.secrets["as_token"],
-            hs_token=self.secrets["hs_token"],
-            bot_localpart=config.bridge.bot_localpart,
-            id=APPSERVICE_ID,
-            bridge_name="buergerchat",
-        )
-        store = self.store
-        az.catch_up = CatchUp(
-            store,
-            az,
-            lambda: store.active_rooms(closed_within=timedelta(days=1)),
-            horizon=SEEN_EVENTS_KEPT - timedelta(days=1),
-        )
+        self.appservice = az = self._appservice(self.store)
         self.deliveries = Deliveries(self.store, az, self.jobs)
         # First handler: the bridge's own events coming back mark their sends.
         az.on_event(self.deliveries.observe)
@@ -103,28 +80,9 @@ class Bridge:
             self.jobs,
         )
         self.bots = build_bots(ctx)
-        az.app.add_routes(CitizenAPI(config, self.cases).routes())
-        for bot in self.bots:
-            routes = getattr(bot, "routes", None)
-            if routes is not None:
-                az.app.add_routes(routes())
-        az.app.add_routes(widget_routes(config))
-        az.app.add_routes(
-            [
-                web.get("/healthz", self.healthz),
-                web.get("/api/v1/openapi.json", self.openapi),
-            ]
-        )
+        self._add_routes(az)
         await az.start(config.bridge.host, config.bridge.port)
-        await az.intent.ensure_registered()
-        try:
-            await az.intent.set_displayname(config.bridge.bot_displayname)
-        except Exception:
-            log.warning("could not set the bot's display name", exc_info=True)
-        try:
-            await self.team.ensure_rooms()
-        except Exception:
-            log.warning("team and admin rooms not ready yet", exc_info=True)
+        await self._prepare_bot_user(az)
         self.cases.start()
         az.on_event(commands.handle_event)
         for bot in self.bots:
@@ -135,6 +93,62 @@ class Bridge:
         await self.cases.retry_pending()
         az.start_worker()
         log.info("bridge listens on %s:%d", config.bridge.host, config.bridge.port)
+
+    def _appservice(self, store: Store) -> DurableAppService:
+        config = self.config
+        az = DurableAppService(
+            store=store,
+            state_file=config.data_dir / "mx-state.json",
+            middlewares=[
+                cors_middleware(config.bridge.allowed_origins),
+                errors_middleware,
+            ],
+            client_max_size=max(
+                MAX_JSON_BYTES, config.homeserver.max_upload_size_mb << 20
+            )
+            + (1 << 20),
+            server=config.homeserver.url,
+            domain=config.homeserver.server_name,
+            as_token=self.secrets["as_token"],
+            hs_token=self.secrets["hs_token"],
+            bot_localpart=config.bridge.bot_localpart,
+            id=APPSERVICE_ID,
+            bridge_name="buergerchat",
+        )
+        az.catch_up = CatchUp(
+            store,
+            az,
+            lambda: store.active_rooms(closed_within=timedelta(days=1)),
+            horizon=SEEN_EVENTS_KEPT - timedelta(days=1),
+        )
+        return az
+
+    def _add_routes(self, az: DurableAppService) -> None:
+        assert self.cases is not None
+        az.app.add_routes(CitizenAPI(self.config, self.cases).routes())
+        for bot in self.bots:
+            routes = getattr(bot, "routes", None)
+            if routes is not None:
+                az.app.add_routes(routes())
+        az.app.add_routes(widget_routes(self.config))
+        az.app.add_routes(
+            [
+                web.get("/healthz", self.healthz),
+                web.get("/api/v1/openapi.json", self.openapi),
+            ]
+        )
+
+    async def _prepare_bot_user(self, az: DurableAppService) -> None:
+        await az.intent.ensure_registered()
+        try:
+            await az.intent.set_displayname(self.config.bridge.bot_displayname)
+        except Exception:
+            log.warning("could not set the bot's display name", exc_info=True)
+        assert self.team is not None
+        try:
+            await self.team.ensure_rooms()
+        except Exception:
+            log.warning("team and admin rooms not ready yet", exc_info=True)
 
     async def stop(self) -> None:
         if self.cases is not None:

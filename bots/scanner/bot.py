@@ -9,21 +9,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
-from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp import web
 from mautrix.types import (
     ContentURI,
 )
 
 from bots.base import BotContext
-from bridge.api.citizen import bearer, text_problem
+from bridge.api.citizen import bearer
 from bridge.clock import as_utc, utcnow
 from bridge.db.models import Case
 from bridge.errors import (
     CaseClosed,
-    InvalidField,
     NotFound,
-    TooLarge,
 )
 from bridge.jobs import JobRun
 from bridge.supervisor import Keeper
@@ -47,6 +44,7 @@ from .pipeline import (
 )
 from .quarantine import SynapseAdmin, load_admin_token
 from .staff import StaffFiles
+from .upload import read_upload
 from .verdict import Clean, Infected, ScanError, ScanTooLarge
 
 log = logging.getLogger("buergerchat.scanner")
@@ -159,7 +157,7 @@ class ScannerBot:
             raise CaseClosed(
                 f"Case {case.reference} is closed. Start a new chat for a new concern."
             )
-        filename, data, client_id = await self._read_form(request)
+        filename, data, client_id = await read_upload(request, self.settings.max_size)
         if client_id is not None:
             known = await self.queue.by_client_id(case.case_id, client_id)
             if known is not None:
@@ -184,57 +182,6 @@ class ScannerBot:
             return self._answer(row)
         await self.process(case, row, data)
         return self._answer(row)
-
-    async def _read_form(self, request: web.Request) -> tuple[str, bytes, str | None]:
-        if not request.content_type.startswith("multipart/"):
-            raise InvalidField(
-                "file", "Send the file as multipart/form-data in the field 'file'."
-            )
-        try:
-            return await self._read_parts(request)
-        except (
-            ValueError,
-            AssertionError,
-            LookupError,
-            aiohttp.ClientError,
-            HttpProcessingError,
-        ) as e:
-            # aiohttp's parser raises these for a missing or wrong boundary, a
-            # broken part header or a truncated body.
-            raise InvalidField(
-                "file",
-                "The multipart/form-data body is malformed "
-                f"({type(e).__name__}). Send the file in a form field 'file', "
-                "as a browser's FormData does.",
-            ) from None
-
-    async def _read_parts(self, request: web.Request) -> tuple[str, bytes, str | None]:
-        limit = self.settings.max_size
-        reader = await request.multipart()
-        filename, data, client_id = "", None, None
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                continue
-            if part.name == "client_id":
-                client_id = (await part.text()).strip()[:100] or None
-                if client_id is not None and text_problem(client_id):
-                    raise InvalidField(
-                        "client_id", f"The field 'client_id' {text_problem(client_id)}"
-                    )
-            elif part.name == "file":
-                filename = part.filename or "datei"
-                buffer = bytearray()
-                while chunk := await part.read_chunk(256 * 1024):
-                    buffer += chunk
-                    if len(buffer) > limit:
-                        raise TooLarge(
-                            f"Die Datei ist größer als {limit >> 20} MB. / The file is "
-                            f"larger than {limit >> 20} MB; send a smaller one."
-                        )
-                data = bytes(buffer)
-        if data is None:
-            raise InvalidField("file", "The form has no field 'file' with the file.")
-        return filename, data, client_id
 
     def _answer(self, row: Attachment) -> web.Response:
         if row.state in ("infected",):
