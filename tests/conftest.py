@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.db.engine import create_engine, migrate
 from bridge.db.store import Store
@@ -52,26 +54,40 @@ async def drop_pg_database(name: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """The bridge store, migrated, on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}")
-        name = None
+@contextlib.asynccontextmanager
+async def empty_database(
+    kind: str, tmp_path: Path, prefix: str = "bc_test"
+) -> AsyncIterator[AsyncEngine]:
+    """An engine on a new, empty database: a file under ``tmp_path`` for
+    ``sqlite``, a database of its own for ``postgres`` (dropped afterwards;
+    skipped when PostgreSQL is not reachable, a failure in CI)."""
+    name = None
+    if kind == "sqlite":
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / (prefix + '.db')}")
     else:
         if not await _pg_available():
             if os.environ.get("CI"):
                 pytest.fail(f"PostgreSQL is not reachable at {PG_DSN}")
             pytest.skip(f"PostgreSQL is not reachable at {PG_DSN}")
-        name = await create_pg_database()
+        name = await create_pg_database(prefix)
         engine = create_engine(
             PG_DSN.replace("postgresql://", "postgresql+asyncpg://") + "/" + name
         )
-    await migrate(engine)
-    s = Store(engine)
     try:
-        yield s
+        yield engine
     finally:
-        await s.close()
+        await engine.dispose()
         if name:
             await drop_pg_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """The bridge store, migrated, on SQLite and on PostgreSQL."""
+    async with empty_database(request.param, tmp_path, "bc_bridge") as engine:
+        await migrate(engine)
+        s = Store(engine)
+        try:
+            yield s
+        finally:
+            await s.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -31,14 +30,9 @@ from bots.mail.store import OutboxStore
 from bots.offline.store import OfflineStore
 from bots.scanner.pipeline import AttachmentQueue
 from bridge.clock import as_utc
-from bridge.db.engine import MIGRATIONS, create_engine, migrate
+from bridge.db.engine import MIGRATIONS, migrate
 from bridge.db.store import Store
-from tests.conftest import (
-    PG_DSN,
-    _pg_available,
-    create_pg_database,
-    drop_pg_database,
-)
+from tests.conftest import empty_database
 
 FIXTURES = sorted(
     (Path(__file__).parents[2] / "fixtures" / "db").glob("release-*.json")
@@ -51,24 +45,8 @@ async def empty_engine(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[AsyncEngine]:
     """An engine on an empty, unmigrated database (SQLite and PostgreSQL)."""
-    if request.param == "sqlite":
-        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'release.db'}")
-        name = None
-    else:
-        if not await _pg_available():
-            if os.environ.get("CI"):
-                pytest.fail(f"PostgreSQL is not reachable at {PG_DSN}")
-            pytest.skip(f"PostgreSQL is not reachable at {PG_DSN}")
-        name = await create_pg_database("bc_release")
-        engine = create_engine(
-            PG_DSN.replace("postgresql://", "postgresql+asyncpg://") + "/" + name
-        )
-    try:
+    async with empty_database(request.param, tmp_path, "bc_release") as engine:
         yield engine
-    finally:
-        await engine.dispose()
-        if name:
-            await drop_pg_database(name)
 
 
 def _config() -> AlembicConfig:
