@@ -28,23 +28,16 @@ from mautrix.types import (
 
 from .appservice import DurableAppService
 from .cause import derived_key
-from .clock import as_utc, utcnow
+from .clock import utcnow
 from .config import Config, Department
 from .db.models import Case, CaseEvent, MatrixSend
 from .db.store import Store
 from .delivery import TRANSIENT, Deliveries
-from .errors import (
-    HOMESERVER_ERRORS,
-    CaseClosed,
-    Forbidden,
-    InvalidField,
-    NotFound,
-    UnknownToken,
-)
+from .errors import HOMESERVER_ERRORS, CaseClosed, InvalidField
 from .jobs import GiveUp, JobRun
 from .lifecycle import InvalidTransition, Lifecycle, State
-from .timeline import Notifier
-from .tokens import new_case_id, new_token, token_hash
+from .timeline import Timeline
+from .tokens import CHAT, Tokens, new_case_id
 
 if TYPE_CHECKING:
     from bots.routing.dispatcher import Dispatcher
@@ -82,7 +75,11 @@ class CaseService:
         self.jobs.kind(ROOM_JOB, self._room_job, base=ROOM_RETRY)
         self.jobs.kind(SWEEP_JOB, self._sweep, every=SWEEP_EVERY)
         self._case_locks: dict[str, asyncio.Lock] = {}
-        self.notifier = Notifier()
+        #: Mints, checks and revokes the citizens' tokens.
+        self.tokens = Tokens(store, config.citizen)
+        #: Every write to the citizen's timeline, which wakes the long-polls.
+        self.timeline = Timeline(store)
+        self.notifier = self.timeline.notifier
         self.stopping = False
         self._room_locks: dict[str, asyncio.Lock] = {}
         #: Run when a case closes, before staff leave the room (transcript archive…).
@@ -131,13 +128,7 @@ class CaseService:
             ghost_mxid=ghost,
             extra={**(extra or {}), "invited": list(invite)},
         )
-        token = new_token()
-        await self.store.add_token(
-            case.case_id,
-            token_hash(token),
-            "chat",
-            timedelta(hours=self.config.citizen.token_ttl_hours),
-        )
+        token = await self.tokens.mint_chat(case.case_id)
         await self.add_system_event(
             case.case_id,
             f"Ihr Anliegen ist unter {case.reference} bei {department.name} "
@@ -241,31 +232,8 @@ class CaseService:
     # --- access -------------------------------------------------------------
 
     async def authorize(self, case_id: str, token: str) -> Case:
-        """The case, if ``token`` is a live token for exactly this case."""
-        case = await self.store.get_case(case_id)
-        if case is None:
-            raise NotFound(f"There is no case {case_id}. Start a new chat.")
-        hashed = token_hash(token)
-        record = await self.store.get_token(hashed)
-        if record is None or record.revoked_at is not None:
-            raise UnknownToken(
-                "This chat link is not valid (any more). Start a new chat."
-            )
-        now = utcnow()
-        if as_utc(record.expires_at) <= now:
-            raise UnknownToken("This chat link has expired. Start a new chat.")
-        if record.case_id != case.case_id:
-            raise Forbidden("This token belongs to another case.")
-        if record.purpose != "chat":
-            # A resume link's token only buys a new chat token (POST …/resume).
-            raise UnknownToken(
-                "This is not a chat token. Open the link from the e-mail again to "
-                "get one, or start a new chat."
-            )
-        ttl = timedelta(hours=self.config.citizen.token_ttl_hours)  # sliding expiry
-        if as_utc(record.expires_at) - now < ttl - timedelta(minutes=5):
-            await self.store.extend_token(hashed, now + ttl)
-        return case
+        """The case, if ``token`` is a live chat token for exactly this case."""
+        return await self.tokens.check(token, case_id, CHAT)
 
     # --- citizen → staff ----------------------------------------------------
 
@@ -279,7 +247,7 @@ class CaseService:
             )
         if not body.strip():
             raise InvalidField("body", "The message is empty. Type a message first.")
-        event, created = await self.store.add_event(
+        event, created = await self.timeline.add(
             case.case_id,
             type="message",
             sender="citizen",
@@ -288,8 +256,6 @@ class CaseService:
             client_id=client_id,
             delivery="pending",
         )
-        if created:
-            self.notifier.notify(case.case_id)
         if event.delivery != "delivered":
             await self.deliver_pending(case)
             fresh = await self.store.get_event(event.seq)
@@ -330,8 +296,8 @@ class CaseService:
         """A citizen message is in the room: the citizen sees it delivered."""
         if not row.key.startswith("citizen:") or not row.event_id or not row.case_id:
             return
-        await self.store.mark_delivered(int(row.key.split(":", 1)[1]), row.event_id)
-        self.notifier.notify(row.case_id)
+        seq = int(row.key.split(":", 1)[1])
+        await self.timeline.mark_delivered(row.case_id, seq, row.event_id)
 
     @staticmethod
     def _citizen_content(event: CaseEvent) -> TextMessageEventContent:
@@ -422,7 +388,7 @@ class CaseService:
         """A system line in the citizen's timeline. With a ``key`` (given, or
         derived from the appservice event being worked off) it is added once."""
         client_id = key or derived_key("sys")
-        event, _ = await self.store.add_event(
+        event, _ = await self.timeline.add(
             case_id,
             type="system",
             sender="system",
@@ -430,7 +396,6 @@ class CaseService:
             client_id=client_id[:100] if client_id else None,
             extra={"kind": kind, **extra},
         )
-        self.notifier.notify(case_id)
         return event
 
     def staff_name(self, room_id: str, mxid: str, event: Event | None = None) -> str:
@@ -482,7 +447,7 @@ class CaseService:
             return  # notices are for staff; files are handled by the scanner
         if content.body.startswith("!"):
             return  # a command for the bots, not a message to the citizen
-        _, created = await self.store.add_event(
+        await self.timeline.add(
             case.case_id,
             type="message",
             sender="staff",
@@ -491,8 +456,6 @@ class CaseService:
             matrix_event_id=event.event_id,
             ts=_event_time(event),
         )
-        if created:
-            self.notifier.notify(case.case_id)
 
 
 def _event_time(event: MessageEvent | StateEvent) -> datetime:

@@ -1,14 +1,19 @@
 """What the citizen sees of a case: events in cursor order, and the wake-up of
-long-polling requests when something new arrives."""
+long-polling requests when something new arrives.
+
+:class:`Timeline` is the one writer of ``case_events``: what it adds or marks
+delivered wakes the case's long-polls, so no caller has to remember it."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
 from .clock import as_utc
 from .db.models import CaseEvent
+from .db.store import Store
 
 
 class Notifier:
@@ -54,6 +59,54 @@ class Notifier:
             waiters.discard(future)
             if not waiters:
                 del self._waiters[case_id]
+
+
+class Timeline:
+    """Writes the citizen's timeline and wakes whoever waits on the case."""
+
+    def __init__(self, store: Store, notifier: Notifier | None = None) -> None:
+        self.store = store
+        self.notifier = notifier or Notifier()
+
+    async def add(
+        self,
+        case_id: str,
+        *,
+        type: str,
+        sender: str,
+        body: str,
+        sender_name: str | None = None,
+        matrix_event_id: str | None = None,
+        client_id: str | None = None,
+        delivery: str = "delivered",
+        ts: datetime | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[CaseEvent, bool]:
+        """Append an event; returns (event, created). One known by its
+        ``client_id`` or ``matrix_event_id`` is returned instead, and wakes
+        nobody: there is nothing new to read."""
+        event, created = await self.store.add_event(
+            case_id,
+            type=type,
+            sender=sender,
+            body=body,
+            sender_name=sender_name,
+            matrix_event_id=matrix_event_id,
+            client_id=client_id,
+            delivery=delivery,
+            ts=ts,
+            extra=extra,
+        )
+        if created:
+            self.notifier.notify(case_id)
+        return event, created
+
+    async def mark_delivered(
+        self, case_id: str, seq: int, matrix_event_id: str
+    ) -> None:
+        """A citizen message is in the room: the citizen sees it delivered."""
+        await self.store.mark_delivered(seq, matrix_event_id)
+        self.notifier.notify(case_id)
 
 
 def event_json(event: CaseEvent) -> dict[str, Any]:

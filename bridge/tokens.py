@@ -1,9 +1,46 @@
-"""Citizen bearer tokens: random, stored only as SHA-256, expiring."""
+"""Citizen bearer tokens: random, stored only as SHA-256, expiring.
+
+Two purposes: a ``chat`` token (from opening a case, or from a resume link)
+reads and writes the case and slides forward while it is used; a ``resume``
+token is the personal link in an answer mail and only buys a new chat token.
+:class:`Tokens` is the one place that mints, checks and revokes them.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from .clock import as_utc, utcnow
+from .db.models import Case, CaseToken
+from .db.store import Store
+from .errors import Forbidden, NotFound, UnknownToken
+
+if TYPE_CHECKING:
+    from .config import Citizen
+
+Purpose = Literal["chat", "resume"]
+CHAT: Purpose = "chat"
+RESUME: Purpose = "resume"
+#: A chat token in use is pushed forward only once it has lost this much.
+SLIDE_AFTER = timedelta(minutes=5)
+
+LINK_EXPIRED = (
+    "Dieser Link ist abgelaufen. Bitte schreiben Sie uns über den Bürgerchat eine "
+    "neue Nachricht und nennen Sie das Vorgangszeichen aus der E-Mail; Sie erhalten "
+    "dann einen neuen Link. / This link has expired. Please send us a new message "
+    "through the chat, quoting the reference from the e-mail; you will then get a "
+    "new link."
+)
+LINK_UNKNOWN = (
+    "Dieser Link ist nicht (mehr) gültig, zum Beispiel weil der Vorgang "
+    "abgeschlossen wurde. Bitte schreiben Sie uns eine neue Nachricht. / This link "
+    "is not valid (any more), for example because the case was closed. Please send "
+    "us a new message."
+)
 
 
 def new_token() -> str:
@@ -17,3 +54,92 @@ def token_hash(token: str) -> str:
 def new_case_id() -> str:
     """Public, unguessable case id for URLs (the reference is for humans)."""
     return "c_" + secrets.token_urlsafe(16)
+
+
+class Tokens:
+    """Mint, check and revoke a case's citizen tokens (``clock`` for tests)."""
+
+    def __init__(
+        self,
+        store: Store,
+        citizen: Citizen,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.chat_ttl = timedelta(hours=citizen.token_ttl_hours)
+        self.resume_ttl = timedelta(days=citizen.resume_link_ttl_days)
+        self._now = clock
+
+    async def mint_chat(self, case_id: str) -> str:
+        return await self._mint(case_id, CHAT, self.chat_ttl)
+
+    async def mint_resume(self, case_id: str) -> str:
+        """The token of a personal link; it expires after ``resume_ttl``."""
+        return await self._mint(case_id, RESUME, self.resume_ttl)
+
+    async def _mint(self, case_id: str, purpose: Purpose, ttl: timedelta) -> str:
+        token = new_token()
+        await self.store.add_token(case_id, token_hash(token), purpose, ttl)
+        return token
+
+    async def revoke(self, case_id: str, purpose: Purpose | None = None) -> int:
+        """Revoke the case's live tokens (of one purpose); how many there were."""
+        return await self.store.revoke_tokens(case_id, purpose=purpose)
+
+    async def check(self, token: str, case_id: str, purpose: Purpose) -> Case:
+        """The case, if ``token`` is a live token of ``purpose`` for exactly this
+        case; otherwise the citizen's error (BC_NOT_FOUND, BC_UNKNOWN_TOKEN,
+        BC_FORBIDDEN, and BC_LINK_EXPIRED for an expired resume link)."""
+        if purpose == CHAT:
+            return await self._check_chat(token, case_id)
+        return await self._check_resume(token, case_id)
+
+    async def _check_chat(self, token: str, case_id: str) -> Case:
+        case = await self.store.get_case(case_id)
+        if case is None:
+            raise NotFound(f"There is no case {case_id}. Start a new chat.")
+        hashed = token_hash(token)
+        record = await self.store.get_token(hashed)
+        if record is None or record.revoked_at is not None:
+            raise UnknownToken(
+                "This chat link is not valid (any more). Start a new chat."
+            )
+        now = self._now()
+        if as_utc(record.expires_at) <= now:
+            raise UnknownToken("This chat link has expired. Start a new chat.")
+        if record.case_id != case.case_id:
+            raise Forbidden("This token belongs to another case.")
+        if record.purpose != CHAT:
+            # A resume link's token only buys a new chat token (POST …/resume).
+            raise UnknownToken(
+                "This is not a chat token. Open the link from the e-mail again to "
+                "get one, or start a new chat."
+            )
+        await self._slide(record, now)
+        return case
+
+    async def _slide(self, record: CaseToken, now: datetime) -> None:
+        """Sliding expiry: a chat token in use lives ``chat_ttl`` from now."""
+        if as_utc(record.expires_at) - now < self.chat_ttl - SLIDE_AFTER:
+            await self.store.extend_token(record.token_hash, now + self.chat_ttl)
+
+    async def _check_resume(self, token: str, case_id: str) -> Case:
+        # bots.offline imports the core (this module among it): its error class
+        # is looked up when needed, not when this module is loaded.
+        from bots.offline.errors import LinkExpired
+
+        record = await self.store.get_token(token_hash(token))
+        if (
+            record is None
+            or record.revoked_at is not None
+            or record.purpose != RESUME
+            or record.case_id != case_id
+        ):
+            raise UnknownToken(LINK_UNKNOWN)
+        if as_utc(record.expires_at) <= self._now():
+            raise LinkExpired(LINK_EXPIRED)
+        case = await self.store.get_case(case_id)
+        if case is None:
+            raise UnknownToken(LINK_UNKNOWN)
+        return case

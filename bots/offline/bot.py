@@ -30,9 +30,9 @@ from bridge.clock import as_utc, utcnow
 from bridge.db.models import Case
 from bridge.errors import CaseClosed, UnknownToken
 from bridge.jobs import JobRun
-from bridge.tokens import new_token, token_hash
+from bridge.tokens import LINK_UNKNOWN, RESUME
 
-from .errors import ClientIdReused, LinkExpired, NotQueued
+from .errors import ClientIdReused, NotQueued
 from .form import OfflineForm, parse_form
 from .forward import Forwarder
 from .models import OfflineRecord
@@ -47,20 +47,6 @@ GIVE_UP_AFTER = timedelta(days=1)
 MAIL_HEALTHY_WAIT = timedelta(minutes=10)
 #: Requests with the same client id are worked off one after the other.
 _LOCK_STRIPES = 64
-
-LINK_EXPIRED = (
-    "Dieser Link ist abgelaufen. Bitte schreiben Sie uns über den Bürgerchat eine "
-    "neue Nachricht und nennen Sie das Vorgangszeichen aus der E-Mail; Sie erhalten "
-    "dann einen neuen Link. / This link has expired. Please send us a new message "
-    "through the chat, quoting the reference from the e-mail; you will then get a "
-    "new link."
-)
-LINK_UNKNOWN = (
-    "Dieser Link ist nicht (mehr) gültig, zum Beispiel weil der Vorgang "
-    "abgeschlossen wurde. Bitte schreiben Sie uns eine neue Nachricht. / This link "
-    "is not valid (any more), for example because the case was closed. Please send "
-    "us a new message."
-)
 
 
 class OfflineBot:
@@ -128,9 +114,7 @@ class OfflineBot:
     async def _revoke(self, command: Command) -> None:
         """E.g. when an answer mail went to the wrong address: every personal link
         of this case stops working at once; a new staff answer sends a new one."""
-        count = await self.ctx.store.revoke_tokens(
-            command.case.case_id, purpose="resume"
-        )
+        count = await self.ctx.cases.tokens.revoke(command.case.case_id, RESUME)
         await self.ctx.commands.reply(
             command.event.room_id,
             f"{count} persönliche(r) Link(s) zu {command.case.reference} ungültig "
@@ -251,7 +235,7 @@ class OfflineBot:
 
     async def _answer(self, case: Case, token: str | None, status: int) -> web.Response:
         if token is None:
-            token = await self._chat_token(case)
+            token = await self.ctx.cases.tokens.mint_chat(case.case_id)
         fresh = await self.ctx.store.get_case(case.case_id) or case
         return web.json_response(
             {
@@ -262,16 +246,6 @@ class OfflineBot:
             },
             status=status,
         )
-
-    async def _chat_token(self, case: Case) -> str:
-        token = new_token()
-        await self.ctx.store.add_token(
-            case.case_id,
-            token_hash(token),
-            "chat",
-            timedelta(hours=self.ctx.config.citizen.token_ttl_hours),
-        )
-        return token
 
     async def retry_unforwarded(self) -> None:
         """Finish messages a crash or a Synapse outage left half-forwarded; after
@@ -297,24 +271,10 @@ class OfflineBot:
     async def resume(self, request: web.Request) -> web.Response:
         """The personal link from an answer mail: its token buys a chat token."""
         case_id = request.match_info["case_id"]
-        hashed = token_hash(bearer(request))
-        record = await self.ctx.store.get_token(hashed)
-        if (
-            record is None
-            or record.revoked_at is not None
-            or record.purpose != "resume"
-            or record.case_id != case_id
-        ):
-            raise UnknownToken(LINK_UNKNOWN)
-        now = utcnow()
-        if as_utc(record.expires_at) <= now:
-            raise LinkExpired(LINK_EXPIRED)
-        case = await self.ctx.store.get_case(case_id)
-        if case is None:
-            raise UnknownToken(LINK_UNKNOWN)
+        case = await self.ctx.cases.tokens.check(bearer(request), case_id, RESUME)
         offline = await self.records.by_case(case_id)
         if offline is not None:
-            await self.records.update(offline.id, resumed_at=now)
+            await self.records.update(offline.id, resumed_at=utcnow())
         log.info("case %s resumed through a personal link", case.reference)
         return await self._answer(case, None, status=200)
 
@@ -353,10 +313,8 @@ class OfflineBot:
     async def _send_answer_notice(
         self, case: Case, record: OfflineRecord, event_id: str
     ) -> None:
-        config = self.ctx.config
-        ttl = timedelta(days=config.citizen.resume_link_ttl_days)
-        token = new_token()
-        await self.ctx.store.add_token(case.case_id, token_hash(token), "resume", ttl)
+        config, tokens = self.ctx.config, self.ctx.cases.tokens
+        token = await tokens.mint_resume(case.case_id)
         department = config.department(case.department)
         assert record.email is not None
         message = answer_notice_to_citizen(
@@ -366,7 +324,7 @@ class OfflineBot:
             reference=case.reference,
             department_name=department.name if department else case.department,
             resume_url=resume_url(config.citizen.resume_page_url, case, token),
-            expires_at=utcnow() + ttl,
+            expires_at=utcnow() + tokens.resume_ttl,
         )
         # Keyed by the staff message: a replayed transaction sends nothing twice.
         _, created = await self.outbox.enqueue(

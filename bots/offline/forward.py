@@ -125,7 +125,7 @@ class Forwarder:
 
     async def record(self, record: OfflineRecord, case: Case) -> None:
         """Timeline and outbox: after this the message cannot be lost any more."""
-        cases, store = self.ctx.cases, self.ctx.store
+        cases = self.ctx.cases
         if case.state != "offline" or case.citizen_name != record.name:
             # A queued chat turned into a message: no longer waiting for a person.
             await cases.lifecycle.transition(
@@ -140,7 +140,7 @@ class Forwarder:
         )
         department = self._department(case)
         department_name = department.name if department else case.department
-        _, created = await store.add_event(
+        await cases.timeline.add(
             case.case_id,
             type="system",
             sender="system",
@@ -152,8 +152,6 @@ class Forwarder:
                 "reply_by": "email" if record.email else "phone",
             },
         )
-        if created:
-            cases.notifier.notify(case.case_id)
         await self.enqueue_mails(record, case, department)
 
     async def enqueue_mails(

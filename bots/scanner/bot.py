@@ -344,7 +344,7 @@ class ScannerBot:
         delivery = {"pending": "scanning", "delivered": "delivered"}.get(
             state, "refused"
         )
-        await self.ctx.store.add_event(
+        await self.ctx.cases.timeline.add(
             row.case_id,
             type="attachment",
             sender=sender,
@@ -360,7 +360,6 @@ class ScannerBot:
                 **({"error": row.last_error} if state == "refused" else {}),
             },
         )
-        self.ctx.cases.notifier.notify(row.case_id)
 
     async def notice(self, case: Case, text: str, *, key: str | None = None) -> None:
         try:

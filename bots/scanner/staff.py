@@ -94,7 +94,7 @@ class StaffFiles:
         return data
 
     async def release(self, case: Case, row: Attachment) -> None:
-        await self.bot.ctx.store.add_event(
+        await self.bot.ctx.cases.timeline.add(
             row.case_id,
             type="attachment",
             sender="staff",
@@ -111,7 +111,6 @@ class StaffFiles:
             },
         )
         await self.bot.queue.update(row, state="delivered")
-        self.bot.ctx.cases.notifier.notify(row.case_id)
 
     async def refuse(self, case: Case, row: Attachment, reason: str) -> None:
         """Redact the event so nobody downloads it, quarantine the file in Synapse

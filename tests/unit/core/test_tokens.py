@@ -1,0 +1,219 @@
+"""Citizen tokens on SQLite and PostgreSQL: one module mints, checks, slides and
+revokes them, with the errcodes and texts the citizen API has always answered."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from bots.offline.errors import LinkExpired
+from bridge.clock import as_utc, utcnow
+from bridge.config import Citizen
+from bridge.db.store import Store
+from bridge.errors import BuergerchatError, Forbidden, NotFound, UnknownToken
+from bridge.tokens import CHAT, LINK_EXPIRED, LINK_UNKNOWN, RESUME, Tokens
+
+CITIZEN = Citizen(
+    token_ttl_hours=72,
+    max_message_length=4000,
+    reference_prefix="BC",
+    long_poll_max_seconds=30,
+    privacy_url=None,
+    resume_page_url="http://127.0.0.1:8080/demo",
+    resume_link_ttl_days=14,
+)
+
+
+async def case(store: Store, case_id: str) -> str:
+    await store.create_case(
+        case_id=case_id,
+        reference_prefix="BC",
+        department="buergerbuero",
+        topic=None,
+        language="de",
+        citizen_name="Eva",
+        ghost_mxid=f"@bc_{case_id}:test",
+        state="live",
+    )
+    return case_id
+
+
+def at(store: Store, moment: datetime) -> Tokens:
+    """Tokens checking on a clock that stands at ``moment``."""
+    return Tokens(store, CITIZEN, clock=lambda: moment)
+
+
+def refused(
+    error: pytest.ExceptionInfo[BuergerchatError],
+    kind: type[BuergerchatError],
+    errcode: str,
+    status: int,
+    message: str,
+) -> bool:
+    got = error.value
+    return (type(got), got.errcode, got.status, got.message) == (
+        kind,
+        errcode,
+        status,
+        message,
+    )
+
+
+async def test_the_lifetimes_are_the_configured_ones(store: Store) -> None:
+    """A chat token lives ``citizen.token_ttl_hours``, a resume link
+    ``citizen.resume_link_ttl_days``, from when it was minted."""
+    tokens = Tokens(store, CITIZEN)
+    case_id = await case(store, "c_one")
+    for token, lifetime in (
+        (await tokens.mint_chat(case_id), timedelta(hours=72)),
+        (await tokens.mint_resume(case_id), timedelta(days=14)),
+    ):
+        record = await store.get_token(hashlib.sha256(token.encode()).hexdigest())
+        assert record is not None
+        assert as_utc(record.expires_at) - as_utc(record.created_at) == lifetime
+
+
+async def test_a_minted_chat_token_opens_its_case(store: Store) -> None:
+    tokens = Tokens(store, CITIZEN)
+    case_id = await case(store, "c_one")
+    token = await tokens.mint_chat(case_id)
+    found = await tokens.check(token, case_id, CHAT)
+    assert found.case_id == case_id and found.reference.startswith("BC-")
+
+
+async def test_another_cases_token_is_forbidden(store: Store) -> None:
+    """A live token of case one on case two: 403; on no case at all: 404."""
+    tokens = Tokens(store, CITIZEN)
+    one, two = await case(store, "c_one"), await case(store, "c_two")
+    token = await tokens.mint_chat(one)
+    with pytest.raises(Forbidden) as error:
+        await tokens.check(token, two, CHAT)
+    assert refused(
+        error, Forbidden, "BC_FORBIDDEN", 403, "This token belongs to another case."
+    )
+    with pytest.raises(NotFound) as missing:
+        await tokens.check(token, "c_nothere", CHAT)
+    assert refused(
+        missing,
+        NotFound,
+        "BC_NOT_FOUND",
+        404,
+        "There is no case c_nothere. Start a new chat.",
+    )
+
+
+async def test_revoked_or_unknown_tokens_are_refused(store: Store) -> None:
+    tokens = Tokens(store, CITIZEN)
+    case_id = await case(store, "c_one")
+    chat = await tokens.mint_chat(case_id)
+    resume = await tokens.mint_resume(case_id)
+    assert await tokens.revoke(case_id, RESUME) == 1
+    with pytest.raises(UnknownToken) as error:
+        await tokens.check(resume, case_id, RESUME)
+    assert refused(error, UnknownToken, "BC_UNKNOWN_TOKEN", 401, LINK_UNKNOWN)
+    await tokens.check(chat, case_id, CHAT)  # only the resume links went
+    assert await tokens.revoke(case_id) == 1
+    not_valid = "This chat link is not valid (any more). Start a new chat."
+    for token in (chat, "not-a-token"):
+        with pytest.raises(UnknownToken) as error:
+            await tokens.check(token, case_id, CHAT)
+        assert refused(error, UnknownToken, "BC_UNKNOWN_TOKEN", 401, not_valid)
+    with pytest.raises(UnknownToken) as error:
+        await tokens.check("not-a-token", case_id, RESUME)
+    assert refused(error, UnknownToken, "BC_UNKNOWN_TOKEN", 401, LINK_UNKNOWN)
+
+
+async def test_expired_tokens_are_refused(store: Store) -> None:
+    """Past its lifetime a chat token is unknown; a resume link has expired."""
+    tokens = Tokens(store, CITIZEN)
+    case_id = await case(store, "c_one")
+    chat = await tokens.mint_chat(case_id)
+    resume = await tokens.mint_resume(case_id)
+    now = utcnow()
+    await at(store, now + tokens.resume_ttl - timedelta(minutes=1)).check(
+        resume, case_id, RESUME
+    )
+    with pytest.raises(LinkExpired) as expired:
+        await at(store, now + tokens.resume_ttl + timedelta(seconds=1)).check(
+            resume, case_id, RESUME
+        )
+    assert refused(expired, LinkExpired, "BC_LINK_EXPIRED", 401, LINK_EXPIRED)
+    with pytest.raises(UnknownToken) as error:
+        await at(store, now + tokens.chat_ttl + timedelta(seconds=1)).check(
+            chat, case_id, CHAT
+        )
+    assert refused(
+        error,
+        UnknownToken,
+        "BC_UNKNOWN_TOKEN",
+        401,
+        "This chat link has expired. Start a new chat.",
+    )
+
+
+async def test_a_resume_token_is_not_a_chat_token(store: Store) -> None:
+    """A resume link only buys a chat token; a chat token is no resume link,
+    and neither opens another case."""
+    tokens = Tokens(store, CITIZEN)
+    case_id, other = await case(store, "c_one"), await case(store, "c_two")
+    resume = await tokens.mint_resume(case_id)
+    chat = await tokens.mint_chat(case_id)
+    with pytest.raises(UnknownToken) as error:
+        await tokens.check(resume, case_id, CHAT)
+    assert refused(
+        error,
+        UnknownToken,
+        "BC_UNKNOWN_TOKEN",
+        401,
+        "This is not a chat token. Open the link from the e-mail again to get one, "
+        "or start a new chat.",
+    )
+    for token, case_of in ((chat, case_id), (resume, other)):
+        with pytest.raises(UnknownToken) as error:
+            await tokens.check(token, case_of, RESUME)
+        assert refused(error, UnknownToken, "BC_UNKNOWN_TOKEN", 401, LINK_UNKNOWN)
+    assert (await tokens.check(resume, case_id, RESUME)).case_id == case_id
+
+
+async def expires(store: Store, token: str) -> datetime:
+    record = await store.get_token(hashlib.sha256(token.encode()).hexdigest())
+    assert record is not None
+    return as_utc(record.expires_at)
+
+
+async def test_a_chat_token_in_use_slides_forward(store: Store) -> None:
+    """Used an hour later, a chat token lives its full lifetime from then on;
+    used within five minutes it is left alone; a resume link never slides."""
+    tokens = Tokens(store, CITIZEN)
+    case_id = await case(store, "c_one")
+    chat = await tokens.mint_chat(case_id)
+    resume = await tokens.mint_resume(case_id)
+    minted, resume_expires = await expires(store, chat), await expires(store, resume)
+    now = minted - tokens.chat_ttl
+    await at(store, now + timedelta(minutes=4)).check(chat, case_id, CHAT)
+    assert await expires(store, chat) == minted
+    later = now + timedelta(hours=1)
+    await at(store, later).check(chat, case_id, CHAT)
+    assert await expires(store, chat) == later + tokens.chat_ttl
+    await at(store, later).check(resume, case_id, RESUME)
+    assert await expires(store, resume) == resume_expires
+
+
+async def test_only_the_sha256_is_stored(store: Store) -> None:
+    tokens = Tokens(store, CITIZEN)
+    case_id = await case(store, "c_one")
+    minted = [await tokens.mint_chat(case_id), await tokens.mint_resume(case_id)]
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT * FROM case_tokens"))).mappings().all()
+    assert sorted(row["token_hash"] for row in rows) == sorted(
+        hashlib.sha256(token.encode()).hexdigest() for token in minted
+    )
+    stored = " ".join(str(value) for row in rows for value in row.values())
+    assert not any(token in stored for token in minted)
+    assert {row["purpose"]: row["case_id"] for row in rows} == {
+        "chat": case_id,
+        "resume": case_id,
+    }
