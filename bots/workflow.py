@@ -7,14 +7,20 @@ gets a notice."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from mautrix.errors import MatrixError
-from mautrix.types import EventType, RoomNameStateEventContent, UserID
+from mautrix.types import EventType, RoomID, RoomNameStateEventContent, UserID
 
+from bridge.config import Department
+from bridge.db.models import Case
 from bridge.lifecycle import InvalidTransition, Kind, State
 
 from .base import BotContext
 from .commands import Command
+
+if TYPE_CHECKING:
+    from bots.routing.dispatcher import Dispatcher
 
 log = logging.getLogger("buergerchat.workflow")
 
@@ -80,6 +86,23 @@ class WorkflowBot:
             await self.ctx.cases.router.drain()
 
     async def _transfer(self, command: Command) -> None:
+        found = await self._transfer_target(command)
+        if found is None:
+            return
+        case, target, note = found
+        router = self.ctx.cases.router
+        source = self._department_label(case.department)
+        invite = await self._move_case(router, command, case, target, note)
+        await self._open_room_to(command.event.room_id, case, target, invite)
+        await self._tell_of_transfer(command, case, target, note, source, invite)
+        if router is not None:
+            await router.drain()  # the old department has a place free again
+
+    async def _transfer_target(
+        self, command: Command
+    ) -> tuple[Case, Department, str] | None:
+        """The case, the department and the note of ``!transfer <abteilung> [notiz]``;
+        None once staff were told why not (unknown department, or already there)."""
         room_id = command.event.room_id
         target_id, _, note = command.args.partition(" ")
         target = self.ctx.config.department(target_id.strip().lower())
@@ -88,31 +111,44 @@ class WorkflowBot:
             await self.ctx.commands.reply(
                 room_id, f"Unbekannte Abteilung '{target_id}'. Möglich: {known}."
             )
-            return
+            return None
         case = await self.ctx.store.get_case(command.case.case_id) or command.case
         if target.id == case.department:
             await self.ctx.commands.reply(
                 room_id, f"Der Fall ist schon bei {target.name}."
             )
-            return
-        router = self.ctx.cases.router
-        bot = self.ctx.appservice.intent
-        source = self._department_label(case.department)
+            return None
+        return case, target, note
+
+    async def _move_case(
+        self,
+        router: Dispatcher | None,
+        command: Command,
+        case: Case,
+        target: Department,
+        note: str,
+    ) -> tuple[str, ...]:
+        """Hand the case to ``target``; returns whom to invite there."""
         if router is not None:
-            invite = await router.transfer(
+            return await router.transfer(
                 case, target, actor=command.sender, note=note or None
             )
-        else:
-            await self.ctx.cases.lifecycle.transition(
-                case.case_id,
-                State.LIVE,
-                kind=Kind.TRANSFERRED,
-                actor=command.sender,
-                data={"from": case.department, "to": target.id, "note": note or None},
-                department=target.id,
-                assignee=None,
-            )
-            invite = tuple(s.mxid for s in target.staff)
+        await self.ctx.cases.lifecycle.transition(
+            case.case_id,
+            State.LIVE,
+            kind=Kind.TRANSFERRED,
+            actor=command.sender,
+            data={"from": case.department, "to": target.id, "note": note or None},
+            department=target.id,
+            assignee=None,
+        )
+        return tuple(s.mxid for s in target.staff)
+
+    async def _open_room_to(
+        self, room_id: RoomID, case: Case, target: Department, invite: tuple[str, ...]
+    ) -> None:
+        """Make the target's staff moderators, invite them, and rename the room."""
+        bot = self.ctx.appservice.intent
         power = await bot.get_power_levels(room_id)
         for staff in target.staff:
             user = UserID(staff.mxid)
@@ -128,6 +164,18 @@ class WorkflowBot:
             EventType.ROOM_NAME,
             RoomNameStateEventContent(name=f"{case.reference} · {target.name}"),
         )
+
+    async def _tell_of_transfer(
+        self,
+        command: Command,
+        case: Case,
+        target: Department,
+        note: str,
+        source: str,
+        invite: tuple[str, ...],
+    ) -> None:
+        """Tell the citizen, the staff in the room and the target's team room."""
+        room_id = command.event.room_id
         name = self.ctx.cases.staff_name(room_id, command.sender)
         await self.ctx.cases.add_system_event(
             case.case_id,
@@ -147,8 +195,6 @@ class WorkflowBot:
             + (f", Notiz: {note}" if note else "")
             + f". Eingeladen: {invited}",
         )
-        if router is not None:
-            await router.drain()  # the old department has a place free again
 
     async def _close(self, command: Command) -> None:
         room_id = command.event.room_id

@@ -144,7 +144,32 @@ def _database(value: str) -> str | None:
 
 
 def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
-    town = section.section("town", required=True)
+    """Every section of ``buergerchat.yaml``, read in the order of the file, so
+    problems are listed top to bottom."""
+    town = _read_town(section.section("town", required=True), config_dir)
+    homeserver = _read_homeserver(section.section("homeserver", required=True))
+    bridge = _read_bridge(section.section("bridge"))
+    citizen = _read_citizen(section.section("citizen"), bridge.public_url)
+    video = _load_video(section.section("video"), config_dir)
+    scanner = _read_scanner(section.section("scanner"), homeserver)
+    mail = load_mail_settings(section.section("mail"), data_dir, config_dir)
+    transcripts = _read_transcripts(section.section("transcripts"), data_dir)
+    demo_staff = _read_demo_staff_accounts(section.section("demo"))
+    section.finish()
+    return dict(
+        town=town,
+        homeserver=homeserver,
+        bridge=bridge,
+        citizen=citizen,
+        demo_staff_accounts=demo_staff,
+        video=video,
+        scanner=scanner,
+        mail=mail,
+        transcripts=transcripts,
+    )
+
+
+def _read_town(town: Section, config_dir: Path) -> Town:
     logo = town.get("logo", str, None)
     town_cfg = Town(
         name=town.get("name", str),
@@ -154,8 +179,10 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
     if town_cfg.logo is not None and not town_cfg.logo.is_file():
         town.error(f"logo file {town_cfg.logo} does not exist", "logo")
     town.finish()
+    return town_cfg
 
-    hs = section.section("homeserver", required=True)
+
+def _read_homeserver(hs: Section) -> Homeserver:
     homeserver = Homeserver(
         server_name=hs.get("server_name", str),
         url=hs.get("url", str, "http://127.0.0.1:8008", check=_http_url),
@@ -166,8 +193,10 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
         max_upload_size_mb=hs.get("max_upload_size_mb", int, 20, check=_positive),
     )
     hs.finish()
+    return homeserver
 
-    br = section.section("bridge")
+
+def _read_bridge(br: Section) -> BridgeSettings:
     bridge = BridgeSettings(
         host=br.get("host", str, "127.0.0.1"),
         port=br.get("port", int, 8080, check=_port),
@@ -183,14 +212,22 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
         ghost_prefix=br.get("ghost_prefix", str, "bc_"),
         allowed_origins=tuple(br.get("allowed_origins", list, ["*"])),
     )
+    br.finish()
+    return _with_default_urls(bridge)
+
+
+def _with_default_urls(bridge: BridgeSettings) -> BridgeSettings:
+    """Public and appservice URL, when not set, from the address the bridge
+    listens on (a wildcard address is reached on 127.0.0.1)."""
     if not bridge.public_url:
         bridge = replace(bridge, public_url=f"http://{bridge.host}:{bridge.port}")
     if not bridge.appservice_url:
         host = "127.0.0.1" if bridge.host in ("0.0.0.0", "::", "") else bridge.host
         bridge = replace(bridge, appservice_url=f"http://{host}:{bridge.port}")
-    br.finish()
+    return bridge
 
-    ci = section.section("citizen")
+
+def _read_citizen(ci: Section, public_url: str) -> Citizen:
     citizen = Citizen(
         token_ttl_hours=ci.get("token_ttl_hours", int, 72, check=_positive),
         max_message_length=ci.get("max_message_length", int, 4000, check=_positive),
@@ -203,11 +240,12 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
         resume_link_ttl_days=ci.get("resume_link_ttl_days", int, 14, check=_positive),
     )
     if not citizen.resume_page_url:
-        citizen = replace(citizen, resume_page_url=f"{bridge.public_url}/demo")
+        citizen = replace(citizen, resume_page_url=f"{public_url}/demo")
     ci.finish()
+    return citizen
 
-    video = _load_video(section.section("video"), config_dir)
-    sc = section.section("scanner")
+
+def _read_scanner(sc: Section, homeserver: Homeserver) -> ScannerSettings:
     scanner = read_settings(sc, homeserver.max_upload_size_mb)
     if not homeserver.embedded and not scanner.admin_token_file:
         sc.error(
@@ -215,30 +253,22 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
             "admin's access token, so infected staff uploads can be quarantined",
             "admin_token_file",
         )
+    return scanner
 
-    mail = load_mail_settings(section.section("mail"), data_dir, config_dir)
-    tr = section.section("transcripts")
+
+def _read_transcripts(tr: Section, data_dir: Path) -> Transcripts:
     archive = Path(tr.get("archive_dir", str, "transcripts"))
     transcripts = Transcripts(
         archive_dir=archive if archive.is_absolute() else data_dir / archive
     )
     tr.finish()
+    return transcripts
 
-    demo = section.section("demo")
-    demo_staff = demo.get("create_staff_accounts", bool, False)
+
+def _read_demo_staff_accounts(demo: Section) -> bool:
+    create: bool = demo.get("create_staff_accounts", bool, False)
     demo.finish()
-    section.finish()
-    return dict(
-        town=town_cfg,
-        homeserver=homeserver,
-        bridge=bridge,
-        citizen=citizen,
-        demo_staff_accounts=demo_staff,
-        video=video,
-        scanner=scanner,
-        mail=mail,
-        transcripts=transcripts,
-    )
+    return create
 
 
 def _load_video(section: Section, config_dir: Path) -> Video:

@@ -120,22 +120,51 @@ def offline_message_to_department(
     reference = one_line(message.reference, 40)
     topic = one_line(message.topic, _SUBJECT_TOPIC_LIMIT)
     reply_to = _mailbox(contact.email, contact.name) if contact.email else None
-    if reply_to is not None:
+    how = _how_to_answer(contact, by_mail=reply_to is not None)
+    body = _department_body(message, reference, topic, how, sender=sender, tz=tz)
+    return _base(
+        sender=sender,
+        to=_mailbox(inbox, message.department_name),
+        subject=f"[{reference}] {topic} – Nachricht aus dem Bürgerchat",
+        reference=reference,
+        body=body + "\n",
+        date=date,
+        message_id=message_id,
+        reply_to=reply_to,
+    )
+
+
+def _how_to_answer(contact: Contact, *, by_mail: bool) -> str:
+    """How the department reaches the citizen: in the chat or by mail, by phone,
+    or not at all."""
+    if by_mail:
         who = one_line(contact.name) if contact.name else contact.email
-        how = (
+        return (
             "Am besten antworten Sie im Bürgerchat im Raum des Vorgangs: dann "
             "erhält die Person eine E-Mail mit einem Link zum Gespräch, und die "
             "Antwort bleibt beim Vorgang.\n"
             f"Mit „Antworten“ auf diese E-Mail schreiben Sie direkt an {who}."
         )
-    elif contact.phone:
-        how = (
+    if contact.phone:
+        return (
             "Es wurde keine E-Mail-Adresse angegeben. Bitte rufen Sie unter "
             f"{one_line(contact.phone, 60)} zurück."
         )
-    else:
-        how = "Es wurden keine Kontaktdaten angegeben."
-    body = "\n".join(
+    return "Es wurden keine Kontaktdaten angegeben."
+
+
+def _department_body(
+    message: OfflineMessage,
+    reference: str,
+    topic: str,
+    how: str,
+    *,
+    sender: Sender,
+    tz: ZoneInfo,
+) -> str:
+    """The offline message as the department reads it: case, concern, contact."""
+    contact = message.contact
+    return "\n".join(
         [
             "Guten Tag,",
             "",
@@ -162,16 +191,6 @@ def offline_message_to_department(
             "-- ",
             f"{sender.name} (automatisch erzeugte Nachricht)",
         ]
-    )
-    return _base(
-        sender=sender,
-        to=_mailbox(inbox, message.department_name),
-        subject=f"[{reference}] {topic} – Nachricht aus dem Bürgerchat",
-        reference=reference,
-        body=body + "\n",
-        date=date,
-        message_id=message_id,
-        reply_to=reply_to,
     )
 
 

@@ -33,6 +33,7 @@ from .model import (
     Closure,
     DateException,
     Department,
+    Period,
     RoutingRules,
     Staff,
     Topic,
@@ -235,46 +236,18 @@ def _read_department(item: Item) -> _Read | None:
         item.error("each department must be a mapping with id, name and staff")
         return None
     dep = item.section()
-    dep_id = dep.get("id", str)
-    if dep_id is not None and not _ID.match(dep_id):
-        dep.error(
-            f"'{dep_id}' is not a valid id: use lower-case letters, digits, - "
-            "and _, starting with a letter",
-            "id",
-        )
+    dep_id = _read_department_id(dep)
     name = dep.get("name", str)
     staff = _read_staff(dep)
     topics = _read_topics(dep)
-    if dep.has("team_room"):
-        team_room = dep.get("team_room", str, check=check_room)
-    else:
-        team_room = None
-        dep.error(
-            "team room missing: name the room where the bot announces new cases, "
-            'e.g. team_room: "#team-bauen:example.org"',
-            "team_room",
-        )
+    team_room = _read_team_room(dep)
     inbox = dep.get("inbox", str, None, check=check_address)
-    hours_node = child(item.node, "hours")
-    if isinstance(hours_node, yaml.MappingNode):
-        dep.section("hours")  # reports duplicate weekday keys
-    else:
-        dep.get("hours", dict, None)
-    week = read_week(
-        hours_node,
-        Where(dep.file, dep.line_of("hours"), f"{item.path}.hours"),
-        dep.problems,
-    )
+    week = _read_hours(dep, item)
     exceptions = _read_exceptions(dep)
     max_cases = dep.get(
         "max_cases_per_staff", int, DEFAULT_MAX_CASES_PER_STAFF, check=_positive
     )
-    strategy = dep.get(
-        "strategy",
-        str,
-        DEFAULT_STRATEGY,
-        check=_check_strategy,
-    )
+    strategy = dep.get("strategy", str, DEFAULT_STRATEGY, check=_check_strategy)
     fallback = dep.get("fallback", str, None)
     average = dep.get(
         "average_case_minutes", int, DEFAULT_AVERAGE_CASE_MINUTES, check=_positive
@@ -295,6 +268,44 @@ def _read_department(item: Item) -> _Read | None:
         average_case_minutes=average,
     )
     return _Read(department, dep, topics)
+
+
+def _read_department_id(dep: Section) -> str | None:
+    dep_id: str | None = dep.get("id", str)
+    if dep_id is not None and not _ID.match(dep_id):
+        dep.error(
+            f"'{dep_id}' is not a valid id: use lower-case letters, digits, - "
+            "and _, starting with a letter",
+            "id",
+        )
+    return dep_id
+
+
+def _read_team_room(dep: Section) -> str | None:
+    """The room for new-case announcements: required, with a hint when missing."""
+    if dep.has("team_room"):
+        team_room: str | None = dep.get("team_room", str, check=check_room)
+        return team_room
+    dep.error(
+        "team room missing: name the room where the bot announces new cases, "
+        'e.g. team_room: "#team-bauen:example.org"',
+        "team_room",
+    )
+    return None
+
+
+def _read_hours(dep: Section, item: Item) -> tuple[tuple[Period, ...], ...]:
+    """The department's opening hours per weekday (``hours:``)."""
+    hours_node = child(item.node, "hours")
+    if isinstance(hours_node, yaml.MappingNode):
+        dep.section("hours")  # reports duplicate weekday keys
+    else:
+        dep.get("hours", dict, None)
+    return read_week(
+        hours_node,
+        Where(dep.file, dep.line_of("hours"), f"{item.path}.hours"),
+        dep.problems,
+    )
 
 
 def _positive(value: int) -> str | None:

@@ -58,9 +58,9 @@ class Styles:
     hash: ParagraphStyle
 
 
-def make_styles(fonts: FontFamily) -> Styles:
-    """The document's styles; long words and URLs are split, never clipped."""
-    base = ParagraphStyle(
+def _body_style(fonts: FontFamily) -> ParagraphStyle:
+    """The running text every other paragraph style derives from."""
+    return ParagraphStyle(
         "bc-body",
         fontName=fonts.regular,
         fontSize=9.5,
@@ -73,10 +73,9 @@ def make_styles(fonts: FontFamily) -> Styles:
         allowOrphans=0,
     )
 
-    def derive(name: str, **kw: Any) -> ParagraphStyle:
-        return ParagraphStyle(f"bc-{name}", parent=base, **kw)
 
-    message = TextStyle(
+def _message_style(fonts: FontFamily) -> TextStyle:
+    return TextStyle(
         font=fonts.regular,
         size=9.5,
         leading=12.6,
@@ -86,21 +85,36 @@ def make_styles(fonts: FontFamily) -> Styles:
         role_size=7.5,
         role_color=GREY,
     )
+
+
+def _event_style(message: TextStyle, fonts: FontFamily) -> TextStyle:
+    """System events: smaller, grey and italic on a shaded band."""
+    return replace(
+        message,
+        font=fonts.italic,
+        size=8.5,
+        leading=11.0,
+        color=GREY,
+        space_after=7.0,
+        background=SYSTEM_BG,
+        pad_x=4.0,
+        pad_y=2.0,
+    )
+
+
+def make_styles(fonts: FontFamily) -> Styles:
+    """The document's styles; long words and URLs are split, never clipped."""
+    base = _body_style(fonts)
+
+    def derive(name: str, **kw: Any) -> ParagraphStyle:
+        return ParagraphStyle(f"bc-{name}", parent=base, **kw)
+
+    message = _message_style(fonts)
     return Styles(
         fonts=fonts,
         message=message,
         message_tight=replace(message, space_after=2.0),
-        event=replace(
-            message,
-            font=fonts.italic,
-            size=8.5,
-            leading=11.0,
-            color=GREY,
-            space_after=7.0,
-            background=SYSTEM_BG,
-            pad_x=4.0,
-            pad_y=2.0,
-        ),
+        event=_event_style(message, fonts),
         body=base,
         attachment=derive("attachment", fontSize=8.5, leading=11, spaceAfter=6),
         day=derive(

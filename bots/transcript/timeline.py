@@ -138,67 +138,107 @@ def entries_from_events(
     """
     records = records or CaseRecords()
     closed_at = _aware(case.closed_at)
-    files = _FileFacts(records.scans(), digests or {})
-    bot, ghost = config.bot_mxid, case.ghost_mxid
-    citizen = case.citizen_name or "Bürger*in"
+    room = _Room(
+        config=config,
+        bot=config.bot_mxid,
+        ghost=case.ghost_mxid,
+        citizen=case.citizen_name or "Bürger*in",
+        files=_FileFacts(records.scans(), digests or {}),
+    )
     conversation: list[Entry] = []
     commands: list[StaffCommand] = []
     for event in events:
         if "origin_server_ts" not in event:
             continue
-        ts, event_id = event_time(event), event.get("event_id")
+        ts = event_time(event)
         if closed_at is not None and ts > closed_at:
             break  # what happens after closing (staff removed …) is not the case
         if "redacted_because" in (event.get("unsigned") or {}):
             continue
-        sender, kind = str(event.get("sender") or ""), event.get("type")
-        content = event.get("content") or {}
-        if kind == "m.room.member":
-            prev = (event.get("unsigned") or {}).get("prev_content") or {}
-            joined = (
-                content.get("membership") == "join" and prev.get("membership") != "join"
-            )
-            if joined and sender not in (bot, ghost, ""):
-                name = staff_display_name(config, sender, content.get("displayname"))
-                text = f"{name} ist beigetreten."
-                conversation.append(
-                    Entry(ts, "system", "System", text, event_id=event_id)
-                )
-            continue
-        if kind != "m.room.message" or TRANSCRIPT_MARKER in content:
-            continue
-        msgtype, body = content.get("msgtype"), str(content.get("body") or "")
-        who: SenderKind
-        if sender == bot:
-            if msgtype in FILE_TYPES:
-                entry = files.entry(ts, "system", "System", content, event_id)
-                conversation.append(entry)
-            continue  # notices answer staff; what they announce comes from records
-        if sender == ghost:
-            who, name = "citizen", citizen
-        elif is_command(content):
-            if sender in config.all_staff():
-                command, _, args = body[1:].strip().partition(" ")
-                commands.append(
-                    StaffCommand(
-                        ts, sender, command.lower(), args.strip(), str(event_id or "")
-                    )
-                )
-            continue
-        elif msgtype == "m.notice":
-            continue  # a staff note, not shown to the citizen
-        else:
-            who, name = "staff", staff_display_name(config, sender, None)
-        if msgtype in FILE_TYPES:
-            conversation.append(files.entry(ts, who, name, content, event_id))
-        elif msgtype in ("m.text", "m.emote", "m.notice"):
-            conversation.append(Entry(ts, who, name, body, event_id=event_id))
+        item = _read_event(room, event, ts)
+        if isinstance(item, StaffCommand):
+            commands.append(item)
+        elif item is not None:
+            conversation.append(item)
     shown = {e.event_id for e in conversation if e.event_id}
     added = _record_entries(records, config, case, commands, closed_at, shown)
     entries = _merge(conversation, added)
     if closed_at is not None:
         entries.append(_closed_entry(config, commands, closed_at))
     return entries
+
+
+@dataclass(frozen=True)
+class _Room:
+    """Who is who in a case room, and what is known of its files."""
+
+    config: Config
+    bot: str
+    ghost: str
+    citizen: str
+    files: _FileFacts
+
+
+def _read_event(
+    room: _Room, event: Mapping[str, Any], ts: datetime
+) -> Entry | StaffCommand | None:
+    """One shown, unredacted event → an entry, a staff command, or nothing."""
+    content = event.get("content") or {}
+    kind = event.get("type")
+    if kind == "m.room.member":
+        return _join_entry(room, event, ts)
+    if kind != "m.room.message" or TRANSCRIPT_MARKER in content:
+        return None
+    return _message_item(room, event, ts)
+
+
+def _join_entry(room: _Room, event: Mapping[str, Any], ts: datetime) -> Entry | None:
+    """A staff member's first join as a system line (never the bot or citizen)."""
+    sender = str(event.get("sender") or "")
+    content = event.get("content") or {}
+    prev = (event.get("unsigned") or {}).get("prev_content") or {}
+    joined = content.get("membership") == "join" and prev.get("membership") != "join"
+    if not joined or sender in (room.bot, room.ghost, ""):
+        return None
+    name = staff_display_name(room.config, sender, content.get("displayname"))
+    text = f"{name} ist beigetreten."
+    return Entry(ts, "system", "System", text, event_id=event.get("event_id"))
+
+
+def _message_item(
+    room: _Room, event: Mapping[str, Any], ts: datetime
+) -> Entry | StaffCommand | None:
+    """A message as the citizen saw it, a staff command, or None if not shown."""
+    sender, event_id = str(event.get("sender") or ""), event.get("event_id")
+    content = event.get("content") or {}
+    msgtype, body = content.get("msgtype"), str(content.get("body") or "")
+    who: SenderKind
+    if sender == room.bot:
+        if msgtype in FILE_TYPES:
+            return room.files.entry(ts, "system", "System", content, event_id)
+        return None  # notices answer staff; what they announce comes from records
+    if sender == room.ghost:
+        who, name = "citizen", room.citizen
+    elif is_command(content):
+        if sender in room.config.all_staff():
+            return _staff_command(ts, sender, body, event_id)
+        return None
+    elif msgtype == "m.notice":
+        return None  # a staff note, not shown to the citizen
+    else:
+        who, name = "staff", staff_display_name(room.config, sender, None)
+    if msgtype in FILE_TYPES:
+        return room.files.entry(ts, who, name, content, event_id)
+    if msgtype in ("m.text", "m.emote", "m.notice"):
+        return Entry(ts, who, name, body, event_id=event_id)
+    return None
+
+
+def _staff_command(
+    ts: datetime, sender: str, body: str, event_id: str | None
+) -> StaffCommand:
+    command, _, args = body[1:].strip().partition(" ")
+    return StaffCommand(ts, sender, command.lower(), args.strip(), str(event_id or ""))
 
 
 class _FileFacts:
