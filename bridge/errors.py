@@ -356,6 +356,12 @@ class UnknownToken(BuergerchatError):
     errcode = "BC_UNKNOWN_TOKEN"
 
 
+class LinkExpired(BuergerchatError):
+    """A personal link from an e-mail that ran out; a new message is the way on."""
+
+    errcode = "BC_LINK_EXPIRED"
+
+
 class Forbidden(BuergerchatError):
     errcode = "BC_FORBIDDEN"
 

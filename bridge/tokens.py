@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from .clock import as_utc, utcnow
 from .db.models import Case, CaseToken
 from .db.store import Store
-from .errors import Forbidden, NotFound, UnknownToken
+from .errors import Forbidden, LinkExpired, NotFound, UnknownToken
 
 if TYPE_CHECKING:
     from .config import Citizen
@@ -125,10 +125,6 @@ class Tokens:
             await self.store.extend_token(record.token_hash, now + self.chat_ttl)
 
     async def _check_resume(self, token: str, case_id: str) -> Case:
-        # bots.offline imports the core (this module among it): its error class
-        # is looked up when needed, not when this module is loaded.
-        from bots.offline.errors import LinkExpired
-
         record = await self.store.get_token(token_hash(token))
         if (
             record is None

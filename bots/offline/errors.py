@@ -3,13 +3,9 @@ statuses are entries of bridge.errors.CATALOGUE."""
 
 from __future__ import annotations
 
-from bridge.errors import BuergerchatError
+from bridge.errors import BuergerchatError, LinkExpired
 
-
-class LinkExpired(BuergerchatError):
-    """A personal link from an e-mail that ran out; a new message is the way on."""
-
-    errcode = "BC_LINK_EXPIRED"
+__all__ = ["ClientIdReused", "LinkExpired", "NotQueued"]
 
 
 class NotQueued(BuergerchatError):
