@@ -177,42 +177,46 @@ class JobQueue:
         return job, True
 
     async def _again(self, key: str, run_at: datetime) -> bool:
-        """Bring an existing job of ``key`` back; False if there is none."""
-        async with self.session.begin() as s:
-            found = (
-                await s.execute(select(Job.id, Job.state).where(Job.key == key))
-            ).first()
-            if found is None:
-                return False
-            job_id, state = found
-            if state in (DONE, PARKED):
-                await s.execute(
+        """Bring an existing job of ``key`` back; False if there is none. Each
+        update holds only if the job is still in the state read (a run may end,
+        or a worker claim it, in between); otherwise read again."""
+        while True:
+            async with self.session.begin() as s:
+                found = (
+                    await s.execute(select(Job.id, Job.state).where(Job.key == key))
+                ).first()
+                if found is None:
+                    return False
+                job_id, state = found
+                if state in (DONE, PARKED):
+                    values: dict[str, Any] = {
+                        "state": QUEUED,
+                        "run_at": run_at,
+                        "attempts": 0,
+                        "last_error": None,
+                        "finished_at": None,
+                    }
+                elif state == QUEUED:
+                    when = literal(run_at, DateTime(timezone=True))
+                    values = {
+                        "run_at": case((Job.run_at > when, when), else_=Job.run_at)
+                    }
+                else:  # running: once more when this run ends, at the earliest
+                    when = literal(run_at, DateTime(timezone=True))
+                    values = {
+                        "rerun_at": case(
+                            (Job.rerun_at.is_(None), when),
+                            (Job.rerun_at > when, when),
+                            else_=Job.rerun_at,
+                        )
+                    }
+                moved = await s.execute(
                     update(Job)
-                    .where(Job.id == job_id, Job.state.in_((DONE, PARKED)))
-                    .values(
-                        state=QUEUED,
-                        run_at=run_at,
-                        attempts=0,
-                        last_error=None,
-                        finished_at=None,
-                    )
+                    .where(Job.id == job_id, Job.state == state)
+                    .values(**values)
                 )
-            elif state == QUEUED:
-                await s.execute(
-                    update(Job)
-                    .where(Job.id == job_id, Job.run_at > run_at)
-                    .values(run_at=run_at)
-                )
-            else:  # running: once more when this run ends, at the earliest time asked
-                await s.execute(
-                    update(Job)
-                    .where(
-                        Job.id == job_id,
-                        or_(Job.rerun_at.is_(None), Job.rerun_at > run_at),
-                    )
-                    .values(rerun_at=run_at)
-                )
-            return True
+                if getattr(moved, "rowcount", 0) == 1:
+                    return True
 
     async def run_soon(self, key: str) -> bool:
         """A queued job is due now (what it waited for is back). False if there
