@@ -25,6 +25,7 @@ from bots.transcript.layout import (
 )
 from bots.transcript.model import CaseInfo, Entry, RenderedTranscript
 from bots.transcript.story import LazyStory, Story
+from bridge.clock import utcnow
 
 _LEFT_MARGIN = 25 * mm  # room for filing holes, as in DIN 5008 letters
 _FOOTER_Y = 12 * mm
@@ -148,7 +149,7 @@ def render_pdf(
         tz = ZoneInfo(case.timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"CaseInfo.timezone: unknown zone {case.timezone!r}") from exc
-    created = generated_at or datetime.now(UTC)
+    created = generated_at or utcnow()
     if created.tzinfo is None:
         raise ValueError("generated_at must be timezone-aware")
     styles = make_styles(load_fonts(font_dir))

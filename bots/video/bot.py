@@ -4,7 +4,6 @@ Element widget for staff, and a join button for the citizen."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -135,7 +134,7 @@ class VideoBot:
                 name,
                 sender,
                 moderator=True,
-                now=datetime.now(UTC),
+                now=utcnow(),
             )
             text += (
                 "\nBeitreten als Moderator (Link 5 Minuten gültig): "
@@ -180,7 +179,7 @@ class VideoBot:
             name,
             case.ghost_mxid,
             moderator=False,
-            now=datetime.now(UTC),
+            now=utcnow(),
         )
         return web.json_response(
             {
