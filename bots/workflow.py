@@ -7,25 +7,23 @@ gets a notice."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import ClassVar
 
 from mautrix.errors import MatrixError
 from mautrix.types import EventType, RoomID, RoomNameStateEventContent, UserID
 
+from bridge.commands import Command
 from bridge.config import Department
 from bridge.db.models import Case
 from bridge.lifecycle import InvalidTransition, Kind, State
-
-from .base import BotContext
-from .commands import Command
-
-if TYPE_CHECKING:
-    from bots.routing.dispatcher import Dispatcher
+from bridge.plugins import BotContext, Router
 
 log = logging.getLogger("buergerchat.workflow")
 
 
 class WorkflowBot:
+    #: Built after the bots of lower order (bridge.plugins.load_bots).
+    order: ClassVar[int] = 10
     name = "workflow"
 
     def __init__(self, ctx: BotContext) -> None:
@@ -122,7 +120,7 @@ class WorkflowBot:
 
     async def _move_case(
         self,
-        router: Dispatcher | None,
+        router: Router | None,
         command: Command,
         case: Case,
         target: Department,

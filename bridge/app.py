@@ -10,11 +10,6 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import text
 
-from bots.base import Bot, BotContext
-from bots.commands import CommandRouter
-from bots.registry import build_bots
-from bots.team import TeamRooms
-
 from .api.citizen import MAX_JSON_BYTES, CitizenAPI
 from .api.middleware import cors_middleware, errors_middleware
 from .api.widget import widget_routes
@@ -22,6 +17,7 @@ from .appservice import SEEN_EVENTS_KEPT, DurableAppService
 from .case import CaseService
 from .catchup import CatchUp
 from .clock import as_utc, utcnow
+from .commands import CommandRouter
 from .config import Config
 from .db.engine import create_engine, database_url, migrate
 from .db.store import Store
@@ -29,6 +25,8 @@ from .delivery import Deliveries
 from .health import Health
 from .homeserver import Secrets, versions_answer
 from .jobs import JobQueue
+from .plugins import Bot, BotContext, load_bots
+from .team import TeamRooms
 
 log = logging.getLogger("buergerchat.bridge")
 #: Transactions waiting longer than this make the inbox count as down.
@@ -79,7 +77,7 @@ class Bridge:
             self.health,
             self.jobs,
         )
-        self.bots = build_bots(ctx)
+        self.bots = load_bots(ctx)
         self._add_routes(az)
         await az.start(config.bridge.host, config.bridge.port)
         await self._prepare_bot_user(az)

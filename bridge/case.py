@@ -40,7 +40,7 @@ from .timeline import Timeline
 from .tokens import CHAT, Tokens, new_case_id
 
 if TYPE_CHECKING:
-    from bots.routing.dispatcher import Dispatcher
+    from .plugins import Router
 
 log = logging.getLogger("buergerchat.case")
 #: The job that makes a case's room and sends its waiting citizen messages
@@ -86,7 +86,7 @@ class CaseService:
         self.close_hooks: list[CloseHook] = []
         self.message_hooks: list[MessageHook] = []
         #: Decides live/queued/offline and whom to invite; set by the routing bot.
-        self.router: Dispatcher | None = None
+        self.router: Router | None = None
 
     # --- life cycle ---------------------------------------------------------
 

@@ -16,6 +16,7 @@ from .config import Config, ConfigError, load_config
 from .datadir import make_private, private_umask
 from .errors import BuergerchatError
 from .homeserver import EmbeddedSynapse, Secrets, load_secrets, register_user, render
+from .plugins import CliCommand, cli_commands
 
 log = logging.getLogger("buergerchat")
 
@@ -164,7 +165,9 @@ def _client_errors_in_one_line(record: logging.LogRecord) -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, CliCommand]]:
+    """The command line, with the subcommands the installed bots bring
+    (``buergerchat.cli`` entry points), and those extra commands by name."""
     parser = argparse.ArgumentParser(prog="buergerchat", description=__doc__)
     parser.add_argument(
         "--config-dir", help="default: $BUERGERCHAT_CONFIG_DIR or ./config"
@@ -175,11 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="start Synapse (if embedded), the bridge and the bots")
     sub.add_parser("check-config", help="check the YAML files and name every mistake")
     sub.add_parser("registration", help="write Synapse's config and appservice file")
-    from bots.registry import cli_commands
-
     extra = {command.name: command for command in cli_commands()}
     for command in extra.values():
         command.configure(sub.add_parser(command.name, help=command.help))
+    return parser, extra
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, extra = build_parser()
     args = parser.parse_args(argv)
     # Before anything is written: the data folder holds tokens and personal data.
     private_umask()

@@ -16,20 +16,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from hashlib import sha256
+from typing import ClassVar
 
 from aiohttp import web
 from mautrix.types import Event, EventType, MessageEvent, MessageType
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bots.base import BotContext
-from bots.commands import Command
 from bots.mail import Outbox as MailOutbox
 from bots.mail import OutboxMail, answer_notice_to_citizen, make_backend
 from bridge.api.citizen import bearer, read_json
 from bridge.clock import as_utc, utcnow
+from bridge.commands import Command
 from bridge.db.models import Case
 from bridge.errors import CaseClosed, UnknownToken
 from bridge.jobs import JobRun
+from bridge.plugins import BotContext
 from bridge.tokens import LINK_UNKNOWN, RESUME
 
 from .errors import ClientIdReused, NotQueued
@@ -50,6 +51,8 @@ _LOCK_STRIPES = 64
 
 
 class OfflineBot:
+    #: Built after the bots of lower order (bridge.plugins.load_bots).
+    order: ClassVar[int] = 50
     name = "offline"
 
     def __init__(self, ctx: BotContext) -> None:

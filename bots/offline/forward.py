@@ -35,8 +35,8 @@ from .models import OfflineRecord
 from .store import MESSAGE_CLIENT_ID, RECEIVED_CLIENT_ID, OfflineStore
 
 if TYPE_CHECKING:
-    from bots.base import BotContext
     from bots.routing.model import Department
+    from bridge.plugins import BotContext
 
 log = logging.getLogger("buergerchat.offline")
 MATRIX_ERRORS = HOMESERVER_ERRORS

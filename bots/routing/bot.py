@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from typing import ClassVar
 
 from mautrix.types import MessageType
 
-from bots.base import BotContext
 from bridge.clock import as_utc, utcnow
 from bridge.jobs import JobRun
+from bridge.plugins import BotContext
 from bridge.tasks import cancel, every
 
 from .dispatcher import Dispatcher
@@ -32,6 +33,8 @@ ANNOUNCE_WITHOUT_MESSAGE = timedelta(seconds=60)
 
 
 class RoutingBot:
+    #: Built after the bots of lower order (bridge.plugins.load_bots).
+    order: ClassVar[int] = 60
     name = "routing"
 
     def __init__(self, ctx: BotContext) -> None:

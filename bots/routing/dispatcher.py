@@ -28,11 +28,11 @@ from .queue import OpenCase, last_pointers, open_cases_per_staff, queue_places
 from .strategy import RoutingDecision, choose_staff, fallback_chain, route
 
 if TYPE_CHECKING:
-    from bots.team import TeamRooms
     from bridge.case import CaseService
     from bridge.config import Config
     from bridge.db.models import Case, CaseEvent
     from bridge.db.store import Store
+    from bridge.team import TeamRooms
 
 log = logging.getLogger("buergerchat.routing")
 

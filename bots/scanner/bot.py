@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 from aiohttp import web
@@ -14,7 +14,6 @@ from mautrix.types import (
     ContentURI,
 )
 
-from bots.base import BotContext
 from bridge.api.citizen import bearer
 from bridge.clock import as_utc, utcnow
 from bridge.db.models import Case
@@ -23,6 +22,7 @@ from bridge.errors import (
     NotFound,
 )
 from bridge.jobs import JobRun
+from bridge.plugins import BotContext
 from bridge.supervisor import Keeper
 
 from .clamd_client import ClamdClient
@@ -53,6 +53,8 @@ HELD_JOB = "scan.held"
 
 
 class ScannerBot:
+    #: Built after the bots of lower order (bridge.plugins.load_bots).
+    order: ClassVar[int] = 30
     name = "scanner"
 
     def __init__(self, ctx: BotContext) -> None:

@@ -6,15 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import ClassVar
 
 from aiohttp import web
 from mautrix.types import ContentURI
 
-from bots.base import BotContext
-from bots.commands import Command
 from bridge.api.citizen import bearer
+from bridge.commands import Command
 from bridge.db.models import Case
 from bridge.errors import NotFound
+from bridge.plugins import BotContext
 
 from .model import RenderedTranscript
 from .render import render_pdf, stored_final_hash
@@ -29,6 +30,8 @@ def file_name(case: Case) -> str:
 
 
 class TranscriptBot:
+    #: Built after the bots of lower order (bridge.plugins.load_bots).
+    order: ClassVar[int] = 40
     name = "transcript"
 
     def __init__(self, ctx: BotContext) -> None:

@@ -19,6 +19,7 @@ from bridge.db.engine import create_engine, database_url
 from bridge.db.models import Case
 from bridge.db.store import Store
 from bridge.homeserver import load_secrets
+from bridge.plugins import CliCommand
 
 from .chain import final_hash
 from .render import stored_final_hash
@@ -30,6 +31,16 @@ from .timeline import case_info
 class Verdict:
     ok: bool
     lines: list[str]
+
+
+def verify_transcript() -> CliCommand:
+    """The subcommand (entry point ``buergerchat.cli: verify-transcript``)."""
+    return CliCommand(
+        "verify-transcript",
+        "recompute a case's transcript hash from Synapse and compare",
+        configure,
+        run,
+    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -4,16 +4,16 @@ Element widget for staff, and a join button for the citizen."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 from mautrix.types import EventType, RoomID
 
-from bots.base import BotContext
-from bots.commands import Command
 from bridge.api.citizen import bearer
 from bridge.clock import utcnow
+from bridge.commands import Command
 from bridge.errors import NotFound, Unavailable
+from bridge.plugins import BotContext
 
 from .jitsi import (
     conference_url,
@@ -35,6 +35,8 @@ WIDGET_STATE = EventType.find(WIDGET_EVENT_TYPE, t_class=EventType.Class.STATE)
 
 
 class VideoBot:
+    #: Built after the bots of lower order (bridge.plugins.load_bots).
+    order: ClassVar[int] = 20
     name = "video"
 
     def __init__(self, ctx: BotContext) -> None:

@@ -13,9 +13,9 @@ from mautrix.types import (
     MessageType,
 )
 
-from bridge.case import CaseService
-from bridge.config import Config
-from bridge.db.models import Case
+from .case import CaseService
+from .config import Config
+from .db.models import Case
 
 log = logging.getLogger("buergerchat.commands")
 

@@ -30,11 +30,11 @@ from mautrix.types import (
 if TYPE_CHECKING:
     from mautrix.appservice import AppService, IntentAPI
 
-    from bridge.config import Config
-    from bridge.db.models import Case
-    from bridge.delivery import Deliveries
+    from .config import Config
+    from .db.models import Case
+    from .delivery import Deliveries
 
-from bridge.errors import HOMESERVER_ERRORS
+from .errors import HOMESERVER_ERRORS
 
 log = logging.getLogger("buergerchat.team")
 

@@ -1,0 +1,152 @@
+"""The frame for bots: what every bot gets (the context), what it must offer
+(start/stop, its ``order``), how the core finds them, and the few things the core
+calls on a bot through a Protocol (the router).
+
+The core (``bridge/``) never imports a bot. Bots name themselves in the
+``buergerchat.bots`` entry-point group of ``pyproject.toml`` (``name =
+"package.module:BotClass"``); :func:`load_bots` builds them in their ``order``.
+Extra ``buergerchat`` subcommands come from the ``buergerchat.cli`` group (a
+function returning a :class:`CliCommand`). A town's own bot is a package with such
+an entry point: no core file changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from .appservice import DurableAppService
+    from .case import CaseService
+    from .commands import CommandRouter
+    from .config import Config, Department
+    from .db.models import Case
+    from .db.store import Store
+    from .health import Health
+    from .jobs import JobQueue
+    from .team import TeamRooms
+
+BOTS_GROUP = "buergerchat.bots"
+CLI_GROUP = "buergerchat.cli"
+
+
+@dataclass
+class BotContext:
+    config: Config
+    store: Store
+    cases: CaseService
+    appservice: DurableAppService
+    commands: CommandRouter
+    #: Team rooms (notice per new case) and the admin room (alerts).
+    team: TeamRooms
+    #: Where a bot registers the health of its own parts (``/healthz``).
+    health: Health
+    #: The durable job queue: a bot registers its job kinds before start.
+    jobs: JobQueue
+
+
+class Bot(Protocol):
+    #: Bots are built (and register handlers, hooks and commands) in ascending
+    #: order, then by entry-point name; stopped in reverse.
+    order: ClassVar[int]
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class CliCommand:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    #: Called with the loaded config and the parsed arguments; returns the exit code.
+    run: Callable[[Config, argparse.Namespace], int]
+
+
+class PluginsNotInstalled(RuntimeError):
+    """No bot entry points: the package is not installed (``pip install -e .``
+    after changing pyproject.toml, or ``scripts/setup``)."""
+
+
+class PluginError(RuntimeError):
+    """A bot's entry point names something that is no bot class."""
+
+
+def bot_classes() -> list[tuple[str, Any]]:
+    """``(entry-point name, class)`` of every bot, in the order they are built."""
+    found = entry_points(group=BOTS_GROUP)
+    if not found:
+        raise PluginsNotInstalled(
+            f"no entry points in group {BOTS_GROUP!r}: install Bürgerchat "
+            "(scripts/setup or pip install -e .) so that its bots are found"
+        )
+    loaded = [(entry.name, entry.load()) for entry in found]
+    for name, cls in loaded:
+        if not isinstance(getattr(cls, "order", None), int):
+            raise PluginError(
+                f"bot {name!r} ({cls!r}) in {BOTS_GROUP!r} has no integer 'order'"
+            )
+    return sorted(loaded, key=lambda pair: (pair[1].order, pair[0]))
+
+
+def load_bots(ctx: BotContext) -> list[Bot]:
+    """Build every installed bot with ``ctx``; each registers its commands,
+    event handlers, close hooks, job kinds and routes on the context."""
+    return [cls(ctx) for _, cls in bot_classes()]
+
+
+def cli_commands() -> list[CliCommand]:
+    """Extra ``buergerchat`` subcommands that bots bring (e.g. verify-transcript),
+    by entry-point name."""
+    found = sorted(entry_points(group=CLI_GROUP), key=lambda entry: entry.name)
+    return [entry.load()() for entry in found]
+
+
+# --- what the core calls on the routing bot ---------------------------------
+
+
+class OpeningStatus(Protocol):
+    @property
+    def next_opening(self) -> datetime | None: ...
+
+
+class Decision(Protocol):
+    """Why a new case went live, queued or offline (``reason``: ``free_staff``,
+    ``all_busy``, ``closed``, ``nobody_online``)."""
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def status(self) -> OpeningStatus: ...
+
+
+class Router(Protocol):
+    """Decides live/queued/offline and whom to invite (``CaseService.router``,
+    set by the routing bot)."""
+
+    async def open_case(
+        self,
+        *,
+        department: Department,
+        topic: str | None,
+        citizen_name: str | None,
+        language: str,
+    ) -> tuple[Decision, Case | None, str | None]: ...
+
+    async def drain(self) -> None: ...
+
+    async def transfer(
+        self,
+        case: Case,
+        target: Department,
+        *,
+        actor: str | None = None,
+        note: str | None = None,
+    ) -> tuple[str, ...]: ...

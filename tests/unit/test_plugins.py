@@ -1,0 +1,175 @@
+"""Bots are found through entry points (``buergerchat.bots``, ``buergerchat.cli``)
+and built in their ``order``: the same bots, handlers, hooks, jobs and commands,
+in the same order, as when the core listed them itself."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from bridge import plugins
+from bridge.cli import build_parser
+from bridge.commands import CommandRouter, Handler
+from bridge.config import Config, load_config
+from bridge.db.engine import create_engine, database_url
+from bridge.db.store import Store
+from bridge.health import Health
+from bridge.plugins import BotContext, bot_classes, load_bots
+
+REPO = Path(__file__).resolve().parents[2]
+#: The order the bots were built in when bots/registry.py listed them.
+BOTS = ["workflow", "video", "scanner", "transcript", "offline", "routing"]
+
+
+def test_the_entry_points_name_every_bot_in_order() -> None:
+    found = bot_classes()
+    assert [name for name, _ in found] == BOTS
+    assert [cls.name for _, cls in found] == BOTS
+    orders = [cls.order for _, cls in found]
+    assert orders == sorted(orders) and len(set(orders)) == len(orders)
+
+
+@dataclass
+class FakeCases:
+    close_hooks: list[Any] = field(default_factory=list)
+    message_hooks: list[Any] = field(default_factory=list)
+    router: Any = None
+
+
+@dataclass
+class Recorder:
+    """Stands in for the appservice (``on_event``) and the job queue (``kind``)."""
+
+    handlers: list[Any] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+
+    def on_event(self, handler: Any) -> None:
+        self.handlers.append(handler)
+
+    def kind(self, name: str, handler: Any, **_: Any) -> None:
+        self.kinds.append(name)
+
+
+class RecordingCommands(CommandRouter):
+    def __init__(self, config: Config, cases: Any) -> None:
+        self.order: list[str] = []
+        super().__init__(config, cases)
+
+    def register(self, name: str, handler: Handler, usage: str, help: str) -> None:
+        self.order.append(name)
+        super().register(name, handler, usage, help)
+
+
+def fake_context(tmp_path: Path) -> tuple[BotContext, RecordingCommands, Recorder]:
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    config = load_config(tmp_path / "config", tmp_path / "data")
+    cases = FakeCases()
+    commands = RecordingCommands(config, cases)
+    recorder = Recorder()
+    store = Store(create_engine(database_url("sqlite", tmp_path)))
+    ctx = BotContext(
+        config,
+        store,
+        cast(Any, cases),
+        cast(Any, recorder),
+        commands,
+        cast(Any, object()),
+        Health(),
+        cast(Any, recorder),
+    )
+    return ctx, commands, recorder
+
+
+async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
+    ctx, commands, recorder = fake_context(tmp_path)
+    try:
+        bots = load_bots(ctx)
+        assert [bot.name for bot in bots] == BOTS
+        workflow, _, scanner, transcript, _, routing = cast(list[Any], bots)
+        assert commands.order == [
+            "help",
+            "claim",
+            "transfer",
+            "close",
+            "video",
+            "audio",
+            "transcript",
+            "revoke",
+        ]
+        assert commands.help_text().splitlines()[1:] == sorted(
+            commands.help_text().splitlines()[1:]
+        )
+        assert recorder.kinds == ["scan.held", "offline.retry", "routing.tick"]
+        assert recorder.handlers == [scanner.staff.handle_event]
+        cases = cast(FakeCases, ctx.cases)
+        assert cases.close_hooks == [transcript.archive, routing.dispatcher.on_close]
+        assert cases.message_hooks == [routing.dispatcher.on_citizen_message]
+        assert cases.router is routing.dispatcher
+    finally:
+        await ctx.store.engine.dispose()
+
+
+class Late:
+    order = 20
+    name = "late"
+
+    def __init__(self, ctx: object) -> None:
+        self.ctx = ctx
+
+
+class Early(Late):
+    order = 10
+    name = "early"
+
+
+class Orderless:
+    name = "orderless"
+
+
+def fake_entry_points(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
+    found = [
+        EntryPoint(name, value, plugins.BOTS_GROUP) for name, value in values.items()
+    ]
+    monkeypatch.setattr(plugins, "entry_points", lambda group: found)
+
+
+def test_bots_are_sorted_by_order_then_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    here = __name__
+    fake_entry_points(
+        monkeypatch,
+        zz=f"{here}:Early",
+        b=f"{here}:Late",
+        a=f"{here}:Late",
+    )
+    assert [name for name, _ in bot_classes()] == ["zz", "a", "b"]
+    ctx = cast(BotContext, object())
+    assert all(bot.ctx is ctx for bot in cast(list[Any], load_bots(ctx)))
+
+
+def test_a_bot_without_order_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_entry_points(monkeypatch, orderless=f"{__name__}:Orderless")
+    with pytest.raises(plugins.PluginError, match="orderless"):
+        bot_classes()
+
+
+def test_no_entry_points_means_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_entry_points(monkeypatch)
+    with pytest.raises(plugins.PluginsNotInstalled):
+        load_bots(cast(BotContext, object()))
+
+
+def test_the_cli_lists_the_bots_subcommands(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser, extra = build_parser()
+    assert list(extra) == ["verify-transcript"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    assert "verify-transcript" in capsys.readouterr().out
+    args = parser.parse_args(["verify-transcript", "BC-2026-000001"])
+    assert args.command == "verify-transcript" and args.case == "BC-2026-000001"
