@@ -3,7 +3,7 @@
 Synapse and both killed, repeated until the traffic is through; prints the
 counts (lost, twice, out of order) as JSON.
 
-    .venv/bin/python bench/fault_soak.py [--messages 10000] [--cases 5]
+    .venv/bin/python bench/fault_soak.py [--messages 10000] [--cases 5] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -68,9 +68,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--cases", type=int, default=5)
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="run in this (new) folder and keep it: logs and databases to look at",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bc-soak-") as tmp:
-        result = asyncio.run(soak(args.messages, args.cases, Path(tmp)))
+    if args.keep is not None:
+        args.keep.mkdir(parents=True)
+        result = asyncio.run(soak(args.messages, args.cases, args.keep))
+    else:
+        with tempfile.TemporaryDirectory(prefix="bc-soak-") as tmp:
+            result = asyncio.run(soak(args.messages, args.cases, Path(tmp)))
     print(json.dumps(result, indent=2))
 
 
