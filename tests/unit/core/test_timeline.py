@@ -8,19 +8,7 @@ import asyncio
 from bridge.db.store import Store
 from bridge.timeline import Timeline
 
-
-async def case(store: Store, case_id: str) -> str:
-    await store.create_case(
-        case_id=case_id,
-        reference_prefix="BC",
-        department="buergerbuero",
-        topic=None,
-        language="de",
-        citizen_name="Eva",
-        ghost_mxid=f"@bc_{case_id}:test",
-        state="live",
-    )
-    return case_id
+from .sample import case
 
 
 async def woken(future: asyncio.Future[None]) -> bool:

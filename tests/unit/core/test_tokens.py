@@ -16,6 +16,8 @@ from bridge.db.store import Store
 from bridge.errors import BuergerchatError, Forbidden, NotFound, UnknownToken
 from bridge.tokens import CHAT, LINK_EXPIRED, LINK_UNKNOWN, RESUME, Tokens
 
+from .sample import case
+
 CITIZEN = Citizen(
     token_ttl_hours=72,
     max_message_length=4000,
@@ -25,20 +27,6 @@ CITIZEN = Citizen(
     resume_page_url="http://127.0.0.1:8080/demo",
     resume_link_ttl_days=14,
 )
-
-
-async def case(store: Store, case_id: str) -> str:
-    await store.create_case(
-        case_id=case_id,
-        reference_prefix="BC",
-        department="buergerbuero",
-        topic=None,
-        language="de",
-        citizen_name="Eva",
-        ghost_mxid=f"@bc_{case_id}:test",
-        state="live",
-    )
-    return case_id
 
 
 def at(store: Store, moment: datetime) -> Tokens:
