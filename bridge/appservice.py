@@ -109,9 +109,20 @@ class DurableAppService(AppService):
         if txn_id.isdigit():
             number = int(txn_id)
             if number < self._last_txn_number:
-                # Synapse restarted and numbers from the start again; what it had
-                # queued in memory before is lost to us unless we look.
-                log.info("transaction ids restarted (%s); catching up", txn_id)
+                # Synapse restarted and numbers from the start again (what it had
+                # queued in memory before is lost to us unless we look), or its
+                # recoverer resends older transactions.
+                log.info("transaction ids went back (%s); catching up", txn_id)
+                self.request_catch_up()
+            elif self._last_txn_number >= 0 and number > self._last_txn_number + 1:
+                # A gap: Synapse sent a newer transaction while older ones wait in
+                # its recoverer (and, once this one completes, may never come).
+                # Their events are in the rooms: work them off first, in order.
+                log.info(
+                    "transaction %s after %s; catching up on the ones between",
+                    txn_id,
+                    self._last_txn_number,
+                )
                 self.request_catch_up()
             self._last_txn_number = number
         # Stored before acknowledged: if this raises, Synapse gets a 500 and retries.

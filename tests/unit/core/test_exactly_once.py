@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient, TestServer
 from mautrix.types import Event
 from sqlalchemy.exc import OperationalError
 
@@ -357,3 +357,33 @@ async def test_a_send_synapse_refused_for_now_is_a_job_that_sends_it_later(
     assert fake.bodies() == ["später"]
     outcome = await deliveries.outcome("later")
     assert outcome is not None and outcome.state == "sent"
+
+
+async def test_a_gap_in_transaction_ids_catches_up_before_the_newer_one(
+    inbox: DurableAppService,
+) -> None:
+    """Synapse sends transaction 7 while 5 and 6 still wait in its recoverer
+    (seen in the fault suite: their events came after newer ones): a catch-up
+    is due before 7 is worked off; ids going back (a restart, the recoverer)
+    ask for one too; consecutive ids do not."""
+    client = TestClient(TestServer(inbox.app))
+    await client.start_server()
+    try:
+        inbox._catch_up_due = False
+
+        async def push(txn: int) -> bool:
+            async with client.put(
+                f"/_matrix/app/v1/transactions/{txn}",
+                json={"events": [event(txn)]},
+                headers={"Authorization": "Bearer h"},
+            ) as r:
+                assert r.status == 200, await r.text()
+            due, inbox._catch_up_due = inbox._catch_up_due, False
+            return due
+
+        assert [await push(n) for n in (3, 4)] == [False, False]
+        assert await push(7)
+        assert await push(5)
+        assert not await push(6)
+    finally:
+        await client.close()
