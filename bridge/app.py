@@ -88,7 +88,7 @@ class Bridge:
         # Bots have registered their job kinds: work off what an earlier run left.
         self.jobs.start()
         await self.deliveries.recover()
-        await self.cases.retry_pending()
+        await self.cases.recover()
         az.start_worker()
         log.info("bridge listens on %s:%d", config.bridge.host, config.bridge.port)
 

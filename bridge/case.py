@@ -309,10 +309,15 @@ class CaseService:
         # Within a sweep's time, not sooner: a job in backoff keeps most of it.
         await self.retry_pending(SWEEP_EVERY)
 
+    async def recover(self) -> None:
+        """At start: what an earlier run left waiting gets its jobs now, and the
+        sweep is scheduled."""
+        await self.jobs.enqueue(SWEEP_JOB, SWEEP_JOB, run_at=utcnow() + SWEEP_EVERY)
+        await self.retry_pending()
+
     async def retry_pending(self, delay: timedelta = timedelta(0)) -> None:
         """Rooms and messages left waiting (by an earlier run, or an error on
-        the way) get jobs; the sweep repeats this every ``SWEEP_EVERY``."""
-        await self.jobs.enqueue(SWEEP_JOB, SWEEP_JOB, run_at=utcnow() + SWEEP_EVERY)
+        the way) get jobs, due after ``delay``."""
         for case in await self.store.cases_without_room():
             await self._room_later(case, delay)
         for case_id in await self.store.cases_with_pending_events():

@@ -172,13 +172,12 @@ class Deliveries:
             await self._flush(room_id)
         except TRANSIENT as e:
             log.warning("sends to %s wait for Synapse: %s", room_id, e)
-            await self.jobs.enqueue(
-                FLUSH_JOB,
-                f"flush:{room_id}",
-                {"room_id": room_id},
-                run_at=utcnow() + RETRY,
-                again=True,
-            )
+            await self._flush_later(room_id, utcnow() + RETRY)
+
+    async def _flush_later(self, room_id: str, run_at: datetime) -> None:
+        """The room's flush job is due by ``run_at`` (see ``again``)."""
+        key, payload = f"flush:{room_id}", {"room_id": room_id}
+        await self.jobs.enqueue(FLUSH_JOB, key, payload, run_at=run_at, again=True)
 
     async def _flush_job(self, run: JobRun) -> None:
         """The job: a transient error goes back to the queue, which backs off."""
@@ -356,13 +355,7 @@ class Deliveries:
 
     async def _schedule_waiting(self, run_at: datetime) -> None:
         for room_id in await self._rooms_waiting():
-            await self.jobs.enqueue(
-                FLUSH_JOB,
-                f"flush:{room_id}",
-                {"room_id": room_id},
-                run_at=run_at,
-                again=True,
-            )
+            await self._flush_later(room_id, run_at)
 
     async def _rooms_waiting(self) -> list[str]:
         async with self.session() as s:
