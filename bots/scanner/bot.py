@@ -290,15 +290,14 @@ class ScannerBot:
         log.warning(
             "attachment %s of %s held: %s", row.attachment_id, case.reference, error
         )
-        due = utcnow() + retry_delay(attempts)
         await self.queue.update(
             row,
             attempts=attempts,
             last_error=error,
-            next_attempt_at=due,
             state="pending" if not keep_state else row.state,
         )
-        await self._later(row, due)
+        # When it is tried again is the job's run_at (scan.held), not a column.
+        await self._later(row, utcnow() + retry_delay(attempts))
         if attempts == 1:
             sender = "citizen" if row.direction == "citizen" else "staff"
             await self._timeline(row, "pending", sender, None)
@@ -410,7 +409,6 @@ class ScannerBot:
 
     async def retry_now(self) -> None:
         """clamd is back: every held file is due at once."""
-        await self.queue.retry_now()
         await self.ctx.jobs.run_kind_soon(HELD_JOB)
 
     async def _held_job(self, run: JobRun) -> None:

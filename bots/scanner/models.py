@@ -52,6 +52,8 @@ class Attachment(Base):
     mxc_uri: Mapped[str | None] = mapped_column(String(255))
     matrix_event_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: No longer written: the next attempt is the ``scan.held`` job's run_at.
+    #: Kept until a migration drops it with its index.
     next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]

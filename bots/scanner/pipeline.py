@@ -224,15 +224,6 @@ class AttachmentQueue:
         for key, value in values.items():
             setattr(row, key, value)
 
-    async def retry_now(self) -> None:
-        """Every held attachment is due at once (clamd or Synapse is back)."""
-        async with self.session.begin() as s:
-            await s.execute(
-                update(Attachment)
-                .where(Attachment.state.in_(("pending", "clean")))
-                .values(next_attempt_at=utcnow())
-            )
-
     async def held_count(self) -> int:
         async with self.session() as s:
             value = await s.scalar(
