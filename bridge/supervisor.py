@@ -79,14 +79,17 @@ class ChildProcess:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            if self.process.returncode is not None:
+            exited = self.process.returncode is not None
+            # Ready first: a one-shot child (the key generator) may have done its
+            # work and exited with 0 between two looks.
+            if await ready():
+                log.info("%s is up (pid %d)", self.name, self.process.pid)
+                return
+            if exited:
                 raise ChildFailed(
                     f"{self.name} exited with code {self.process.returncode} while "
                     f"starting. Its log: {self.log_file}\n{self.tail()}"
                 )
-            if await ready():
-                log.info("%s is up (pid %d)", self.name, self.process.pid)
-                return
             await asyncio.sleep(0.2)
         await self.stop()
         raise ChildFailed(
