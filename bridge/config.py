@@ -7,16 +7,15 @@ key) and raises :class:`ConfigError` listing them; nothing half-read is ever use
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
-from bots.mail.settings import MailSettings, load_mail_settings
-from bots.routing.model import Department, RoutingRules, Staff
-from bots.routing.rules import read_rules
-from bots.scanner.pipeline import ScannerSettings, read_settings
-from bots.video.jitsi import JitsiConfigError, JitsiSettings, load_secret
-
+from .departments.model import Department, RoutingRules, Staff
+from .departments.rules import read_rules
+from .mail.settings import MailSettings, load_mail_settings
+from .plugins import read_plugin_sections
 from .yamlconf import ConfigError, Problems, Section
 
 __all__ = ["Config", "ConfigError", "Department", "Staff", "load_config", "paths"]
@@ -68,21 +67,14 @@ class Citizen:
     resume_link_ttl_days: int
 
 
-@dataclass(frozen=True)
-class Transcripts:
-    archive_dir: Path
-
-
-@dataclass(frozen=True)
-class Video:
-    jitsi: JitsiSettings | None
-    helpline: str | None
-
-
 @dataclass
 class Config:
     """Read once at start; only the routing rules (``departments.yaml``) are swapped
-    while running, by :meth:`replace_rules`, so every holder sees the new rules."""
+    while running, by :meth:`replace_rules`, so every holder sees the new rules.
+
+    The bots' own sections (``scanner``, ``video``, ``transcripts``, …) are read
+    by the bots' classes (:func:`bridge.plugins.read_plugin_sections`) and kept in
+    ``plugins``, by section name."""
 
     config_dir: Path
     data_dir: Path
@@ -91,12 +83,19 @@ class Config:
     bridge: BridgeSettings
     citizen: Citizen
     demo_staff_accounts: bool
-    video: Video
-    scanner: ScannerSettings
     mail: MailSettings
-    transcripts: Transcripts
     departments: tuple[Department, ...]
     routing: RoutingRules
+    plugins: dict[str, Any] = field(default_factory=dict)
+
+    def plugin(self, section: str) -> Any:
+        """A bot's settings, by the name of its section in buergerchat.yaml."""
+        try:
+            return self.plugins[section]
+        except KeyError:
+            raise LookupError(
+                f"no bot reads the section {section!r}: is its package installed?"
+            ) from None
 
     def replace_rules(self, rules: RoutingRules) -> None:
         self.routing = rules
@@ -144,28 +143,20 @@ def _database(value: str) -> str | None:
 
 
 def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
-    """Every section of ``buergerchat.yaml``, read in the order of the file, so
-    problems are listed top to bottom."""
+    """The core's sections of ``buergerchat.yaml`` (the bots read theirs after)."""
     town = _read_town(section.section("town", required=True), config_dir)
     homeserver = _read_homeserver(section.section("homeserver", required=True))
     bridge = _read_bridge(section.section("bridge"))
     citizen = _read_citizen(section.section("citizen"), bridge.public_url)
-    video = _load_video(section.section("video"), config_dir)
-    scanner = _read_scanner(section.section("scanner"), homeserver)
     mail = load_mail_settings(section.section("mail"), data_dir, config_dir)
-    transcripts = _read_transcripts(section.section("transcripts"), data_dir)
     demo_staff = _read_demo_staff_accounts(section.section("demo"))
-    section.finish()
     return dict(
         town=town,
         homeserver=homeserver,
         bridge=bridge,
         citizen=citizen,
         demo_staff_accounts=demo_staff,
-        video=video,
-        scanner=scanner,
         mail=mail,
-        transcripts=transcripts,
     )
 
 
@@ -245,61 +236,10 @@ def _read_citizen(ci: Section, public_url: str) -> Citizen:
     return citizen
 
 
-def _read_scanner(sc: Section, homeserver: Homeserver) -> ScannerSettings:
-    scanner = read_settings(sc, homeserver.max_upload_size_mb)
-    if not homeserver.embedded and not scanner.admin_token_file:
-        sc.error(
-            "required when homeserver.embedded is false: a file with a Synapse "
-            "admin's access token, so infected staff uploads can be quarantined",
-            "admin_token_file",
-        )
-    return scanner
-
-
-def _read_transcripts(tr: Section, data_dir: Path) -> Transcripts:
-    archive = Path(tr.get("archive_dir", str, "transcripts"))
-    transcripts = Transcripts(
-        archive_dir=archive if archive.is_absolute() else data_dir / archive
-    )
-    tr.finish()
-    return transcripts
-
-
 def _read_demo_staff_accounts(demo: Section) -> bool:
     create: bool = demo.get("create_staff_accounts", bool, False)
     demo.finish()
     return create
-
-
-def _load_video(section: Section, config_dir: Path) -> Video:
-    domain = section.get("jitsi_domain", str, "meet.jit.si")
-    secret_file = section.get("jitsi_app_secret_file", str, None)
-    secret = None
-    if secret_file:
-        try:
-            secret = load_secret(config_dir / secret_file)
-        except (OSError, ValueError) as e:
-            section.error(str(e), "jitsi_app_secret_file")
-    values = dict(
-        domain=domain,
-        app_id=section.get("jitsi_app_id", str, None),
-        app_secret=secret,
-        token_ttl_seconds=section.get("jitsi_token_ttl_seconds", int, 300),
-        audience=section.get("jitsi_audience", str, "jitsi"),
-        tenant=section.get("jitsi_tenant", str, None),
-        element_url=section.get("element_url", str, "https://app.element.io/"),
-    )
-    helpline = section.get("helpline", str, None)
-    section.finish()
-    try:
-        jitsi = JitsiSettings(**values) if domain else None
-    except JitsiConfigError as e:
-        key = {"app_secret": "jitsi_app_secret_file", "element_url": "element_url"}.get(
-            e.key, f"jitsi_{e.key}"
-        )
-        section.error(str(e).split(": ", 1)[-1], key)
-        jitsi = None
-    return Video(jitsi=jitsi, helpline=helpline)
 
 
 def load_config(config_dir: Path | None = None, data_dir: Path | None = None) -> Config:
@@ -318,15 +258,17 @@ def load_config(config_dir: Path | None = None, data_dir: Path | None = None) ->
             "BUERGERCHAT_CONFIG_DIR or copy the example folder config/",
         )
         problems.raise_if_any()
-    main = _load_main(
-        Section.load(config_dir / MAIN_FILE, problems), config_dir, data_dir
-    )
+    main_file = Section.load(config_dir / MAIN_FILE, problems)
+    main = _load_main(main_file, config_dir, data_dir)
     rules = read_rules(Section.load(config_dir / DEPARTMENTS_FILE, problems))
-    problems.raise_if_any()
-    return Config(
+    config = Config(
         config_dir=config_dir,
         data_dir=data_dir,
         departments=rules.departments,
         routing=rules,
         **main,
     )
+    config.plugins = read_plugin_sections(main_file, config)
+    main_file.finish()
+    problems.raise_if_any()
+    return config

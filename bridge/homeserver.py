@@ -23,6 +23,7 @@ import yaml
 
 from .config import Config
 from .errors import BuergerchatError
+from .plugins import plugin_hooks
 from .supervisor import Alert, ChildProcess, Keeper
 
 log = logging.getLogger("buergerchat.homeserver")
@@ -102,21 +103,10 @@ def _database_block(setting: str, synapse_dir: Path) -> str:
     return yaml.safe_dump({"database": db}, sort_keys=False)
 
 
-def scan_module_block(config: Config) -> str:
-    """The ``modules:`` entry of synapse/modules/buergerchat_scan.py: Synapse asks
-    the same clamd as the scanner bot and refuses infected or unscanned uploads."""
-    if not config.scanner.synapse_module:
-        return ""
-    module = {
-        "module": "buergerchat_scan.BuergerchatScan",
-        "config": {
-            "clamd": config.scanner.clamd_address(config.data_dir),
-            "scan_timeout_seconds": config.scanner.scan_timeout,
-            # The same limit as max_upload_size and clamd's StreamMaxLength.
-            "max_upload_size": config.homeserver.max_upload_size_mb << 20,
-        },
-    }
-    return yaml.safe_dump({"modules": [module]}, sort_keys=False)
+def plugin_modules(config: Config) -> str:
+    """The ``modules:`` entries the bots bring (the scanner's upload check)."""
+    modules = [m for answer in plugin_hooks(config, "synapse_modules") for m in answer]
+    return yaml.safe_dump({"modules": modules}, sort_keys=False) if modules else ""
 
 
 def render(config: Config, secrets_: Secrets, modules: str = "") -> Path:
@@ -136,7 +126,7 @@ def render(config: Config, secrets_: Secrets, modules: str = "") -> Path:
         "bind_address": hs.bind_address,
         "bot_localpart": config.bridge.bot_localpart,
         "ghost_prefix": config.bridge.ghost_prefix,
-        "modules": scan_module_block(config) + modules,
+        "modules": plugin_modules(config) + modules,
         **secrets_.values,
     }
     for name in ("homeserver.yaml", "log.yaml", "appservice-registration.yaml"):

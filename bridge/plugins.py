@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .health import Health
     from .jobs import JobQueue
     from .team import TeamRooms
+    from .yamlconf import Section
 
 BOTS_GROUP = "buergerchat.bots"
 CLI_GROUP = "buergerchat.cli"
@@ -50,6 +51,18 @@ class BotContext:
 
 
 class Bot(Protocol):
+    """What the core calls on every bot.
+
+    A bot class may also carry its own part of ``buergerchat.yaml`` (the way a
+    maubot plugin carries its base config): ``config_section`` names the key and
+    ``read_config(section, config)`` (a classmethod) reads it with its defaults
+    and checks, recording problems on the section. The result is
+    ``config.plugin(config_section)``. Two more optional classmethods take those
+    settings: ``synapse_modules(settings, config)`` returns entries for the
+    ``modules:`` list of the rendered homeserver.yaml, and
+    ``status_fields(settings, config)`` adds keys to ``GET /status``.
+    """
+
     #: Bots are built (and register handlers, hooks and commands) in ascending
     #: order, then by entry-point name; stopped in reverse.
     order: ClassVar[int]
@@ -93,6 +106,29 @@ def bot_classes() -> list[tuple[str, Any]]:
                 f"bot {name!r} ({cls!r}) in {BOTS_GROUP!r} has no integer 'order'"
             )
     return sorted(loaded, key=lambda pair: (pair[1].order, pair[0]))
+
+
+def read_plugin_sections(main: Section, config: Config) -> dict[str, Any]:
+    """Each bot's own section of ``buergerchat.yaml``, read by the bot's class;
+    an absent section gives the bot's defaults."""
+    settings: dict[str, Any] = {}
+    for _, cls in bot_classes():
+        key = getattr(cls, "config_section", None)
+        if key:
+            settings[key] = cls.read_config(main.section(key), config)
+    return settings
+
+
+def plugin_hooks(config: Config, hook: str) -> list[Any]:
+    """What each bot's class answers to ``hook(settings, config)`` /
+    ``hook(settings)`` (see :class:`Bot`), for bots that offer it."""
+    answers = []
+    for _, cls in bot_classes():
+        key = getattr(cls, "config_section", None)
+        method = getattr(cls, hook, None)
+        if key and method is not None:
+            answers.append(method(config.plugin(key), config))
+    return answers
 
 
 def load_bots(ctx: BotContext) -> list[Bot]:

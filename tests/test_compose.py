@@ -160,7 +160,7 @@ def test_synapse_scans_with_the_compose_clamd(tmp_path: Path) -> None:
     address = urlparse(module["config"]["clamd"])
     assert address.hostname == "clamd" and address.hostname in SERVICES
     assert str(address.port) in SERVICES["clamd"]["expose"]
-    assert module["config"]["max_upload_size"] == config.scanner.max_size
+    assert module["config"]["max_upload_size"] == config.plugin("scanner").max_size
     build = SERVICES["synapse"]["build"]
     assert (REPO / build.get("context", ".") / build["dockerfile"]).is_file()
 

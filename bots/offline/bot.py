@@ -22,14 +22,14 @@ from aiohttp import web
 from mautrix.types import Event, EventType, MessageEvent, MessageType
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bots.mail import Outbox as MailOutbox
-from bots.mail import OutboxMail, answer_notice_to_citizen, make_backend
 from bridge.api.citizen import bearer, read_json
 from bridge.clock import as_utc, utcnow
 from bridge.commands import Command
 from bridge.db.models import Case
 from bridge.errors import CaseClosed, UnknownToken
 from bridge.jobs import JobRun
+from bridge.mail import Outbox as MailOutbox
+from bridge.mail import OutboxMail, answer_notice_to_citizen, make_backend
 from bridge.plugins import BotContext
 from bridge.tokens import LINK_UNKNOWN, RESUME
 

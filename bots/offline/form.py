@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bots.mail.settings import check_address
-from bots.routing.model import Department, RoutingRules
+from bridge.departments.model import Department, RoutingRules
 from bridge.errors import ConsentRequired, InvalidField
+from bridge.mail.settings import check_address
 
 LANGUAGES = ("de", "en")
 MAX_CLIENT_ID = 100

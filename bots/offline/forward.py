@@ -19,23 +19,23 @@ from mautrix.types import (
     UserID,
 )
 
-from bots.mail import (
+from bridge.clock import as_utc, utcnow
+from bridge.db.models import Case
+from bridge.errors import HOMESERVER_ERRORS
+from bridge.lifecycle import State
+from bridge.mail import (
     Contact,
     OfflineMessage,
     Outbox,
     confirmation_to_citizen,
     offline_message_to_department,
 )
-from bridge.clock import as_utc, utcnow
-from bridge.db.models import Case
-from bridge.errors import HOMESERVER_ERRORS
-from bridge.lifecycle import State
 
 from .models import OfflineRecord
 from .store import MESSAGE_CLIENT_ID, RECEIVED_CLIENT_ID, OfflineStore
 
 if TYPE_CHECKING:
-    from bots.routing.model import Department
+    from bridge.departments.model import Department
     from bridge.plugins import BotContext
 
 log = logging.getLogger("buergerchat.offline")

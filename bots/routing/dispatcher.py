@@ -19,11 +19,11 @@ from mautrix.errors import MatrixError, MForbidden
 from mautrix.types import RoomID, UserID
 
 from bridge.clock import routing_now, utcnow
+from bridge.departments.model import Department
+from bridge.departments.office_hours import is_live
 from bridge.errors import HOMESERVER_ERRORS
 from bridge.lifecycle import InvalidTransition, Kind, State
 
-from .model import Department
-from .office_hours import is_live
 from .queue import OpenCase, last_pointers, open_cases_per_staff, queue_places
 from .strategy import RoutingDecision, choose_staff, fallback_chain, route
 

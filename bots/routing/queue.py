@@ -11,7 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .model import Department
+from bridge.departments.model import Department
+
 from .strategy import estimate_wait, serving_slots
 
 __all__ = [

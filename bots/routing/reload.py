@@ -15,10 +15,9 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bridge.departments.model import RoutingRules
+from bridge.departments.rules import load_rules
 from bridge.yamlconf import ConfigError
-
-from .model import RoutingRules
-from .rules import load_rules
 
 if TYPE_CHECKING:
     from bridge.config import Config

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from .model import Department, RoutingRules
-from .office_hours import LiveStatus, is_live
+from bridge.departments.model import Department, RoutingRules
+from bridge.departments.office_hours import LiveStatus, is_live
 
 __all__ = [
     "DecisionKind",

@@ -34,6 +34,7 @@ from .pipeline import (
     MATRIX_ERRORS,
     AttachmentQueue,
     InfectedFile,
+    ScannerSettings,
     embedded_socket,
     hold,
     message_content,
@@ -43,6 +44,7 @@ from .pipeline import (
     sha256_hex,
 )
 from .quarantine import SynapseAdmin, load_admin_token
+from .section import read_config, status_fields, synapse_modules
 from .staff import StaffFiles
 from .upload import read_upload
 from .verdict import Clean, Infected, ScanError, ScanTooLarge
@@ -56,10 +58,15 @@ class ScannerBot:
     #: Built after the bots of lower order (bridge.plugins.load_bots).
     order: ClassVar[int] = 30
     name = "scanner"
+    #: Its section of buergerchat.yaml and what it adds to Synapse and /status.
+    config_section: ClassVar[str] = "scanner"
+    read_config = staticmethod(read_config)
+    synapse_modules = staticmethod(synapse_modules)
+    status_fields = staticmethod(status_fields)
 
     def __init__(self, ctx: BotContext) -> None:
         self.ctx = ctx
-        self.settings = ctx.config.scanner
+        self.settings: ScannerSettings = ctx.config.plugin(self.config_section)
         self.queue = AttachmentQueue(ctx.store)
         self.held_dir = ctx.config.data_dir / "attachments" / "held"
         self._clamd_process: ClamdProcess | None = None

@@ -19,6 +19,7 @@ from bridge.plugins import BotContext
 
 from .model import RenderedTranscript
 from .render import render_pdf, stored_final_hash
+from .section import TranscriptSettings, read_config
 from .sources import MEDIA_TIMEOUT, case_entries, with_thumbnails
 from .timeline import TRANSCRIPT_MARKER, case_info
 
@@ -33,10 +34,13 @@ class TranscriptBot:
     #: Built after the bots of lower order (bridge.plugins.load_bots).
     order: ClassVar[int] = 40
     name = "transcript"
+    config_section: ClassVar[str] = "transcripts"
+    read_config = staticmethod(read_config)
 
     def __init__(self, ctx: BotContext) -> None:
         self.ctx = ctx
-        self.archive_dir = ctx.config.transcripts.archive_dir
+        settings: TranscriptSettings = ctx.config.plugin(self.config_section)
+        self.archive_dir = settings.archive_dir
         ctx.commands.register(
             "transcript",
             self._command,

@@ -113,7 +113,7 @@ async def _chain_now(config: Config, store: Store, case: Case) -> str:
 def archived_pdf(config: Config, case: Case) -> Path:
     """Where the archive keeps the case's PDF: the configured folder, or where
     it was filed if the folder has been changed since."""
-    configured = config.transcripts.archive_dir / f"{case.reference}.pdf"
+    configured = config.plugin("transcripts").archive_dir / f"{case.reference}.pdf"
     stored = ((case.extra or {}).get("transcript") or {}).get("path")
     if not configured.is_file() and stored and Path(stored).is_file():
         return Path(stored)

@@ -22,6 +22,7 @@ from .jitsi import (
     participant_token,
     room_path,
 )
+from .section import VideoSettings, read_config
 from .widget_event import (
     WIDGET_EVENT_TYPE,
     jitsi_widget_content,
@@ -38,10 +39,13 @@ class VideoBot:
     #: Built after the bots of lower order (bridge.plugins.load_bots).
     order: ClassVar[int] = 20
     name = "video"
+    config_section: ClassVar[str] = "video"
+    read_config = staticmethod(read_config)
 
     def __init__(self, ctx: BotContext) -> None:
         self.ctx = ctx
-        self.settings = ctx.config.video.jitsi
+        self.video: VideoSettings = ctx.config.plugin(self.config_section)
+        self.settings = self.video.jitsi
         ctx.commands.register(
             "video", self._video, "!video [end]", "Videoberatung starten / beenden"
         )
@@ -194,6 +198,6 @@ class VideoBot:
                     self.settings, video["conference_id"], token
                 ),
                 "iframe_api_url": iframe_api_url(self.settings),
-                "helpline": self.ctx.config.video.helpline,
+                "helpline": self.video.helpline,
             }
         )

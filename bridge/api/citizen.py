@@ -8,12 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
-from bots.routing.office_hours import is_live
-
 from ..case import CaseService
 from ..clock import routing_now
 from ..config import Config
 from ..db.models import Case
+from ..departments.office_hours import is_live
 from ..errors import (
     BuergerchatError,
     ConsentRequired,
@@ -23,6 +22,7 @@ from ..errors import (
     TooLarge,
     Unavailable,
 )
+from ..plugins import plugin_hooks
 from ..timeline import event_json
 
 LANGUAGES = ("de", "en")
@@ -159,6 +159,10 @@ class CitizenAPI:
     def __init__(self, config: Config, cases: CaseService) -> None:
         self.config = config
         self.cases = cases
+        #: What the bots add to GET /status (the scanner: allowed file kinds).
+        self.status_fields: dict[str, Any] = {}
+        for fields in plugin_hooks(config, "status_fields"):
+            self.status_fields.update(fields)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -201,8 +205,8 @@ class CitizenAPI:
                 "town": self.config.town.name,
                 "privacy_url": self.config.citizen.privacy_url,
                 # The widget refuses a larger file before uploading it.
-                "max_upload_bytes": self.config.scanner.max_size,
-                "allowed_file_kinds": sorted(self.config.scanner.allowed),
+                "max_upload_bytes": self.config.homeserver.max_upload_size_mb << 20,
+                **self.status_fields,
                 "timezone": rules.timezone,
                 "now": _iso(now.astimezone(rules.zone)),
                 "departments": departments,

@@ -34,6 +34,6 @@ def load_models() -> MetaData:
             "(scripts/setup or pip install -e .) so that its tables are found"
         )
     for entry in found:
-        # The value is a module ("bots.mail.models"), not module:attribute.
+        # The value is a module ("bridge.mail.models"), not module:attribute.
         importlib.import_module(entry.module)
     return Base.metadata

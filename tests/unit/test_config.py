@@ -30,7 +30,7 @@ def test_defaults_of_the_example(tmp_path: Path) -> None:
     config = load_config(config_copy(tmp_path), tmp_path / "data")
     assert config.mail.backend == "maildir"
     assert config.mail.maildir == tmp_path / "data" / "mail"
-    assert config.transcripts.archive_dir == tmp_path / "data" / "transcripts"
+    assert config.plugin("transcripts").archive_dir == tmp_path / "data" / "transcripts"
     assert config.citizen.resume_page_url == "http://127.0.0.1:8080/demo"
     assert config.citizen.resume_link_ttl_days == 14
 
@@ -41,7 +41,7 @@ def test_absolute_archive_dir_and_resume_page(tmp_path: Path) -> None:
         data["citizen"]["resume_page_url"] = "https://www.musterstadt.de/chat/"
 
     config = load_config(config_copy(tmp_path, change), tmp_path / "data")
-    assert config.transcripts.archive_dir == tmp_path / "akten"
+    assert config.plugin("transcripts").archive_dir == tmp_path / "akten"
     assert config.citizen.resume_page_url == "https://www.musterstadt.de/chat"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bots.offline.form import parse_form
-from bots.routing.model import Department, RoutingRules, Staff, Topic
+from bridge.departments.model import Department, RoutingRules, Staff, Topic
 from bridge.errors import BuergerchatError
 
 OFFICE = Department(

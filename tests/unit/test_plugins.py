@@ -15,7 +15,7 @@ import pytest
 from bridge import plugins
 from bridge.cli import build_parser
 from bridge.commands import CommandRouter, Handler
-from bridge.config import Config, load_config
+from bridge.config import Config, ConfigError, load_config
 from bridge.db.engine import create_engine, database_url
 from bridge.db.store import Store
 from bridge.health import Health
@@ -173,3 +173,70 @@ def test_the_cli_lists_the_bots_subcommands(
     assert "verify-transcript" in capsys.readouterr().out
     args = parser.parse_args(["verify-transcript", "BC-2026-000001"])
     assert args.command == "verify-transcript" and args.case == "BC-2026-000001"
+
+
+class Greeter:
+    """A town's own bot with its own section (``greeter:``) and a /status key."""
+
+    order = 90
+    name = "greeter"
+    config_section = "greeter"
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+
+    @staticmethod
+    def read_config(section: Any, config: Config) -> dict[str, Any]:
+        text = section.get(
+            "text", str, "Moin", check=lambda v: None if v.strip() else "empty"
+        )
+        section.finish()
+        return {"text": text, "town": config.town.name}
+
+    @staticmethod
+    def status_fields(settings: dict[str, Any], config: Config) -> dict[str, Any]:
+        return {"greeting": settings["text"]}
+
+
+def greeter_config(tmp_path: Path, section: str) -> Path:
+    folder = tmp_path / "config"
+    shutil.copytree(REPO / "config", folder)
+    with (folder / "buergerchat.yaml").open("a", encoding="utf-8") as f:
+        f.write(section)
+    return folder
+
+
+def test_a_bot_brings_its_own_config_section(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    real = {name: f"{cls.__module__}:{cls.__qualname__}" for name, cls in bot_classes()}
+    fake_entry_points(monkeypatch, greeter=f"{__name__}:Greeter", **real)
+    config = load_config(
+        greeter_config(tmp_path, "\ngreeter:\n  text: Hallo\n"), tmp_path / "data"
+    )
+    assert config.plugin("greeter") == {"text": "Hallo", "town": config.town.name}
+    # The core's own bots read theirs the same way.
+    assert config.plugin("scanner").max_size == 20 << 20
+    assert plugins.plugin_hooks(config, "status_fields")[-1] == {"greeting": "Hallo"}
+    with pytest.raises(LookupError, match="nobody"):
+        config.plugin("nobody")
+
+
+def test_a_bots_section_problems_are_named_with_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    real = {name: f"{cls.__module__}:{cls.__qualname__}" for name, cls in bot_classes()}
+    fake_entry_points(monkeypatch, greeter=f"{__name__}:Greeter", **real)
+    folder = greeter_config(tmp_path, "\ngreeter:\n  text: ' '\n  colour: red\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(folder, tmp_path / "data")
+    messages = str(caught.value)
+    assert "greeter.text: empty" in messages
+    assert "greeter.colour" in messages
+
+
+def test_a_section_no_bot_reads_is_refused(tmp_path: Path) -> None:
+    """Without the greeter installed, its section is an unknown key, not ignored."""
+    folder = greeter_config(tmp_path, "\ngreeter:\n  text: Hallo\n")
+    with pytest.raises(ConfigError, match="greeter"):
+        load_config(folder, tmp_path / "data")

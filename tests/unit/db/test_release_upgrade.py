@@ -26,12 +26,12 @@ from sqlalchemy import DateTime, LargeBinary, MetaData, func, insert, select, te
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bots.mail.store import OutboxStore
 from bots.offline.store import OfflineStore
 from bots.scanner.pipeline import AttachmentQueue
 from bridge.clock import as_utc
 from bridge.db.engine import MIGRATIONS, migrate
 from bridge.db.store import Store
+from bridge.mail.store import OutboxStore
 from tests.conftest import empty_database
 
 FIXTURES = sorted(

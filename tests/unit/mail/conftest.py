@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import bots.mail.models  # noqa: F401  (registers the outbox table on Base)
+import bridge.mail.models  # noqa: F401  (registers the outbox table on Base)
 from bridge.db.models import Base
 from tests.conftest import empty_database
 from tests.unit.mail.smtp_server import SmtpServer

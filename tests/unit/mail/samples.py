@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
-from bots.mail.compose import Contact, OfflineMessage, offline_message_to_department
-from bots.mail.settings import MailSettings, Sender
+from bridge.mail.compose import Contact, OfflineMessage, offline_message_to_department
+from bridge.mail.settings import MailSettings, Sender
 
 SENDER = Sender("buergerchat@hockenheim.de", "Bürgerchat Stadt Hockenheim")
 INBOX = "buergerbuero@hockenheim.de"

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from bots.mail.backends import (
+from bridge.mail.backends import (
     MaildirBackend,
     PermanentFailure,
     SmtpBackend,
     TemporaryFailure,
     make_backend,
 )
-from bots.mail.settings import MailSettings, Sender, SmtpSettings
+from bridge.mail.settings import MailSettings, Sender, SmtpSettings
 from tests.unit.mail.smtp_server import SmtpServer, self_signed_tls
 
 SENDER = "buergerchat@hockenheim.de"

@@ -9,14 +9,14 @@ from email.parser import BytesParser
 
 import pytest
 
-from bots.mail.compose import (
+from bridge.mail.compose import (
     Contact,
     OfflineMessage,
     answer_notice_to_citizen,
     confirmation_to_citizen,
     offline_message_to_department,
 )
-from bots.mail.settings import Sender
+from bridge.mail.settings import Sender
 
 SENDER = Sender("buergerchat@hockenheim.de", "Bürgerchat Stadt Hockenheim")
 INBOX = "buergerbuero@hockenheim.de"

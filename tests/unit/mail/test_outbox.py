@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from bots.mail.backends import MaildirBackend, SmtpBackend
-from bots.mail.models import OutboxMail
-from bots.mail.outbox import Outbox, retry_delay
 from bridge.clock import as_utc
 from bridge.db.models import Case
+from bridge.mail.backends import MaildirBackend, SmtpBackend
+from bridge.mail.models import OutboxMail
+from bridge.mail.outbox import Outbox, retry_delay
 from tests.unit.mail.conftest import FakeClock
 from tests.unit.mail.samples import INBOX, SENDER, offline_mail, settings
 from tests.unit.mail.smtp_server import SmtpServer

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bots.mail.backends import SmtpBackend
-from bots.mail.outbox import Outbox
+from bridge.mail.backends import SmtpBackend
+from bridge.mail.outbox import Outbox
 from tests.unit.mail.samples import offline_mail, settings
 from tests.unit.mail.smtp_server import SmtpServer
 

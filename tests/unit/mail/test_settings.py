@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bots.mail.settings import MailSettings, load_mail_settings
+from bridge.mail.settings import MailSettings, load_mail_settings
 from bridge.yamlconf import ConfigError, Problems, Section
 
 

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bots.routing.model import Closure, Department, Period, RoutingRules, Staff
-from bots.routing.schedule import parse_period, weekdays_of
+from bridge.departments.model import Closure, Department, Period, RoutingRules, Staff
+from bridge.departments.schedule import parse_period, weekdays_of
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ANNA = "@anna.schmidt:buergerchat.localhost"

@@ -1,4 +1,4 @@
-"""Live now, until when, next opening (bots.routing.office_hours)."""
+"""Live now, until when, next opening (bridge.departments.office_hours)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from bots.routing.model import DateException, RoutingRules
-from bots.routing.office_hours import LiveStatus, is_live, next_opening, periods_on
+from bridge.departments.model import DateException, RoutingRules
+from bridge.departments.office_hours import (
+    LiveStatus,
+    is_live,
+    next_opening,
+    periods_on,
+)
 
 from .build import BERLIN, closure, department, local, periods, rules, utc
 

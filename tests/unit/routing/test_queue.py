@@ -17,8 +17,8 @@ from bots.routing.queue import (
     queue_places,
 )
 from bots.routing.reload import RulesWatcher
-from bots.routing.rules import load_rules
 from bots.routing.strategy import choose_staff
+from bridge.departments.rules import load_rules
 
 from .build import ANNA, BERND, CLARA, department, utc
 

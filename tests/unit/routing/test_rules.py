@@ -1,4 +1,4 @@
-"""Reading and checking departments.yaml (bots.routing.rules) and check-config."""
+"""Reading and checking departments.yaml (bridge.departments.rules) and check-config."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bots.routing.model import Period
-from bots.routing.office_hours import is_live
-from bots.routing.rules import check_room, load_rules
 from bridge.config import load_config
+from bridge.departments.model import Period
+from bridge.departments.office_hours import is_live
+from bridge.departments.rules import check_room, load_rules
 from bridge.yamlconf import ConfigError
 
 from .build import ANNA, BERND, local

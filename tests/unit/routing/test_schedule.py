@@ -1,4 +1,5 @@
-"""Weekdays, times, periods and dates as admins write them (bots.routing.schedule)."""
+"""Weekdays, times, periods and dates as admins write them
+(bridge.departments.schedule)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ from datetime import date
 
 import pytest
 
-from bots.routing.model import Period
-from bots.routing.schedule import parse_date, parse_period, parse_time, weekdays_of
+from bridge.departments.model import Period
+from bridge.departments.schedule import (
+    parse_date,
+    parse_period,
+    parse_time,
+    weekdays_of,
+)
 
 
 @pytest.mark.parametrize(

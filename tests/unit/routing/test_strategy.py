@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pytest
 
-from bots.routing.model import Department, RoutingRules
 from bots.routing.strategy import (
     available_staff,
     choose_staff,
@@ -19,6 +18,7 @@ from bots.routing.strategy import (
     route,
     serving_slots,
 )
+from bridge.departments.model import Department, RoutingRules
 
 from .build import ANNA, BERND, CLARA, department, local, rules
 

@@ -1,13 +1,13 @@
 """Outgoing e-mail: the German mails of the offline path and a durable outbox.
 
-Mails are composed by pure functions (:mod:`bots.mail.compose`), stored by
+Mails are composed by pure functions (:mod:`bridge.mail.compose`), stored by
 :meth:`Outbox.enqueue` in the bridge database, and sent by the outbox's worker
 through a :class:`MailBackend` (SMTP, or a local Maildir by default).
 """
 
 from __future__ import annotations
 
-from bots.mail.backends import (
+from bridge.mail.backends import (
     DeliveryError,
     MailBackend,
     MaildirBackend,
@@ -16,16 +16,16 @@ from bots.mail.backends import (
     TemporaryFailure,
     make_backend,
 )
-from bots.mail.compose import (
+from bridge.mail.compose import (
     Contact,
     OfflineMessage,
     answer_notice_to_citizen,
     confirmation_to_citizen,
     offline_message_to_department,
 )
-from bots.mail.models import OutboxMail
-from bots.mail.outbox import Outbox, ParkedCallback, retry_delay
-from bots.mail.settings import MailSettings, Sender, SmtpSettings, load_mail_settings
+from bridge.mail.models import OutboxMail
+from bridge.mail.outbox import Outbox, ParkedCallback, retry_delay
+from bridge.mail.settings import MailSettings, Sender, SmtpSettings, load_mail_settings
 
 __all__ = [
     "Contact",

@@ -34,12 +34,12 @@ from email.utils import format_datetime, getaddresses, make_msgid
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bots.mail.backends import DeliveryError, MailBackend, TemporaryFailure
-from bots.mail.models import PARKED, QUEUED, SENT, OutboxMail
-from bots.mail.settings import MailSettings
-from bots.mail.store import OutboxStore
 from bridge.clock import as_utc, utcnow
 from bridge.jobs import backoff
+from bridge.mail.backends import DeliveryError, MailBackend, TemporaryFailure
+from bridge.mail.models import PARKED, QUEUED, SENT, OutboxMail
+from bridge.mail.settings import MailSettings
+from bridge.mail.store import OutboxStore
 
 log = logging.getLogger("buergerchat.mail")
 

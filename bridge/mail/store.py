@@ -16,8 +16,8 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bots.mail.models import PARKED, QUEUED, SENDING, SENT, STATES, OutboxMail
 from bridge.clock import as_utc
+from bridge.mail.models import PARKED, QUEUED, SENDING, SENT, STATES, OutboxMail
 
 _DUE_STATES = (QUEUED, SENDING)
 

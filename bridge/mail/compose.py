@@ -20,7 +20,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
-from bots.mail.settings import Sender, check_address
+from bridge.mail.settings import Sender, check_address
 
 BERLIN = ZoneInfo("Europe/Berlin")
 _SUBJECT_TOPIC_LIMIT = 120

@@ -1,6 +1,7 @@
 """Reading and checking ``departments.yaml``: the routing rules.
 
-:func:`read_rules` reads a whole file into :class:`~bots.routing.model.RoutingRules`
+:func:`read_rules` reads a whole file into
+:class:`~bridge.departments.model.RoutingRules`
 and records every mistake (file, line, key path) in the section's problems, so that
 ``buergerchat check-config`` lists all of them at once. :func:`load_rules` is the
 same for one file on its own (reloading), raising :class:`ConfigError`.
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 import yaml
 
-from bots.mail.settings import check_address
+from bridge.mail.settings import check_address
 from bridge.yamlconf import Item, Problems, Section, check_matrix_id
 
 from .model import (

@@ -1,7 +1,7 @@
 """The routing rules as plain, frozen data: departments, their hours and closures.
 
-Read from ``departments.yaml`` by :mod:`bots.routing.rules`; used by the pure
-functions in :mod:`bots.routing.office_hours` and :mod:`bots.routing.strategy`.
+Read from ``departments.yaml`` by :mod:`bridge.departments.rules`; used by the pure
+functions in :mod:`bridge.departments.office_hours` and :mod:`bots.routing.strategy`.
 Times are minutes after local midnight (0–1440) so that "24:00" can end a day.
 """
 

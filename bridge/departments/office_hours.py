@@ -1,6 +1,7 @@
 """Is a department live now, until when, and when does it open next?
 
-Pure functions over :class:`~bots.routing.model.RoutingRules` and an injected, aware
+Pure functions over :class:`~bridge.departments.model.RoutingRules` and an
+injected, aware
 ``now``. Periods are wall-clock times in the rules' time zone; a period covers every
 moment the wall clock shows a time inside it. On the spring DST night the skipped
 hour does not exist (02:00-03:00 is never live that night, 02:30-04:00 opens at

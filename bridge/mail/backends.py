@@ -18,7 +18,7 @@ from typing import Protocol
 
 import aiosmtplib
 
-from bots.mail.settings import MailSettings, SmtpSettings
+from bridge.mail.settings import MailSettings, SmtpSettings
 
 log = logging.getLogger("buergerchat.mail")
 
