@@ -16,6 +16,7 @@ from bridge.commands import Command
 from bridge.config import Department
 from bridge.db.models import Case
 from bridge.lifecycle import InvalidTransition, Kind, State
+from bridge.messages import say
 from bridge.plugins import BotContext, Router
 
 log = logging.getLogger("buergerchat.workflow")
@@ -74,7 +75,7 @@ class WorkflowBot:
         department = self._department_label(case.department)
         await self.ctx.cases.add_system_event(
             case.case_id,
-            f"{name} ({department}) kümmert sich jetzt um Ihr Anliegen.",
+            say("claimed", case.language, name=name, department=department),
             kind="claimed",
             staff_name=name,
         )
@@ -177,7 +178,7 @@ class WorkflowBot:
         name = self.ctx.cases.staff_name(room_id, command.sender)
         await self.ctx.cases.add_system_event(
             case.case_id,
-            f"Ihr Anliegen wurde an {target.name} weitergegeben.",
+            say("transferred", case.language, department=target.name),
             kind="transferred",
             department=target.id,
         )

@@ -6,17 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MRoomInUse
 from mautrix.types import (
     Event,
-    EventType,
-    Membership,
-    MessageEvent,
     MessageType,
     RoomAlias,
     RoomCreatePreset,
@@ -27,6 +23,7 @@ from mautrix.types import (
 )
 
 from .appservice import DurableAppService
+from .caserooms import CaseRooms
 from .cause import derived_key
 from .clock import utcnow
 from .config import Config, Department
@@ -35,7 +32,8 @@ from .db.store import Store
 from .delivery import TRANSIENT, Deliveries
 from .errors import HOMESERVER_ERRORS, CaseClosed, InvalidField
 from .jobs import GiveUp, JobRun
-from .lifecycle import InvalidTransition, Lifecycle, State
+from .lifecycle import InvalidTransition, Kind, Lifecycle, State
+from .messages import say
 from .timeline import Timeline
 from .tokens import CHAT, Tokens, new_case_id
 
@@ -51,9 +49,6 @@ ROOM_RETRY = timedelta(seconds=3)
 #: the way) get one.
 SWEEP_JOB = "case.sweep"
 SWEEP_EVERY = timedelta(seconds=30)
-CloseHook = Callable[[Case], Awaitable[None]]
-#: Run after a citizen message was stored for the first time (team notice …).
-MessageHook = Callable[[Case, CaseEvent], Awaitable[None]]
 
 
 class CaseService:
@@ -71,7 +66,7 @@ class CaseService:
         deliveries.sent_hooks.append(self._sent)
         self.jobs = deliveries.jobs
         #: Every move of a case between states goes through here.
-        self.lifecycle = Lifecycle(store)
+        self.lifecycle = Lifecycle(store, self.jobs)
         self.jobs.kind(ROOM_JOB, self._room_job, base=ROOM_RETRY)
         self.jobs.kind(SWEEP_JOB, self._sweep, every=SWEEP_EVERY)
         self._case_locks: dict[str, asyncio.Lock] = {}
@@ -82,16 +77,13 @@ class CaseService:
         self.notifier = self.timeline.notifier
         self.stopping = False
         self._room_locks: dict[str, asyncio.Lock] = {}
-        #: Run when a case closes, before staff leave the room (transcript archive…).
-        self.close_hooks: list[CloseHook] = []
-        self.message_hooks: list[MessageHook] = []
         #: Decides live/queued/offline and whom to invite; set by the routing bot.
         self.router: Router | None = None
 
     # --- life cycle ---------------------------------------------------------
 
     def start(self) -> None:
-        self.az.on_event(self.handle_event)
+        self.az.on_event(CaseRooms(self).handle_event)
 
     async def stop(self) -> None:
         self.stopping = True
@@ -108,7 +100,7 @@ class CaseService:
         language: str,
         state: str = "live",
         invite: tuple[str, ...] = (),
-        extra: dict[str, Any] | None = None,
+        routed_at: datetime | None = None,
     ) -> tuple[Case, str]:
         """Create the case, its token and (if Synapse answers) its room, to which
         the ghost and the staff in ``invite`` (chosen by routing) are invited."""
@@ -126,13 +118,18 @@ class CaseService:
             language=language,
             citizen_name=citizen_name,
             ghost_mxid=ghost,
-            extra={**(extra or {}), "invited": list(invite)},
+            invited=invite,
+            routed_at=routed_at,
         )
         token = await self.tokens.mint_chat(case.case_id)
         await self.add_system_event(
             case.case_id,
-            f"Ihr Anliegen ist unter {case.reference} bei {department.name} "
-            "eingegangen.",
+            say(
+                "opened",
+                case.language,
+                reference=case.reference,
+                department=department.name,
+            ),
             kind="opened",
         )
         try:
@@ -172,7 +169,7 @@ class CaseService:
                 case.room_id = fresh.room_id
                 return fresh.room_id
             department = self.config.department(case.department)
-            invited = list((fresh or case).extra.get("invited") or [])
+            invited = list((fresh or case).invited or [])
             # The whole department may act in the room (a later invite, a
             # transfer); only the staff routing picked are invited now.
             staff = [s.mxid for s in department.staff] if department else []
@@ -262,11 +259,9 @@ class CaseService:
             if fresh is not None:
                 event = fresh
         if created:
-            for hook in self.message_hooks:
-                try:
-                    await hook(case, event)
-                except Exception:
-                    log.exception("message hook %s failed for %s", hook, case.reference)
+            await self.lifecycle.publish(
+                Kind.CITIZEN_MESSAGE, case, {"seq": event.seq, "body": event.body}
+            )
         return event
 
     async def deliver_pending(self, case: Case) -> None:
@@ -330,8 +325,9 @@ class CaseService:
     async def close_case(
         self, case: Case, *, by: str | None, note: str | None = None
     ) -> bool:
-        """Close once: hooks run (e.g. the transcript archive), the citizen is told,
-        staff leave the room so their accounts stay light. False if already closed."""
+        """Close once: the ``closed`` event (its reactions: the transcript archive,
+        the queue moves), the citizen is told, staff leave the room so their
+        accounts stay light. False if already closed."""
         fresh = await self.store.get_case(case.case_id)
         if fresh is None or fresh.closed_at is not None:
             return False
@@ -342,14 +338,15 @@ class CaseService:
         except InvalidTransition:
             return False  # closed by someone else meanwhile
         fresh.state, fresh.closed_at = "closed", closed.at
-        for hook in self.close_hooks:
-            try:
-                await hook(fresh)
-            except Exception:
-                log.exception("close hook %s failed for %s", hook, fresh.reference)
         who = self.staff_name(fresh.room_id or "", by) if by else None
-        text = f"Der Chat {fresh.reference} wurde" + (f" von {who}" if who else "")
-        text += " beendet." + (f" Hinweis: {note}" if note else "")
+        language, reference = fresh.language, fresh.reference
+        text = (
+            say("closed_by", language, reference=reference, name=who)
+            if who
+            else say("closed", language, reference=reference)
+        )
+        if note:
+            text += " " + say("closing_note", language, note=note)
         await self.add_system_event(fresh.case_id, text, kind="closed", note=note)
         # Personal links from answer mails stay valid until they expire, so a
         # citizen can still read an answer that staff sent just before closing
@@ -403,14 +400,15 @@ class CaseService:
         )
         return event
 
-    def staff_name(self, room_id: str, mxid: str, event: Event | None = None) -> str:
+    def staff_name(
+        self, room_id: str, mxid: str, event: Event | StateEvent | None = None
+    ) -> str:
         staff = self.config.all_staff().get(mxid)
         if staff and staff.name:
             return staff.name
-        if isinstance(event, StateEvent) and getattr(
-            event.content, "displayname", None
-        ):
-            return str(event.content.displayname)
+        displayname = getattr(getattr(event, "content", None), "displayname", None)
+        if isinstance(event, StateEvent) and displayname:
+            return str(displayname)
         return mxid.split(":", 1)[0].lstrip("@")
 
     def is_bridge_user(self, mxid: str) -> bool:
@@ -418,50 +416,3 @@ class CaseService:
         return local == self.config.bridge.bot_localpart or local.startswith(
             self.config.bridge.ghost_prefix
         )
-
-    async def handle_event(self, event: Event) -> None:
-        """Staff activity in a case room becomes part of the citizen's timeline."""
-        room_id = getattr(event, "room_id", None)
-        sender = getattr(event, "sender", None)
-        if not room_id or not sender or self.is_bridge_user(sender):
-            return
-        case = await self.store.case_by_room(room_id)
-        if case is None:
-            return
-        if isinstance(event, MessageEvent) and event.type == EventType.ROOM_MESSAGE:
-            await self._staff_message(case, event)
-        elif (
-            isinstance(event, StateEvent)
-            and event.type == EventType.ROOM_MEMBER
-            and event.content.membership == Membership.JOIN
-            and getattr(event.prev_content, "membership", None) != Membership.JOIN
-        ):
-            department = self.config.department(case.department)
-            name = self.staff_name(room_id, sender, event)
-            where = f" ({department.name})" if department else ""
-            await self.add_system_event(
-                case.case_id,
-                f"{name}{where} ist dem Chat beigetreten.",
-                kind="staff_joined",
-                staff_name=name,
-            )
-
-    async def _staff_message(self, case: Case, event: MessageEvent) -> None:
-        content = event.content
-        if content.msgtype not in (MessageType.TEXT, MessageType.EMOTE):
-            return  # notices are for staff; files are handled by the scanner
-        if content.body.startswith("!"):
-            return  # a command for the bots, not a message to the citizen
-        await self.timeline.add(
-            case.case_id,
-            type="message",
-            sender="staff",
-            sender_name=self.staff_name(case.room_id or "", event.sender),
-            body=content.body,
-            matrix_event_id=event.event_id,
-            ts=_event_time(event),
-        )
-
-
-def _event_time(event: MessageEvent | StateEvent) -> datetime:
-    return datetime.fromtimestamp(event.timestamp / 1000, UTC)

@@ -1,14 +1,55 @@
-"""Time in one place, so tests and the office-hours core can inject a clock."""
+"""Time in one place: every "now" of the bridge and the bots is :func:`utcnow`
+(or :func:`routing_now` for office hours), read from one clock that the tests
+replace with :class:`FakeClock` (:func:`use_clock`)."""
 
 from __future__ import annotations
 
 import os
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 
+class Clock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FakeClock(Clock):
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("FakeClock needs an aware start time")
+        self._now = start.astimezone(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta | None = None, **parts: float) -> datetime:
+        self._now += delta if delta is not None else timedelta(**parts)
+        return self._now
+
+
+_clock: Clock = Clock()
+_STARTED = datetime.now(UTC)
+
+
+@contextmanager
+def use_clock(clock: Clock) -> Iterator[Clock]:
+    """Read time from ``clock`` inside the block (tests)."""
+    global _clock
+    previous, _clock = _clock, clock
+    try:
+        yield clock
+    finally:
+        _clock = previous
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return _clock.now()
 
 
 def as_utc(value: datetime) -> datetime:
@@ -16,15 +57,13 @@ def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-_START = time.monotonic()
-
-
 def routing_now() -> datetime:
     """The instant office hours are judged by.
 
     ``BUERGERCHAT_NOW`` (ISO 8601 with offset, e.g. ``2026-11-19T10:00:00+01:00``)
     lets an admin try the rules at a chosen time (and the tests pin a weekday
-    morning); the clock then runs on from there. Unset, it is the real time.
+    morning): the process starts at that instant and the clock runs on from
+    there. Unset, it is :func:`utcnow`.
     """
     fixed = os.environ.get("BUERGERCHAT_NOW")
     if not fixed:
@@ -32,4 +71,4 @@ def routing_now() -> datetime:
     start = datetime.fromisoformat(fixed)
     if start.tzinfo is None:
         raise ValueError("BUERGERCHAT_NOW needs a UTC offset, e.g. +01:00")
-    return start.astimezone(UTC) + timedelta(seconds=time.monotonic() - _START)
+    return utcnow() + (start.astimezone(UTC) - _STARTED)

@@ -27,6 +27,18 @@ purged     retention or erasure removed it               —
 
 ``claimed`` is no state of its own: a live case with an ``assignee`` (the API has
 always shown such a case as ``live``).
+
+Bots react in two ways. :meth:`Lifecycle.subscribe` calls a handler in this
+process after the commit (for what a later tick would also do, e.g. moving the
+queue). :meth:`Lifecycle.react` makes every event of a kind enqueue a job *in the
+same transaction* as the move, so the reaction survives a crash right after the
+commit and is retried by the job queue (e.g. archiving the transcript).
+
+Messages are events too (``citizen_message``, ``staff_message``, ``staff_file``,
+``staff_joined``), but they move no state and their record is the citizen's
+timeline (``case_events``): :meth:`Lifecycle.publish` hands them to subscribers
+each time they are worked off — at least once, so subscribers are idempotent
+(their mails and sends carry keys).
 """
 
 from __future__ import annotations
@@ -42,11 +54,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
-from .clock import utcnow
-from .db.models import Case, CaseTransition
+from .clock import as_utc, utcnow
+from .db.models import Case, CaseTransition, Job
 
 if TYPE_CHECKING:
     from .db.store import Store
+    from .jobs import JobQueue
 
 log = logging.getLogger("buergerchat.lifecycle")
 LOCK_STRIPES = 64
@@ -75,8 +88,17 @@ class Kind(StrEnum):
     TRANSFERRED = "transferred"
     CLOSED = "closed"
     PURGED = "purged"
+    # No state moves; published by the case service (see the module docstring).
+    CITIZEN_MESSAGE = "citizen_message"
+    STAFF_MESSAGE = "staff_message"
+    STAFF_FILE = "staff_file"
+    STAFF_JOINED = "staff_joined"
 
 
+#: Events that are not stored in ``case_transitions``.
+MESSAGE_KINDS = frozenset(
+    {Kind.CITIZEN_MESSAGE, Kind.STAFF_MESSAGE, Kind.STAFF_FILE, Kind.STAFF_JOINED}
+)
 S = State
 #: Which state may follow which. ``None`` is a case that does not exist yet.
 TRANSITIONS: dict[State | None, frozenset[State]] = {
@@ -115,7 +137,8 @@ class InvalidTransition(Exception):
 
 @dataclass(frozen=True)
 class DomainEvent:
-    id: int
+    #: The row in ``case_transitions``; None for message events.
+    id: int | None
     case_id: str
     kind: Kind
     from_state: State | None
@@ -123,6 +146,8 @@ class DomainEvent:
     at: datetime
     actor: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    #: The case as it was when a message event was published (saves a look-up).
+    case: Case | None = field(default=None, compare=False, repr=False)
 
 
 Subscriber = Callable[[DomainEvent], Awaitable[None]]
@@ -131,15 +156,68 @@ Subscriber = Callable[[DomainEvent], Awaitable[None]]
 class Lifecycle:
     """Moves cases between states; see the module docstring."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, jobs: JobQueue | None = None) -> None:
         self.store = store
+        self.jobs = jobs
         self._subscribers: dict[Kind, list[Subscriber]] = {}
+        self._reactions: dict[Kind, list[str]] = {}
         # Moves of one case in this process one after another (SQLite has no
         # row locks; PostgreSQL's FOR UPDATE orders them across processes).
         self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
 
     def subscribe(self, kind: Kind, subscriber: Subscriber) -> None:
+        """Call ``subscriber`` in this process after each event of ``kind``."""
         self._subscribers.setdefault(kind, []).append(subscriber)
+
+    def react(self, kind: Kind, job_kind: str) -> None:
+        """Enqueue a job of ``job_kind`` (payload: ``event``, the event's id) in
+        the transaction of every event of ``kind``; its handler loads the event
+        with :meth:`event`. Only for stored events (not messages)."""
+        if self.jobs is None:
+            raise RuntimeError("durable reactions need the job queue")
+        if kind in MESSAGE_KINDS:
+            raise ValueError(f"{kind.value} events are not stored; subscribe instead")
+        self._reactions.setdefault(kind, []).append(job_kind)
+
+    def _reaction_jobs(self, row: CaseTransition) -> list[Job]:
+        return [
+            Job(
+                kind=job_kind,
+                key=f"{job_kind}:{row.id}",
+                payload={"event": row.id},
+                state="queued",
+                run_at=row.at,
+                attempts=0,
+                case_id=row.case_id,
+                created_at=row.at,
+            )
+            for job_kind in self._reactions.get(Kind(row.kind), [])
+        ]
+
+    async def event(self, event_id: int) -> DomainEvent | None:
+        async with self.store.session() as s:
+            row = await s.get(CaseTransition, event_id)
+            return _event(row) if row is not None else None
+
+    async def publish(
+        self,
+        kind: Kind,
+        case: Case,
+        data: dict[str, Any],
+        *,
+        actor: str | None = None,
+        propagate: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        """A message event to the subscribers (not stored: see the module
+        docstring). Errors of the ``propagate`` types reach the caller (so an
+        appservice transaction is worked off again); others are logged."""
+        if kind not in MESSAGE_KINDS:
+            raise ValueError(f"{kind.value} is a state move; use transition()")
+        state = State(case.state)
+        event = DomainEvent(
+            None, case.case_id, kind, state, state, utcnow(), actor, data, case
+        )
+        await self._publish(event, propagate)
 
     async def transition(
         self,
@@ -150,21 +228,20 @@ class Lifecycle:
         actor: str | None = None,
         data: dict[str, Any] | None = None,
         expect: frozenset[State] | None = None,
-        extra: dict[str, Any] | None = None,
         **columns: Any,
     ) -> DomainEvent:
-        """Move the case to ``to`` (and set ``columns``, e.g. ``department`` or
-        ``assignee``, and keys of ``extra``; a key set to None is removed) and
-        record the event, in one transaction. ``expect`` narrows the states the
-        case may be in now (a queued case is routed only while it is still
-        queued); :class:`InvalidTransition` otherwise."""
+        """Move the case to ``to`` (and set ``columns``, e.g. ``department``,
+        ``assignee`` or ``invited``) and record the event, in one transaction.
+        ``expect`` narrows the states the case may be in now (a queued case is
+        routed only while it is still queued); :class:`InvalidTransition`
+        otherwise."""
         event_kind = kind or ENTERED_BY.get(to) or Kind.ROUTED
         lock = self._locks[hash(case_id) % LOCK_STRIPES]
         for attempt in range(1, BUSY_RETRIES + 1):
             try:
                 async with lock:
                     event = await self._move(
-                        case_id, to, event_kind, actor, data, expect, extra, columns
+                        case_id, to, event_kind, actor, data, expect, columns
                     )
                 break
             except (OperationalError, _Raced) as e:
@@ -177,6 +254,8 @@ class Lifecycle:
                         ) from e
                     raise
                 await asyncio.sleep(0.05 * attempt)
+        if self._reactions.get(event_kind) and self.jobs is not None:
+            self.jobs.wake()
         await self._publish(event)
         return event
 
@@ -188,7 +267,6 @@ class Lifecycle:
         actor: str | None,
         data: dict[str, Any] | None,
         expect: frozenset[State] | None,
-        extra: dict[str, Any] | None,
         columns: dict[str, Any],
     ) -> DomainEvent:
         columns = dict(columns)
@@ -207,14 +285,6 @@ class Lifecycle:
                 )
             if to is S.CLOSED and case.closed_at is None:
                 columns.setdefault("closed_at", now)
-            if extra:
-                merged = dict(case.extra or {})
-                for key, value in extra.items():
-                    if value is None:
-                        merged.pop(key, None)
-                    else:
-                        merged[key] = value
-                columns["extra"] = merged
             # Only if nobody moved it since we read it (SQLite reads without a
             # lock): otherwise read again and decide again.
             moved = await s.execute(
@@ -235,6 +305,7 @@ class Lifecycle:
             )
             s.add(row)
             await s.flush()
+            s.add_all(self._reaction_jobs(row))
             return _event(row)
 
     async def open(
@@ -245,9 +316,14 @@ class Lifecycle:
         if not allowed(None, state):
             raise InvalidTransition(f"A case cannot start {state.value}.")
         case = await self.store.create_case(
-            state=state.value, opened=dict(data or {}), **fields
+            state=state.value,
+            opened=dict(data or {}),
+            with_opened=self._reaction_jobs,
+            **fields,
         )
         event = (await self.history(case.case_id))[0]
+        if self._reactions.get(Kind.OPENED) and self.jobs is not None:
+            self.jobs.wake()
         await self._publish(event)
         return case, event
 
@@ -286,10 +362,14 @@ class Lifecycle:
             )
             return [_event(r) for r in rows]
 
-    async def _publish(self, event: DomainEvent) -> None:
+    async def _publish(
+        self, event: DomainEvent, propagate: tuple[type[BaseException], ...] = ()
+    ) -> None:
         for subscriber in self._subscribers.get(event.kind, []):
             try:
                 await subscriber(event)
+            except propagate:
+                raise
             except Exception:
                 log.exception(
                     "subscriber %s failed for %s of %s",
@@ -306,7 +386,7 @@ def _event(row: CaseTransition) -> DomainEvent:
         kind=Kind(row.kind),
         from_state=State(row.from_state) if row.from_state else None,
         to_state=State(row.to_state),
-        at=row.at,
+        at=as_utc(row.at),
         actor=row.actor,
         data=dict(row.data or {}),
     )

@@ -19,7 +19,6 @@ from hashlib import sha256
 from typing import ClassVar
 
 from aiohttp import web
-from mautrix.types import Event, EventType, MessageEvent, MessageType
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bridge.api.citizen import bearer, read_json
@@ -28,6 +27,7 @@ from bridge.commands import Command
 from bridge.db.models import Case
 from bridge.errors import CaseClosed, UnknownToken
 from bridge.jobs import JobRun
+from bridge.lifecycle import DomainEvent, Kind
 from bridge.mail import Outbox as MailOutbox
 from bridge.mail import OutboxMail, answer_notice_to_citizen, make_backend
 from bridge.plugins import BotContext
@@ -72,6 +72,8 @@ class OfflineBot:
         ctx.jobs.kind(
             RETRY_JOB, self._retry_job, every=timedelta(seconds=RETRY_SECONDS)
         )
+        # Published by the case service once the answer is in the timeline.
+        ctx.cases.lifecycle.subscribe(Kind.STAFF_MESSAGE, self.on_staff_message)
         ctx.commands.register(
             "revoke",
             self._revoke,
@@ -103,8 +105,6 @@ class OfflineBot:
     async def start(self) -> None:
         self.ctx.health.register("mail_outbox", self.health)
         await self.outbox.start()
-        # After the case service: staff messages are in the timeline by now.
-        self.ctx.appservice.on_event(self.handle_event)
         await self.retry_unforwarded()
         await self.ctx.jobs.enqueue(RETRY_JOB, RETRY_JOB)
 
@@ -283,17 +283,11 @@ class OfflineBot:
 
     # --- staff answers in the case room ---------------------------------------
 
-    async def handle_event(self, event: Event) -> None:
-        """A staff answer to an offline message: tell the citizen by e-mail, once
-        until they came back (opened the link or wrote again)."""
-        if not isinstance(event, MessageEvent) or event.type != EventType.ROOM_MESSAGE:
-            return
-        content = event.content
-        if content.msgtype not in (MessageType.TEXT, MessageType.EMOTE):
-            return
-        if content.body.startswith("!") or self.ctx.cases.is_bridge_user(event.sender):
-            return
-        case = await self.ctx.store.case_by_room(event.room_id)
+    async def on_staff_message(self, event: DomainEvent) -> None:
+        """A staff answer to an offline message (Kind.STAFF_MESSAGE): tell the
+        citizen by e-mail, once until they came back (opened the link or wrote
+        again)."""
+        case = event.case
         if case is None or case.closed_at is not None:
             return
         record = await self.records.by_case(case.case_id)
@@ -301,7 +295,7 @@ class OfflineBot:
             return
         if not await self._citizen_away(record):
             return
-        await self._send_answer_notice(case, record, str(event.event_id))
+        await self._send_answer_notice(case, record, str(event.data["event_id"]))
 
     async def _citizen_away(self, record: OfflineRecord) -> bool:
         """True unless a notice went out and the citizen has not been back since."""

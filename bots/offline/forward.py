@@ -30,6 +30,7 @@ from bridge.mail import (
     confirmation_to_citizen,
     offline_message_to_department,
 )
+from bridge.messages import say
 
 from .models import OfflineRecord
 from .store import MESSAGE_CLIENT_ID, RECEIVED_CLIENT_ID, OfflineStore
@@ -48,26 +49,21 @@ class NotYetForwarded(Exception):
 
 def received_text(record: OfflineRecord, case: Case, department: str) -> str:
     """The ``offline_received`` system event, in the citizen's language."""
-    if record.language == "en":
-        if record.email and record.phone:
-            how = f"by e-mail to {record.email} (or by phone on {record.phone})"
-        elif record.email:
-            how = f"by e-mail to {record.email}"
-        else:
-            how = f"by phone on {record.phone}"
-        return (
-            f"Your message has been received under {case.reference}. {department} "
-            f"will answer during office hours, {how}."
-        )
+    language = record.language
     if record.email and record.phone:
-        how = f"per E-Mail an {record.email} (oder telefonisch unter {record.phone})"
+        how = say(
+            "reply_by_email_or_phone", language, email=record.email, phone=record.phone
+        )
     elif record.email:
-        how = f"per E-Mail an {record.email}"
+        how = say("reply_by_email", language, email=record.email)
     else:
-        how = f"telefonisch unter {record.phone}"
-    return (
-        f"Ihre Nachricht ist unter {case.reference} eingegangen. {department} "
-        f"antwortet während der Sprechzeiten {how}."
+        how = say("reply_by_phone", language, phone=record.phone)
+    return say(
+        "offline_received",
+        language,
+        reference=case.reference,
+        department=department,
+        how=how,
     )
 
 

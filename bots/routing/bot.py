@@ -15,6 +15,7 @@ from mautrix.types import MessageType
 
 from bridge.clock import as_utc, utcnow
 from bridge.jobs import JobRun
+from bridge.lifecycle import Kind
 from bridge.plugins import BotContext
 from bridge.tasks import cancel, every
 
@@ -42,8 +43,10 @@ class RoutingBot:
         self.dispatcher = Dispatcher(ctx.config, ctx.store, ctx.cases, ctx.team)
         self.watcher = RulesWatcher(ctx.config)
         ctx.cases.router = self.dispatcher
-        ctx.cases.close_hooks.append(self.dispatcher.on_close)
-        ctx.cases.message_hooks.append(self.dispatcher.on_citizen_message)
+        ctx.cases.lifecycle.subscribe(Kind.CLOSED, self.dispatcher.on_close)
+        ctx.cases.lifecycle.subscribe(
+            Kind.CITIZEN_MESSAGE, self.dispatcher.on_citizen_message
+        )
         ctx.jobs.kind(
             TICK_JOB,
             self._tick_job,
@@ -98,7 +101,7 @@ class RoutingBot:
         """Cases whose citizen has not written for a while still get their notice."""
         cutoff = utcnow() - ANNOUNCE_WITHOUT_MESSAGE
         for case in await self.ctx.store.routed_cases():
-            if (case.extra or {}).get("announced") or as_utc(case.created_at) > cutoff:
+            if case.announced_at is not None or as_utc(case.created_at) > cutoff:
                 continue
             await self.dispatcher.announce_once(case, None)
 

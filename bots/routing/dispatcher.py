@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 from mautrix.errors import MatrixError, MForbidden
 from mautrix.types import RoomID, UserID
 
-from bridge.clock import routing_now, utcnow
+from bridge.clock import as_utc, routing_now, utcnow
 from bridge.departments.model import Department
 from bridge.departments.office_hours import is_live
 from bridge.errors import HOMESERVER_ERRORS
-from bridge.lifecycle import InvalidTransition, Kind, State
+from bridge.lifecycle import DomainEvent, InvalidTransition, Kind, State
+from bridge.messages import say
 
 from .queue import OpenCase, last_pointers, open_cases_per_staff, queue_places
 from .strategy import RoutingDecision, choose_staff, fallback_chain, route
@@ -30,18 +31,13 @@ from .strategy import RoutingDecision, choose_staff, fallback_chain, route
 if TYPE_CHECKING:
     from bridge.case import CaseService
     from bridge.config import Config
-    from bridge.db.models import Case, CaseEvent
+    from bridge.db.models import Case
     from bridge.db.store import Store
     from bridge.team import TeamRooms
 
 log = logging.getLogger("buergerchat.routing")
 
 PRESENCE_TIMEOUT = 5.0
-
-
-def say(case: Case, german: str, english: str) -> str:
-    """A system message in the citizen's language."""
-    return english if case.language == "en" else german
 
 
 def local_time(value: datetime | None, config: Config) -> str | None:
@@ -69,8 +65,8 @@ class Dispatcher:
         history = [
             (
                 c.department,
-                str((c.extra or {}).get("routed_at") or ""),
-                tuple((c.extra or {}).get("invited") or ()),
+                as_utc(c.routed_at).isoformat() if c.routed_at else "",
+                tuple(c.invited or ()),
             )
             for c in await self.store.recent_cases(500)
         ]
@@ -121,7 +117,7 @@ class Dispatcher:
                 c.department,
                 c.state,
                 c.assignee,
-                tuple((c.extra or {}).get("invited") or ()),
+                tuple(c.invited or ()),
             )
             for c in cases
         ]
@@ -129,7 +125,7 @@ class Dispatcher:
     @staticmethod
     def waiting(case: Case) -> bool:
         """In a queue: queued and not told that live hours ended."""
-        return case.state == "queued" and not (case.extra or {}).get("queue_closed")
+        return case.state == "queued" and not case.queue_closed
 
     # --- a new case -----------------------------------------------------------
 
@@ -160,7 +156,6 @@ class Dispatcher:
                 )
                 return decision, None, None
             target = self.config.department(decision.department) or department
-            extra = {"routed_at": utcnow().isoformat()} if decision.invite else {}
             case, token = await self.cases.open_case(
                 department=target,
                 topic=topic,
@@ -168,7 +163,7 @@ class Dispatcher:
                 language=language,
                 state=decision.kind,
                 invite=decision.invite,
-                extra=extra,
+                routed_at=utcnow() if decision.invite else None,
             )
             self.pointers = dict(decision.pointers)
             if decision.kind == "queued":
@@ -199,22 +194,25 @@ class Dispatcher:
         places = queue_places(department, [c.case_id for c in line], presence)
         for case in line:
             place = places[case.case_id].as_json()
-            if (case.extra or {}).get("queue") == place:
-                continue
-            case.extra = await self.store.merge_case_extra(
-                case.case_id, {"queue": place}
-            )
             minutes = place["estimated_wait_minutes"]
+            if (case.queue_position, case.queue_wait_minutes) == (
+                place["position"],
+                minutes,
+            ):
+                continue
+            case.queue_position, case.queue_wait_minutes = place["position"], minutes
+            await self.store.update_case(
+                case.case_id,
+                queue_position=place["position"],
+                queue_wait_minutes=minutes,
+            )
             await self.cases.add_system_event(
                 case.case_id,
                 say(
-                    case,
-                    f"Alle Mitarbeitenden sind im Gespräch. Sie sind an Position "
-                    f"{place['position']} der Warteschlange; geschätzte Wartezeit "
-                    f"etwa {minutes} Minuten. Sie können schon schreiben.",
-                    f"Everyone is busy. You are number {place['position']} in the "
-                    f"queue; estimated wait about {minutes} minutes. You can write "
-                    "already.",
+                    "queue",
+                    case.language,
+                    position=place["position"],
+                    minutes=minutes,
                 ),
                 kind="queue",
                 position=place["position"],
@@ -270,11 +268,10 @@ class Dispatcher:
                 kind=Kind.ROUTED,
                 expect=frozenset({State.QUEUED}),
                 data={"department": department.id, "invited": list(invite)},
-                extra={
-                    "invited": list(invite),
-                    "routed_at": utcnow().isoformat(),
-                    "queue": None,
-                },
+                invited=list(invite),
+                routed_at=utcnow(),
+                queue_position=None,
+                queue_wait_minutes=None,
             )
         except InvalidTransition as e:
             log.info("queued case %s not routed: %s", case.reference, e)
@@ -284,11 +281,7 @@ class Dispatcher:
             await self.invite(case.room_id, invite)
         await self.cases.add_system_event(
             case.case_id,
-            say(
-                case,
-                f"Sie sind an der Reihe: {department.name} ist gleich für Sie da.",
-                f"It is your turn: {department.name} will be with you shortly.",
-            ),
+            say("routed", case.language, department=department.name),
             kind="routed",
             department=department.id,
         )
@@ -299,20 +292,16 @@ class Dispatcher:
     async def _close_queue(self, line: Sequence[Case], opens: datetime | None) -> None:
         """Live hours ended while these citizens waited: offer the offline path."""
         for case in line:
-            case.extra = await self.store.merge_case_extra(
-                case.case_id, {"queue_closed": True, "queue": None}
+            case.queue_closed, case.queue_position = True, None
+            await self.store.update_case(
+                case.case_id,
+                queue_closed=True,
+                queue_position=None,
+                queue_wait_minutes=None,
             )
             await self.cases.add_system_event(
                 case.case_id,
-                say(
-                    case,
-                    "Die Sprechzeit ist zu Ende und niemand konnte Sie mehr "
-                    "übernehmen. Hinterlassen Sie uns eine Nachricht mit Ihren "
-                    "Kontaktdaten; wir antworten per E-Mail oder Telefon.",
-                    "Live hours have ended before anyone could take your chat. "
-                    "Leave us a message with your contact details; we will answer "
-                    "by e-mail or phone.",
-                ),
+                say("queue_closed", case.language),
                 kind="queue_closed",
                 offline_offer=True,
                 next_opening=local_time(opens, self.config),
@@ -357,19 +346,20 @@ class Dispatcher:
                 kind=Kind.TRANSFERRED,
                 actor=actor,
                 data={"from": case.department, "to": target.id, "note": note},
-                extra={
-                    "invited": list(invite),
-                    "routed_at": utcnow().isoformat(),
-                    "queue": None,
-                    "queue_closed": None,
-                },
+                invited=list(invite),
+                routed_at=utcnow(),
+                queue_position=None,
+                queue_wait_minutes=None,
+                queue_closed=False,
                 department=target.id,
                 assignee=None,
             )
-            fresh = await self.store.get_case(case.case_id)
-            if fresh is not None:
-                case.extra = fresh.extra
             case.department, case.assignee, case.state = target.id, None, "live"
+            case.invited, case.queue_position, case.queue_closed = (
+                list(invite),
+                None,
+                False,
+            )
         return invite
 
     # --- team notices -------------------------------------------------------------
@@ -387,11 +377,11 @@ class Dispatcher:
         self._announcing.add(case.case_id)
         try:
             fresh = await self.store.get_case(case.case_id)
-            if fresh is None or (fresh.extra or {}).get("announced"):
+            if fresh is None or fresh.announced_at is not None:
                 return
             if fresh.state not in ("live", "queued") or fresh.closed_at is not None:
                 return
-            invited = (fresh.extra or {}).get("invited") or []
+            invited = fresh.invited or []
             names = ", ".join(self.cases.staff_name("", m) for m in invited)
             if await self.team.announce_case(
                 fresh,
@@ -399,15 +389,17 @@ class Dispatcher:
                 extra=f"Eingeladen: {names}" if names else None,
                 key=f"announce:{fresh.case_id}",
             ):
-                await self.store.merge_case_extra(fresh.case_id, {"announced": True})
+                await self.store.update_case(fresh.case_id, announced_at=utcnow())
         finally:
             self._announcing.discard(case.case_id)
 
-    async def on_citizen_message(self, case: Case, event: CaseEvent) -> None:
-        """Message hook: the first citizen message goes into the team notice."""
-        if not (case.extra or {}).get("announced"):
-            await self.announce_once(case, event.body)
+    async def on_citizen_message(self, event: DomainEvent) -> None:
+        """Kind.CITIZEN_MESSAGE: the first citizen message goes into the team
+        notice (a case nobody wrote in is announced by the tick)."""
+        case = event.case
+        if case is not None and case.announced_at is None:
+            await self.announce_once(case, event.data["body"])
 
-    async def on_close(self, case: Case) -> None:
-        """Close hook: a place is free, the queue moves."""
+    async def on_close(self, event: DomainEvent) -> None:
+        """Kind.CLOSED: a place is free, the queue moves (the tick would, later)."""
         await self.drain()

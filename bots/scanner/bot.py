@@ -22,6 +22,7 @@ from bridge.errors import (
     NotFound,
 )
 from bridge.jobs import JobRun
+from bridge.lifecycle import Kind
 from bridge.plugins import BotContext
 from bridge.supervisor import Keeper
 
@@ -76,7 +77,7 @@ class ScannerBot:
         self.admin: SynapseAdmin | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self.staff = StaffFiles(self)
-        ctx.appservice.on_event(self.staff.handle_event)
+        ctx.cases.lifecycle.subscribe(Kind.STAFF_FILE, self.staff.on_file)
 
     # --- life cycle -----------------------------------------------------------
 

@@ -11,7 +11,6 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     ForeignKey,
-    Index,
     Integer,
     String,
     Text,
@@ -29,7 +28,6 @@ class Attachment(Base):
     __tablename__ = "attachments"
     __table_args__ = (
         UniqueConstraint("case_id", "client_id", name="uq_attachments_client_id"),
-        Index("ix_attachments_state_next", "state", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
@@ -52,9 +50,6 @@ class Attachment(Base):
     mxc_uri: Mapped[str | None] = mapped_column(String(255))
     matrix_event_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    #: No longer written: the next attempt is the ``scan.held`` job's run_at.
-    #: Kept until a migration drops it with its index.
-    next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

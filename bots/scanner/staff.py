@@ -9,15 +9,12 @@ from typing import TYPE_CHECKING
 
 from mautrix.types import (
     ContentURI,
-    Event,
     EventID,
-    EventType,
-    MessageEvent,
-    MessageType,
     RoomID,
 )
 
 from bridge.db.models import Case
+from bridge.lifecycle import DomainEvent
 
 from .content import clean_filename
 from .models import Attachment
@@ -28,12 +25,6 @@ if TYPE_CHECKING:
     from .bot import ScannerBot
 
 log = logging.getLogger("buergerchat.scanner")
-_FILE_TYPES = (
-    MessageType.IMAGE,
-    MessageType.FILE,
-    MessageType.VIDEO,
-    MessageType.AUDIO,
-)
 
 
 class StaffFiles:
@@ -43,36 +34,31 @@ class StaffFiles:
     def __init__(self, bot: ScannerBot) -> None:
         self.bot = bot
 
-    async def handle_event(self, event: Event) -> None:
-        """A file staff send in a case room is scanned before the citizen sees it."""
-        if not isinstance(event, MessageEvent) or event.type != EventType.ROOM_MESSAGE:
-            return
-        if event.content.msgtype not in _FILE_TYPES:
-            return
-        if self.bot.ctx.cases.is_bridge_user(event.sender):
-            return
-        case = await self.bot.ctx.store.case_by_room(event.room_id)
-        if case is None:
-            return
-        url = getattr(event.content, "url", None)
+    async def on_file(self, event: DomainEvent) -> None:
+        """A file staff send in a case room (Kind.STAFF_FILE) is scanned before
+        the citizen sees it."""
+        case = event.case
+        assert case is not None and event.actor is not None
+        content = event.data["content"]
+        url = content.get("url")
         if not url:
             return  # encrypted files are not used in case rooms
-        info = getattr(event.content, "info", None)
+        info = content.get("info") or {}
         row, created = await self.bot.queue.add(
             attachment_id=new_attachment_id(),
             case_id=case.case_id,
             direction="staff",
             client_id=None,
-            filename=clean_filename(event.content.body or "datei"),
-            mimetype=str(getattr(info, "mimetype", None) or "application/octet-stream"),
-            size=int(getattr(info, "size", None) or 0),
+            filename=clean_filename(str(content.get("body") or "datei")),
+            mimetype=str(info.get("mimetype") or "application/octet-stream"),
+            size=int(info.get("size") or 0),
             sha256="",
             state="pending",
-            matrix_event_id=str(event.event_id),
+            matrix_event_id=str(event.data["event_id"]),
             mxc_uri=str(url),
             signature=None,
             held_path=None,
-            sender=str(event.sender),
+            sender=event.actor,
         )
         if not created:
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar
 
@@ -15,8 +16,11 @@ from bridge.api.citizen import bearer
 from bridge.commands import Command
 from bridge.db.models import Case
 from bridge.errors import NotFound
+from bridge.jobs import JobRun
+from bridge.lifecycle import Kind
 from bridge.plugins import BotContext
 
+from .archives import Archives
 from .model import RenderedTranscript
 from .render import render_pdf, stored_final_hash
 from .section import TranscriptSettings, read_config
@@ -24,6 +28,9 @@ from .sources import MEDIA_TIMEOUT, case_entries, with_thumbnails
 from .timeline import TRANSCRIPT_MARKER, case_info
 
 log = logging.getLogger("buergerchat.transcript")
+#: Archives a closed case's transcript (a reaction to Kind.CLOSED).
+ARCHIVE_JOB = "transcript.archive"
+ARCHIVE_RETRY = timedelta(seconds=10)
 
 
 def file_name(case: Case) -> str:
@@ -47,7 +54,12 @@ class TranscriptBot:
             "!transcript",
             "Gesprächsverlauf als PDF in diesen Raum stellen",
         )
-        ctx.cases.close_hooks.append(self.archive)
+        # Durable: the job is written with the close, so a crash or a Synapse
+        # outage right after it delays the archive but never loses it.
+        ctx.jobs.kind(ARCHIVE_JOB, self._archive_job, base=ARCHIVE_RETRY)
+        ctx.cases.lifecycle.react(Kind.CLOSED, ARCHIVE_JOB)
+        self._archiving: dict[str, asyncio.Lock] = {}
+        self.archives = Archives(ctx.store.engine)
 
     async def start(self) -> None:
         pass
@@ -119,33 +131,51 @@ class TranscriptBot:
             case_id=case.case_id,
         )
 
-    async def archive(self, case: Case) -> None:
-        """Close hook: the PDF into the archive folder, its hash onto the case."""
+    async def _archive_job(self, run: JobRun) -> None:
+        """Kind.CLOSED → ``transcript.archive``: retried with backoff until
+        Synapse answers."""
+        case = await self.ctx.store.get_case(run.case_id or "")
+        if case is not None:
+            await self.archive(case)
+
+    async def archive(self, case: Case) -> RenderedTranscript | None:
+        """The PDF into the archive folder and its hash onto the case, once: an
+        archive already there (from the job or a download) is kept."""
         if not case.room_id:
-            return
+            return None
+        async with self._archiving.setdefault(case.case_id, asyncio.Lock()):
+            fresh = await self.ctx.store.get_case(case.case_id) or case
+            done = await self._archived(fresh)
+            if done is not None:
+                return done
+            rendered = await self._write_archive(fresh)
+        self._archiving.pop(case.case_id, None)
+        return rendered
+
+    async def _write_archive(self, case: Case) -> RenderedTranscript:
         rendered = await self.render(case)
         path = self.archive_dir / f"{case.reference}.pdf"
         await asyncio.to_thread(_write, path, rendered.pdf)
-        case.extra = await self.ctx.store.merge_case_extra(
+        await self.archives.put(
             case.case_id,
-            {
-                "transcript": {
-                    "final_hash": rendered.final_hash,
-                    "path": str(path),
-                    "pages": rendered.pages,
-                }
-            },
+            final_hash=rendered.final_hash,
+            path=str(path),
+            pages=rendered.pages,
         )
         log.info("archived transcript of %s to %s", case.reference, path)
+        return rendered
 
     async def citizen_download(self, request: web.Request) -> web.Response:
         """The citizen's own transcript as a PDF download (their token only).
 
-        A closed case gets the very document the town archived; an open one a
-        fresh interim transcript."""
+        A closed case gets the very document the town archived (archived now,
+        if its job has not run yet); an open one a fresh interim transcript."""
         case_id = request.match_info["case_id"]
         case = await self.ctx.cases.authorize(case_id, bearer(request))
-        rendered = await self._archived(case) or await self.render(case)
+        rendered = None
+        if case.closed_at is not None:
+            rendered = await self.archive(case)
+        rendered = rendered or await self.render(case)
         return web.Response(
             body=rendered.pdf,
             content_type="application/pdf",
@@ -158,8 +188,8 @@ class TranscriptBot:
     async def _archived(self, case: Case) -> RenderedTranscript | None:
         """The archived PDF of a closed case, if it is there and carries the
         hash stored with the case."""
-        stored = (case.extra or {}).get("transcript") or {}
-        if case.closed_at is None or not stored.get("final_hash"):
+        stored = await self.archives.get(case.case_id)
+        if case.closed_at is None or stored is None:
             return None
         path = self.archive_dir / f"{case.reference}.pdf"
         try:
@@ -167,11 +197,11 @@ class TranscriptBot:
         except OSError as e:
             log.warning("archived transcript of %s unreadable: %s", case.reference, e)
             return None
-        if stored_final_hash(pdf) != stored["final_hash"]:
+        if stored_final_hash(pdf) != stored.final_hash:
             log.warning("archived transcript %s does not match its case", path)
             return None
         return RenderedTranscript(
-            pdf=pdf, final_hash=stored["final_hash"], pages=int(stored.get("pages", 0))
+            pdf=pdf, final_hash=stored.final_hash, pages=stored.pages
         )
 
 

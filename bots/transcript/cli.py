@@ -21,7 +21,9 @@ from bridge.db.store import Store
 from bridge.homeserver import load_secrets
 from bridge.plugins import CliCommand
 
+from .archives import Archives
 from .chain import final_hash
+from .models import TranscriptArchive
 from .render import stored_final_hash
 from .sources import MediaUnavailable, case_entries
 from .timeline import case_info
@@ -83,7 +85,8 @@ async def verify_case(config: Config, key: str, pdf: Path | None) -> Verdict:
             )
     finally:
         await store.close()
-    return _compare(config, case, now, pdf)
+    archived = await Archives(store.engine).get(case.case_id)
+    return _compare(config, case, archived, now, pdf)
 
 
 async def _chain_now(config: Config, store: Store, case: Case) -> str:
@@ -110,21 +113,28 @@ async def _chain_now(config: Config, store: Store, case: Case) -> str:
     return final_hash(case_info(config, case, history.entries), history.entries)
 
 
-def archived_pdf(config: Config, case: Case) -> Path:
+def archived_pdf(
+    config: Config, case: Case, archived: TranscriptArchive | None
+) -> Path:
     """Where the archive keeps the case's PDF: the configured folder, or where
     it was filed if the folder has been changed since."""
     configured = config.plugin("transcripts").archive_dir / f"{case.reference}.pdf"
-    stored = ((case.extra or {}).get("transcript") or {}).get("path")
+    stored = archived.path if archived else None
     if not configured.is_file() and stored and Path(stored).is_file():
         return Path(stored)
     return configured
 
 
-def _compare(config: Config, case: Case, now: str, pdf: Path | None) -> Verdict:
-    stored = (case.extra or {}).get("transcript") or {}
+def _compare(
+    config: Config,
+    case: Case,
+    archived: TranscriptArchive | None,
+    now: str,
+    pdf: Path | None,
+) -> Verdict:
     lines = [f"Fall {case.reference}: Prüfsumme aus Synapse jetzt {now}"]
     problems: list[str] = []
-    expected = stored.get("final_hash")
+    expected = archived.final_hash if archived else None
     if expected:
         lines.append(f"  gespeichert beim Fall:  {expected}")
         if expected != now:
@@ -133,7 +143,7 @@ def _compare(config: Config, case: Case, now: str, pdf: Path | None) -> Verdict:
             )
     elif pdf is None:
         problems.append("es ist keine Prüfsumme gespeichert (Fall nicht archiviert?)")
-    pdf = pdf or archived_pdf(config, case)
+    pdf = pdf or archived_pdf(config, case, archived)
     if not pdf.is_file():
         problems.append(f"die PDF-Datei {pdf} fehlt")
     else:

@@ -12,9 +12,12 @@ from mautrix.types import EventType, RoomID
 from bridge.api.citizen import bearer
 from bridge.clock import utcnow
 from bridge.commands import Command
+from bridge.db.models import Case
 from bridge.errors import NotFound, Unavailable
+from bridge.messages import say
 from bridge.plugins import BotContext
 
+from .calls import VideoCalls
 from .jitsi import (
     conference_url,
     iframe_api_url,
@@ -22,6 +25,7 @@ from .jitsi import (
     participant_token,
     room_path,
 )
+from .models import VideoCall
 from .section import VideoSettings, read_config
 from .widget_event import (
     WIDGET_EVENT_TYPE,
@@ -46,6 +50,7 @@ class VideoBot:
         self.ctx = ctx
         self.video: VideoSettings = ctx.config.plugin(self.config_section)
         self.settings = self.video.jitsi
+        self.calls = VideoCalls(ctx.store.engine)
         ctx.commands.register(
             "video", self._video, "!video [end]", "Videoberatung starten / beenden"
         )
@@ -78,12 +83,12 @@ class VideoBot:
             await reply(room_id, "Video ist nicht eingerichtet (video.jitsi_domain).")
             return
         case = await self.ctx.store.get_case(command.case.case_id) or command.case
-        current = (case.extra or {}).get("video")
+        current = await self.calls.running(case.case_id)
         if command.args.lower() in ("end", "ende", "stop"):
             if not current:
                 await reply(room_id, "Es läuft keine Videoberatung.")
                 return
-            await self._end(case.case_id, room_id, current, command.sender)
+            await self._end(case, room_id, current, command.sender)
             return
         if current:
             await reply(
@@ -113,18 +118,18 @@ class VideoBot:
             state_key=widget_state_key(widget_id),
         )
         name = self.ctx.cases.staff_name(room_id, sender)
-        video = {
-            "conference_id": conference_id,
-            "widget_id": widget_id,
-            "audio_only": audio_only,
-            "started_by": name,
-            "started_at": utcnow().isoformat(),
-        }
-        await self.ctx.store.merge_case_extra(case.case_id, {"video": video})
+        await self.calls.start(
+            case.case_id,
+            conference_id=conference_id,
+            widget_id=widget_id,
+            audio_only=audio_only,
+            started_by=name,
+        )
         what = "ein Telefonat" if audio_only else "eine Videoberatung"
+        started = "audio_started" if audio_only else "video_started"
         await self.ctx.cases.add_system_event(
             case.case_id,
-            f"{name} hat {what} gestartet.",
+            say(started, case.language, name=name),
             kind="video_started",
             audio_only=audio_only,
             event_type="video",
@@ -149,20 +154,21 @@ class VideoBot:
         await self.ctx.commands.reply(room_id, text)
 
     async def _end(
-        self, case_id: str, room_id: str, video: dict[str, Any], sender: str
+        self, case: Case, room_id: str, video: VideoCall, sender: str
     ) -> None:
         await self.ctx.appservice.intent.send_state_event(
             RoomID(room_id),
             WIDGET_STATE,
             removal_content(),
-            state_key=widget_state_key(video["widget_id"]),
+            state_key=widget_state_key(video.widget_id),
         )
-        await self.ctx.store.merge_case_extra(case_id, {"video": None})
+        await self.calls.end(video.id)
         name = self.ctx.cases.staff_name(room_id, sender)
-        what = "Das Telefonat" if video.get("audio_only") else "Die Videoberatung"
+        what = "Das Telefonat" if video.audio_only else "Die Videoberatung"
+        ended = "audio_ended" if video.audio_only else "video_ended"
         await self.ctx.cases.add_system_event(
-            case_id,
-            f"{what} wurde von {name} beendet.",
+            case.case_id,
+            say(ended, case.language, name=name),
             kind="video_ended",
             event_type="video",
         )
@@ -173,15 +179,15 @@ class VideoBot:
         case = await self.ctx.cases.authorize(
             request.match_info["case_id"], bearer(request)
         )
-        video = (case.extra or {}).get("video")
-        if not video:
+        video = await self.calls.running(case.case_id)
+        if video is None:
             raise NotFound("There is no video call in this case right now.")
         if self.settings is None:
             raise Unavailable("Video is not set up on this server.")
         name = case.citizen_name or "Bürger*in"
         token = participant_token(
             self.settings,
-            video["conference_id"],
+            video.conference_id,
             name,
             case.ghost_mxid,
             moderator=False,
@@ -190,13 +196,11 @@ class VideoBot:
         return web.json_response(
             {
                 "domain": self.settings.domain,
-                "room": room_path(self.settings, video["conference_id"]),
+                "room": room_path(self.settings, video.conference_id),
                 "jwt": token,
-                "audio_only": video["audio_only"],
+                "audio_only": video.audio_only,
                 "display_name": name,
-                "join_url": conference_url(
-                    self.settings, video["conference_id"], token
-                ),
+                "join_url": conference_url(self.settings, video.conference_id, token),
                 "iframe_api_url": iframe_api_url(self.settings),
                 "helpline": self.video.helpline,
             }

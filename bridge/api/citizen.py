@@ -330,13 +330,11 @@ class CitizenAPI:
 
 def _queue(case: Case) -> dict[str, int] | None:
     """Position and estimated wait while the case waits in its department's queue."""
-    extra = case.extra or {}
-    if case.state != "queued" or extra.get("queue_closed") or not extra.get("queue"):
+    if case.state != "queued" or case.queue_closed or case.queue_position is None:
         return None
-    queue = extra["queue"]
     return {
-        "position": int(queue["position"]),
-        "estimated_wait_minutes": int(queue["estimated_wait_minutes"]),
+        "position": case.queue_position,
+        "estimated_wait_minutes": case.queue_wait_minutes or 0,
     }
 
 

@@ -72,7 +72,29 @@ def _upgrade(connection: Connection) -> None:
 
 
 async def migrate(engine: AsyncEngine) -> None:
-    """Apply all pending migrations; refuse a schema from a newer version."""
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+    """Apply all pending migrations; refuse a schema from a newer version.
+
+    On SQLite, foreign keys are off while migrating: a batch migration copies a
+    table and drops the old one, and with foreign keys on that drop would
+    cascade into every table that refers to it (a case's tokens, timeline,
+    jobs …). They are checked once the migration is done."""
+    async with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await connection.commit()
+        try:
+            await connection.run_sync(_upgrade)
+            await connection.commit()
+            if sqlite:
+                broken = await connection.exec_driver_sql("PRAGMA foreign_key_check")
+                if broken.first() is not None:
+                    raise RuntimeError(
+                        "after migrating, rows refer to rows that do not exist; "
+                        "restore the backup and report this as a bug"
+                    )
+        finally:
+            if sqlite:
+                await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                await connection.commit()
     log.debug("database schema is up to date")

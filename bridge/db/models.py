@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -44,7 +45,17 @@ class Case(Base):
     assignee: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
-    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: The staff routing invited last (the room is made with them in it).
+    invited: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: When routing last sent the case to staff (round robin resumes from it).
+    routed_at: Mapped[datetime | None]
+    #: While queued: the place and wait the citizen was last told.
+    queue_position: Mapped[int | None]
+    queue_wait_minutes: Mapped[int | None]
+    #: Live hours ended while the citizen waited; they were offered the form.
+    queue_closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: When the team room was told about the case.
+    announced_at: Mapped[datetime | None]
 
 
 class CaseToken(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,12 +44,15 @@ class Store:
         citizen_name: str | None,
         ghost_mxid: str,
         state: str,
-        extra: dict[str, Any] | None = None,
+        invited: Sequence[str] = (),
+        routed_at: datetime | None = None,
         opened: dict[str, Any] | None = None,
+        with_opened: Callable[[CaseTransition], Sequence[Any]] | None = None,
     ) -> Case:
         """Insert a case; its reference (BC-2026-000123) is numbered by the
         database. With ``opened`` (the event's data) its ``opened`` domain event
-        is written in the same transaction (see :mod:`bridge.lifecycle`)."""
+        is written in the same transaction (see :mod:`bridge.lifecycle`), and
+        the rows ``with_opened`` makes from it (the event's reaction jobs)."""
         now = utcnow()
         async with self.session.begin() as s:
             case = Case(
@@ -62,22 +65,25 @@ class Store:
                 citizen_name=citizen_name,
                 ghost_mxid=ghost_mxid,
                 created_at=now,
-                extra=dict(extra or {}),
+                invited=list(invited),
+                routed_at=routed_at,
             )
             s.add(case)
             await s.flush()
             case.reference = f"{reference_prefix}-{now.year}-{case.number:06d}"
             if opened is not None:
-                s.add(
-                    CaseTransition(
-                        case_id=case_id,
-                        kind="opened",
-                        from_state=None,
-                        to_state=state,
-                        data=dict(opened),
-                        at=now,
-                    )
+                event = CaseTransition(
+                    case_id=case_id,
+                    kind="opened",
+                    from_state=None,
+                    to_state=state,
+                    data=dict(opened),
+                    at=now,
                 )
+                s.add(event)
+                if with_opened is not None:
+                    await s.flush()
+                    s.add_all(with_opened(event))
         return case
 
     async def get_case(self, case_id: str) -> Case | None:
@@ -100,29 +106,6 @@ class Store:
             await s.execute(
                 update(Case).where(Case.case_id == case_id).values(**values)
             )
-
-    async def merge_case_extra(
-        self, case_id: str, values: dict[str, Any], **columns: Any
-    ) -> dict[str, Any]:
-        """Set keys of a case's ``extra`` (a key set to None is removed) and other
-        columns in one transaction; other keys written by other bots are kept."""
-        async with self.session.begin() as s:
-            query = select(Case).where(Case.case_id == case_id).with_for_update()
-            case = await s.scalar(query)
-            if case is None:
-                return {}
-            extra = dict(case.extra or {})
-            for key, value in values.items():
-                if value is None:
-                    extra.pop(key, None)
-                else:
-                    extra[key] = value
-            await s.execute(
-                update(Case)
-                .where(Case.case_id == case_id)
-                .values(extra=extra, **columns)
-            )
-            return extra
 
     async def routed_cases(self) -> Sequence[Case]:
         """Open live and queued cases, oldest first: what routing counts and queues."""

@@ -253,7 +253,12 @@ async def test_closed_case_is_archived_as_the_conversation_a_clerk_files(
     finally:
         await bernd.close()
 
+    # The archive is a job written with the close: it follows within moments.
     archive = archive_dir / f"{case['reference']}.pdf"
+    for _ in range(300):
+        if archive.is_file():
+            break
+        await asyncio.sleep(0.1)
     assert archive.is_file(), sorted(p.name for p in archive_dir.parent.rglob("*"))
     assert not (stack.data_dir / "transcripts" / archive.name).exists()
     pdf = archive.read_bytes()

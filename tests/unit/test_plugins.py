@@ -19,6 +19,7 @@ from bridge.config import Config, ConfigError, load_config
 from bridge.db.engine import create_engine, database_url
 from bridge.db.store import Store
 from bridge.health import Health
+from bridge.lifecycle import Kind
 from bridge.plugins import BotContext, bot_classes, load_bots
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,9 +36,22 @@ def test_the_entry_points_name_every_bot_in_order() -> None:
 
 
 @dataclass
+class FakeLifecycle:
+    """Records what the bots subscribe to and which jobs they react with."""
+
+    subscribed: list[tuple[Kind, Any]] = field(default_factory=list)
+    reactions: list[tuple[Kind, str]] = field(default_factory=list)
+
+    def subscribe(self, kind: Kind, handler: Any) -> None:
+        self.subscribed.append((kind, handler))
+
+    def react(self, kind: Kind, job_kind: str) -> None:
+        self.reactions.append((kind, job_kind))
+
+
+@dataclass
 class FakeCases:
-    close_hooks: list[Any] = field(default_factory=list)
-    message_hooks: list[Any] = field(default_factory=list)
+    lifecycle: FakeLifecycle = field(default_factory=FakeLifecycle)
     router: Any = None
 
 
@@ -90,7 +104,7 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
     try:
         bots = load_bots(ctx)
         assert [bot.name for bot in bots] == BOTS
-        workflow, _, scanner, transcript, _, routing = cast(list[Any], bots)
+        workflow, _, scanner, transcript, offline, routing = cast(list[Any], bots)
         assert commands.order == [
             "help",
             "claim",
@@ -104,11 +118,22 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
         assert commands.help_text().splitlines()[1:] == sorted(
             commands.help_text().splitlines()[1:]
         )
-        assert recorder.kinds == ["scan.held", "offline.retry", "routing.tick"]
-        assert recorder.handlers == [scanner.staff.handle_event]
+        assert recorder.kinds == [
+            "scan.held",
+            "transcript.archive",
+            "offline.retry",
+            "routing.tick",
+        ]
+        # No bot listens to the appservice itself: the case service publishes.
+        assert recorder.handlers == []
         cases = cast(FakeCases, ctx.cases)
-        assert cases.close_hooks == [transcript.archive, routing.dispatcher.on_close]
-        assert cases.message_hooks == [routing.dispatcher.on_citizen_message]
+        assert cases.lifecycle.subscribed == [
+            (Kind.STAFF_FILE, scanner.staff.on_file),
+            (Kind.STAFF_MESSAGE, offline.on_staff_message),
+            (Kind.CLOSED, routing.dispatcher.on_close),
+            (Kind.CITIZEN_MESSAGE, routing.dispatcher.on_citizen_message),
+        ]
+        assert cases.lifecycle.reactions == [(Kind.CLOSED, "transcript.archive")]
         assert cases.router is routing.dispatcher
     finally:
         await ctx.store.engine.dispose()

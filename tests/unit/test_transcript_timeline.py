@@ -54,7 +54,6 @@ def case(closed_after: float | None = None) -> Case:
         room_id="!room:buergerchat.localhost",
         created_at=T0,
         closed_at=None if closed_after is None else at(closed_after),
-        extra={},
     )
 
 

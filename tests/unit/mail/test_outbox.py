@@ -268,7 +268,6 @@ async def test_erasing_a_case_erases_its_mails(
                     language="de",
                     ghost_mxid=f"@bc_{case_id}:x",
                     created_at=clock(),
-                    extra={},
                 )
             )
     outbox = make_outbox()

@@ -1,0 +1,114 @@
+"""What staff do in a case room reaches the citizen and the bots: the one
+appservice handler for case rooms. It filters once (no bridge users), looks the
+case up once, writes the citizen's timeline and publishes the event for the bots
+(Kind.STAFF_MESSAGE, STAFF_FILE, STAFF_JOINED; see bridge.lifecycle)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from mautrix.types import (
+    Event,
+    EventType,
+    Membership,
+    MessageEvent,
+    MessageType,
+    StateEvent,
+)
+
+from .appservice import RETRY_ERRORS
+from .db.models import Case
+from .lifecycle import Kind
+from .messages import say
+
+if TYPE_CHECKING:
+    from .case import CaseService
+
+#: Staff files: the scanner takes them (Kind.STAFF_FILE).
+FILE_TYPES = frozenset(
+    {MessageType.FILE, MessageType.IMAGE, MessageType.AUDIO, MessageType.VIDEO}
+)
+
+
+class CaseRooms:
+    def __init__(self, cases: CaseService) -> None:
+        self.cases = cases
+
+    async def handle_event(self, event: Event) -> None:
+        """Staff activity in a case room: messages and joins become part of the
+        citizen's timeline; each is published as an event (Kind.STAFF_MESSAGE,
+        STAFF_FILE, STAFF_JOINED) for the bots, after the case was looked up once.
+        Errors of Synapse or the database reach the inbox, which works the
+        transaction off again (everything here is idempotent)."""
+        room_id = getattr(event, "room_id", None)
+        sender = getattr(event, "sender", None)
+        if not room_id or not sender or self.cases.is_bridge_user(sender):
+            return
+        case = await self.cases.store.case_by_room(room_id)
+        if case is None:
+            return
+        if isinstance(event, MessageEvent) and event.type == EventType.ROOM_MESSAGE:
+            await self._staff_message(case, event)
+        elif (
+            isinstance(event, StateEvent)
+            and event.type == EventType.ROOM_MEMBER
+            and event.content.membership == Membership.JOIN
+            and getattr(event.prev_content, "membership", None) != Membership.JOIN
+        ):
+            await self._staff_joined(case, event)
+
+    async def _staff_joined(self, case: Case, event: StateEvent) -> None:
+        department = self.cases.config.department(case.department)
+        name = self.cases.staff_name(case.room_id or "", event.sender, event)
+        label = department.name if department else case.department
+        await self.cases.add_system_event(
+            case.case_id,
+            say("staff_joined", case.language, name=name, department=label),
+            kind="staff_joined",
+            staff_name=name,
+        )
+        await self.cases.lifecycle.publish(
+            Kind.STAFF_JOINED,
+            case,
+            {"event_id": str(event.event_id)},
+            actor=event.sender,
+            propagate=RETRY_ERRORS,
+        )
+
+    async def _staff_message(self, case: Case, event: MessageEvent) -> None:
+        content = event.content
+        data = {"event_id": str(event.event_id)}
+        if content.msgtype in FILE_TYPES:
+            await self.cases.lifecycle.publish(
+                Kind.STAFF_FILE,
+                case,
+                {**data, "content": content.serialize()},
+                actor=event.sender,
+                propagate=RETRY_ERRORS,
+            )
+            return
+        if content.msgtype not in (MessageType.TEXT, MessageType.EMOTE):
+            return  # notices are for staff
+        if content.body.startswith("!"):
+            return  # a command for the bots, not a message to the citizen
+        row, _ = await self.cases.timeline.add(
+            case.case_id,
+            type="message",
+            sender="staff",
+            sender_name=self.cases.staff_name(case.room_id or "", event.sender),
+            body=content.body,
+            matrix_event_id=event.event_id,
+            ts=_event_time(event),
+        )
+        await self.cases.lifecycle.publish(
+            Kind.STAFF_MESSAGE,
+            case,
+            {**data, "seq": row.seq, "body": content.body},
+            actor=event.sender,
+            propagate=RETRY_ERRORS,
+        )
+
+
+def _event_time(event: MessageEvent | StateEvent) -> datetime:
+    return datetime.fromtimestamp(event.timestamp / 1000, UTC)
