@@ -25,6 +25,8 @@ from .delivery import Deliveries
 from .health import Health
 from .homeserver import Secrets, versions_answer
 from .jobs import JobQueue
+from .mail.outbox import Outbox
+from .mail.service import build_outbox, outbox_health
 from .plugins import Bot, BotContext, load_bots
 from .team import TeamRooms
 
@@ -48,6 +50,7 @@ class Bridge:
         self.jobs: JobQueue | None = None
         self.bots: list[Bot] = []
         self.team: TeamRooms | None = None
+        self.mail: Outbox | None = None
         self.health = Health()
 
     async def start(self) -> None:
@@ -66,6 +69,9 @@ class Bridge:
         self.cases = CaseService(config, self.store, az, self.deliveries)
         commands = CommandRouter(config, self.cases)
         self.team = TeamRooms(config, az, self.deliveries)
+        self.mail = build_outbox(
+            self.store.engine, config.mail, self.jobs, self.team.alert_admins
+        )
         self._register_health()
         ctx = BotContext(
             config,
@@ -76,19 +82,21 @@ class Bridge:
             self.team,
             self.health,
             self.jobs,
+            self.mail,
         )
         self.bots = load_bots(ctx)
         self._add_routes(az)
         await az.start(config.bridge.host, config.bridge.port)
         await self._prepare_bot_user(az)
         self.cases.start()
-        az.on_event(commands.handle_event)
         for bot in self.bots:
             await bot.start()
         # Bots have registered their job kinds: work off what an earlier run left.
         self.jobs.start()
         await self.deliveries.recover()
         await self.cases.recover()
+        # Mails an earlier run (or an older release) left waiting get their job.
+        await self.mail.recover()
         az.start_worker()
         log.info("bridge listens on %s:%d", config.bridge.host, config.bridge.port)
 
@@ -182,6 +190,9 @@ class Bridge:
         assert self.deliveries is not None
         self.health.register("deliveries", self.deliveries.health)
         self.health.register("jobs", self._jobs_health)
+        assert self.mail is not None
+        mail = self.mail
+        self.health.register("mail_outbox", lambda: outbox_health(mail))
 
     async def _jobs_health(self) -> dict[str, object]:
         """Due jobs not taken for long mean no worker runs (parked ones are the

@@ -1,7 +1,8 @@
 """What staff do in a case room reaches the citizen and the bots: the one
 appservice handler for case rooms. It filters once (no bridge users), looks the
 case up once, writes the citizen's timeline and publishes the event for the bots
-(Kind.STAFF_MESSAGE, STAFF_FILE, STAFF_JOINED; see bridge.lifecycle)."""
+(Kind.STAFF_MESSAGE, STAFF_FILE, STAFF_JOINED, STAFF_COMMAND; see
+bridge.lifecycle)."""
 
 from __future__ import annotations
 
@@ -91,7 +92,16 @@ class CaseRooms:
         if content.msgtype not in (MessageType.TEXT, MessageType.EMOTE):
             return  # notices are for staff
         if content.body.startswith("!"):
-            return  # a command for the bots, not a message to the citizen
+            # A command for the bots, not a message to the citizen.
+            if content.msgtype == MessageType.TEXT:
+                await self.cases.lifecycle.publish(
+                    Kind.STAFF_COMMAND,
+                    case,
+                    {**data, "event": event},
+                    actor=event.sender,
+                    propagate=RETRY_ERRORS,
+                )
+            return
         row, _ = await self.cases.timeline.add(
             case.case_id,
             type="message",

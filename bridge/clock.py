@@ -18,7 +18,8 @@ class Clock:
 
 
 class FakeClock(Clock):
-    """A clock that stands still until a test moves it."""
+    """A clock that stands still until a test moves it; calling it is ``now()``
+    (so it serves where a ``Callable[[], datetime]`` clock is expected)."""
 
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:
@@ -28,8 +29,14 @@ class FakeClock(Clock):
     def now(self) -> datetime:
         return self._now
 
-    def advance(self, delta: timedelta | None = None, **parts: float) -> datetime:
-        self._now += delta if delta is not None else timedelta(**parts)
+    def __call__(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta | float = 0.0, **parts: float) -> datetime:
+        """Move on by ``delta`` (a timedelta, or seconds) plus ``parts``
+        (``minutes=5``)."""
+        step = delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
+        self._now += step + timedelta(**parts)
         return self._now
 
 

@@ -7,15 +7,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from mautrix.types import (
-    EventType,
-    MessageEvent,
-    MessageType,
-)
+from mautrix.types import MessageEvent, MessageType
 
 from .case import CaseService
 from .config import Config
 from .db.models import Case
+from .lifecycle import DomainEvent, Kind
 
 log = logging.getLogger("buergerchat.commands")
 
@@ -45,6 +42,7 @@ class CommandRouter:
         self.cases = cases
         self._commands: dict[str, _Entry] = {}
         self.register("help", self._help, "!help", "zeigt diese Liste")
+        cases.lifecycle.subscribe(Kind.STAFF_COMMAND, self._on_command)
 
     def register(self, name: str, handler: Handler, usage: str, help: str) -> None:
         self._commands[name] = _Entry(handler, usage, help)
@@ -52,18 +50,13 @@ class CommandRouter:
     def is_staff(self, mxid: str) -> bool:
         return mxid in self.config.all_staff()
 
-    async def handle_event(self, event: object) -> None:
-        if not isinstance(event, MessageEvent) or event.type != EventType.ROOM_MESSAGE:
-            return
-        content = event.content
-        if content.msgtype != MessageType.TEXT or not content.body.startswith("!"):
-            return
-        if self.cases.is_bridge_user(event.sender):
-            return
-        case = await self.cases.store.case_by_room(event.room_id)
-        if case is None:
-            return
-        name, _, args = content.body[1:].strip().partition(" ")
+    async def _on_command(self, published: DomainEvent) -> None:
+        """Kind.STAFF_COMMAND: a ``!`` text of someone (not the bridge) in a case
+        room, with its case (bridge.caserooms)."""
+        event: MessageEvent = published.data["event"]
+        case = published.case
+        assert case is not None
+        name, _, args = event.content.body[1:].strip().partition(" ")
         name = name.lower()
         if not self.is_staff(event.sender):
             await self.reply(

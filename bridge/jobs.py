@@ -37,10 +37,11 @@ from typing import Any
 
 from sqlalchemy import DateTime, case, delete, func, literal, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .clock import as_utc, utcnow
 from .db.models import Job
+from .db.tables import TableStore
 from .retries import GiveUp, RetryLater, backoff
 
 __all__ = ["GiveUp", "JobQueue", "JobRun", "RetryLater", "backoff"]
@@ -87,7 +88,7 @@ class Kind:
     lease: timedelta
 
 
-class JobQueue:
+class JobQueue(TableStore):
     """Enqueue jobs and work them off; see the module docstring."""
 
     def __init__(
@@ -99,7 +100,7 @@ class JobQueue:
         owner: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.session = async_sessionmaker(engine, expire_on_commit=False)
+        super().__init__(engine)
         self.clock = clock
         self.lease = lease
         self.owner = owner or f"w-{secrets.token_hex(6)}"

@@ -93,11 +93,18 @@ class Kind(StrEnum):
     STAFF_MESSAGE = "staff_message"
     STAFF_FILE = "staff_file"
     STAFF_JOINED = "staff_joined"
+    STAFF_COMMAND = "staff_command"
 
 
 #: Events that are not stored in ``case_transitions``.
 MESSAGE_KINDS = frozenset(
-    {Kind.CITIZEN_MESSAGE, Kind.STAFF_MESSAGE, Kind.STAFF_FILE, Kind.STAFF_JOINED}
+    {
+        Kind.CITIZEN_MESSAGE,
+        Kind.STAFF_MESSAGE,
+        Kind.STAFF_FILE,
+        Kind.STAFF_JOINED,
+        Kind.STAFF_COMMAND,
+    }
 )
 S = State
 #: Which state may follow which. ``None`` is a case that does not exist yet.

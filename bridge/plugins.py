@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .db.store import Store
     from .health import Health
     from .jobs import JobQueue
+    from .mail.outbox import Outbox
     from .team import TeamRooms
     from .yamlconf import Section
 
@@ -48,6 +49,8 @@ class BotContext:
     health: Health
     #: The durable job queue: a bot registers its job kinds before start.
     jobs: JobQueue
+    #: The mail outbox (durable, each mail a job): ``await ctx.mail.enqueue(…)``.
+    mail: Outbox
 
 
 class Bot(Protocol):

@@ -36,6 +36,7 @@ from bridge.db.store import Store
 from bridge.delivery import Deliveries
 from bridge.health import Health
 from bridge.jobs import JobQueue
+from bridge.mail.service import build_outbox
 from bridge.plugins import Bot, BotContext, load_bots
 from bridge.team import TeamRooms
 from tests.fakehs import FakeHomeserver
@@ -85,10 +86,10 @@ class Harness:
             self.team,
             Health(),
             self.jobs,
+            build_outbox(store.engine, config.mail, self.jobs, self.team.alert_admins),
         )
         self.bots: dict[str, Bot] = {b.name: b for b in load_bots(self.ctx)}
         self.cases.start()
-        self.az.on_event(self.commands.handle_event)
         self._ids = itertools.count(1)
         self._started: list[str] = []
 

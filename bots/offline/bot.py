@@ -19,7 +19,6 @@ from hashlib import sha256
 from typing import ClassVar
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bridge.api.citizen import bearer, read_json
 from bridge.clock import as_utc, utcnow
@@ -28,8 +27,7 @@ from bridge.db.models import Case
 from bridge.errors import CaseClosed, UnknownToken
 from bridge.jobs import JobRun
 from bridge.lifecycle import DomainEvent, Kind
-from bridge.mail import Outbox as MailOutbox
-from bridge.mail import OutboxMail, answer_notice_to_citizen, make_backend
+from bridge.mail import answer_notice_to_citizen
 from bridge.plugins import BotContext
 from bridge.tokens import LINK_UNKNOWN, RESUME
 
@@ -45,7 +43,6 @@ RETRY_SECONDS = 10.0
 RETRY_JOB = "offline.retry"
 GIVE_UP_AFTER = timedelta(days=1)
 #: A mail waiting longer than this for the mail server makes /healthz 503.
-MAIL_HEALTHY_WAIT = timedelta(minutes=10)
 #: Requests with the same client id are worked off one after the other.
 _LOCK_STRIPES = 64
 
@@ -57,16 +54,8 @@ class OfflineBot:
 
     def __init__(self, ctx: BotContext) -> None:
         self.ctx = ctx
-        settings = ctx.config.mail
-        self.outbox = MailOutbox(
-            ctx.store.engine,
-            settings,
-            make_backend(settings),
-            on_parked=self._mail_parked,
-        )
-        self.records = OfflineStore(
-            async_sessionmaker(ctx.store.engine, expire_on_commit=False)
-        )
+        self.outbox = ctx.mail
+        self.records = OfflineStore(ctx.store.engine)
         self.forwarder = Forwarder(ctx, self.outbox, self.records)
         self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
         ctx.jobs.kind(
@@ -89,27 +78,12 @@ class OfflineBot:
 
     # --- life cycle -----------------------------------------------------------
 
-    async def health(self) -> dict[str, object]:
-        """The mail outbox is down when a mail waits longer than MAIL_HEALTHY_WAIT
-        for the mail server (it is retried; parked mails only count)."""
-        counts = await self.outbox.store.counts()
-        oldest = await self.outbox.store.oldest_waiting()
-        waited = (utcnow() - oldest).total_seconds() if oldest else 0.0
-        return {
-            "ok": waited < MAIL_HEALTHY_WAIT.total_seconds(),
-            "queued": counts.get("queued", 0) + counts.get("sending", 0),
-            "parked": counts.get("parked", 0),
-            "oldest_waiting_seconds": round(waited, 1),
-        }
-
     async def start(self) -> None:
-        self.ctx.health.register("mail_outbox", self.health)
-        await self.outbox.start()
         await self.retry_unforwarded()
         await self.ctx.jobs.enqueue(RETRY_JOB, RETRY_JOB)
 
     async def stop(self) -> None:
-        await self.outbox.stop()
+        pass  # the job queue stops first and lets a send in flight finish
 
     async def _retry_job(self, run: JobRun) -> None:
         await self.retry_unforwarded()
@@ -127,15 +101,6 @@ class OfflineBot:
         if record is not None:
             # The next staff answer mails a fresh link even if none was used yet.
             await self.records.update(record.id, resumed_at=utcnow())
-
-    async def _mail_parked(self, mail: OutboxMail, reason: str) -> None:
-        to = ", ".join(mail.recipients)
-        await self.ctx.team.alert_admins(
-            f"E-Mail nicht zugestellt und zurückgestellt (Nr. {mail.id}, "
-            f"„{mail.subject}“ an {to}): {reason}. Sie wird nicht erneut versucht; "
-            "bitte die Adresse bzw. den Mailserver prüfen und die Person auf anderem "
-            "Weg erreichen."
-        )
 
     @asynccontextmanager
     async def _locked(self, key: str) -> AsyncIterator[None]:

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bridge.db.models import CaseEvent
+from bridge.db.tables import TableStore
 
 from .models import OfflineRecord
 
@@ -19,10 +19,7 @@ MESSAGE_CLIENT_ID = "offline-{id}"
 RECEIVED_CLIENT_ID = "offline-received-{id}"
 
 
-class OfflineStore:
-    def __init__(self, session: async_sessionmaker[AsyncSession]) -> None:
-        self.session = session
-
+class OfflineStore(TableStore):
     async def by_client_id(self, client_id: str) -> OfflineRecord | None:
         async with self.session() as s:
             return await s.scalar(

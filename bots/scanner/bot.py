@@ -68,7 +68,7 @@ class ScannerBot:
     def __init__(self, ctx: BotContext) -> None:
         self.ctx = ctx
         self.settings: ScannerSettings = ctx.config.plugin(self.config_section)
-        self.queue = AttachmentQueue(ctx.store)
+        self.queue = AttachmentQueue(ctx.store.engine)
         self.held_dir = ctx.config.data_dir / "attachments" / "held"
         self._clamd_process: ClamdProcess | None = None
         self._keeper: Keeper | None = None

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.clock import utcnow
-from bridge.db.store import Store
+from bridge.db.tables import TableStore
 from bridge.errors import HOMESERVER_ERRORS, BuergerchatError
 from bridge.jobs import backoff
 from bridge.yamlconf import Section
@@ -156,11 +156,8 @@ def release(path: str | None) -> None:
 # --- the attachment queue -----------------------------------------------------
 
 
-class AttachmentQueue:
+class AttachmentQueue(TableStore):
     """Reads and writes of the attachments table, on the bridge's store."""
-
-    def __init__(self, store: Store) -> None:
-        self.session = store.session
 
     async def add(self, **values: Any) -> tuple[Attachment, bool]:
         """Insert; an attachment already known by client id or Matrix event id is

@@ -4,17 +4,14 @@
 from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bridge.clock import utcnow
+from bridge.db.tables import TableStore
 
 from .models import TranscriptArchive
 
 
-class Archives:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.session = async_sessionmaker(engine, expire_on_commit=False)
-
+class Archives(TableStore):
     async def get(self, case_id: str) -> TranscriptArchive | None:
         async with self.session() as s:
             return await s.get(TranscriptArchive, case_id)

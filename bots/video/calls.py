@@ -4,17 +4,14 @@ ended by ``!video`` / ``!video end``."""
 from __future__ import annotations
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bridge.clock import utcnow
+from bridge.db.tables import TableStore
 
 from .models import VideoCall
 
 
-class VideoCalls:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.session = async_sessionmaker(engine, expire_on_commit=False)
-
+class VideoCalls(TableStore):
     async def running(self, case_id: str) -> VideoCall | None:
         async with self.session() as s:
             return await s.scalar(

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..clock import utcnow
 from .models import (
@@ -21,12 +21,11 @@ from .models import (
     SeenEvent,
     Transaction,
 )
+from .tables import TableStore
 
 
-class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.session = async_sessionmaker(engine, expire_on_commit=False)
+class Store(TableStore):
+    """The core's tables: cases, tokens, the timeline, the appservice inbox."""
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -1,7 +1,8 @@
 """The durable mail outbox: mails wait in the database until a server took them.
 
-``enqueue()`` stores the finished message (idempotent by dedup key); a worker task
-owned by :class:`Outbox` sends due mails one at a time:
+``enqueue()`` stores the finished message (idempotent by dedup key) and, in the
+same transaction, a ``mail.send`` job of the durable job queue (bridge.jobs),
+whose worker sends it — in any bridge process, one at a time per mail:
 
 - before sending, the row moves to ``sending`` with a lease (``next_attempt_at`` =
   now + the backend's deadline + a margin) and one more attempt;
@@ -10,6 +11,12 @@ owned by :class:`Outbox` sends due mails one at a time:
   exponential backoff and jitter, until ``max_attempts``;
 - a 5xx answer about the mail, or ``max_attempts`` used up → ``parked``, and
   ``on_parked(mail, reason)`` is called (the bridge alerts the admin room).
+
+The mail row keeps the mail's own attempts, lease and backoff (its
+``next_attempt_at``); the job only says "look at mail N then" and comes back at
+that time (``RetryLater``). ``recover()`` gives every waiting mail its job (mails
+an older release queued, or a job pruned too early). Without a job queue (unit
+tests, the command line), :meth:`Outbox.flush` sends what is due directly.
 
 Delivery is at least once, never knowingly twice. The one gap: the server accepted
 the mail, and the process died (or lost the database) before ``sent`` was written.
@@ -22,7 +29,6 @@ it once. A clean ``stop()`` never cuts a send short, so this needs a crash.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 import random
@@ -35,9 +41,10 @@ from email.utils import format_datetime, getaddresses, make_msgid
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bridge.clock import as_utc, utcnow
-from bridge.jobs import backoff
+from bridge.db.models import Job
+from bridge.jobs import JobQueue, JobRun, RetryLater, backoff
 from bridge.mail.backends import DeliveryError, MailBackend, TemporaryFailure
-from bridge.mail.models import PARKED, QUEUED, SENT, OutboxMail
+from bridge.mail.models import PARKED, QUEUED, SENDING, SENT, OutboxMail
 from bridge.mail.settings import MailSettings
 from bridge.mail.store import OutboxStore
 
@@ -47,10 +54,9 @@ ParkedCallback = Callable[[OutboxMail, str], Awaitable[None]]
 
 MAX_BACKOFF = timedelta(hours=6)
 LEASE_MARGIN = timedelta(seconds=60)
-# Another process may enqueue without waking us; look at least this often.
-POLL_SECONDS = 60.0
-ERROR_PAUSE_SECONDS = 10.0
 ALERT_TIMEOUT_SECONDS = 30.0
+#: One job per mail: "look at mail N" (bridge.jobs).
+SEND_JOB = "mail.send"
 
 
 def retry_delay(attempt: int, initial: float, fraction: float) -> timedelta:
@@ -84,6 +90,7 @@ class Outbox:
         clock: Callable[[], datetime] = utcnow,
         on_parked: ParkedCallback | None = None,
         rng: random.Random | None = None,
+        jobs: JobQueue | None = None,
     ) -> None:
         engine = db if isinstance(db, AsyncEngine) else db.kw.get("bind")
         if not isinstance(engine, AsyncEngine):
@@ -92,16 +99,17 @@ class Outbox:
             )
         # Our own factory: rows handed out (to on_parked too) must stay readable
         # after their session closed.
-        self.store = OutboxStore(async_sessionmaker(engine, expire_on_commit=False))
+        self.store = OutboxStore(engine)
         self.settings = settings
         self.backend = backend
         self._clock = clock
         self._on_parked = on_parked
         self._rng = rng or random.Random()
-        self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self.jobs = jobs
+        if jobs is not None:
+            # The job's lease covers the mail's: a send is cut off before.
+            jobs.kind(SEND_JOB, self._send_job, lease=self.lease + LEASE_MARGIN)
 
     @property
     def lease(self) -> timedelta:
@@ -154,68 +162,70 @@ class Outbox:
             ),
             session=session,
         )
-        if created and session is None:
-            self.wake()
+        if created:
+            await self._schedule(row, session)
         return row, created
 
-    # --- the worker ----------------------------------------------------------
+    # --- sending ------------------------------------------------------------
 
-    def wake(self) -> None:
-        """Look for due mails now instead of at the next planned time."""
-        self._wake.set()
-
-    async def start(self) -> None:
-        if self._task is not None and not self._task.done():
+    async def _schedule(
+        self, mail: OutboxMail, session: AsyncSession | None = None
+    ) -> None:
+        """The mail's ``mail.send`` job, due when the mail is (with ``session``
+        in the caller's transaction, like the mail itself)."""
+        if self.jobs is None:
             return
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="mail-outbox")
-        log.info("mail outbox started, sending via %s", self.backend.describe())
-
-    async def stop(self) -> None:
-        """Stop after the mail being sent (if any); cancel only if that hangs."""
-        task, self._task = self._task, None
-        if task is None:
+        key, run_at = f"mail:{mail.id}", as_utc(mail.next_attempt_at)
+        if session is None:
+            await self.jobs.enqueue(
+                SEND_JOB,
+                key,
+                {"mail": mail.id},
+                run_at=run_at,
+                case_id=mail.case_id,
+                again=True,
+            )
             return
-        self._stopping = True
-        self.wake()
-        grace = self.backend.deadline_seconds + 5
-        try:
-            await asyncio.wait_for(asyncio.shield(task), grace)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        finally:
-            self._stopping = False
+        session.add(
+            Job(
+                kind=SEND_JOB,
+                key=key,
+                payload={"mail": mail.id},
+                state="queued",
+                run_at=run_at,
+                attempts=0,
+                case_id=mail.case_id,
+                created_at=self._clock(),
+            )
+        )
 
-    async def _run(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                await self.flush()
-                delay = await self._seconds_until_due()
-            except Exception:
-                log.exception("mail outbox: database error, trying again shortly")
-                delay = ERROR_PAUSE_SECONDS
-            if self._stopping:
-                break
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
+    async def recover(self) -> int:
+        """At start: every mail that waits (queued, or sending when a process
+        died) has its job; returns how many."""
+        waiting = await self.store.all((QUEUED, SENDING))
+        for mail in waiting:
+            await self._schedule(mail)
+        return len(waiting)
 
-    async def _seconds_until_due(self) -> float:
-        due = await self.store.next_due_at()
-        if due is None:
-            return POLL_SECONDS
-        wait = (due - as_utc(self._clock())).total_seconds()
-        return min(max(wait, 0.0), POLL_SECONDS)
+    async def _send_job(self, run: JobRun) -> None:
+        mail_id = int(run.payload["mail"])
+        async with self._lock:
+            mail = await self.store.claim_next(self._clock(), self.lease, mail_id)
+            if mail is not None:
+                await self._deliver(mail)
+        after = await self.store.get(mail_id)
+        if after is None or after.state in (SENT, PARKED):
+            return  # done, parked (the admins were told) or erased
+        # In backoff, or leased by a worker that may have died: look again then.
+        wait = as_utc(after.next_attempt_at) - self._clock()
+        raise RetryLater(max(wait, timedelta(milliseconds=100)), "mail not due yet")
 
     async def flush(self) -> int:
         """Send every mail that is due now, one at a time; returns how many were
         tried. Mails that failed and wait for their backoff are not due."""
         tried = 0
         async with self._lock:
-            while not self._stopping and await self._send_next():
+            while await self._send_next():
                 tried += 1
         return tried
 
@@ -314,8 +324,9 @@ class Outbox:
     async def requeue(self, mail_id: int) -> bool:
         """Send a parked mail again (after an admin fixed the cause)."""
         done = await self.store.requeue(mail_id, self._clock())
-        if done:
-            self.wake()
+        mail = await self.store.get(mail_id) if done else None
+        if mail is not None:
+            await self._schedule(mail)
         return done
 
     async def erase_case(self, case_id: str) -> int:

@@ -14,9 +14,10 @@ from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.clock import as_utc
+from bridge.db.tables import TableStore
 from bridge.mail.models import PARKED, QUEUED, SENDING, SENT, STATES, OutboxMail
 
 _DUE_STATES = (QUEUED, SENDING)
@@ -37,10 +38,7 @@ def _insert_once(dialect: str, values: dict[str, Any]) -> Any:
     )
 
 
-class OutboxStore:
-    def __init__(self, session: async_sessionmaker[AsyncSession]) -> None:
-        self.session = session
-
+class OutboxStore(TableStore):
     async def insert(
         self, values: dict[str, Any], session: AsyncSession | None = None
     ) -> tuple[OutboxMail, bool]:
@@ -67,19 +65,21 @@ class OutboxStore:
         assert row is not None  # inserted or already there
         return row, new_id is not None
 
-    async def claim_next(self, now: datetime, lease: timedelta) -> OutboxMail | None:
+    async def claim_next(
+        self, now: datetime, lease: timedelta, mail_id: int | None = None
+    ) -> OutboxMail | None:
         """Take the next due mail (queued and due, or sending with a lapsed lease)
-        by moving it to ``sending`` with a lease and one more attempt."""
+        — or only ``mail_id``, if it is due — by moving it to ``sending`` with a
+        lease and one more attempt."""
         for _ in range(5):  # another worker may win a row; then try the next one
+            query = select(OutboxMail).where(
+                OutboxMail.state.in_(_DUE_STATES), OutboxMail.next_attempt_at <= now
+            )
+            if mail_id is not None:
+                query = query.where(OutboxMail.id == mail_id)
             async with self.session() as s:
                 candidate = await s.scalar(
-                    select(OutboxMail)
-                    .where(
-                        OutboxMail.state.in_(_DUE_STATES),
-                        OutboxMail.next_attempt_at <= now,
-                    )
-                    .order_by(OutboxMail.next_attempt_at, OutboxMail.id)
-                    .limit(1)
+                    query.order_by(OutboxMail.next_attempt_at, OutboxMail.id).limit(1)
                 )
             if candidate is None:
                 return None

@@ -95,6 +95,7 @@ def fake_context(tmp_path: Path) -> tuple[BotContext, RecordingCommands, Recorde
         cast(Any, object()),
         Health(),
         cast(Any, recorder),
+        cast(Any, object()),
     )
     return ctx, commands, recorder
 
@@ -128,6 +129,7 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
         assert recorder.handlers == []
         cases = cast(FakeCases, ctx.cases)
         assert cases.lifecycle.subscribed == [
+            (Kind.STAFF_COMMAND, commands._on_command),
             (Kind.STAFF_FILE, scanner.staff.on_file),
             (Kind.STAFF_MESSAGE, offline.on_staff_message),
             (Kind.CLOSED, routing.dispatcher.on_close),

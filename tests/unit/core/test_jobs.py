@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bridge.clock import FakeClock
 from bridge.db.engine import create_engine
 from bridge.db.store import Store
 from bridge.jobs import (
@@ -23,24 +24,13 @@ from bridge.jobs import (
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 19, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 11, 19, 9, 0, tzinfo=UTC))
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def queue(store: Store, clock: Clock) -> JobQueue:
+def queue(store: Store, clock: FakeClock) -> JobQueue:
     return JobQueue(store.engine, clock=clock, lease=timedelta(minutes=1))
 
 
@@ -76,11 +66,11 @@ async def test_a_key_enqueued_twice_is_one_job_and_runs_once(queue: JobQueue) ->
     assert job is not None and job.state == DONE
 
 
-async def test_a_job_waits_for_its_run_at(queue: JobQueue, clock: Clock) -> None:
+async def test_a_job_waits_for_its_run_at(queue: JobQueue, clock: FakeClock) -> None:
     """A reminder for in 10 minutes does not run before."""
     ran: list[str] = []
     queue.kind("reminder", recorder(ran))
-    await queue.enqueue("reminder", "r1", run_at=clock.now + timedelta(minutes=10))
+    await queue.enqueue("reminder", "r1", run_at=clock.now() + timedelta(minutes=10))
     clock.advance(minutes=9, seconds=59)
     assert await queue.run_due() == 0
     clock.advance(seconds=1)
@@ -89,7 +79,7 @@ async def test_a_job_waits_for_its_run_at(queue: JobQueue, clock: Clock) -> None
 
 
 async def test_failures_back_off_then_park_once_and_tell(
-    queue: JobQueue, clock: Clock
+    queue: JobQueue, clock: FakeClock
 ) -> None:
     """Three failures: again after about 3 s, then 6 s, then parked with the
     reason, and the kind's hook is told once."""
@@ -108,7 +98,7 @@ async def test_failures_back_off_then_park_once_and_tell(
     assert await queue.run_due() == 1
     job = await queue.get("s1")
     assert job is not None and job.state == QUEUED
-    wait = job.run_at.replace(tzinfo=UTC) - clock.now
+    wait = job.run_at.replace(tzinfo=UTC) - clock.now()
     assert timedelta(seconds=2.4) <= wait <= timedelta(seconds=3.6)
     clock.advance(seconds=2)
     assert await queue.run_due() == 0
@@ -138,7 +128,7 @@ async def test_give_up_parks_at_once(queue: JobQueue) -> None:
     assert job is not None and job.state == PARKED and job.attempts == 1
 
 
-async def test_retry_later_is_not_a_failure(queue: JobQueue, clock: Clock) -> None:
+async def test_retry_later_is_not_a_failure(queue: JobQueue, clock: FakeClock) -> None:
     """'Not yet' moves the job on without using up an attempt."""
     tries: list[int] = []
 
@@ -158,7 +148,7 @@ async def test_retry_later_is_not_a_failure(queue: JobQueue, clock: Clock) -> No
 
 
 async def test_a_crashed_workers_job_is_taken_over_after_its_lease(
-    store: Store, clock: Clock
+    store: Store, clock: FakeClock
 ) -> None:
     """Worker A claims a job and dies; before the lease ends nobody else takes
     it, after it B runs it; A's late answer changes nothing."""
@@ -174,13 +164,15 @@ async def test_a_crashed_workers_job_is_taken_over_after_its_lease(
     assert await b.run_due() == 0
     clock.advance(seconds=2)
     assert await b.run_due() == 1
-    await a._finish(held, QUEUED, run_at=clock.now)  # A wakes up too late
+    await a._finish(held, QUEUED, run_at=clock.now())  # A wakes up too late
     job = await b.get("m1")
     assert ran == ["m1"]
     assert job is not None and job.state == DONE and job.attempts == 2
 
 
-async def test_two_workers_never_run_one_job_twice(store: Store, clock: Clock) -> None:
+async def test_two_workers_never_run_one_job_twice(
+    store: Store, clock: FakeClock
+) -> None:
     """Two queues (as in two bridge processes, each with its own connection
     pool) work off 60 jobs together: each runs exactly once."""
     engine2 = create_engine(store.engine.url.render_as_string(hide_password=False))
@@ -216,7 +208,7 @@ async def test_two_workers_never_run_one_job_twice(store: Store, clock: Clock) -
 
 
 async def test_a_recurring_job_comes_back_at_its_interval(
-    queue: JobQueue, clock: Clock
+    queue: JobQueue, clock: FakeClock
 ) -> None:
     """A tick every 2 s runs once per interval, as one row."""
     ran: list[str] = []
@@ -253,7 +245,7 @@ async def test_the_worker_runs_a_job_as_soon_as_it_is_enqueued(
 
 
 async def test_again_brings_back_work_that_recurs_under_one_key(
-    queue: JobQueue, clock: Clock
+    queue: JobQueue, clock: FakeClock
 ) -> None:
     """'Flush room X' asked for again: a done job is queued anew, a queued one
     becomes due sooner, a running one runs once more right after it ends."""
@@ -267,7 +259,7 @@ async def test_again_brings_back_work_that_recurs_under_one_key(
             await queue.enqueue("flush", run.key, again=True)  # new work meanwhile
 
     queue.kind("flush", flush)
-    await queue.enqueue("flush", "room", run_at=clock.now + timedelta(minutes=5))
+    await queue.enqueue("flush", "room", run_at=clock.now() + timedelta(minutes=5))
     await queue.enqueue("flush", "room", again=True)
     assert await queue.run_due() == 1  # due now, no longer in 5 minutes
     assert await queue.run_due() == 1  # the rerun asked for while it ran

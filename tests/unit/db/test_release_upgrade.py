@@ -220,13 +220,15 @@ async def test_release_database_upgrades_and_serves_its_cases(
     assert await store.seen_events(sorted(seen | {"$unknown:x"})) == seen
 
     for row in tables["mail_outbox"]:
-        mail = await OutboxStore(store.session).by_dedup_key(row["dedup_key"])
+        mail = await OutboxStore(store.engine).by_dedup_key(row["dedup_key"])
         assert mail is not None and mail.raw == base64.b64decode(row["raw"])
     for row in tables["offline_messages"]:
-        record = await OfflineStore(store.session).by_client_id(row["client_id"])
+        record = await OfflineStore(store.engine).by_client_id(row["client_id"])
         assert record is not None and record.case_id == row["case_id"]
     for row in tables["attachments"]:
-        found = await AttachmentQueue(store).get(row["case_id"], row["attachment_id"])
+        found = await AttachmentQueue(store.engine).get(
+            row["case_id"], row["attachment_id"]
+        )
         assert found is not None and found.state == row["state"]
 
     # The upgraded database takes new work: numbering goes on after the old rows.

@@ -127,7 +127,7 @@ async def test_server_down_nothing_lost_each_mail_once_after_return(
         queued = await outbox.store.all()
         assert {r.state for r in queued} == {"queued"}
         assert all("not reachable" in (r.last_error or "") for r in queued)
-        due = [(as_utc(r.next_attempt_at) - clock.now).total_seconds() for r in queued]
+        due = [(as_utc(r.next_attempt_at) - clock()).total_seconds() for r in queued]
         waits.append(due[0])
         clock.advance(max(due))
     assert 24 <= waits[0] <= 36 and 48 <= waits[1] <= 72 and 96 <= waits[2] <= 144
