@@ -11,9 +11,11 @@ from aiohttp import web
 from sqlalchemy import text
 
 from .api.citizen import MAX_JSON_BYTES, CitizenAPI
+from .api.headers import security_headers
 from .api.middleware import cors_middleware, errors_middleware
 from .api.widget import widget_routes
 from .appservice import SEEN_EVENTS_KEPT, DurableAppService
+from .blocks import Blocks
 from .case import CaseService
 from .catchup import CatchUp
 from .clock import as_utc, utcnow
@@ -25,6 +27,7 @@ from .delivery import Deliveries
 from .health import Health
 from .homeserver import Secrets, versions_answer
 from .jobs import JobQueue
+from .limits import Limits
 from .mail.outbox import Outbox
 from .mail.service import build_outbox, outbox_health
 from .plugins import Bot, BotContext, load_bots
@@ -72,6 +75,15 @@ class Bridge:
         self.mail = build_outbox(
             self.store.engine, config.mail, self.jobs, self.team.alert_admins
         )
+        self.limits = Limits(
+            config.limits,
+            Blocks(
+                self.store.engine,
+                self.secrets["client_key_secret"],
+                config.limits.block_hours,
+            ),
+        )
+        self.team.blocks = self.limits.blocks
         self._register_health()
         ctx = BotContext(
             config,
@@ -83,6 +95,7 @@ class Bridge:
             self.health,
             self.jobs,
             self.mail,
+            self.limits,
         )
         self.bots = load_bots(ctx)
         self._add_routes(az)
@@ -106,6 +119,7 @@ class Bridge:
             store=store,
             state_file=config.data_dir / "mx-state.json",
             middlewares=[
+                security_headers,
                 cors_middleware(config.bridge.allowed_origins),
                 errors_middleware,
             ],
@@ -131,7 +145,7 @@ class Bridge:
 
     def _add_routes(self, az: DurableAppService) -> None:
         assert self.cases is not None
-        az.app.add_routes(CitizenAPI(self.config, self.cases).routes())
+        az.app.add_routes(CitizenAPI(self.config, self.cases, self.limits).routes())
         for bot in self.bots:
             routes = getattr(bot, "routes", None)
             if routes is not None:

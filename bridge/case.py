@@ -101,6 +101,7 @@ class CaseService:
         state: str = "live",
         invite: tuple[str, ...] = (),
         routed_at: datetime | None = None,
+        client_key: str | None = None,
     ) -> tuple[Case, str]:
         """Create the case, its token and (if Synapse answers) its room, to which
         the ghost and the staff in ``invite`` (chosen by routing) are invited."""
@@ -120,6 +121,7 @@ class CaseService:
             ghost_mxid=ghost,
             invited=invite,
             routed_at=routed_at,
+            client_key=client_key,
         )
         token = await self.tokens.mint_chat(case.case_id)
         await self.add_system_event(

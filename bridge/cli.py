@@ -9,6 +9,7 @@ import secrets
 import signal
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 import yaml
 
@@ -47,7 +48,29 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"Configuration in {config.config_dir} is valid: "
         f"{len(config.departments)} department(s)."
     )
+    for warning in config_warnings(config):
+        print(f"warning: {warning}")
     return 0
+
+
+def config_warnings(config: Config) -> list[str]:
+    """Valid, but not what a town's website should run with."""
+    host = urlparse(config.bridge.public_url).hostname or ""
+    if host in ("localhost", "127.0.0.1", "::1") or host.endswith(".localhost"):
+        return []  # the embedded demo on this machine
+    warnings = []
+    if "*" in config.bridge.allowed_origins:
+        warnings.append(
+            "bridge.allowed_origins is '*': any website may embed the chat. Name "
+            "the town's website, e.g. ['https://www.musterstadt.example']."
+        )
+    if not config.limits.trusted_proxies:
+        warnings.append(
+            "limits.trusted_proxies is empty: behind a reverse proxy every citizen "
+            "has the proxy's address, so the per-address limits would count the "
+            "whole town as one. Name the proxy's address."
+        )
+    return warnings
 
 
 async def _demo_staff(

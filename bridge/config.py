@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from .departments.model import Department, RoutingRules, Staff
 from .departments.rules import read_rules
+from .limits import LimitSettings, read_limits
 from .mail.settings import MailSettings, load_mail_settings
 from .plugins import read_plugin_sections
 from .yamlconf import ConfigError, Problems, Section
@@ -84,6 +85,7 @@ class Config:
     citizen: Citizen
     demo_staff_accounts: bool
     mail: MailSettings
+    limits: LimitSettings
     departments: tuple[Department, ...]
     routing: RoutingRules
     plugins: dict[str, Any] = field(default_factory=dict)
@@ -149,6 +151,7 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
     bridge = _read_bridge(section.section("bridge"))
     citizen = _read_citizen(section.section("citizen"), bridge.public_url)
     mail = load_mail_settings(section.section("mail"), data_dir, config_dir)
+    limits = read_limits(section.section("limits"))
     demo_staff = _read_demo_staff_accounts(section.section("demo"))
     return dict(
         town=town,
@@ -157,6 +160,7 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
         citizen=citizen,
         demo_staff_accounts=demo_staff,
         mail=mail,
+        limits=limits,
     )
 
 

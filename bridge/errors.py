@@ -204,6 +204,23 @@ CATALOGUE: Mapping[str, ErrorSpec] = MappingProxyType(
             "The server lacks a font for the transcript. Its operator must install "
             "fonts-dejavu-core.",
         ),
+        "BC_BLOCKED": _spec(
+            403,
+            True,
+            "Von diesem Anschluss sind vorübergehend keine neuen Chats und "
+            "Nachrichten möglich. Bitte wenden Sie sich telefonisch oder per E-Mail "
+            "an die Verwaltung.",
+            "No new chats or messages are possible from this connection for a "
+            "while. Please contact the administration by phone or e-mail.",
+        ),
+        "BC_RATE_LIMITED": _spec(
+            429,
+            True,
+            "Zu viele Anfragen in kurzer Zeit. Bitte versuchen Sie es in "
+            "retry_after_seconds Sekunden noch einmal; Ihr Text bleibt erhalten.",
+            "Too many requests in a short time. Please try again in "
+            "retry_after_seconds seconds; your text is kept.",
+        ),
         "BC_UNAVAILABLE": _spec(
             503,
             True,
@@ -322,6 +339,8 @@ class BuergerchatError(Exception):
         super().__init__(message)
         self.message = message
         self.extra = extra
+        #: HTTP headers of the answer (Retry-After of a 429).
+        self.headers: dict[str, str] = {}
 
     def to_json(self) -> dict[str, Any]:
         return {"errcode": self.errcode, "error": self.message, **self.extra}
@@ -380,6 +399,31 @@ class TooLarge(BuergerchatError):
 
 class UnsupportedMediaType(BuergerchatError):
     errcode = "BC_UNSUPPORTED_MEDIA_TYPE"
+
+
+class Blocked(BuergerchatError):
+    """An admin blocked this address (``!block``); ``until`` says how long."""
+
+    errcode = "BC_BLOCKED"
+
+
+class RateLimited(BuergerchatError):
+    """Over one of the abuse limits (bridge.limits): ``retry_after_seconds``
+    says when the same request will be taken; also sent as ``Retry-After``."""
+
+    errcode = "BC_RATE_LIMITED"
+
+    def __init__(self, retry_after: int, limit: str) -> None:
+        seconds = max(1, int(retry_after))
+        super().__init__(
+            f"Zu viele Anfragen in kurzer Zeit. Bitte versuchen Sie es in {seconds} "
+            f"Sekunden noch einmal; Ihr Text bleibt erhalten. / Too many requests in "
+            f"a short time. Please try again in {seconds} seconds; your text is "
+            "kept.",
+            retry_after_seconds=seconds,
+            limit=limit,
+        )
+        self.headers = {"Retry-After": str(seconds)}
 
 
 class Unavailable(BuergerchatError):

@@ -37,6 +37,8 @@ _SECRET_KEYS = (
     "registration_shared_secret",
     "macaroon_secret_key",
     "form_secret",
+    # The bridge's own: the HMAC key of client addresses (bridge.blocks).
+    "client_key_secret",
 )
 
 

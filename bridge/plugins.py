@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .db.store import Store
     from .health import Health
     from .jobs import JobQueue
+    from .limits import Limits
     from .mail.outbox import Outbox
     from .team import TeamRooms
     from .yamlconf import Section
@@ -51,6 +52,8 @@ class BotContext:
     jobs: JobQueue
     #: The mail outbox (durable, each mail a job): ``await ctx.mail.enqueue(…)``.
     mail: Outbox
+    #: Abuse limits: ``await ctx.limits.hit("uploads_per_case", case_id)``.
+    limits: Limits
 
 
 class Bot(Protocol):
@@ -63,7 +66,9 @@ class Bot(Protocol):
     ``config.plugin(config_section)``. Two more optional classmethods take those
     settings: ``synapse_modules(settings, config)`` returns entries for the
     ``modules:`` list of the rendered homeserver.yaml, and
-    ``status_fields(settings, config)`` adds keys to ``GET /status``.
+    ``status_fields(settings, config)`` adds keys to ``GET /status``, and
+    ``csp_sources(settings, config)`` sources to the CSP of /demo (the video
+    bot: its Jitsi server).
     """
 
     #: Bots are built (and register handlers, hooks and commands) in ascending
@@ -177,6 +182,7 @@ class Router(Protocol):
         topic: str | None,
         citizen_name: str | None,
         language: str,
+        client_key: str | None = None,
     ) -> tuple[Decision, Case | None, str | None]: ...
 
     async def drain(self) -> None: ...

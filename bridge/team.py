@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -30,16 +31,20 @@ from mautrix.types import (
 if TYPE_CHECKING:
     from mautrix.appservice import AppService, IntentAPI
 
+    from .blocks import Blocks
     from .config import Config
     from .db.models import Case
     from .delivery import Deliveries
 
+from .clock import as_utc
 from .errors import HOMESERVER_ERRORS
 
 log = logging.getLogger("buergerchat.team")
 
 #: Longest quote of the citizen's first message in a team notice.
 FIRST_MESSAGE_QUOTE = 300
+#: Chats of one address within this time count as one burst.
+BURST_WINDOW = timedelta(hours=1)
 
 STATE_LABELS = {
     "live": "Neuer Live-Chat",
@@ -59,6 +64,9 @@ class TeamRooms:
         self.config = config
         self.appservice = appservice
         self.deliveries = deliveries
+        #: Which cases came from one address (set by the bridge; None in tests
+        #: that need no burst summaries).
+        self.blocks: Blocks | None = None
         self._resolved: dict[str, str] = {}
         self._lock = asyncio.Lock()
 
@@ -181,6 +189,9 @@ class TeamRooms:
         )
         if room_id is None:
             return False
+        burst = await self._burst(case)
+        if burst:
+            return await self._announce_burst(room_id, case, burst)
         label = STATE_LABELS.get(case.state, "Neuer Fall")
         known = self.config.routing.topic(case.topic) if case.topic else None
         topic = known.label if known else (case.topic or "ohne Thema")
@@ -209,6 +220,38 @@ class TeamRooms:
             )
         except HOMESERVER_ERRORS as e:
             log.warning("team notice for %s not posted: %s", case.reference, e)
+            return False
+        return True
+
+    async def _burst(self, case: Case) -> list[Case]:
+        """The cases of this case's address in the last hour, if they are
+        ``limits.burst_chats`` or more (else empty: an ordinary notice)."""
+        if self.blocks is None or not case.client_key:
+            return []
+        since = as_utc(case.created_at) - BURST_WINDOW
+        cases = await self.blocks.cases_since(case.client_key, since)
+        return cases if len(cases) >= self.config.limits.burst_chats else []
+
+    async def _announce_burst(
+        self, room_id: str, case: Case, burst: list[Case]
+    ) -> bool:
+        """Held: one notice when an address reaches the burst size, naming its
+        chats; later chats of the burst are not announced one by one."""
+        if burst[self.config.limits.burst_chats - 1].case_id != case.case_id:
+            return True  # summarised already
+        refs = ", ".join(c.reference for c in burst)
+        text = (
+            f"Viele Chats von derselben Adresse in einer Stunde: {refs}. Weitere "
+            "Chats dieser Adresse in dieser Stunde werden nicht einzeln gemeldet. "
+            "Wenn es Missbrauch ist: !block <Grund> in einem der Chaträume sperrt "
+            "die Adresse."
+        )
+        try:
+            await self._notice(
+                room_id, text, html.escape(text), f"burst:{case.case_id}", "team"
+            )
+        except HOMESERVER_ERRORS as e:
+            log.warning("burst notice for %s not posted: %s", case.reference, e)
             return False
         return True
 

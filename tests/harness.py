@@ -25,6 +25,7 @@ from mautrix.types import Event
 
 from bridge.api.citizen import CitizenAPI
 from bridge.api.middleware import errors_middleware
+from bridge.blocks import Blocks
 from bridge.case import CaseService
 from bridge.cause import caused_by
 from bridge.clock import FakeClock, use_clock
@@ -36,6 +37,7 @@ from bridge.db.store import Store
 from bridge.delivery import Deliveries
 from bridge.health import Health
 from bridge.jobs import JobQueue
+from bridge.limits import Limits
 from bridge.mail.service import build_outbox
 from bridge.plugins import Bot, BotContext, load_bots
 from bridge.team import TeamRooms
@@ -87,7 +89,12 @@ class Harness:
             Health(),
             self.jobs,
             build_outbox(store.engine, config.mail, self.jobs, self.team.alert_admins),
+            Limits(
+                config.limits,
+                Blocks(store.engine, "test secret", config.limits.block_hours),
+            ),
         )
+        self.team.blocks = self.ctx.limits.blocks
         self.bots: dict[str, Bot] = {b.name: b for b in load_bots(self.ctx)}
         self.cases.start()
         self._ids = itertools.count(1)
@@ -125,6 +132,7 @@ class Harness:
             topic=kw.get("topic"),
             citizen_name=kw.get("citizen_name", "Erika Muster"),
             language=language,
+            client_key=kw.get("client_key"),
         )
         assert case is not None and token is not None, decision.reason
         return case, token
@@ -176,7 +184,7 @@ class Harness:
     async def api(self) -> AsyncIterator[TestClient]:
         """The citizen API and the bots' routes, served in this process."""
         app = web.Application(middlewares=[errors_middleware])
-        app.add_routes(CitizenAPI(self.config, self.cases).routes())
+        app.add_routes(CitizenAPI(self.config, self.cases, self.ctx.limits).routes())
         for bot in self.bots.values():
             routes = getattr(bot, "routes", None)
             if routes is not None:

@@ -3,16 +3,19 @@ the repository and the production config is checked instead."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import yaml
 
+from bridge.cli import config_warnings
 from bridge.config import Config, ConfigError, load_config
 from bridge.homeserver import _SECRET_KEYS, Secrets, render
 
@@ -204,3 +207,79 @@ def test_bridge_gets_the_admin_token_secret() -> None:
     assert path.parent == Path("/run/secrets")
     assert path.name in SERVICES["bridge"]["secrets"]
     assert path.name in COMPOSE["secrets"]
+
+
+SYNAPSE_PATHS = ("/_matrix/client/*", "/_matrix/media/*", "/_synapse/client/*")
+
+
+def test_the_proxy_passes_only_what_citizens_and_staff_need() -> None:
+    """Caddy forwards the citizen API, widget, demo and health to the bridge and
+    only the client, media and SSO paths to Synapse: no admin API, no
+    federation, and every Server header removed."""
+    caddy = (REPO / "deploy/Caddyfile").read_text()
+    paths = re.findall(r"reverse_proxy\s+(/\S*)\s+(\w[\w-]*):", caddy)
+    assert ("/_matrix/client/*", "synapse") in paths
+    for path, host in paths:
+        assert not path.startswith(("/_synapse/admin", "/_matrix/federation")), path
+        if host == "synapse":
+            assert path in (
+                "/_matrix/client/*",
+                "/_matrix/media/*",
+                "/_synapse/client/*",
+            )
+    blocks = caddy.count("reverse_proxy")
+    assert caddy.count("header_down -Server") == blocks
+    assert caddy.count("header -Server") == caddy.count(" {\n") - blocks
+
+
+def test_only_the_proxy_is_published_and_the_bridge_trusts_only_it(
+    tmp_path: Path,
+) -> None:
+    """No service but the proxy publishes a port; the proxy has a fixed address
+    in a fixed network, and exactly that address is the bridge's trusted proxy
+    (so X-Forwarded-For cannot be forged from anywhere else). The production
+    config names the town's website as the one allowed origin."""
+    published = [name for name, svc in SERVICES.items() if svc.get("ports")]
+    assert published == ["proxy"]
+    proxy_ip = SERVICES["proxy"]["networks"]["default"]["ipv4_address"]
+    subnet = COMPOSE["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(proxy_ip) in ipaddress.ip_network(subnet)
+    config = _production_config(tmp_path)
+    assert [str(n) for n in config.limits.trusted_proxies] == [f"{proxy_ip}/32"]
+    assert config.bridge.allowed_origins == ("https://www.musterstadt.example",)
+    assert config_warnings(config) == []
+
+
+def test_the_rendered_synapse_is_closed(tmp_path: Path) -> None:
+    """Registration and guest access off, no federation partner, no key server,
+    no URL previews, no metrics: what a town's staff server needs, nothing more."""
+    config = _production_config(tmp_path)
+    secrets = Secrets({k: "x" for k in _SECRET_KEYS})
+    homeserver = yaml.safe_load(render(config, secrets).read_text(encoding="utf-8"))
+    assert homeserver["enable_registration"] is False
+    assert homeserver["allow_guest_access"] is False
+    assert homeserver["federation_domain_whitelist"] == []
+    assert homeserver["trusted_key_servers"] == []
+    assert homeserver["url_preview_enabled"] is False
+    assert homeserver["enable_metrics"] is False
+    (listener,) = homeserver["listeners"]
+    assert [r["names"] for r in listener["resources"]] == [["client"]]
+
+
+def test_check_config_warns_about_an_open_production_config(tmp_path: Path) -> None:
+    """'*' as allowed origin and no trusted proxy are fine on localhost, and
+    warned about on a town's public address."""
+    config = _production_config(tmp_path)
+    open_config = replace(
+        config,
+        bridge=replace(config.bridge, allowed_origins=("*",)),
+        limits=replace(config.limits, trusted_proxies=()),
+    )
+    warnings = config_warnings(open_config)
+    assert len(warnings) == 2
+    assert "allowed_origins" in warnings[0] and "trusted_proxies" in warnings[1]
+    local = replace(
+        open_config,
+        bridge=replace(open_config.bridge, public_url="http://127.0.0.1:8080"),
+    )
+    assert config_warnings(local) == []

@@ -116,6 +116,9 @@ class OfflineBot:
         form = parse_form(
             data, config.routing, max_description=config.citizen.max_message_length
         )
+        await self.ctx.limits.admit(
+            request, ("offline_per_address", "address"), ("offline_total", "all")
+        )
         async with self._locked(form.client_id):
             record = await self.records.by_client_id(form.client_id)
             if record is None:
@@ -238,6 +241,8 @@ class OfflineBot:
 
     async def resume(self, request: web.Request) -> web.Response:
         """The personal link from an answer mail: its token buys a chat token."""
+        limits = self.ctx.limits
+        await limits.hit("resumes_per_address", limits.client(request))
         case_id = request.match_info["case_id"]
         case = await self.ctx.cases.tokens.check(bearer(request), case_id, RESUME)
         offline = await self.records.by_case(case_id)

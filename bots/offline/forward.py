@@ -178,7 +178,7 @@ class Forwarder:
                 case.department,
                 case.reference,
             )
-        if record.email:
+        if record.email and await self._confirmation_allowed(record.email, case):
             await self.outbox.enqueue(
                 confirmation_to_citizen(
                     message, sender=settings.sender, reply_to=inbox
@@ -186,6 +186,20 @@ class Forwarder:
                 dedup_key=f"offline-confirmation:{case.case_id}",
                 case_id=case.case_id,
             )
+
+    async def _confirmation_allowed(self, email: str, case: Case) -> bool:
+        """At most ``limits.confirmations_per_recipient`` confirmations to one
+        address: the form must not let anyone flood a mailbox through the town.
+        Once per case (a retry of this step counts nothing new)."""
+        if await self.outbox.get(f"offline-confirmation:{case.case_id}") is not None:
+            return True
+        if await self.ctx.limits.allowed("confirmations_per_recipient", email.lower()):
+            return True
+        log.warning(
+            "no confirmation for %s: its address got the most confirmations a day",
+            case.reference,
+        )
+        return False
 
     # --- the Matrix steps ---------------------------------------------------
 

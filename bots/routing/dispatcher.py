@@ -136,6 +136,7 @@ class Dispatcher:
         topic: str | None,
         citizen_name: str | None,
         language: str,
+        client_key: str | None = None,
     ) -> tuple[RoutingDecision, Case | None, str | None]:
         """Decide live/queued/offline for a new case of ``department`` and, unless
         offline, create it (with the chosen staff invited). Offline creates
@@ -164,6 +165,7 @@ class Dispatcher:
                 state=decision.kind,
                 invite=decision.invite,
                 routed_at=utcnow() if decision.invite else None,
+                client_key=client_key,
             )
             self.pointers = dict(decision.pointers)
             if decision.kind == "queued":

@@ -167,6 +167,11 @@ class ScannerBot:
             raise CaseClosed(
                 f"Case {case.reference} is closed. Start a new chat for a new concern."
             )
+        await self.ctx.limits.admit(
+            request,
+            ("uploads_per_address", "address"),
+            ("uploads_per_case", case.case_id),
+        )
         filename, data, client_id = await read_upload(request, self.settings.max_size)
         if client_id is not None:
             known = await self.queue.by_client_id(case.case_id, client_id)

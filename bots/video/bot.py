@@ -26,7 +26,7 @@ from .jitsi import (
     room_path,
 )
 from .models import VideoCall
-from .section import VideoSettings, read_config
+from .section import VideoSettings, csp_sources, read_config
 from .widget_event import (
     WIDGET_EVENT_TYPE,
     jitsi_widget_content,
@@ -45,6 +45,7 @@ class VideoBot:
     name = "video"
     config_section: ClassVar[str] = "video"
     read_config = staticmethod(read_config)
+    csp_sources = staticmethod(csp_sources)
 
     def __init__(self, ctx: BotContext) -> None:
         self.ctx = ctx

@@ -19,6 +19,15 @@ class VideoSettings:
     helpline: str | None
 
 
+def csp_sources(settings: VideoSettings, config: Config) -> dict[str, list[str]]:
+    """What the demo page's CSP must allow for a call: the Jitsi server's
+    external_api.js and its conference frame."""
+    if settings.jitsi is None:
+        return {}
+    origin = f"https://{settings.jitsi.domain}"
+    return {"script-src": [origin], "frame-src": [origin]}
+
+
 def read_config(section: Section, config: Config) -> VideoSettings:
     domain = section.get("jitsi_domain", str, "meet.jit.si")
     secret_file = section.get("jitsi_app_secret_file", str, None)

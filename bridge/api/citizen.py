@@ -22,6 +22,7 @@ from ..errors import (
     TooLarge,
     Unavailable,
 )
+from ..limits import Limits
 from ..plugins import plugin_hooks
 from ..timeline import event_json
 
@@ -156,9 +157,10 @@ def bearer(request: web.Request) -> str:
 
 
 class CitizenAPI:
-    def __init__(self, config: Config, cases: CaseService) -> None:
+    def __init__(self, config: Config, cases: CaseService, limits: Limits) -> None:
         self.config = config
         self.cases = cases
+        self.limits = limits
         #: What the bots add to GET /status (the scanner: allowed file kinds).
         self.status_fields: dict[str, Any] = {}
         for fields in plugin_hooks(config, "status_fields"):
@@ -239,11 +241,15 @@ class CitizenAPI:
         router = self.cases.router
         if router is None:
             raise Unavailable("Live chat is starting up. Try again in a moment.")
+        client_key = await self.limits.admit(
+            request, ("chats_per_address", "address"), ("chats_total", "all")
+        )
         decision, case, token = await router.open_case(
             department=department,
             topic=topic,
             citizen_name=(name or "").strip() or None,
             language=language,
+            client_key=client_key,
         )
         if case is None or token is None:
             opens = (
@@ -295,6 +301,7 @@ class CitizenAPI:
             max_length=self.config.citizen.max_message_length,
         )
         client_id = field(data, "client_id", str, required=True, max_length=100)
+        await self.limits.hit("messages_per_case", case.case_id)
         event = await self.cases.post_citizen_message(case, client_id, body)
         if event.matrix_event_id is None:
             return web.json_response(
@@ -307,6 +314,10 @@ class CitizenAPI:
 
     async def events(self, request: web.Request) -> web.Response:
         case = await self._case(request)
+        async with self.limits.poll(bearer(request), self.limits.client(request)):
+            return await self._events(request, case)
+
+    async def _events(self, request: web.Request, case: Case) -> web.Response:
         after = _int_param(request, "after", 0)
         timeout = min(
             _int_param(request, "timeout", 0), self.config.citizen.long_poll_max_seconds

@@ -37,7 +37,9 @@ def error_response(
 
 
 def answer(error: BuergerchatError) -> web.Response:
-    return web.json_response(error.to_json(), status=error.status)
+    return web.json_response(
+        error.to_json(), status=error.status, headers=error.headers
+    )
 
 
 def http_error(e: web.HTTPException) -> web.Response:
@@ -77,6 +79,8 @@ def cors_middleware(allowed_origins: tuple[str, ...]) -> Callable[..., Awaitable
     def allowed(origin: str | None) -> str | None:
         if not origin:
             return None
+        if origin == "null":  # sandboxed frames, file:// pages: only if listed
+            return origin if "null" in allowed_origins else None
         if "*" in allowed_origins:
             return "*"
         return origin if origin in allowed_origins else None

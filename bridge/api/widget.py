@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from string import Template
 from aiohttp import web
 
 from ..config import Config
+from ..plugins import plugin_hooks
+from .headers import content_security_policy
 
 WIDGET_DIR = Path(__file__).resolve().parent.parent / "widget"
 SOURCE_DIR = WIDGET_DIR / "src"
@@ -127,12 +130,19 @@ def _not_modified(request: web.Request, script: _Script) -> bool:
 def widget_routes(config: Config) -> list[web.RouteDef]:
     demo = Template((WIDGET_DIR / "demo.html").read_text(encoding="utf-8"))
     script = WidgetScript()
+    # Admin-written text meets HTML: escaped, like everything else.
+    page = demo.safe_substitute(
+        town=html.escape(config.town.name),
+        bridge_url=html.escape(config.bridge.public_url, quote=True),
+    )
+    policy = content_security_policy(page, plugin_hooks(config, "csp_sources"))
 
     async def demo_page(request: web.Request) -> web.Response:
-        html = demo.safe_substitute(
-            town=config.town.name, bridge_url=config.bridge.public_url
+        return web.Response(
+            text=page,
+            content_type="text/html",
+            headers={"Content-Security-Policy": policy},
         )
-        return web.Response(text=html, content_type="text/html")
 
     async def widget_file(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]

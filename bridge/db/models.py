@@ -56,6 +56,9 @@ class Case(Base):
     queue_closed: Mapped[bool] = mapped_column(Boolean, default=False)
     #: When the team room was told about the case.
     announced_at: Mapped[datetime | None]
+    #: Who opened it, pseudonymously: an HMAC of the client address under a
+    #: secret of this installation (bridge.blocks), never the address itself.
+    client_key: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class CaseToken(Base):
@@ -207,3 +210,21 @@ class CaseTransition(Base):
     actor: Mapped[str | None] = mapped_column(String(255))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     at: Mapped[datetime]
+
+
+class Block(Base):
+    """An address (by its client key) or a case that may not open chats or
+    leave messages any more, until ``expires_at`` (``!block`` in a case room)."""
+
+    __tablename__ = "blocks"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    client_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    case_id: Mapped[str | None] = mapped_column(
+        String(40), ForeignKey("cases.case_id", ondelete="SET NULL"), index=True
+    )
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    lifted_at: Mapped[datetime | None]

@@ -45,6 +45,7 @@ class Store(TableStore):
         state: str,
         invited: Sequence[str] = (),
         routed_at: datetime | None = None,
+        client_key: str | None = None,
         opened: dict[str, Any] | None = None,
         with_opened: Callable[[CaseTransition], Sequence[Any]] | None = None,
     ) -> Case:
@@ -66,6 +67,7 @@ class Store(TableStore):
                 created_at=now,
                 invited=list(invited),
                 routed_at=routed_at,
+                client_key=client_key,
             )
             s.add(case)
             await s.flush()

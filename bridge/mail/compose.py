@@ -203,7 +203,10 @@ def confirmation_to_citizen(
     message_id: str | None = None,
     tz: ZoneInfo = BERLIN,
 ) -> EmailMessage:
-    """The confirmation with the case reference; it repeats none of the concern."""
+    """The confirmation with the case reference and fixed text only: nothing the
+    sender typed (name, topic, concern) is in it, not even in the To header, so
+    the form cannot make the town's mail server carry someone's words to any
+    address (the number of confirmations per address is capped as well)."""
     contact = message.contact
     if not contact.email:
         raise ValueError("a confirmation needs the citizen's e-mail address")
@@ -216,7 +219,7 @@ def confirmation_to_citizen(
     )
     body = "\n".join(
         [
-            _greeting(contact.name),
+            _greeting(None),
             "",
             "vielen Dank für Ihre Nachricht. Sie ist am "
             f"{_when(message.received_at, tz)} eingegangen und hat das "
@@ -225,7 +228,6 @@ def confirmation_to_citizen(
             f"    {reference}",
             "",
             f"Bereich: {one_line(message.department_name)}",
-            f"Thema:   {one_line(message.topic, _SUBJECT_TOPIC_LIMIT)}",
             "",
             "Wir melden uns während der Sprechzeiten. Sobald es eine Antwort gibt, "
             "erhalten Sie eine E-Mail mit einem persönlichen Link zum Gespräch. "
@@ -241,7 +243,7 @@ def confirmation_to_citizen(
     )
     return _base(
         sender=sender,
-        to=_mailbox(contact.email, contact.name),
+        to=_mailbox(contact.email, None),
         subject=f"[{reference}] Ihre Nachricht ist eingegangen",
         reference=reference,
         body=body + "\n",

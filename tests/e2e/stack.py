@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from bridge.limits import DEFAULT_RULES
+
 REPO = Path(__file__).resolve().parents[2]
 PINNED_NOW = "2026-11-19T10:00:00+01:00"
 
@@ -117,13 +119,25 @@ def shared_rules(data: dict[str, Any]) -> None:
         department["max_cases_per_staff"] = 1000
 
 
+#: Limits no functional test meets: all its chats come from 127.0.0.1, and the
+#: soaks send thousands of messages into a few cases. tests/e2e/test_abuse.py
+#: runs with the real defaults (``limits=None``).
+LOOSE_LIMITS: dict[str, Any] = {
+    **{name: "100000/minute" for name in DEFAULT_RULES},
+    "polls_per_token": 1000,
+    "polls_per_address": 100000,
+}
+
+
 def make_stack(
     base: Path,
     edit_rules: Callable[[dict[str, Any]], None] | None = shared_rules,
+    limits: dict[str, Any] | None = LOOSE_LIMITS,
     **overrides: Any,
 ) -> Stack:
     """A config folder copied from config/ with free ports, and an empty data folder.
-    ``edit_rules`` changes the parsed departments.yaml (default: shared_rules)."""
+    ``edit_rules`` changes the parsed departments.yaml (default: shared_rules);
+    ``limits`` the abuse limits (default: loose; None: the product's defaults)."""
     config_dir = base / "config"
     data_dir = base / "data"
     shutil.copytree(REPO / "config", config_dir)
@@ -135,6 +149,8 @@ def make_stack(
         data["homeserver"]["url"] = stack.homeserver_url
         data["bridge"]["port"] = stack.bridge_port
         data["bridge"]["public_url"] = stack.bridge_url
+        if limits is not None:
+            data.setdefault("limits", {}).update(limits)
         for section, values in overrides.items():
             data.setdefault(section, {}).update(values)
 

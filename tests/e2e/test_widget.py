@@ -240,9 +240,21 @@ async def test_invalid_token_forgets_the_case_and_offers_a_new_chat(
 
 
 async def test_widget_lives_in_a_shadow_root_isolated_from_page_css(
-    stack: Stack, page: Page
+    stack: Stack, browser: Browser
 ) -> None:
-    """Page CSS does not reach into the widget, and the widget's CSS stays inside."""
+    """Page CSS does not reach into the widget, and the widget's CSS stays inside.
+    (The hostile CSS is injected inline, which /demo's own CSP forbids: this
+    test alone lets the browser ignore the CSP.)"""
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 800}, bypass_csp=True
+    )
+    try:
+        await _isolated_from_page_css(stack, await context.new_page())
+    finally:
+        await context.close()
+
+
+async def _isolated_from_page_css(stack: Stack, page: Page) -> None:
     await page.goto(stack.bridge_url + "/demo")
     await page.add_style_tag(
         content="* { color: rgb(255, 0, 0) !important;"

@@ -24,7 +24,7 @@ from bridge.plugins import BotContext, bot_classes, load_bots
 
 REPO = Path(__file__).resolve().parents[2]
 #: The order the bots were built in when bots/registry.py listed them.
-BOTS = ["workflow", "video", "scanner", "transcript", "offline", "routing"]
+BOTS = ["workflow", "video", "scanner", "transcript", "offline", "routing", "guard"]
 
 
 def test_the_entry_points_name_every_bot_in_order() -> None:
@@ -96,6 +96,7 @@ def fake_context(tmp_path: Path) -> tuple[BotContext, RecordingCommands, Recorde
         Health(),
         cast(Any, recorder),
         cast(Any, object()),
+        cast(Any, object()),
     )
     return ctx, commands, recorder
 
@@ -105,7 +106,7 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
     try:
         bots = load_bots(ctx)
         assert [bot.name for bot in bots] == BOTS
-        workflow, _, scanner, transcript, offline, routing = cast(list[Any], bots)
+        workflow, _, scanner, transcript, offline, routing, _ = cast(list[Any], bots)
         assert commands.order == [
             "help",
             "claim",
@@ -115,6 +116,8 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
             "audio",
             "transcript",
             "revoke",
+            "block",
+            "unblock",
         ]
         assert commands.help_text().splitlines()[1:] == sorted(
             commands.help_text().splitlines()[1:]

@@ -70,6 +70,8 @@ def _app() -> web.Application:
     config = SimpleNamespace(
         town=SimpleNamespace(name="Musterstadt"),
         bridge=SimpleNamespace(public_url="http://bridge.test"),
+        plugins={},
+        plugin=lambda name: SimpleNamespace(jitsi=None),
     )
     app = web.Application()
     app.add_routes(widget_routes(config))  # type: ignore[arg-type]

@@ -46,6 +46,12 @@ async function download(path, timeoutMs) {
 // A token the bridge no longer accepts, or a case it does not know.
 function gone(e) { return e.status === 401 || e.status === 403 || e.status === 404; }
 function retryable(e) { return !e.status || e.status >= 500 || e.status === 429; }
+// Over a limit (429): the bridge says when the same request will be taken.
+function busySeconds(e) {
+  return e && e.status === 429 ? Math.max(1, Math.ceil(+e.retry_after_seconds || 5)) : 0;
+}
+// How long to wait before trying again: the backoff, or at least Retry-After.
+function retryDelay(e, delay) { return Math.max(delay, busySeconds(e) * 1000); }
 
 // Backoff sleeps end early when the browser reports it is online again.
 var wakers = [];

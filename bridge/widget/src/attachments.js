@@ -116,23 +116,25 @@ function sendFile(rec, g, delay) {
     tx(rec.progress, "upProgress", { p: rec.percent }, "aria-label");
     if (rec.percent % 10 === 0) tx(rec.status, "upProgress", { p: rec.percent });
   };
-  function again() {
+  function again(wait) {
     if (g !== gen) return;
     setFileState(rec, "retrying");
-    pause(delay).then(function () {
+    pause(Math.max(delay, wait || 0)).then(function () {
       if (g !== gen) return;
       rec.percent = 0;
       setFileState(rec, "uploading");
       sendFile(rec, g, Math.min(delay * 2, 30000));
     });
   }
-  xhr.onerror = xhr.ontimeout = again;
+  xhr.onerror = xhr.ontimeout = function () { again(0); };
   xhr.onload = function () {
     if (g !== gen) return;
     var data = {};
     try { data = JSON.parse(xhr.responseText) || {}; } catch (e) { /* not JSON: a proxy's page */ }
     var code = xhr.status;
-    if (code === 0 || code >= 500 || code === 429) return again();
+    // Over the upload limit (429): the file waits on this device until then.
+    if (code === 429) return again(busySeconds({ status: 429, retry_after_seconds: data.retry_after_seconds }) * 1000);
+    if (code === 0 || code >= 500) return again(0);
     if (code === 401 || code === 403 || code === 404) return expire();
     if (!rec.placed) rec.el.classList.remove("pending"); // done sending: it keeps its place
     if (data.attachment_id) {

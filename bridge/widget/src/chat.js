@@ -168,7 +168,15 @@ function reflow(change) {
   if (follow) ui.scroll.scrollTop = ui.scroll.scrollHeight;
 }
 function setOnline(ok) {
-  if (ui.banner && ui.banner.hidden !== ok) reflow(function () { ui.banner.hidden = ok; });
+  if (!ui.banner) return;
+  if (!ok && ui.banner._t && ui.banner._t.text[0] !== "reconnecting") tx(ui.banner, "reconnecting");
+  if (ui.banner.hidden !== ok) reflow(function () { ui.banner.hidden = ok; });
+}
+// Over the message limit: the message waits on this device and goes out then.
+function setBusy(seconds) {
+  if (!ui.banner) return;
+  tx(ui.banner, "slowDown", { s: seconds });
+  if (ui.banner.hidden) reflow(function () { ui.banner.hidden = false; });
 }
 function setClosed() {
   reflow(function () {

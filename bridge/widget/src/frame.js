@@ -5,7 +5,9 @@ function build() {
   var shadow = host.attachShadow({ mode: "open" });
   var css = h("link", { rel: "stylesheet", href: STATIC + "widget.css" });
   // Hidden until the styles are there, so no unstyled flash on the town's page.
-  ui.root = h("div", { class: "bc", style: "visibility:hidden", lang: lang });
+  ui.root = h("div", { class: "bc", lang: lang });
+  // Through the CSSOM, not a style attribute: a strict CSP on the page allows it.
+  ui.root.style.visibility = "hidden";
   css.addEventListener("load", function () { ui.root.style.visibility = ""; });
   css.addEventListener("error", function () { ui.root.style.visibility = ""; });
   ui.badge = h("span", { class: "badge", "aria-hidden": "true", hidden: true });

@@ -196,8 +196,9 @@ async function sendOffline(e) {
         break;
       } catch (err) {
         if (retryable(err)) { // nothing is lost: the draft is stored, try again
-          tx(f.error, "offNet");
-          await pause(delay);
+          if (busySeconds(err)) tx(f.error, "busy", { s: busySeconds(err) });
+          else tx(f.error, "offNet");
+          await pause(retryDelay(err, delay));
           delay = Math.min(delay * 2, 30000);
           continue;
         }

@@ -128,6 +128,8 @@ async function startCase(e) {
     ui.startBtn.disabled = false;
     // Nobody there after all (closed meanwhile, nobody online): leave a message.
     if (err.errcode === "BC_OFFLINE") return showOffline(choice, err.next_opening);
+    // Too many chats from here just now: say so kindly; the choices stay filled in.
+    if (busySeconds(err)) return tx(ui.error, "busy", { s: busySeconds(err) });
     return fail(err.errcode === "BC_CONSENT_REQUIRED" ? "needConsent" : "down", null);
   }
   saved = { case_id: c.case_id, token: c.token, reference: c.reference, cursor: "0", seen: "0",

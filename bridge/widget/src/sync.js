@@ -79,8 +79,9 @@ async function flush(g) {
         if (g !== gen) return;
         if (gone(e)) return expire();
         if (retryable(e)) { // worth another try
-          setOnline(false);
-          await pause(delay);
+          if (busySeconds(e)) setBusy(busySeconds(e));
+          else setOnline(false);
+          await pause(retryDelay(e, delay));
           delay = Math.min(delay * 2, 30000);
           continue;
         }

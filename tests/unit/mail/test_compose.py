@@ -120,15 +120,21 @@ def test_department_mail_refuses_a_broken_citizen_address() -> None:
         )
 
 
-def test_confirmation_names_the_reference_but_not_the_concern() -> None:
-    """The citizen's confirmation has the reference, and none of the concern."""
-    msg = _wire(confirmation_to_citizen(_offline(), sender=SENDER))
+def test_confirmation_carries_nothing_the_sender_typed() -> None:
+    """The citizen's confirmation has the reference and fixed text: not the
+    concern, not the topic, not the name (neither in the body nor in To), so the
+    form is no relay for someone's words."""
+    offline = _offline()
+    msg = _wire(confirmation_to_citizen(offline, sender=SENDER))
     assert msg["Subject"] == "[BC-2026-000123] Ihre Nachricht ist eingegangen"
     assert msg["To"].addresses[0].addr_spec == "juergen@example.org"
+    assert msg["To"].addresses[0].display_name == ""
+    raw = msg.as_string()
     body = _body(msg)
-    assert body.startswith("Guten Tag Jürgen Weiß,")
+    assert body.startswith("Guten Tag,")
     assert "    BC-2026-000123" in body
-    assert "Anwohnerparkausweis" not in body
+    for typed in ("Jürgen", "Weiß", offline.topic, offline.concern[:20]):
+        assert typed not in body and typed not in raw, typed
     assert msg["Reply-To"] is None
     assert "Bitte antworten Sie nicht" in body
 

@@ -1,0 +1,98 @@
+"""``!block [Grund]`` and ``!unblock`` in a case room: an admin stops an address
+that floods the town (its chats, offline messages and files) and ends the case,
+with the reason recorded; the block runs out after ``limits.block_hours``.
+
+Who may: the ``routing.admins``; with no admins configured, the staff of the
+rules. The citizen of the blocked case reads that the chat ended; new chats from
+the address are refused with ``403 BC_BLOCKED`` (README "Abuse protection").
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+from bridge.clock import as_utc
+from bridge.commands import Command
+from bridge.plugins import BotContext
+from bridge.tokens import RESUME
+
+log = logging.getLogger("buergerchat.guard")
+
+
+class GuardBot:
+    #: Built after the bots of lower order (bridge.plugins.load_bots).
+    order: ClassVar[int] = 70
+    name = "guard"
+
+    def __init__(self, ctx: BotContext) -> None:
+        self.ctx = ctx
+        ctx.commands.register(
+            "block",
+            self._block,
+            "!block [Grund]",
+            "Adresse dieses Chats sperren und den Chat beenden (Admins)",
+        )
+        ctx.commands.register(
+            "unblock",
+            self._unblock,
+            "!unblock",
+            "Sperre dieses Chats aufheben (Admins)",
+        )
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def _may(self, mxid: str) -> bool:
+        admins = self.ctx.config.routing.admins
+        return mxid in admins if admins else mxid in self.ctx.config.all_staff()
+
+    async def _refused(self, command: Command) -> bool:
+        if self._may(command.sender) and self.ctx.limits.blocks is not None:
+            return False
+        await self.ctx.commands.reply(
+            command.event.room_id, "Sperren dürfen nur die Admins (routing.admins)."
+        )
+        return True
+
+    async def _block(self, command: Command) -> None:
+        if await self._refused(command):
+            return
+        blocks = self.ctx.limits.blocks
+        assert blocks is not None
+        case = await self.ctx.store.get_case(command.case.case_id) or command.case
+        reason = command.args.strip() or "ohne Angabe"
+        block = await blocks.block(case, reason=reason, actor=command.sender)
+        # The case ends (the citizen reads so; staff leave the room) and its
+        # personal links from mails stop working.
+        await self.ctx.cases.tokens.revoke(case.case_id, RESUME)
+        await self.ctx.cases.close_case(case, by=command.sender)
+        until = as_utc(block.expires_at).astimezone(self.ctx.config.routing.zone)
+        what = "Die Adresse dieses Chats" if case.client_key else "Dieser Fall"
+        log.warning(
+            "case %s blocked by %s until %s: %s",
+            case.reference,
+            command.sender,
+            until.isoformat(),
+            reason,
+        )
+        await self.ctx.commands.reply(
+            command.event.room_id,
+            f"{what} ist bis {until:%d.%m.%Y %H:%M} gesperrt (Grund: {reason}); "
+            "der Chat ist beendet. !unblock hebt die Sperre auf.",
+        )
+
+    async def _unblock(self, command: Command) -> None:
+        if await self._refused(command):
+            return
+        blocks = self.ctx.limits.blocks
+        assert blocks is not None
+        case = await self.ctx.store.get_case(command.case.case_id) or command.case
+        lifted = await blocks.lift(case)
+        await self.ctx.commands.reply(
+            command.event.room_id,
+            "Sperre aufgehoben." if lifted else "Für diesen Chat gilt keine Sperre.",
+        )

@@ -1,0 +1,317 @@
+"""Abuse limits against the real product (real Synapse, clamd, the job queue)
+with the shipped defaults: one address cannot flood chats, messages, polls,
+offline messages, files or someone's mailbox; what is refused is refused whole
+(429 with Retry-After, nothing stored), and sent again later it all arrives,
+each once. The requests come through 127.0.0.1, configured as the trusted
+proxy, so X-Forwarded-For stands for the citizens' addresses."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from email import message_from_bytes
+from typing import Any
+
+import aiohttp
+import pytest
+
+from .samples import png
+from .stack import Stack, make_stack
+
+pytestmark = pytest.mark.e2e
+
+PROXY = {"trusted_proxies": ["127.0.0.1", "::1"]}
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The product with its default limits behind a trusted proxy."""
+    s = make_stack(tmp_path_factory.mktemp("guarded"), limits=PROXY)
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+async def call(
+    stack: Stack,
+    method: str,
+    path: str,
+    *,
+    address: str,
+    token: str | None = None,
+    json: Any = None,
+    data: Any = None,
+) -> tuple[int, Any, Any]:
+    headers = {"X-Forwarded-For": address}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    async with aiohttp.ClientSession() as session:
+        async with session.request(
+            method, stack.bridge_url + path, json=json, data=data, headers=headers
+        ) as response:
+            return response.status, await response.json(), response.headers
+
+
+async def new_chat(stack: Stack, address: str) -> tuple[int, Any, Any]:
+    return await call(
+        stack,
+        "POST",
+        "/api/v1/cases",
+        address=address,
+        json={"department": "buergerbuero", "consent": True, "name": "Eva"},
+    )
+
+
+def count(stack: Stack, sql: str, *args: Any) -> int:
+    with sqlite3.connect(stack.data_dir / "bridge.db") as db:
+        return int(db.execute(sql, args).fetchone()[0])
+
+
+def assert_limited(status: int, body: Any, headers: Any, limit: str) -> int:
+    assert status == 429, body
+    assert body["errcode"] == "BC_RATE_LIMITED" and body["limit"] == limit
+    wait = int(headers["Retry-After"])
+    assert wait == body["retry_after_seconds"] and 1 <= wait <= 3600
+    assert "Sekunden" in body["error"] and "seconds" in body["error"]
+    return wait
+
+
+async def test_one_address_opens_three_chats_a_minute(guarded: Stack) -> None:
+    """The fourth chat in a minute from one address is refused and creates
+    nothing (no case, no room, no team notice); another address is served."""
+    before = count(guarded, "SELECT count(*) FROM cases")
+    for _ in range(3):
+        status, body, _ = await new_chat(guarded, "198.51.100.10")
+        assert status == 201, body
+    status, body, headers = await new_chat(guarded, "198.51.100.10")
+    assert_limited(status, body, headers, "chats_per_address")
+    status, body, _ = await new_chat(guarded, "198.51.100.11")
+    assert status == 201, body
+    assert count(guarded, "SELECT count(*) FROM cases") == before + 4
+
+
+async def test_a_message_flood_is_cut_and_nothing_is_lost(guarded: Stack) -> None:
+    """30 messages at once into one case: 20 are taken, 10 refused whole. Sent
+    again after Retry-After (as the widget does), all 30 are in the timeline,
+    each once, in the order of their second sending."""
+    status, case, _ = await new_chat(guarded, "198.51.100.20")
+    assert status == 201, case
+    path = f"/api/v1/cases/{case['case_id']}/messages"
+
+    async def send(n: int) -> tuple[int, Any, Any]:
+        return await call(
+            guarded,
+            "POST",
+            path,
+            address="198.51.100.20",
+            token=case["token"],
+            json={"body": f"Nachricht {n}", "client_id": f"m{n}"},
+        )
+
+    answers = await asyncio.gather(*(send(n) for n in range(30)))
+    taken = [n for n, (status, _, _) in enumerate(answers) if status in (201, 202)]
+    refused = [n for n, (status, _, _) in enumerate(answers) if status == 429]
+    assert len(taken) == 20 and len(refused) == 10
+    waits = [assert_limited(*answers[n], "messages_per_case") for n in refused]
+    await asyncio.sleep(max(waits) + 1)
+    for n in refused:
+        status, body, _ = await send(n)
+        assert status in (201, 202), body
+    bodies = await citizen_messages(guarded, case)
+    assert sorted(bodies) == sorted(f"Nachricht {n}" for n in range(30))
+
+
+async def citizen_messages(stack: Stack, case: dict[str, Any]) -> list[str]:
+    status, body, _ = await call(
+        stack,
+        "GET",
+        f"/api/v1/cases/{case['case_id']}/events?after=0",
+        address="198.51.100.99",
+        token=case["token"],
+    )
+    assert status == 200, body
+    return [
+        e["body"]
+        for e in body["events"]
+        if e["type"] == "message" and e["sender"] == "citizen"
+    ]
+
+
+async def test_long_polls_are_capped_per_token(guarded: Stack) -> None:
+    """Three polls of one token are held; a fourth is refused at once; when one
+    ends, the token may poll again."""
+    status, case, _ = await new_chat(guarded, "198.51.100.30")
+    assert status == 201, case
+    path = f"/api/v1/cases/{case['case_id']}/events?after=999999&timeout=8"
+
+    async def poll() -> tuple[int, Any, Any]:
+        return await call(
+            guarded, "GET", path, address="198.51.100.30", token=case["token"]
+        )
+
+    held = [asyncio.create_task(poll()) for _ in range(3)]
+    await asyncio.sleep(1.5)
+    assert not any(task.done() for task in held)
+    status, body, headers = await poll()
+    assert_limited(status, body, headers, "polls_per_token")
+    assert [status for status, _, _ in await asyncio.gather(*held)] == [200] * 3
+    status, body, _ = await call(
+        guarded,
+        "GET",
+        f"/api/v1/cases/{case['case_id']}/events?after=0",
+        address="198.51.100.30",
+        token=case["token"],
+    )
+    assert status == 200, body
+
+
+def offline_form(email: str) -> dict[str, Any]:
+    return {
+        "client_id": str(uuid.uuid4()),
+        "topic": "personalausweis",
+        "description": "Bitte rufen Sie mich an. Kaufen Sie billige Uhren!",
+        "name": "Eva <b>Muster</b> http://spam.example",
+        "email": email,
+        "consent": True,
+        "language": "de",
+    }
+
+
+async def test_offline_messages_and_confirmations_are_capped(guarded: Stack) -> None:
+    """One address leaves three messages a minute; a fourth is refused and
+    stores nothing. Four messages naming one victim's address (from four
+    addresses) reach the department four times, but the victim gets three
+    confirmations at most, and none carries what the sender typed."""
+    victim = f"victim-{uuid.uuid4().hex[:6]}@example.org"
+    before = count(guarded, "SELECT count(*) FROM offline_messages")
+    for _ in range(3):
+        status, body, _ = await call(
+            guarded,
+            "POST",
+            "/api/v1/offline-messages",
+            address="198.51.100.40",
+            json=offline_form(f"eva-{uuid.uuid4().hex[:6]}@example.org"),
+        )
+        assert status == 201, body
+    status, body, headers = await call(
+        guarded,
+        "POST",
+        "/api/v1/offline-messages",
+        address="198.51.100.40",
+        json=offline_form("eva@example.org"),
+    )
+    assert_limited(status, body, headers, "offline_per_address")
+    assert count(guarded, "SELECT count(*) FROM offline_messages") == before + 3
+
+    for n in range(4):
+        status, body, _ = await call(
+            guarded,
+            "POST",
+            "/api/v1/offline-messages",
+            address=f"198.51.100.{50 + n}",
+            json=offline_form(victim),
+        )
+        assert status == 201, body
+    to_victim = await mails_to(guarded, victim, at_least=3)
+    assert len(to_victim) == 3
+    for mail in to_victim:
+        text = mail.as_string()
+        for typed in ("Muster", "spam.example", "Uhren", "<b>"):
+            assert typed not in text, typed
+
+
+async def mails_to(stack: Stack, address: str, at_least: int) -> list[Any]:
+    """Mails the maildir backend wrote for ``address`` (waits for ``at_least``,
+    then a little longer for any that should not come)."""
+    folder = stack.data_dir / "mail"
+    found: list[Any] = []
+    for _ in range(100):
+        found = []
+        for path in folder.rglob("*"):
+            if path.is_file():
+                mail = message_from_bytes(path.read_bytes())
+                if address in str(mail.get("To", "")):
+                    found.append(mail)
+        if len(found) >= at_least:
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(2)
+    return [
+        message_from_bytes(p.read_bytes())
+        for p in folder.rglob("*")
+        if p.is_file() and address in str(message_from_bytes(p.read_bytes())["To"])
+    ]
+
+
+async def test_uploads_are_capped_per_case(guarded: Stack) -> None:
+    """Ten files in ten minutes per case; the eleventh is refused before its
+    body is read, and no attachment row is written for it."""
+    status, case, _ = await new_chat(guarded, "198.51.100.60")
+    assert status == 201, case
+
+    async def upload(n: int) -> tuple[int, Any, Any]:
+        form = aiohttp.FormData()
+        form.add_field("file", png(3, 2), filename=f"foto{n}.png")
+        form.add_field("client_id", f"f{n}")
+        return await call(
+            guarded,
+            "POST",
+            f"/api/v1/cases/{case['case_id']}/attachments",
+            address="198.51.100.60",
+            token=case["token"],
+            data=form,
+        )
+
+    for n in range(10):
+        status, body, _ = await upload(n)
+        assert status in (201, 202), body
+    status, body, headers = await upload(10)
+    assert_limited(status, body, headers, "uploads_per_case")
+    rows = count(
+        guarded, "SELECT count(*) FROM attachments WHERE case_id = ?", case["case_id"]
+    )
+    assert rows == 10
+
+
+@pytest.fixture(scope="module")
+def crowded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A service-wide limit small enough to reach in a test."""
+    s = make_stack(
+        tmp_path_factory.mktemp("crowded"),
+        limits={**PROXY, "chats_total": "4/minute", "offline_total": "2/minute"},
+    )
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+async def test_the_whole_service_has_a_ceiling(crowded: Stack) -> None:
+    """Many addresses together: past the service-wide rate every address waits."""
+    for n in range(4):
+        status, body, _ = await new_chat(crowded, f"203.0.113.{n}")
+        assert status == 201, body
+    status, body, headers = await new_chat(crowded, "203.0.113.200")
+    assert_limited(status, body, headers, "chats_total")
+    for n in range(2):
+        status, body, _ = await call(
+            crowded,
+            "POST",
+            "/api/v1/offline-messages",
+            address=f"203.0.113.{10 + n}",
+            json=offline_form(f"e{n}@example.org"),
+        )
+        assert status == 201, body
+    status, body, headers = await call(
+        crowded,
+        "POST",
+        "/api/v1/offline-messages",
+        address="203.0.113.201",
+        json=offline_form("e9@example.org"),
+    )
+    assert_limited(status, body, headers, "offline_total")

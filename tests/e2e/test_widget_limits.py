@@ -1,0 +1,95 @@
+"""The widget over a limit, in Chromium: it says so kindly, keeps what was
+typed and sends it when the bridge takes it again (429 + Retry-After)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from .stack import Stack, make_stack
+from .test_widget import browser, send, start_chat, stored  # noqa: F401
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One chat a minute per address, two messages in ten seconds per case."""
+    s = make_stack(
+        tmp_path_factory.mktemp("tight"),
+        limits={"chats_per_address": "1/minute", "messages_per_case": "2/10second"},
+    )
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+async def _page(browser: Browser) -> Page:  # noqa: F811
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    return await context.new_page()
+
+
+@pytest.fixture
+async def pages(browser: Browser) -> AsyncIterator[list[Page]]:  # noqa: F811
+    made: list[Page] = []
+
+    async def close() -> None:
+        for page in made:
+            await page.context.close()
+
+    try:
+        made.extend([await _page(browser), await _page(browser)])
+        yield made
+    finally:
+        await close()
+
+
+async def test_the_widget_waits_kindly_and_loses_nothing(
+    tight: Stack, pages: list[Page]
+) -> None:
+    first, second = pages
+    # /demo runs under its strict CSP: the widget needs nothing it forbids.
+    violations: list[str] = []
+    first.on(
+        "console",
+        lambda m: violations.append(m.text) if "Security Policy" in m.text else None,
+    )
+    await start_chat(first, tight, "Schnell Schreiber")
+    texts = ["Eins", "Zwei", "Drei"]
+    for text in texts:
+        await send(first, text)
+    banner = first.get_by_text(re.compile("Sie schreiben sehr schnell"))
+    await expect(banner).to_be_visible(timeout=15_000)
+    assert "Drei" in [m["body"] for m in (await stored(first, tight))["outbox"]]
+    log = first.get_by_role("log")
+    await expect(log.locator(".msg", has_text="Drei")).to_contain_text("wird gesendet…")
+    await expect(banner).to_be_hidden(timeout=30_000)
+    await expect(log.locator(".msg", has_text="Drei")).not_to_contain_text(
+        "wird gesendet…", timeout=30_000
+    )
+    for text in texts:
+        await expect(log.get_by_text(text, exact=True)).to_have_count(1)
+    assert (await stored(first, tight))["outbox"] == []
+    assert violations == []
+
+    # A second chat from the same address within the minute: told when to try
+    # again, and the choices stay filled in.
+    await second.goto(tight.bridge_url + "/demo")
+    await second.get_by_role("button", name="Bürgerchat öffnen").click()
+    await second.get_by_role("radio", name=re.compile("Bürgerbüro")).check()
+    await second.get_by_label("Ihr Name (optional)").fill("Noch Einmal")
+    await second.get_by_role("checkbox").check()
+    await second.get_by_role("button", name="Chat starten").click()
+    alert = second.get_by_role("alert").filter(has_text="sehr viele Anfragen")
+    await expect(alert).to_be_visible(timeout=15_000)
+    await expect(alert).to_contain_text(re.compile(r"in \d+ Sekunden"))
+    await expect(second.get_by_label("Ihr Name (optional)")).to_have_value(
+        "Noch Einmal"
+    )
+    await expect(second.get_by_role("checkbox")).to_be_checked()
+    await expect(second.get_by_role("button", name="Chat starten")).to_be_enabled()
