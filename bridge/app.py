@@ -31,6 +31,7 @@ from .limits import Limits
 from .mail.outbox import Outbox
 from .mail.service import build_outbox, outbox_health
 from .plugins import Bot, BotContext, load_bots
+from .proof import Proofs
 from .team import TeamRooms
 
 log = logging.getLogger("buergerchat.bridge")
@@ -82,6 +83,7 @@ class Bridge:
                 self.secrets["client_key_secret"],
                 config.limits.block_hours,
             ),
+            Proofs(self.secrets["client_key_secret"], config.limits.proof_difficulty),
         )
         self.team.blocks = self.limits.blocks
         self._register_health()

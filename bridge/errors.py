@@ -213,6 +213,16 @@ CATALOGUE: Mapping[str, ErrorSpec] = MappingProxyType(
             "No new chats or messages are possible from this connection for a "
             "while. Please contact the administration by phone or e-mail.",
         ),
+        "BC_PROOF_REQUIRED": _spec(
+            428,
+            True,
+            "Gerade ist viel los. Ihr Browser löst kurz eine Rechenaufgabe; danach "
+            "geht es weiter (die Anfrage mit der Lösung in X-Buergerchat-Proof "
+            "erneut senden).",
+            "It is busy right now. Your browser solves a short computation, then it "
+            "goes on (send the request again with the solution in "
+            "X-Buergerchat-Proof).",
+        ),
         "BC_RATE_LIMITED": _spec(
             429,
             True,
@@ -405,6 +415,16 @@ class Blocked(BuergerchatError):
     """An admin blocked this address (``!block``); ``until`` says how long."""
 
     errcode = "BC_BLOCKED"
+
+
+class ProofRequired(BuergerchatError):
+    """Unusual load: the same request again with a solved ``challenge``
+    (bridge.proof)."""
+
+    errcode = "BC_PROOF_REQUIRED"
+
+    def __init__(self, challenge: dict[str, Any], why: str) -> None:
+        super().__init__(challenge=challenge, why=why)
 
 
 class RateLimited(BuergerchatError):

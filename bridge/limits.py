@@ -31,6 +31,8 @@ from limits.storage import storage_from_string
 
 from .blocks import Blocks
 from .errors import RateLimited
+from .proof import HEADER as PROOF_HEADER
+from .proof import Proofs
 from .yamlconf import Section
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -48,6 +50,9 @@ DEFAULT_RULES: dict[str, str] = {
     "uploads_per_address": "20/10minutes;60/hour",
     "confirmations_per_recipient": "3/day",
     "resumes_per_address": "10/minute;60/hour",
+    # Beyond these, new chats and offline messages need a proof of work.
+    "proof_after_per_address": "2/hour",
+    "proof_after_total": "30/minute",
 }
 
 
@@ -64,6 +69,9 @@ class LimitSettings:
     #: From this many chats of one address within an hour, staff get one
     #: summary instead of a notice per chat.
     burst_chats: int = 3
+    #: Hex zeros the proof of work's key must start with (4: about 65,000
+    #: hashes, a second or two in a phone's browser).
+    proof_difficulty: int = 4
 
 
 def _rule(value: str) -> str | None:
@@ -95,6 +103,7 @@ def read_limits(section: Section) -> LimitSettings:
     storage = section.get("storage", str, "memory://", check=_storage)
     block_hours = section.get("block_hours", float, 24.0, check=_positive)
     burst = section.get("burst_chats", int, 3, check=_at_least_two)
+    difficulty = section.get("proof_difficulty", int, 4, check=_difficulty)
     section.finish()
     return LimitSettings(
         rules=rules,
@@ -104,7 +113,12 @@ def read_limits(section: Section) -> LimitSettings:
         storage=storage,
         block_hours=block_hours,
         burst_chats=burst,
+        proof_difficulty=difficulty,
     )
+
+
+def _difficulty(value: int) -> str | None:
+    return None if 1 <= value <= 6 else "must be between 1 and 6 (hex zeros)"
 
 
 def _positive(value: float) -> str | None:
@@ -126,10 +140,17 @@ def _storage(value: str) -> str | None:
 
 
 class Limits:
-    def __init__(self, settings: LimitSettings, blocks: Blocks | None = None) -> None:
+    def __init__(
+        self,
+        settings: LimitSettings,
+        blocks: Blocks | None = None,
+        proofs: Proofs | None = None,
+    ) -> None:
         self.settings = settings
         #: Admins' blocks and the client keys (None: nothing is blocked).
         self.blocks = blocks
+        #: Proofs of work under unusual load (None: never asked).
+        self.proofs = proofs
         url = settings.storage
         # The library's asyncio storages are named async+memory://, async+redis://.
         self.storage = storage_from_string(
@@ -154,17 +175,47 @@ class Limits:
                 return address
         return chain[0] if chain else peer
 
-    async def admit(self, request: web.Request, *rates: tuple[str, str]) -> str | None:
+    async def admit(
+        self,
+        request: web.Request,
+        *rates: tuple[str, str],
+        proof: str | None = None,
+    ) -> str | None:
         """One anonymous request that creates something: refused while its
-        address is blocked, then counted against ``rates`` ((name, key) pairs,
-        key "address" for the client's). Returns the client key (or None)."""
+        address is blocked; under unusual load it needs a proof of work for
+        ``proof`` (its purpose); then it is counted against ``rates`` ((name,
+        key) pairs, key "address" for the client's). Returns the client key."""
         address = self.client(request)
         key = self.blocks.key(address) if self.blocks is not None else None
         if self.blocks is not None:
             await self.blocks.check(key)
+        if proof is not None and self.proofs is not None:
+            await self._proven(request, proof, address)
         for name, which in rates:
             await self.hit(name, address if which == "address" else which)
         return key
+
+    async def _proven(self, request: web.Request, purpose: str, address: str) -> None:
+        header = request.headers.get(PROOF_HEADER)
+        assert self.proofs is not None
+        if header and self.proofs.accept(header, purpose):
+            pass
+        elif header:
+            raise self.proofs.require(purpose, "the proof was not valid (any more)")
+        else:
+            for name, who in (
+                ("proof_after_per_address", address),
+                ("proof_after_total", "all"),
+            ):
+                for item in self._items[name]:
+                    if not await self.limiter.test(item, name, who):
+                        raise self.proofs.require(purpose, name)
+        for name, who in (
+            ("proof_after_per_address", address),
+            ("proof_after_total", "all"),
+        ):
+            for item in self._items[name]:
+                await self.limiter.hit(item, name, who)
 
     def _trusted(self, address: str) -> bool:
         try:

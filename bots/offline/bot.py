@@ -117,7 +117,10 @@ class OfflineBot:
             data, config.routing, max_description=config.citizen.max_message_length
         )
         await self.ctx.limits.admit(
-            request, ("offline_per_address", "address"), ("offline_total", "all")
+            request,
+            ("offline_per_address", "address"),
+            ("offline_total", "all"),
+            proof="offline",
         )
         async with self._locked(form.client_id):
             record = await self.records.by_client_id(form.client_id)

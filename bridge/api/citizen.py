@@ -242,7 +242,10 @@ class CitizenAPI:
         if router is None:
             raise Unavailable("Live chat is starting up. Try again in a moment.")
         client_key = await self.limits.admit(
-            request, ("chats_per_address", "address"), ("chats_total", "all")
+            request,
+            ("chats_per_address", "address"),
+            ("chats_total", "all"),
+            proof="chat",
         )
         decision, case, token = await router.open_case(
             department=department,

@@ -100,7 +100,7 @@ def cors_middleware(allowed_origins: tuple[str, ...]) -> Callable[..., Awaitable
         if origin:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Allow-Headers"] = (
-                "Authorization, Content-Type"
+                "Authorization, Content-Type, X-Buergerchat-Proof"
             )
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
             response.headers["Access-Control-Max-Age"] = "600"

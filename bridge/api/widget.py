@@ -24,6 +24,9 @@ from .headers import content_security_policy
 
 WIDGET_DIR = Path(__file__).resolve().parent.parent / "widget"
 SOURCE_DIR = WIDGET_DIR / "src"
+ALTCHA_DIR = WIDGET_DIR / "altcha"
+#: The solver's modules, as pow.js imports them (relative paths).
+ALTCHA_FILES = ("pow.js", "helpers.js", "types.js", "algorithms/web/sha.js")
 
 # The widget's source files in the order they run. They share one scope; functions
 # may call each other in any direction, but top-level statements run in this
@@ -154,11 +157,23 @@ def widget_routes(config: Config) -> list[web.RouteDef]:
             raise web.HTTPNotFound()
         return web.FileResponse(path, headers=HEADERS)
 
+    async def altcha_file(request: web.Request) -> web.StreamResponse:
+        """The vendored ALTCHA solver (bridge/widget/altcha/SOURCE.md), loaded by
+        the widget with import() when the bridge asks for a proof of work."""
+        name = request.match_info["path"]
+        if name not in ALTCHA_FILES:
+            raise web.HTTPNotFound()
+        return web.FileResponse(
+            ALTCHA_DIR / name,
+            headers={**HEADERS, "Content-Type": "text/javascript; charset=utf-8"},
+        )
+
     async def root(request: web.Request) -> web.Response:
         raise web.HTTPFound("/demo")
 
     return [
         web.get("/", root),
         web.get("/demo", demo_page),
+        web.get("/widget/altcha/{path:.+}", altcha_file),
         web.get("/widget/{name}", widget_file),
     ]

@@ -8,6 +8,8 @@ proxy, so X-Forwarded-For stands for the citizens' addresses."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json as json_module
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from email import message_from_bytes
 from typing import Any
 
 import aiohttp
+import altcha
 import pytest
 
 from .samples import png
@@ -45,15 +48,44 @@ async def call(
     token: str | None = None,
     json: Any = None,
     data: Any = None,
+    proof: str | None = None,
+    solve: bool = True,
 ) -> tuple[int, Any, Any]:
+    """One request from ``address``; a proof of work asked for is solved and the
+    request sent again, as the widget does (unless ``solve`` is False)."""
     headers = {"X-Forwarded-For": address}
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    if proof:
+        headers["X-Buergerchat-Proof"] = proof
     async with aiohttp.ClientSession() as session:
         async with session.request(
             method, stack.bridge_url + path, json=json, data=data, headers=headers
         ) as response:
-            return response.status, await response.json(), response.headers
+            answer = response.status, await response.json(), response.headers
+    status, body, _ = answer
+    if status == 428 and solve and proof is None:
+        return await call(
+            stack,
+            method,
+            path,
+            address=address,
+            token=token,
+            json=json,
+            data=data,
+            proof=solved(body["challenge"]),
+        )
+    return answer
+
+
+def solved(challenge: dict[str, Any]) -> str:
+    """What the widget sends back: the challenge with its solution, base64."""
+    found = altcha.solve_challenge(
+        altcha.Challenge.from_dict(challenge), altcha.derive_key_sha
+    )
+    assert found is not None
+    payload = {"challenge": challenge, "solution": found.to_dict()}
+    return base64.b64encode(json_module.dumps(payload).encode()).decode()
 
 
 async def new_chat(stack: Stack, address: str) -> tuple[int, Any, Any]:
@@ -315,3 +347,54 @@ async def test_the_whole_service_has_a_ceiling(crowded: Stack) -> None:
         json=offline_form("e9@example.org"),
     )
     assert_limited(status, body, headers, "offline_total")
+
+
+async def test_a_proof_of_work_is_asked_under_load_and_counts_once(
+    guarded: Stack,
+) -> None:
+    """Two chats from an address need nothing; beyond that the bridge asks for a
+    proof of work (428 with an ALTCHA challenge). Solved, the chat is opened; a
+    wrong, replayed or other-purpose solution is asked again."""
+    address = "198.51.100.80"
+    for _ in range(2):
+        status, body, _ = await new_chat_plain(guarded, address)
+        assert status == 201, body
+    status, asked, _ = await new_chat_plain(guarded, address)
+    assert status == 428 and asked["errcode"] == "BC_PROOF_REQUIRED", asked
+    challenge = asked["challenge"]
+    assert challenge["parameters"]["data"] == {"purpose": "chat"}
+    proof = solved(challenge)
+    status, body, _ = await new_chat_plain(guarded, address, proof=proof)
+    assert status == 201, body
+    status, body, _ = await new_chat_plain(guarded, "198.51.100.81", proof=proof)
+    assert status == 428, body  # a proof counts once
+    fresh = (await new_chat_plain(guarded, address))[1]
+    wrong = json_module.loads(base64.b64decode(solved(fresh["challenge"])))
+    wrong["solution"]["counter"] += 1
+    tampered = base64.b64encode(json_module.dumps(wrong).encode()).decode()
+    status, body, _ = await new_chat_plain(guarded, address, proof=tampered)
+    assert status == 428, body
+    offline = await call(
+        guarded,
+        "POST",
+        "/api/v1/offline-messages",
+        address=address,
+        json=offline_form("eva@example.org"),
+        proof=solved((await new_chat_plain(guarded, address))[1]["challenge"]),
+        solve=False,
+    )
+    assert offline[0] == 428, offline[1]  # a chat's proof is no offline proof
+
+
+async def new_chat_plain(
+    stack: Stack, address: str, proof: str | None = None
+) -> tuple[int, Any, Any]:
+    return await call(
+        stack,
+        "POST",
+        "/api/v1/cases",
+        address=address,
+        json={"department": "buergerbuero", "consent": True, "name": "Eva"},
+        proof=proof,
+        solve=False,
+    )

@@ -4,12 +4,13 @@ typed and sends it when the bridge takes it again (429 + Retry-After)."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from .stack import Stack, make_stack
+from .stack import LOOSE_LIMITS, Stack, make_stack
 from .test_widget import browser, send, start_chat, stored  # noqa: F401
 
 pytestmark = pytest.mark.e2e
@@ -93,3 +94,46 @@ async def test_the_widget_waits_kindly_and_loses_nothing(
     )
     await expect(second.get_by_role("checkbox")).to_be_checked()
     await expect(second.get_by_role("button", name="Chat starten")).to_be_enabled()
+
+
+@pytest.fixture(scope="module")
+def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """From the second chat of an address on, a proof of work is asked."""
+    s = make_stack(
+        tmp_path_factory.mktemp("busy"),
+        limits={**LOOSE_LIMITS, "proof_after_per_address": "1/hour"},
+    )
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+async def test_the_widget_solves_a_proof_of_work_unseen(
+    busy: Stack, pages: list[Page]
+) -> None:
+    """The second chat from this address is asked for a proof of work: the
+    widget loads altcha-lib's solver, solves it and opens the chat — the citizen
+    only sees the chat start (under /demo's strict CSP)."""
+    first, second = pages
+    await start_chat(first, busy, "Erste Person")
+    proofs: list[str] = []
+    violations: list[str] = []
+    second.on(
+        "request",
+        lambda r: (
+            proofs.append(r.headers["x-buergerchat-proof"])
+            if "x-buergerchat-proof" in r.headers
+            else None
+        ),
+    )
+    second.on(
+        "console",
+        lambda m: violations.append(m.text) if "Security Policy" in m.text else None,
+    )
+    started = time.perf_counter()
+    reference = await start_chat(second, busy, "Zweite Person")
+    print(f"chat with a proof of work opened in {time.perf_counter() - started:.1f} s")
+    assert reference and len(proofs) == 1, proofs
+    assert violations == []

@@ -197,3 +197,23 @@ def test_only_buergerchat_reaches_the_page_globals(tmp_path: Path) -> None:
     assert seen["version"] == {"version": "0"}
     # it ran to the end: the start-up waits for the page's body
     assert "document:DOMContentLoaded" in seen["listeners"]
+
+
+def test_the_vendored_altcha_solver_is_the_published_one() -> None:
+    """bridge/widget/altcha holds altcha-lib's files unchanged: each matches the
+    SHA-256 its SOURCE.md records (update both together)."""
+    import hashlib
+    import re
+
+    from bridge.api.widget import ALTCHA_DIR, ALTCHA_FILES
+
+    source = (ALTCHA_DIR / "SOURCE.md").read_text(encoding="utf-8")
+    recorded = dict(
+        (name, digest)
+        for digest, name in re.findall(r"^([0-9a-f]{64})  (\S+)$", source, re.M)
+    )
+    assert sorted(recorded) == sorted(ALTCHA_FILES)
+    for name in ALTCHA_FILES:
+        digest = hashlib.sha256((ALTCHA_DIR / name).read_bytes()).hexdigest()
+        assert digest == recorded[name], name
+    assert (ALTCHA_DIR / "LICENSE.txt").read_text().startswith("MIT")

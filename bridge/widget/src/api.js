@@ -3,18 +3,18 @@ var stopAll = new AbortController(); // aborted when the stored case is forgotte
 var gen = 0; // bumped at the same time: loops of an old case notice and stop
 
 // JSON in, JSON out. `token` overrides the stored chat token (resume links).
-async function api(method, path, body, timeoutMs, token) {
+async function api(method, path, body, timeoutMs, token, extra) {
   var res = await request(method, path, body ? JSON.stringify(body) : undefined, timeoutMs, token,
-    body ? "application/json" : null);
+    body ? "application/json" : null, extra);
   var data = await res.json().catch(function () { return {}; });
   if (!res.ok) throw Object.assign(new Error(data.error || res.statusText), data, { status: res.status });
   return data;
 }
-async function request(method, path, body, timeoutMs, token, type) {
+async function request(method, path, body, timeoutMs, token, type, extra) {
   var ctrl = new AbortController(), abort = function () { ctrl.abort(); };
   var timer = setTimeout(abort, timeoutMs || 15000), stop = stopAll.signal;
   stop.addEventListener("abort", abort);
-  var headers = { Accept: "application/json" };
+  var headers = Object.assign({ Accept: "application/json" }, extra || {});
   if (type) headers["Content-Type"] = type;
   token = token || (path.indexOf("/cases/") === 0 ? saved.token : null);
   if (token) headers.Authorization = "Bearer " + token;
@@ -33,6 +33,28 @@ async function request(method, path, body, timeoutMs, token, type) {
     stop.removeEventListener("abort", abort);
   }
   return res;
+}
+// A request that creates something (a chat, a message left): under unusual load
+// the bridge asks for a proof of work first (428 BC_PROOF_REQUIRED with an
+// ALTCHA challenge). It is solved here in the background with altcha-lib's
+// solver, loaded only then, and the same request is sent again with it.
+async function proven(method, path, body, timeoutMs, token) {
+  try {
+    return await api(method, path, body, timeoutMs, token);
+  } catch (e) {
+    if (e.errcode !== "BC_PROOF_REQUIRED" || !e.challenge) throw e;
+    var proof = await solveProof(e.challenge);
+    return await api(method, path, body, timeoutMs, token, { "X-Buergerchat-Proof": proof });
+  }
+}
+async function solveProof(challenge) {
+  var pow = await import(STATIC + "altcha/pow.js");
+  var sha = await import(STATIC + "altcha/algorithms/web/sha.js");
+  var solution = await pow.solveChallenge({ challenge: challenge, deriveKey: sha.deriveKey, timeout: 60000 });
+  if (!solution) throw Object.assign(new Error("proof"), { status: 503 });
+  return btoa(JSON.stringify({
+    challenge: challenge, solution: { counter: solution.counter, derivedKey: solution.derivedKey }
+  }));
 }
 // A file from the bridge (transcript, attachment), as a blob.
 async function download(path, timeoutMs) {

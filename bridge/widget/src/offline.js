@@ -192,7 +192,7 @@ async function sendOffline(e) {
   try {
     while (g === gen && ui.offline === f) {
       try {
-        result = await api("POST", "/offline-messages", body, 20000, token);
+        result = await proven("POST", "/offline-messages", body, 60000, token);
         break;
       } catch (err) {
         if (retryable(err)) { // nothing is lost: the draft is stored, try again

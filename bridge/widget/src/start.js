@@ -120,7 +120,7 @@ async function startCase(e) {
   ui.error.textContent = "";
   ui.startBtn.disabled = true;
   try {
-    var c = await api("POST", "/cases", {
+    var c = await proven("POST", "/cases", {
       department: dept.value, consent: true, name: choice.name || undefined,
       topic: choice.topic || undefined, language: lang
     });
