@@ -165,7 +165,12 @@ class Limits:
     # --- who is asking ----------------------------------------------------------
 
     def client(self, request: web.Request) -> str:
-        """The client's address (see the module docstring)."""
+        """The client's address (see the module docstring) as limits count it:
+        an IPv6 address as its /64, the network one subscriber gets (else one
+        line could take a new address for every request)."""
+        return _counted(self._address(request))
+
+    def _address(self, request: web.Request) -> str:
         peer = request.remote or ""
         if not self._trusted(peer):
             return peer
@@ -268,6 +273,18 @@ class Limits:
                 self._polls[key] -= 1
                 if self._polls[key] <= 0:
                     del self._polls[key]
+
+
+def _counted(address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def _forwarded_chain(request: web.Request) -> list[str]:

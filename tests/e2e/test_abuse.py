@@ -398,3 +398,76 @@ async def new_chat_plain(
         proof=proof,
         solve=False,
     )
+
+
+async def test_one_address_sends_twenty_files_in_ten_minutes(guarded: Stack) -> None:
+    """Across its cases one address sends 20 files in ten minutes; the 21st is
+    refused (uploads_per_address), whichever case it is for."""
+    address = "198.51.100.90"
+    cases = []
+    for n in range(3):
+        status, case, _ = await new_chat(guarded, f"198.51.100.{91 + n}")
+        assert status == 201, case
+        cases.append(case)
+
+    async def upload(case: Any, n: int) -> tuple[int, Any, Any]:
+        form = aiohttp.FormData()
+        form.add_field("file", png(2, 2), filename=f"bild{n}.png")
+        form.add_field("client_id", f"a{n}")
+        return await call(
+            guarded,
+            "POST",
+            f"/api/v1/cases/{case['case_id']}/attachments",
+            address=address,
+            token=case["token"],
+            data=form,
+        )
+
+    for n in range(20):
+        status, body, _ = await upload(cases[n // 10], n)
+        assert status in (201, 202), body
+    status, body, headers = await upload(cases[2], 20)
+    assert_limited(status, body, headers, "uploads_per_address")
+
+
+async def test_one_address_holds_sixty_polls(guarded: Stack) -> None:
+    """Sixty long-polls from one address (three per token) are held; the 61st
+    is refused at once (polls_per_address)."""
+    cases = []
+    for n in range(21):
+        status, case, _ = await new_chat(guarded, f"203.0.113.{100 + n}")
+        assert status == 201, case
+        cases.append(case)
+
+    async def poll(case: Any) -> tuple[int, Any, Any]:
+        return await call(
+            guarded,
+            "GET",
+            f"/api/v1/cases/{case['case_id']}/events?after=999999&timeout=10",
+            address="198.51.100.95",
+            token=case["token"],
+        )
+
+    held = [asyncio.create_task(poll(cases[n // 3])) for n in range(60)]
+    await asyncio.sleep(3)
+    assert not any(task.done() for task in held)
+    status, body, headers = await poll(cases[20])
+    assert_limited(status, body, headers, "polls_per_address")
+    assert {s for s, _, _ in await asyncio.gather(*held)} == {200}
+
+
+async def test_personal_links_cannot_be_guessed_fast(guarded: Stack) -> None:
+    """Ten personal links a minute from one address are tried (and refused as
+    unknown); the eleventh try is not even looked at (resumes_per_address)."""
+    status, case, _ = await new_chat(guarded, "198.51.100.97")
+    assert status == 201, case
+    path = f"/api/v1/cases/{case['case_id']}/resume"
+    for n in range(10):
+        status, body, _ = await call(
+            guarded, "POST", path, address="198.51.100.98", token=f"guess{n}"
+        )
+        assert status == 401, body
+    status, body, headers = await call(
+        guarded, "POST", path, address="198.51.100.98", token="guess10"
+    )
+    assert_limited(status, body, headers, "resumes_per_address")

@@ -47,12 +47,23 @@ def test_behind_a_trusted_proxy_the_nearest_untrusted_address_counts() -> None:
     chained = request("10.0.0.2", **{"X-Forwarded-For": "198.51.100.9, 10.0.0.5"})
     assert lim.client(chained) == "198.51.100.9"
     forwarded = request("10.0.0.2", Forwarded='for="[2001:db8::7]:4711";proto=https')
-    assert lim.client(forwarded) == "2001:db8::7"
+    assert lim.client(forwarded) == "2001:db8::/64"
     assert lim.client(request("10.0.0.2")) == "10.0.0.2"
     # A peer outside the trusted networks is taken as it is.
     assert lim.client(request("192.0.2.1", **{"X-Forwarded-For": "1.2.3.4"})) == (
         "192.0.2.1"
     )
+
+
+def test_an_ipv6_line_counts_as_one_address() -> None:
+    """Every address of one /64 (one subscriber's line) counts as the same
+    client; IPv4, and IPv4 mapped into IPv6, as themselves."""
+    lim = limits()
+    first = lim.client(request("2001:db8:1:2::1"))
+    assert first == lim.client(request("2001:db8:1:2:ffff::9")) == "2001:db8:1:2::/64"
+    assert lim.client(request("2001:db8:1:3::1")) != first
+    assert lim.client(request("::ffff:198.51.100.7")) == "198.51.100.7"
+    assert lim.client(request("198.51.100.7")) == "198.51.100.7"
 
 
 async def test_over_the_limit_is_429_with_retry_after_and_counts_nothing() -> None:
