@@ -69,7 +69,9 @@ class GuardBot:
         # The case ends (the citizen reads so; staff leave the room) and its
         # personal links from mails stop working.
         await self.ctx.cases.tokens.revoke(case.case_id, RESUME)
-        await self.ctx.cases.close_case(case, by=command.sender)
+        # Who blocked stays in the closed room: to read this answer, and to
+        # !unblock there if it was a mistake.
+        await self.ctx.cases.close_case(case, by=command.sender, keep=(command.sender,))
         until = as_utc(block.expires_at).astimezone(self.ctx.config.routing.zone)
         what = "Die Adresse dieses Chats" if case.client_key else "Dieser Fall"
         log.warning(

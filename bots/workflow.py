@@ -7,6 +7,7 @@ gets a notice."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import ClassVar
 
 from mautrix.errors import MatrixError
@@ -35,9 +36,22 @@ class WorkflowBot:
             "transfer",
             self._transfer,
             "!transfer <abteilung> [notiz]",
-            "an eine andere Abteilung weitergeben",
+            "an eine andere Abteilung weitergeben (die Notiz bleibt intern)",
         )
-        register("close", self._close, "!close [notiz]", "den Fall abschließen")
+        register(
+            "close",
+            self._close,
+            "!close [notiz]",
+            "den Fall abschließen (die Notiz bleibt intern: Raum, Teamraum, "
+            "Archiv-PDF; nie bei Bürger*in)",
+        )
+        register(
+            "goodbye",
+            self._goodbye,
+            "!goodbye <nachricht>",
+            "den Fall abschließen und Bürger*in diese Nachricht zum Abschluss "
+            "schreiben (sie steht in Chat und PDF)",
+        )
 
     async def start(self) -> None:
         pass
@@ -206,3 +220,22 @@ class WorkflowBot:
         )
         if not closed:
             await self.ctx.commands.reply(room_id, "Der Fall ist bereits geschlossen.")
+
+    async def _goodbye(self, command: Command) -> None:
+        """``!goodbye <nachricht>``: the message to the citizen, then the close.
+        Its key is the command's event: worked off twice, it is said once."""
+        room_id = command.event.room_id
+        text = command.args.strip()
+        if not text:
+            await self.ctx.commands.reply(
+                room_id,
+                "Bitte die Nachricht an Bürger*in angeben: !goodbye <nachricht> "
+                "(ohne Nachricht: !close).",
+            )
+            return
+        case = await self.ctx.store.get_case(command.case.case_id) or command.case
+        if case.closed_at is not None:
+            await self.ctx.commands.reply(room_id, "Der Fall ist bereits geschlossen.")
+            return
+        await self.ctx.cases.say_to_citizen(case, command.event, text)
+        await self._close(replace(command, args=""))

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MRoomInUse
 from mautrix.types import (
     Event,
+    MessageEvent,
     MessageType,
     RoomAlias,
     RoomCreatePreset,
@@ -22,7 +23,7 @@ from mautrix.types import (
     UserID,
 )
 
-from .appservice import DurableAppService
+from .appservice import RETRY_ERRORS, DurableAppService
 from .caserooms import CaseRooms
 from .cause import derived_key
 from .clock import utcnow
@@ -102,9 +103,12 @@ class CaseService:
         invite: tuple[str, ...] = (),
         routed_at: datetime | None = None,
         client_key: str | None = None,
+        requested: Department | None = None,
     ) -> tuple[Case, str]:
         """Create the case, its token and (if Synapse answers) its room, to which
-        the ghost and the staff in ``invite`` (chosen by routing) are invited."""
+        the ghost and the staff in ``invite`` (chosen by routing) are invited.
+        ``requested``: the department the citizen chose, when routing gave the
+        case to ``department`` as its fallback (the citizen is told so)."""
         ghost = (
             f"@{self.config.bridge.ghost_prefix}{secrets.token_hex(8)}:"
             f"{self.config.homeserver.server_name}"
@@ -125,14 +129,7 @@ class CaseService:
         )
         token = await self.tokens.mint_chat(case.case_id)
         await self.add_system_event(
-            case.case_id,
-            say(
-                "opened",
-                case.language,
-                reference=case.reference,
-                department=department.name,
-            ),
-            kind="opened",
+            case.case_id, _opening(case, department, requested), kind="opened"
         )
         try:
             await self.ensure_room(case)
@@ -183,7 +180,7 @@ class CaseService:
                 case,
                 name=f"{case.reference} · {department.name if department else ''}",
                 topic=f"Bürgerchat {case.reference}"
-                + (f" – {case.topic}" if case.topic else ""),
+                + (f" – {topic}" if (topic := self._topic(case)) else ""),
                 preset=RoomCreatePreset.PRIVATE,
                 invitees=[case.ghost_mxid, *invited],
                 # Room version 12: the creator (our bot) has unlimited power and
@@ -324,12 +321,42 @@ class CaseService:
 
     # --- closing ------------------------------------------------------------
 
+    async def say_to_citizen(self, case: Case, event: MessageEvent, body: str) -> None:
+        """A staff member's words into the citizen's timeline (once per Matrix
+        event), published as Kind.STAFF_MESSAGE: a message in the case room,
+        or the text of ``!goodbye``."""
+        row, _ = await self.timeline.add(
+            case.case_id,
+            type="message",
+            sender="staff",
+            sender_name=self.staff_name(case.room_id or "", event.sender),
+            body=body,
+            matrix_event_id=event.event_id,
+            ts=datetime.fromtimestamp(event.timestamp / 1000, UTC),
+        )
+        await self.lifecycle.publish(
+            Kind.STAFF_MESSAGE,
+            case,
+            {"event_id": str(event.event_id), "seq": row.seq, "body": body},
+            actor=event.sender,
+            propagate=RETRY_ERRORS,
+        )
+
+    def _topic(self, case: Case) -> str | None:
+        return self.config.routing.topic_label(case.topic)
+
     async def close_case(
-        self, case: Case, *, by: str | None, note: str | None = None
+        self,
+        case: Case,
+        *,
+        by: str | None,
+        note: str | None = None,
+        keep: tuple[str, ...] = (),
     ) -> bool:
         """Close once: the ``closed`` event (its reactions: the transcript archive,
         the queue moves), the citizen is told, staff leave the room so their
-        accounts stay light. False if already closed."""
+        accounts stay light (except ``keep``: who must still act in the room).
+        False if already closed."""
         fresh = await self.store.get_case(case.case_id)
         if fresh is None or fresh.closed_at is not None:
             return False
@@ -347,17 +374,17 @@ class CaseService:
             if who
             else say("closed", language, reference=reference)
         )
-        if note:
-            text += " " + say("closing_note", language, note=note)
-        await self.add_system_event(fresh.case_id, text, kind="closed", note=note)
+        # The note is the staff's: kept with the case's events and in the
+        # archive copy of the transcript, never in what the citizen reads.
+        await self.add_system_event(fresh.case_id, text, kind="closed")
         # Personal links from answer mails stay valid until they expire, so a
         # citizen can still read an answer that staff sent just before closing
         # (a closed case is read-only); staff revoke them with !revoke.
         if fresh.room_id:
-            await self._clear_room(fresh)
+            await self._clear_room(fresh, keep)
         return True
 
-    async def _clear_room(self, case: Case) -> None:
+    async def _clear_room(self, case: Case, keep: tuple[str, ...] = ()) -> None:
         bot = self.az.intent
         if case.room_id is None:
             return
@@ -368,7 +395,7 @@ class CaseService:
             log.warning("could not list members of %s", case.room_id, exc_info=True)
             return
         for mxid in members:
-            if mxid == bot.mxid:
+            if mxid == bot.mxid or mxid in keep:
                 continue
             try:
                 if mxid == case.ghost_mxid:
@@ -418,3 +445,20 @@ class CaseService:
         return local == self.config.bridge.bot_localpart or local.startswith(
             self.config.bridge.ghost_prefix
         )
+
+
+def _opening(case: Case, department: Department, requested: Department | None) -> str:
+    """The first line of the citizen's timeline; it names the fallback when
+    the department asked for was not staffed (never a silent rerouting)."""
+    text = say(
+        "opened", case.language, reference=case.reference, department=department.name
+    )
+    if requested is None or requested.id == department.id:
+        return text
+    moved = say(
+        "opened_via_fallback",
+        case.language,
+        requested=requested.name,
+        department=department.name,
+    )
+    return f"{moved} {text}"

@@ -6,7 +6,6 @@ bridge.lifecycle)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from mautrix.types import (
@@ -102,23 +101,4 @@ class CaseRooms:
                     propagate=RETRY_ERRORS,
                 )
             return
-        row, _ = await self.cases.timeline.add(
-            case.case_id,
-            type="message",
-            sender="staff",
-            sender_name=self.cases.staff_name(case.room_id or "", event.sender),
-            body=content.body,
-            matrix_event_id=event.event_id,
-            ts=_event_time(event),
-        )
-        await self.cases.lifecycle.publish(
-            Kind.STAFF_MESSAGE,
-            case,
-            {**data, "seq": row.seq, "body": content.body},
-            actor=event.sender,
-            propagate=RETRY_ERRORS,
-        )
-
-
-def _event_time(event: MessageEvent | StateEvent) -> datetime:
-    return datetime.fromtimestamp(event.timestamp / 1000, UTC)
+        await self.cases.say_to_citizen(case, event, content.body)

@@ -105,10 +105,18 @@ def _database_block(setting: str, synapse_dir: Path) -> str:
     return yaml.safe_dump({"database": db}, sort_keys=False)
 
 
-def plugin_modules(config: Config) -> str:
-    """The ``modules:`` entries the bots bring (the scanner's upload check)."""
-    modules = [m for answer in plugin_hooks(config, "synapse_modules") for m in answer]
-    return yaml.safe_dump({"modules": modules}, sort_keys=False) if modules else ""
+def synapse_modules(config: Config) -> str:
+    """The ``modules:`` entries: the core's (staff join their team room at
+    once, so routing sees their presence: synapse/modules/buergerchat_teams.py)
+    and the bots' (the scanner's upload check)."""
+    modules = [
+        {
+            "module": "buergerchat_teams.BuergerchatTeams",
+            "config": {"bot": config.bot_mxid},
+        },
+        *(m for answer in plugin_hooks(config, "synapse_modules") for m in answer),
+    ]
+    return yaml.safe_dump({"modules": modules}, sort_keys=False)
 
 
 def render(config: Config, secrets_: Secrets, modules: str = "") -> Path:
@@ -128,7 +136,7 @@ def render(config: Config, secrets_: Secrets, modules: str = "") -> Path:
         "bind_address": hs.bind_address,
         "bot_localpart": config.bridge.bot_localpart,
         "ghost_prefix": config.bridge.ghost_prefix,
-        "modules": plugin_modules(config) + modules,
+        "modules": synapse_modules(config) + modules,
         **secrets_.values,
     }
     for name in ("homeserver.yaml", "log.yaml", "appservice-registration.yaml"):

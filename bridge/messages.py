@@ -21,6 +21,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "de": "Ihr Anliegen ist unter {reference} bei {department} eingegangen.",
         "en": "Your request has been received under {reference} by {department}.",
     },
+    "opened_via_fallback": {
+        "de": "{requested} ist gerade nicht besetzt – {department} hilft Ihnen weiter.",
+        "en": "{requested} is not staffed right now – {department} will help you.",
+    },
     "staff_joined": {
         "de": "{name} ({department}) ist dem Chat beigetreten.",
         "en": "{name} ({department}) has joined the chat.",
@@ -40,10 +44,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "closed_by": {
         "de": "Der Chat {reference} wurde von {name} beendet.",
         "en": "The chat {reference} has been closed by {name}.",
-    },
-    "closing_note": {
-        "de": "Hinweis: {note}",
-        "en": "Note: {note}",
     },
     "video_started": {
         "de": "{name} hat eine Videoberatung gestartet.",

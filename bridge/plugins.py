@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .config import Config, Department
     from .db.models import Case
     from .db.store import Store
+    from .departments.availability import Availability
     from .health import Health
     from .jobs import JobQueue
     from .limits import Limits
@@ -186,6 +187,10 @@ class Router(Protocol):
     ) -> tuple[Decision, Case | None, str | None]: ...
 
     async def drain(self) -> None: ...
+
+    async def availability(self) -> dict[str, Availability]:
+        """Per department id: what a chat started now would meet."""
+        ...
 
     async def transfer(
         self,

@@ -14,11 +14,13 @@ import asyncio
 import html
 import logging
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from urllib.parse import quote
 
 from mautrix.errors import MatrixError, MNotFound
 from mautrix.types import (
+    JSON,
+    EventType,
     Format,
     Membership,
     MessageType,
@@ -45,6 +47,10 @@ log = logging.getLogger("buergerchat.team")
 FIRST_MESSAGE_QUOTE = 300
 #: Chats of one address within this time count as one burst.
 BURST_WINDOW = timedelta(hours=1)
+#: The state event that marks a team or admin room (its ``kind``); Synapse's
+#: module buergerchat_teams joins staff invited to such a room at once.
+ROOM_MARKER = "de.buergerchat.room"
+ROOM_MARKER_TYPE = EventType(ROOM_MARKER, EventType.Class.STATE)
 
 STATE_LABELS = {
     "live": "Neuer Live-Chat",
@@ -112,11 +118,43 @@ class TeamRooms:
                 invitees=[UserID(m) for m in invite],
                 room_version="12",
                 power_level_override={"users": {m: 50 for m in invite}},
+                # Before the invites: Synapse then joins the invited staff at
+                # once (synapse/modules/buergerchat_teams.py).
+                initial_state=[
+                    {
+                        "type": ROOM_MARKER,
+                        "state_key": "",
+                        "content": {"kind": self._kind(room)},
+                    }
+                ],
             )
             log.info("created room %s as %s", room, created)
             return str(created)
         await self.intent.ensure_joined(answer.room_id)
         return str(answer.room_id)
+
+    def _kind(self, room: str) -> str:
+        return "admins" if room == self.config.routing.admin_room else "team"
+
+    async def _mark(self, room: str, room_id: str) -> None:
+        """A room made before the marker existed (or given by ID) gets it, so
+        the staff invited from now on are joined at once."""
+        try:
+            await self.intent.get_state_event(RoomID(room_id), ROOM_MARKER_TYPE)
+            return
+        except MNotFound:
+            pass
+        except HOMESERVER_ERRORS as e:
+            log.warning("marker of %s unknown: %s", room, e)
+            return
+        # mautrix types content as JSON, which a plain dict literal is not to mypy
+        content = cast("dict[str, JSON]", {"kind": self._kind(room)})
+        try:
+            await self.intent.send_state_event(
+                RoomID(room_id), ROOM_MARKER_TYPE, content
+            )
+        except HOMESERVER_ERRORS as e:
+            log.warning("could not mark %s as a Bürgerchat room: %s", room, e)
 
     def wanted_rooms(self) -> list[tuple[str, tuple[str, ...]]]:
         """Each team room with its department's staff, the admin room with the
@@ -138,6 +176,7 @@ class TeamRooms:
             room_id = await self.resolve(room, members)
             if room_id is None or not members:
                 continue
+            await self._mark(room, room_id)
             try:
                 present = set(
                     await self.intent.get_room_members(

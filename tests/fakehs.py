@@ -162,6 +162,10 @@ class FakeIntent:
         room.power[self.mxid] = 100
         users = (power_level_override or {}).get("users") or {}
         room.power.update({str(k): int(v) for k, v in users.items()})
+        if kwargs.get("topic"):
+            room.state[("m.room.topic", "")] = {"topic": kwargs["topic"]}
+        for state in kwargs.get("initial_state") or []:
+            room.state[(state["type"], state.get("state_key", ""))] = state["content"]
         for mxid in invitees or []:
             room.members[str(mxid)] = "invite"
         self.hs.rooms[room.room_id] = room
@@ -245,6 +249,18 @@ class FakeIntent:
         if txn_id:
             self.hs._txns[key] = event_id
         return EventID(event_id)
+
+    async def get_state_event(
+        self, room_id: str, event_type: Any, state_key: str = ""
+    ) -> Any:
+        self.hs._call(self.mxid, "get_state_event", room_id, str(event_type))
+        room = self.hs._room(room_id)
+        found = room.state.get((str(event_type), state_key))
+        if found is None:
+            from mautrix.errors import MNotFound
+
+            raise MNotFound(404, "Event not found.")
+        return found
 
     async def send_state_event(
         self,

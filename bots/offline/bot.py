@@ -141,7 +141,8 @@ class OfflineBot:
             case_id=case.case_id if case else None,
             converted=case is not None,
             department=case.department if case else form.department.id,
-            topic=(case.topic if case else None) or form.topic,
+            topic=(self.ctx.config.routing.topic_label(case.topic) if case else None)
+            or form.topic,
             language=form.language,
             name=form.name,
             email=form.email,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from mautrix.errors import MatrixError, MForbidden
 from mautrix.types import RoomID, UserID
 
 from bridge.clock import as_utc, routing_now, utcnow
+from bridge.departments.availability import Availability, AvailabilityState
 from bridge.departments.model import Department
 from bridge.departments.office_hours import is_live
 from bridge.errors import HOMESERVER_ERRORS
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("buergerchat.routing")
 
 PRESENCE_TIMEOUT = 5.0
+#: How long one availability answer serves every widget asking (seconds).
+AVAILABILITY_TTL = 5.0
 
 
 def local_time(value: datetime | None, config: Config) -> str | None:
@@ -59,6 +63,8 @@ class Dispatcher:
         self.pointers: dict[str, str] = {}
         self._unseen: set[str] = set()
         self._announcing: set[str] = set()
+        self._availability: tuple[float, dict[str, Availability]] | None = None
+        self._availability_lock = asyncio.Lock()
 
     async def load(self) -> None:
         """Round-robin pointers from the cases routed before a restart."""
@@ -86,28 +92,90 @@ class Dispatcher:
         return dict(zip(mxids, states, strict=True))
 
     async def _presence_of(self, mxid: str) -> str:
+        """What Synapse says of ``mxid``; anything unknown counts as offline: a
+        citizen must never be promised someone who may not be there."""
         intent = self.cases.az.intent
         try:
             content = await asyncio.wait_for(
                 intent.get_presence(UserID(mxid)), PRESENCE_TIMEOUT
             )
         except MForbidden:
-            # Synapse shows presence only to users sharing a joined room. Until the
-            # person joins their team room we cannot tell: do not lock them out.
+            # Synapse shows presence only to users sharing a joined room; staff
+            # are joined to their team room as soon as the rules name them
+            # (synapse/modules/buergerchat_teams.py), so this is someone who
+            # left it, or whose account does not exist yet.
             if mxid not in self._unseen:
                 self._unseen.add(mxid)
-                log.info(
-                    "presence of %s not visible (not in a room with the bot yet); "
-                    "counted as online",
+                log.warning(
+                    "presence of %s not visible (not in their team room); "
+                    "counted as offline",
                     mxid,
                 )
-            return "online"
+            return "offline"
         except HOMESERVER_ERRORS as e:
-            log.warning("presence of %s unknown (%s); counted as online", mxid, e)
-            return "online"
+            log.warning("presence of %s unknown (%s); counted as offline", mxid, e)
+            return "offline"
         self._unseen.discard(mxid)
         state = content.presence
         return str(getattr(state, "value", state))
+
+    async def availability(self) -> dict[str, Availability]:
+        """Per department, what a chat started now would meet (see
+        :mod:`bridge.departments.availability`): the same decision as
+        :meth:`open_case`, without making it. Kept for a few seconds, as every
+        widget asks."""
+        now = time.monotonic()
+        if self._availability is not None and now < self._availability[0]:
+            return self._availability[1]
+        async with self._availability_lock:
+            if self._availability is not None and now < self._availability[0]:
+                return self._availability[1]
+            answer = await self._compute_availability()
+            self._availability = (time.monotonic() + AVAILABILITY_TTL, answer)
+            return answer
+
+    def forget_availability(self) -> None:
+        """A case opened, moved or closed: the next question is answered anew."""
+        self._availability = None
+
+    async def _compute_availability(self) -> dict[str, Availability]:
+        rules = self.config.routing
+        departments = self.config.departments
+        presence = await self.presence(departments)
+        cases = await self.store.routed_cases()
+        counts = open_cases_per_staff(self._open(cases))
+        now = routing_now()
+        answer: dict[str, Availability] = {}
+        for department in departments:
+            decision = route(rules, department, now, presence, counts, self.pointers)
+            hours = decision.status
+            wait = None
+            if decision.kind == "queued":
+                target = self.config.department(decision.department) or department
+                line = [
+                    c.case_id
+                    for c in cases
+                    if self.waiting(c) and c.department == target.id
+                ]
+                places = queue_places(target, [*line, "next"], presence)
+                wait = places["next"].estimated_wait_minutes
+            state: AvailabilityState
+            if decision.kind == "live":
+                state = "available"
+            elif decision.kind == "queued":
+                state = "busy"
+            elif decision.reason == "closed":
+                state = "closed"
+            else:
+                state = "nobody_online"
+            answer[department.id] = Availability(
+                state=state,
+                department=decision.department,
+                until=hours.until,
+                next_opening=hours.next_opening,
+                wait_minutes=wait,
+            )
+        return answer
 
     @staticmethod
     def _open(cases: Iterable[Case]) -> list[OpenCase]:
@@ -142,6 +210,7 @@ class Dispatcher:
         offline, create it (with the chosen staff invited). Offline creates
         nothing: the citizen leaves a message through the offline form."""
         async with self.lock:
+            self.forget_availability()
             rules = self.config.routing
             presence = await self.presence(fallback_chain(rules, department))
             cases = await self.store.routed_cases()
@@ -166,6 +235,7 @@ class Dispatcher:
                 invite=decision.invite,
                 routed_at=utcnow() if decision.invite else None,
                 client_key=client_key,
+                requested=department,
             )
             self.pointers = dict(decision.pointers)
             if decision.kind == "queued":
@@ -225,6 +295,7 @@ class Dispatcher:
         """Route the head of each queue while someone is free; tell queued citizens
         when live hours ended; update everyone's position."""
         async with self.lock:
+            self.forget_availability()
             cases = await self.store.routed_cases()
             lines: dict[str, list[Case]] = {}
             for case in cases:
@@ -330,6 +401,7 @@ class Dispatcher:
         """Move ``case`` to ``target``; whom to invite by the target's strategy.
         When nobody there is free right now, the whole team is invited."""
         async with self.lock:
+            self.forget_availability()
             presence = await self.presence([target])
             others = [
                 c for c in await self.store.routed_cases() if c.case_id != case.case_id
@@ -404,4 +476,5 @@ class Dispatcher:
 
     async def on_close(self, event: DomainEvent) -> None:
         """Kind.CLOSED: a place is free, the queue moves (the tick would, later)."""
+        self.forget_availability()
         await self.drain()

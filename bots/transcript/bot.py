@@ -70,8 +70,9 @@ class TranscriptBot:
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/api/v1/cases/{case_id}/transcript", self.citizen_download)]
 
-    async def render(self, case: Case) -> RenderedTranscript:
-        """Read the room from Synapse and render its PDF in a worker thread."""
+    async def render(self, case: Case, internal: bool = True) -> RenderedTranscript:
+        """Read the room from Synapse and render its PDF in a worker thread:
+        the town's copy (``internal``, with staff notes) or the citizen's."""
         if not case.room_id:
             raise NotFound(f"Case {case.reference} has no conversation yet.")
         intent = self.ctx.appservice.intent
@@ -84,8 +85,8 @@ class TranscriptBot:
         history = await case_entries(
             intent.api, self.ctx.store, self.ctx.config, case, load
         )
-        entries = await with_thumbnails(history.entries, history.events, load)
-        info = case_info(self.ctx.config, case, entries)
+        entries = await with_thumbnails(history.copy(internal), history.events, load)
+        info = case_info(self.ctx.config, case, entries, internal)
         return await asyncio.to_thread(render_pdf, info, entries)
 
     async def _command(self, command: Command) -> None:
@@ -166,16 +167,13 @@ class TranscriptBot:
         return rendered
 
     async def citizen_download(self, request: web.Request) -> web.Response:
-        """The citizen's own transcript as a PDF download (their token only).
-
-        A closed case gets the very document the town archived (archived now,
-        if its job has not run yet); an open one a fresh interim transcript."""
+        """The citizen's own transcript as a PDF download (their token only):
+        the citizen's copy, which never shows the staff's internal notes (the
+        town's archive copy does). Its hash chain is its own; both copies are
+        checked by ``buergerchat verify-transcript``."""
         case_id = request.match_info["case_id"]
         case = await self.ctx.cases.authorize(case_id, bearer(request))
-        rendered = None
-        if case.closed_at is not None:
-            rendered = await self.archive(case)
-        rendered = rendered or await self.render(case)
+        rendered = await self.render(case, internal=False)
         return web.Response(
             body=rendered.pdf,
             content_type="application/pdf",

@@ -89,7 +89,7 @@ async def verify_case(config: Config, key: str, pdf: Path | None) -> Verdict:
     return _compare(config, case, archived, now, pdf)
 
 
-async def _chain_now(config: Config, store: Store, case: Case) -> str:
+async def _chain_now(config: Config, store: Store, case: Case) -> Chains:
     api = HTTPAPI(
         config.homeserver.url,
         load_secrets(config.data_dir)["as_token"],
@@ -110,7 +110,18 @@ async def _chain_now(config: Config, store: Store, case: Case) -> str:
         )
     finally:
         await api.session.close()
-    return final_hash(case_info(config, case, history.entries), history.entries)
+    return Chains(
+        final_hash(case_info(config, case, history.entries), history.entries),
+        final_hash(case_info(config, case, history.citizen, False), history.citizen),
+    )
+
+
+@dataclass(frozen=True)
+class Chains:
+    """The chain of each copy as Synapse's events give it now."""
+
+    archive: str
+    citizen: str
 
 
 def archived_pdf(
@@ -129,10 +140,14 @@ def _compare(
     config: Config,
     case: Case,
     archived: TranscriptArchive | None,
-    now: str,
+    chains: Chains,
     pdf: Path | None,
 ) -> Verdict:
-    lines = [f"Fall {case.reference}: Prüfsumme aus Synapse jetzt {now}"]
+    now = chains.archive
+    lines = [
+        f"Fall {case.reference}: Prüfsumme aus Synapse jetzt {now} (Archiv), "
+        f"{chains.citizen} (Ausfertigung für Bürger*in)"
+    ]
     problems: list[str] = []
     expected = archived.final_hash if archived else None
     if expected:
@@ -149,9 +164,11 @@ def _compare(
     else:
         in_pdf = stored_final_hash(pdf.read_bytes())
         lines.append(f"  in der PDF {pdf}: {in_pdf}")
-        if in_pdf != now:
+        if in_pdf == chains.citizen:
+            lines.append("  die PDF ist die Ausfertigung für Bürger*in")
+        elif in_pdf != now:
             problems.append("die PDF-Datei passt nicht zum Verlauf in Synapse")
-        if expected and in_pdf != expected:
+        elif expected and in_pdf != expected:
             problems.append("die PDF-Datei passt nicht zur gespeicherten Prüfsumme")
     if problems:
         lines.append("VERÄNDERT: " + "; ".join(problems) + ".")

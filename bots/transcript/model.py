@@ -82,6 +82,8 @@ class CaseInfo:
     town_name: str
     logo_path: str | None = None
     timezone: str = "Europe/Berlin"
+    #: Which copy this is (the town's archive with notes, or the citizen's).
+    copy: str = ""
 
     def __post_init__(self) -> None:
         if not self.reference.strip():

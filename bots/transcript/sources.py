@@ -47,8 +47,15 @@ class MediaUnavailable(Exception):
 
 @dataclass(frozen=True)
 class CaseHistory:
+    """``entries``: the town's archive copy (with staff notes); ``citizen``:
+    the citizen's copy (without); each with a hash chain of its own."""
+
     events: list[dict[str, Any]]
     entries: list[Entry]
+    citizen: list[Entry]
+
+    def copy(self, internal: bool) -> list[Entry]:
+        return self.entries if internal else self.citizen
 
 
 async def room_events(api: HTTPAPI, room_id: str) -> list[dict[str, Any]]:
@@ -98,10 +105,18 @@ async def case_entries(
             log.warning("file %s of %s not read: %s", event_id, case.reference, e)
             continue
         digests[event_id] = await asyncio.to_thread(_sha256, data)
-    entries = entries_from_events(
-        events, config=config, case=case, records=records, digests=digests
+    entries, citizen = (
+        entries_from_events(
+            events,
+            config=config,
+            case=case,
+            records=records,
+            digests=digests,
+            internal=internal,
+        )
+        for internal in (True, False)
     )
-    return CaseHistory(events, entries)
+    return CaseHistory(events, entries, citizen)
 
 
 def _sha256(data: bytes) -> str:

@@ -157,6 +157,7 @@ class Story:
             ("Vorgangsnummer", self._plain(case.reference)),
             ("Fachbereich", self._plain(case.department)),
             ("Anliegen", self._plain(case.topic) or "ohne Angabe"),
+            *((("Ausfertigung", self._plain(case.copy)),) if case.copy else ()),
             ("Eröffnet", german.datetime_de(case.opened_at, tz)),
             ("Abgeschlossen", closed),
             ("Bürger/in", self._plain(case.citizen_name) or "ohne Namensangabe"),

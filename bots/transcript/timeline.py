@@ -31,6 +31,8 @@ from bridge.db.models import Case
 from .model import Attachment, CaseInfo, Entry, SenderKind
 from .records import CaseRecords, FileRecord, SystemRecord
 
+#: How the archive copy labels a staff note (never in the citizen's copy).
+INTERNAL_NOTE = "Interne Notiz"
 #: Marks the bot's own transcript posts, which never become part of a transcript.
 TRANSCRIPT_MARKER = "de.buergerchat.transcript"
 FILE_TYPES = ("m.image", "m.file", "m.video", "m.audio")
@@ -130,11 +132,14 @@ def entries_from_events(
     case: Case,
     records: CaseRecords | None = None,
     digests: Mapping[str, str] | None = None,
+    internal: bool = True,
 ) -> list[Entry]:
     """Synapse events (oldest first) and the case's records → entries.
 
     ``digests`` maps event ids to the SHA-256 of files read back from the
-    media repository (see :func:`unscanned_files`).
+    media repository (see :func:`unscanned_files`). ``internal``: the town's
+    archive copy, with the staff's notes of ``!transfer`` and ``!close``;
+    without, the citizen's copy, which never shows them.
     """
     records = records or CaseRecords()
     closed_at = _aware(case.closed_at)
@@ -156,15 +161,21 @@ def entries_from_events(
         if "redacted_because" in (event.get("unsigned") or {}):
             continue
         item = _read_event(room, event, ts)
+        if isinstance(item, StaffCommand) and item.name == "goodbye" and item.args:
+            # "!goodbye <text>" is said to the citizen: part of both copies
+            name = staff_display_name(config, item.sender, None)
+            conversation.append(
+                Entry(ts, "staff", name, item.args, event_id=item.event_id)
+            )
         if isinstance(item, StaffCommand):
             commands.append(item)
         elif item is not None:
             conversation.append(item)
     shown = {e.event_id for e in conversation if e.event_id}
-    added = _record_entries(records, config, case, commands, closed_at, shown)
+    added = _record_entries(records, config, case, commands, closed_at, shown, internal)
     entries = _merge(conversation, added)
     if closed_at is not None:
-        entries.append(_closed_entry(config, commands, closed_at))
+        entries.append(_closed_entry(config, commands, closed_at, internal))
     return entries
 
 
@@ -306,8 +317,10 @@ def system_text(
     config: Config,
     commands: list[StaffCommand],
     used: set[str],
+    internal: bool = True,
 ) -> str:
-    """A system event in the words of the record, naming who did it."""
+    """A system event in the words of the record, naming who did it (and, in
+    the ``internal`` copy, the staff's note)."""
     extra = record.extra
     if record.kind == "claimed" and extra.get("staff_name"):
         return f"{extra['staff_name']} hat den Fall übernommen."
@@ -327,7 +340,7 @@ def system_text(
         who = staff_display_name(config, command.sender, None)
         note = command.args.partition(" ")[2].strip()
         text = f"{who} hat den Fall an {label} weitergegeben."
-        return text + (f" Notiz: {note}" if note else "")
+        return text + (f" {INTERNAL_NOTE}: {note}" if note and internal else "")
     return record.body
 
 
@@ -363,6 +376,7 @@ def _record_entries(
     commands: list[StaffCommand],
     closed_at: datetime | None,
     shown: set[str],
+    internal: bool = True,
 ) -> list[Entry]:
     used: set[str] = set()
     added: list[Entry] = []
@@ -371,7 +385,7 @@ def _record_entries(
             continue
         if closed_at is not None and record.ts > closed_at:
             continue
-        text = system_text(record, config, commands, used)
+        text = system_text(record, config, commands, used, internal)
         added.append(Entry(record.ts, "system", "System", text))
     for file in records.refused():
         if file.event_id in shown:
@@ -396,22 +410,33 @@ def _merge(conversation: list[Entry], added: list[Entry]) -> list[Entry]:
 
 
 def _closed_entry(
-    config: Config, commands: list[StaffCommand], closed_at: datetime
+    config: Config, commands: list[StaffCommand], closed_at: datetime, internal: bool
 ) -> Entry:
     command = _command_for(commands, "close", closed_at, set())
+    if command is None:
+        command = _command_for(commands, "goodbye", closed_at, set())
+        if command is not None:  # its text is the staff's entry before this
+            command = StaffCommand(command.ts, command.sender, "close", "", "")
     if command is None:
         return Entry(closed_at, "system", "System", "Der Fall wurde abgeschlossen.")
     who = staff_display_name(config, command.sender, None)
     text = f"{who} hat den Fall abgeschlossen."
+    note = command.args if internal else ""
     return Entry(
         closed_at,
         "system",
         "System",
-        text + (f" Notiz: {command.args}" if command.args else ""),
+        text + (f" {INTERNAL_NOTE}: {note}" if note else ""),
     )
 
 
-def case_info(config: Config, case: Case, entries: Iterable[Entry]) -> CaseInfo:
+ARCHIVE_COPY = "Archiv der Verwaltung (mit internen Notizen)"
+CITIZEN_COPY = "für Bürger*in (ohne interne Notizen der Verwaltung)"
+
+
+def case_info(
+    config: Config, case: Case, entries: Iterable[Entry], internal: bool = True
+) -> CaseInfo:
     """The header of a case's transcript, from the case row and its entries."""
     department = config.department(case.department)
     staff = tuple(
@@ -422,7 +447,8 @@ def case_info(config: Config, case: Case, entries: Iterable[Entry]) -> CaseInfo:
     return CaseInfo(
         reference=case.reference,
         department=department.name if department else case.department,
-        topic=case.topic or "",
+        topic=config.routing.topic_label(case.topic) or "",
+        copy=ARCHIVE_COPY if internal else CITIZEN_COPY,
         opened_at=opened,
         closed_at=_aware(case.closed_at),
         citizen_name=case.citizen_name or "Bürger*in",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +13,8 @@ from ..case import CaseService
 from ..clock import routing_now
 from ..config import Config
 from ..db.models import Case
+from ..departments.availability import Availability
+from ..departments.model import Department
 from ..departments.office_hours import is_live
 from ..errors import (
     BuergerchatError,
@@ -183,17 +186,25 @@ class CitizenAPI:
     async def status(self, request: web.Request) -> web.Response:
         rules = self.config.routing
         now = routing_now()
+        known = await self._availability(now)
+        names = {d.id: d.name for d in self.config.departments}
         departments = []
         for d in self.config.departments:
-            live = is_live(d, rules, now)
+            hours = is_live(d, rules, now)
+            now_ = known[d.id]
             departments.append(
                 {
                     "id": d.id,
                     "name": d.name,
-                    "live": live.live,
-                    "until": _iso(live.until),
-                    "next_opening": _iso(live.next_opening),
-                    "note": live.note,
+                    # A chat started now reaches a person (at once or queued);
+                    # "availability" says which, and why not.
+                    "live": now_.chat,
+                    "availability": now_.as_json(d.id, names),
+                    # Office hours, whoever is online.
+                    "open": hours.live,
+                    "until": _iso(hours.until),
+                    "next_opening": _iso(hours.next_opening),
+                    "note": hours.note,
                     "topics": [{"id": t.id, "label": t.label} for t in d.topics],
                     "hours": {
                         day: [str(p) for p in periods]
@@ -214,6 +225,27 @@ class CitizenAPI:
                 "departments": departments,
             }
         )
+
+    def _name(self, department_id: str) -> str:
+        found = self.config.department(department_id)
+        return found.name if found else department_id
+
+    async def _availability(self, now: datetime) -> dict[str, Availability]:
+        """The router's answer; while routing is starting, office hours alone
+        and nobody counted as online (never a promise nobody keeps)."""
+        router = self.cases.router
+        if router is not None:
+            return await router.availability()
+        answer = {}
+        for d in self.config.departments:
+            hours = is_live(d, self.config.routing, now)
+            answer[d.id] = Availability(
+                "nobody_online" if hours.live else "closed",
+                d.id,
+                hours.until,
+                hours.next_opening,
+            )
+        return answer
 
     async def create_case(self, request: web.Request) -> web.Response:
         data = await read_json(request)
@@ -263,17 +295,26 @@ class CitizenAPI:
                 next_opening=_iso(opens),
                 reason=decision.reason,
             )
-        return web.json_response(
-            {
-                "case_id": case.case_id,
-                "reference": case.reference,
-                "token": token,
-                "state": case.state,
-                "department": case.department,
-                "queue": _queue(case),
-            },
-            status=201,
-        )
+        return web.json_response(self._created(case, token, department), status=201)
+
+    def _created(self, case: Case, token: str, requested: Department) -> dict[str, Any]:
+        return {
+            "case_id": case.case_id,
+            "reference": case.reference,
+            "token": token,
+            "state": case.state,
+            "department": case.department,
+            # Not the department asked for: its fallback took the chat (the
+            # timeline says so too); the citizen may leave the requested
+            # department a message instead.
+            "requested_department": requested.id,
+            "served_by": (
+                {"id": case.department, "name": self._name(case.department)}
+                if case.department != requested.id
+                else None
+            ),
+            "queue": _queue(case),
+        }
 
     async def get_case(self, request: web.Request) -> web.Response:
         case = await self._case(request)
@@ -288,6 +329,7 @@ class CitizenAPI:
                     "name": department.name if department else None,
                 },
                 "topic": case.topic,
+                "topic_label": self.config.routing.topic_label(case.topic),
                 "closed": case.closed_at is not None,
                 "queue": _queue(case),
             }

@@ -152,6 +152,14 @@ class RoutingRules:
                     return topic
         return None
 
+    def topic_label(self, topic_id: str | None) -> str | None:
+        """What people read for a topic: its label; a topic the rules do not
+        (or no longer) know, as it was given."""
+        if not topic_id:
+            return None
+        known = self.topic(topic_id)
+        return known.label if known else topic_id
+
     def holiday(self, day: date) -> str | None:
         """The German name of the public holiday on ``day``, if it is one."""
         return public_holidays(self.country, self.subdivision, day.year).get(day)

@@ -20,8 +20,12 @@ import aiohttp
 import altcha
 import pytest
 
+from .conftest import ANNA, staff_client
 from .samples import png
 from .stack import Stack, make_stack
+from .test_live_chat import join_case_room, wait_for_event
+from .test_routing import say
+from .test_video import bot_notice
 
 pytestmark = pytest.mark.e2e
 
@@ -157,6 +161,31 @@ async def test_a_message_flood_is_cut_and_nothing_is_lost(guarded: Stack) -> Non
     assert sorted(bodies) == sorted(f"Nachricht {n}" for n in range(30))
 
 
+async def test_staff_block_an_address_and_lift_it(guarded: Stack) -> None:
+    """!block in a case room (no admins named: any staff) ends that chat and
+    refuses new chats from its address with 403 BC_BLOCKED, others not;
+    !unblock lets the address in again."""
+    status, case, _ = await new_chat(guarded, "198.51.100.70")
+    assert status == 201, case
+    anna = await staff_client(guarded, ANNA)
+    try:
+        room_id = await join_case_room(anna, case["reference"])
+        await say(anna, room_id, "!block Beleidigungen")
+        await wait_for_event(guarded, case, lambda e: e.get("kind") == "closed")
+        notice = await bot_notice(anna, room_id, "gesperrt")
+        assert "Beleidigungen" in notice
+        status, body, _ = await new_chat(guarded, "198.51.100.70")
+        assert (status, body["errcode"]) == (403, "BC_BLOCKED"), body
+        status, body, _ = await new_chat(guarded, "198.51.100.71")
+        assert status == 201, body
+        await say(anna, room_id, "!unblock")
+        await bot_notice(anna, room_id, "Sperre aufgehoben")
+        status, body, _ = await new_chat(guarded, "198.51.100.70")
+        assert status == 201, body
+    finally:
+        await anna.close()
+
+
 async def citizen_messages(stack: Stack, case: dict[str, Any]) -> list[str]:
     status, body, _ = await call(
         stack,
@@ -201,6 +230,16 @@ async def test_long_polls_are_capped_per_token(guarded: Stack) -> None:
     assert status == 200, body
 
 
+async def leave_message(stack: Stack, address: str, email: str) -> tuple[int, Any, Any]:
+    return await call(
+        stack,
+        "POST",
+        "/api/v1/offline-messages",
+        address=address,
+        json=offline_form(email),
+    )
+
+
 def offline_form(email: str) -> dict[str, Any]:
     return {
         "client_id": str(uuid.uuid4()),
@@ -221,32 +260,18 @@ async def test_offline_messages_and_confirmations_are_capped(guarded: Stack) -> 
     victim = f"victim-{uuid.uuid4().hex[:6]}@example.org"
     before = count(guarded, "SELECT count(*) FROM offline_messages")
     for _ in range(3):
-        status, body, _ = await call(
-            guarded,
-            "POST",
-            "/api/v1/offline-messages",
-            address="198.51.100.40",
-            json=offline_form(f"eva-{uuid.uuid4().hex[:6]}@example.org"),
+        status, body, _ = await leave_message(
+            guarded, "198.51.100.40", f"eva-{uuid.uuid4().hex[:6]}@example.org"
         )
         assert status == 201, body
-    status, body, headers = await call(
-        guarded,
-        "POST",
-        "/api/v1/offline-messages",
-        address="198.51.100.40",
-        json=offline_form("eva@example.org"),
+    status, body, headers = await leave_message(
+        guarded, "198.51.100.40", "eva@example.org"
     )
     assert_limited(status, body, headers, "offline_per_address")
     assert count(guarded, "SELECT count(*) FROM offline_messages") == before + 3
 
     for n in range(4):
-        status, body, _ = await call(
-            guarded,
-            "POST",
-            "/api/v1/offline-messages",
-            address=f"198.51.100.{50 + n}",
-            json=offline_form(victim),
-        )
+        status, body, _ = await leave_message(guarded, f"198.51.100.{50 + n}", victim)
         assert status == 201, body
     to_victim = await mails_to(guarded, victim, at_least=3)
     assert len(to_victim) == 3
@@ -331,20 +356,12 @@ async def test_the_whole_service_has_a_ceiling(crowded: Stack) -> None:
     status, body, headers = await new_chat(crowded, "203.0.113.200")
     assert_limited(status, body, headers, "chats_total")
     for n in range(2):
-        status, body, _ = await call(
-            crowded,
-            "POST",
-            "/api/v1/offline-messages",
-            address=f"203.0.113.{10 + n}",
-            json=offline_form(f"e{n}@example.org"),
+        status, body, _ = await leave_message(
+            crowded, f"203.0.113.{10 + n}", f"e{n}@example.org"
         )
         assert status == 201, body
-    status, body, headers = await call(
-        crowded,
-        "POST",
-        "/api/v1/offline-messages",
-        address="203.0.113.201",
-        json=offline_form("e9@example.org"),
+    status, body, headers = await leave_message(
+        crowded, "203.0.113.201", "e9@example.org"
     )
     assert_limited(status, body, headers, "offline_total")
 

@@ -232,6 +232,8 @@ EXPECTED_COMMANDS = {
     "audio",
     "transcript",
     "revoke",
+    "block",
+    "unblock",
 }
 
 
@@ -285,6 +287,10 @@ async def test_help_lists_exactly_the_commands_and_each_works(
         await anna.close()
     await say(clara, room_id, "!revoke")
     await bot_notice(clara, room_id, "Link(s) zu " + case["reference"])
+    # !block and !unblock are for the admins (routing.admins: Anna here); what
+    # they do is tested in test_abuse.py, where no admins are named
+    await say(clara, room_id, "!block Test")
+    await bot_notice(clara, room_id, "Sperren dürfen nur die Admins")
     await say(clara, room_id, "!close erledigt")
     closed, _ = await wait_for_event(line, case, kind("closed"))
     assert "erledigt" in closed["body"]

@@ -112,6 +112,7 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
             "claim",
             "transfer",
             "close",
+            "goodbye",
             "video",
             "audio",
             "transcript",

@@ -177,13 +177,21 @@ def test_system_events_come_from_the_case_records_in_time_order(
         "Hallo",
         "Anna Schmidt hat den Fall übernommen.",
         "Anna Schmidt hat den Fall an Bauen und Wohnen weitergegeben. "
-        "Notiz: Bauantrag gehört zum Bauamt",
+        "Interne Notiz: Bauantrag gehört zum Bauamt",
         "Bernd Keller hat eine Videoberatung gestartet.",
         "Sehen Sie mich?",
         "Die Videoberatung wurde von Bernd Keller beendet.",
     ]
     system = [e for e in entries if e.sender_kind == "system"]
     assert [e.ts for e in system] == [at(2.01), at(3.01), at(4.01), at(6.01)]
+    # The citizen's copy: the same, without the staff's note.
+    citizen = entries_from_events(
+        room.events, config=config, case=case(), records=records, internal=False
+    )
+    assert [e.body for e in citizen][2] == (
+        "Anna Schmidt hat den Fall an Bauen und Wohnen weitergegeben."
+    )
+    assert not any("Bauantrag" in e.body for e in citizen)
 
 
 def test_transfer_without_its_command_still_names_the_department(
@@ -227,9 +235,33 @@ def test_close_is_the_last_entry_with_who_and_note(config: Config) -> None:
     )
     assert bodies(entries) == [
         "Danke!",
-        "Bernd Keller hat den Fall abgeschlossen. Notiz: Antrag vollständig",
+        "Bernd Keller hat den Fall abgeschlossen. Interne Notiz: Antrag vollständig",
     ]
     assert entries[-1].ts == at(2.1) and entries[-1].sender_kind == "system"
+    citizen = entries_from_events(
+        room.events, config=config, case=closed, records=records, internal=False
+    )
+    assert bodies(citizen) == ["Danke!", "Bernd Keller hat den Fall abgeschlossen."]
+
+
+def test_goodbye_is_said_to_the_citizen_in_both_copies(config: Config) -> None:
+    """!goodbye <text>: the text is a staff message in both copies, then the
+    close (with no note)."""
+    room = Room()
+    room.text(1, GHOST, "Danke!")
+    room.text(2, BERND, "!goodbye Gern geschehen, Ihr Ausweis liegt ab Montag bereit.")
+    closed = case(closed_after=2.1)
+    for internal in (True, False):
+        entries = entries_from_events(
+            room.events, config=config, case=closed, internal=internal
+        )
+        assert bodies(entries) == [
+            "Danke!",
+            "Gern geschehen, Ihr Ausweis liegt ab Montag bereit.",
+            "Bernd Keller hat den Fall abgeschlossen.",
+        ]
+        assert entries[1].sender_kind == "staff"
+        assert entries[1].sender_name == "Bernd Keller"
 
 
 def test_staff_file_without_scan_info_takes_hash_and_verdict_from_the_scanner(

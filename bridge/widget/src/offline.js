@@ -3,7 +3,7 @@
 // nothing; its client_id makes a resend return the same case, never a second.
 var offlineFiles = []; // File objects cannot be stored: this page only
 
-function showOffline(choice, nextOpening) {
+function showOffline(choice, nextOpening, reason) {
   var convert = !!(choice && choice.convert);
   var d = saved.offline;
   if (!d || (choice && (!!d.convert !== convert || d.department !== choice.department))) {
@@ -12,6 +12,7 @@ function showOffline(choice, nextOpening) {
       consent: !!choice.consent, convert: convert || undefined };
   }
   if (nextOpening !== undefined) d.next_opening = nextOpening;
+  if (reason !== undefined) d.reason = reason;
   d.open = true;
   saved.offline = d;
   save();
@@ -24,7 +25,11 @@ function showOffline(choice, nextOpening) {
 function renderOffline() {
   var d = saved.offline;
   var dept = department(d.department);
-  var next = d.next_opening || (dept && dept.next_opening);
+  // Closed: when it opens next. Open but nobody online: say that instead of
+  // a "next opening" that is later than now (it is open now).
+  var state = dept ? availability(dept).state : null;
+  var next = d.next_opening || (state === "closed" ? dept.next_opening : null);
+  var nobody = !next && (d.reason === "nobody_online" || state === "nobody_online");
   var f = ui.offline = { fields: {}, invalid: {} };
   function field(name, control, labelKey, hintKey) {
     var err = h("p", { class: "field-error", id: "bc-off-" + name + "-err", "aria-live": "polite" });
@@ -67,7 +72,8 @@ function renderOffline() {
     h("div", { class: "scroll" }, [
       h("h3", { t: "offTitle" }),
       h("p", { class: "intro", t: ["offIntro", { d: dept ? dept.name : "" }] }),
-      next ? h("p", { class: "state", t: ["next", { t: hours(next, true) }] }) : null,
+      next ? h("p", { class: "state", t: ["next", { t: hours(next, true) }] })
+        : nobody ? h("p", { class: "state", t: "nobody" }) : null,
       field("topic", topicControl, "topic"),
       field("description", desc, "offDesc", "offDescHint"),
       field("name", h("input", { type: "text", maxlength: "200", autocomplete: "name", required: true }),

@@ -41,6 +41,8 @@ function showStart(notice) {
       ? h("a", { href: s.privacy_url, target: "_blank", rel: "noopener noreferrer", t: "privacyLink" })
       : h("span", { t: "privacyLink" });
     ui.startBtn = h("button", { type: "submit", class: "primary", t: "start" });
+    ui.leaveBtn = h("button", { type: "button", class: "secondary", hidden: true, t: "leave",
+      on: { click: leaveInstead } });
     var form = h("form", { class: "view", novalidate: true, on: { submit: startCase } }, [
       h("div", { class: "scroll" }, [
         notice ? h("p", { class: "notice", role: "status", t: notice }) : null,
@@ -53,7 +55,7 @@ function showStart(notice) {
         ])
       ]),
       // The error sits next to the button so it is seen without scrolling.
-      h("div", { class: "actions" }, [ui.error, ui.startBtn])
+      h("div", { class: "actions" }, [ui.error, ui.startBtn, ui.leaveBtn])
     ]);
     renderDepts();
     ui.view.replaceChildren(form);
@@ -61,9 +63,17 @@ function showStart(notice) {
   });
 }
 
+// What a chat started now would meet (GET /status "availability"): someone
+// free, a queue, office hours with nobody online, or closed.
+function availability(d) {
+  return d.availability || { state: d.live ? "available" : "closed" };
+}
 function deptState(d) {
-  return d.live ? (d.until ? t("until", { t: hours(d.until, false) }) : t("live"))
-    : (d.next_opening ? t("next", { t: hours(d.next_opening, true) }) : t("offline"));
+  var a = availability(d);
+  if (a.state === "available") return d.until ? t("until", { t: hours(d.until, false) }) : t("live");
+  if (a.state === "busy") return t("queueNow", { m: a.wait_minutes || 1 });
+  if (a.state === "nobody_online") return t("nobody");
+  return d.next_opening ? t("next", { t: hours(d.next_opening, true) }) : t("offline");
 }
 
 function renderDepts() {
@@ -77,6 +87,7 @@ function renderDepts() {
       h("span", null, [
         h("span", { class: "name" }, d.name),
         h("span", { class: "state" + (d.live ? " live" : "") }, deptState(d)),
+        servedBy(d) ? h("span", { class: "note", t: ["servedBy", { d: d.name, b: servedBy(d) }] }) : null,
         d.note ? h("span", { class: "note" }, d.note) : null // e.g. a holiday or closure
       ])
     ]));
@@ -92,7 +103,28 @@ function renderTopics() {
   ui.topicSelect = topicSelect("bc-topic", dept, ui.topicSelect && ui.topicSelect.value);
   ui.topic.hidden = !(dept && dept.topics && dept.topics.length);
   ui.topic.replaceChildren(h("label", { for: "bc-topic", t: "topic" }), ui.topicSelect);
-  tx(ui.startBtn, dept && !dept.live ? "leave" : "start");
+  var by = dept && dept.live ? servedBy(dept) : null;
+  if (by) tx(ui.startBtn, "startWith", { b: by });
+  else tx(ui.startBtn, dept && !dept.live ? "leave" : "start");
+  // Another department would answer: the citizen may write to this one instead.
+  ui.leaveBtn.hidden = !by;
+  if (by) tx(ui.leaveBtn, "leaveFor", { d: dept.name });
+}
+function servedBy(d) {
+  var by = availability(d).served_by;
+  return by ? by.name || by.id : null;
+}
+function leaveInstead() {
+  var dept = ui.depts.querySelector("input:checked");
+  if (!dept) return;
+  offlineFor({ department: dept.value, topic: ui.topicSelect.value || "", name: ui.name.value.trim(),
+    consent: ui.consent.checked }, department(dept.value));
+}
+// The offline form for a department that cannot chat now, with why: closed
+// (and when it opens) or open with nobody online.
+function offlineFor(choice, info) {
+  var why = info ? availability(info).state : undefined;
+  return showOffline(choice, why === "closed" ? info.next_opening : null, why);
 }
 function topicSelect(id, dept, value) {
   var topics = (dept && dept.topics) || [];
@@ -112,7 +144,9 @@ async function startCase(e) {
   var choice = { department: dept.value, topic: ui.topicSelect.value || "", name: ui.name.value.trim(),
     consent: ui.consent.checked };
   var info = department(dept.value);
-  if (info && !info.live) return showOffline(choice, info.next_opening); // the form asks for consent
+  // Not reachable now: a message (the form asks for consent); nobody online
+  // within office hours is said so, not "next opening" (it is open now).
+  if (info && !info.live) return offlineFor(choice, info);
   if (!ui.consent.checked) {
     ui.consent.setAttribute("aria-invalid", "true");
     return fail("needConsent", ui.consent);
@@ -127,7 +161,7 @@ async function startCase(e) {
   } catch (err) {
     ui.startBtn.disabled = false;
     // Nobody there after all (closed meanwhile, nobody online): leave a message.
-    if (err.errcode === "BC_OFFLINE") return showOffline(choice, err.next_opening);
+    if (err.errcode === "BC_OFFLINE") return showOffline(choice, err.next_opening, err.reason);
     // Too many chats from here just now: say so kindly; the choices stay filled in.
     if (busySeconds(err)) return tx(ui.error, "busy", { s: busySeconds(err) });
     return fail(err.errcode === "BC_CONSENT_REQUIRED" ? "needConsent" : "down", null);
