@@ -39,6 +39,10 @@ from .tasks import cancel
 
 log = logging.getLogger("buergerchat.appservice")
 EventHandler = Callable[[Event], Awaitable[None]]
+EphemeralHandler = Callable[[dict[str, Any]], Awaitable[None]]
+#: Where Synapse puts typing notices and receipts in a transaction (MSC2409;
+#: the stable key, then the unstable one older Synapse versions use).
+EPHEMERAL_KEYS = ("ephemeral", "de.sorunome.msc2409.ephemeral")
 #: How long worked-off transactions and seen event ids are kept for dedup.
 TRANSACTIONS_KEPT = timedelta(days=1)
 SEEN_EVENTS_KEPT = timedelta(days=7)
@@ -67,6 +71,8 @@ class DurableAppService(AppService):
     ) -> None:
         self.store = store
         self._handlers: list[EventHandler] = []
+        self._ephemeral: list[EphemeralHandler] = []
+        self._ephemeral_tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._pruned_at = utcnow() - PRUNE_EVERY
@@ -89,6 +95,30 @@ class DurableAppService(AppService):
         """Register a handler for every room event, in transaction order."""
         self._handlers.append(handler)
 
+    def on_ephemeral(self, handler: EphemeralHandler) -> None:
+        """Register a handler for typing notices and read receipts: handed on
+        at once, not through the inbox (losing one is harmless, waiting for
+        the inbox would make them late)."""
+        self._ephemeral.append(handler)
+
+    def _hand_on_ephemeral(self, body: dict[str, Any]) -> None:
+        found = (body[k] for k in EPHEMERAL_KEYS if isinstance(body.get(k), list))
+        edus: list[Any] = next(found, [])
+        for edu in edus:
+            if not isinstance(edu, dict):
+                continue
+            for handler in self._ephemeral:
+                task = asyncio.create_task(self._run_ephemeral(handler, edu))
+                self._ephemeral_tasks.add(task)
+                task.add_done_callback(self._ephemeral_tasks.discard)
+
+    @staticmethod
+    async def _run_ephemeral(handler: EphemeralHandler, edu: dict[str, Any]) -> None:
+        try:
+            await handler(edu)
+        except Exception:  # noqa: BLE001 - a typing notice must not stop anything
+            log.warning("ephemeral %s not handled", edu.get("type"), exc_info=True)
+
     async def _http_handle_transaction(self, request: web.Request) -> web.Response:
         """Replaces mautrix's handler (its routes call this method by name)."""
         if not self._check_token(request):
@@ -106,6 +136,7 @@ class DurableAppService(AppService):
             return web.json_response(
                 {"errcode": "M_BAD_JSON", "error": "Missing events list"}, status=400
             )
+        self._hand_on_ephemeral(body)
         if txn_id.isdigit():
             number = int(txn_id)
             if number < self._last_txn_number:
@@ -125,6 +156,9 @@ class DurableAppService(AppService):
                 )
                 self.request_catch_up()
             self._last_txn_number = number
+        if not body["events"]:
+            # Typing notices and receipts only: handed on above, nothing to keep.
+            return web.json_response({})
         # Stored before acknowledged: if this raises, Synapse gets a 500 and retries.
         if not await self.store.save_transaction(txn_id, body):
             log.debug("transaction %s was stored before; acknowledging again", txn_id)

@@ -35,6 +35,7 @@ from .errors import HOMESERVER_ERRORS, CaseClosed, InvalidField
 from .jobs import GiveUp, JobRun
 from .lifecycle import InvalidTransition, Kind, Lifecycle, State
 from .messages import say
+from .signals import Signals
 from .timeline import Timeline
 from .tokens import CHAT, Tokens, new_case_id
 
@@ -76,6 +77,8 @@ class CaseService:
         #: Every write to the citizen's timeline, which wakes the long-polls.
         self.timeline = Timeline(store)
         self.notifier = self.timeline.notifier
+        #: Staff typing and read receipts (ephemeral, in memory).
+        self.signals = Signals(self)
         self.stopping = False
         self._room_locks: dict[str, asyncio.Lock] = {}
         #: Decides live/queued/offline and whom to invite; set by the routing bot.
@@ -85,6 +88,7 @@ class CaseService:
 
     def start(self) -> None:
         self.az.on_event(CaseRooms(self).handle_event)
+        self.az.on_ephemeral(self.signals.handle)
 
     async def stop(self) -> None:
         self.stopping = True
@@ -128,9 +132,11 @@ class CaseService:
             client_key=client_key,
         )
         token = await self.tokens.mint_chat(case.case_id)
-        await self.add_system_event(
-            case.case_id, _opening(case, department, requested), kind="opened"
-        )
+        if case.state != "offline":
+            # An offline message is confirmed once, by its offline_received line.
+            await self.add_system_event(
+                case.case_id, _opening(case, department, requested), kind="opened"
+            )
         try:
             await self.ensure_room(case)
         except HOMESERVER_ERRORS as e:

@@ -15,6 +15,7 @@ import yaml
 
 from .config import Config, ConfigError, load_config
 from .datadir import make_private, private_umask
+from .element import write_element_config
 from .errors import BuergerchatError
 from .homeserver import EmbeddedSynapse, Secrets, load_secrets, register_user, render
 from .plugins import CliCommand, cli_commands
@@ -164,6 +165,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_element_config(args: argparse.Namespace) -> int:
+    """Element's config.json for staff: the theme, this homeserver."""
+    config = _load(args)
+    if config is None:
+        return 1
+    print(write_element_config(config, args.out), end="")
+    return 0
+
+
 def cmd_registration(args: argparse.Namespace) -> int:
     """Render the Synapse files (for a Synapse run elsewhere) and print their path."""
     config = _load(args)
@@ -201,6 +211,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, CliCommand]]:
     sub.add_parser("run", help="start Synapse (if embedded), the bridge and the bots")
     sub.add_parser("check-config", help="check the YAML files and name every mistake")
     sub.add_parser("registration", help="write Synapse's config and appservice file")
+    element = sub.add_parser(
+        "element-config",
+        help="print Element's config.json for staff (theme + this homeserver)",
+    )
+    element.add_argument(
+        "--out", type=Path, help="write it here too (e.g. Element Desktop's folder)"
+    )
     extra = {command.name: command for command in cli_commands()}
     for command in extra.values():
         command.configure(sub.add_parser(command.name, help=command.help))
@@ -226,5 +243,6 @@ def main(argv: list[str] | None = None) -> int:
         "run": cmd_run,
         "check-config": cmd_check_config,
         "registration": cmd_registration,
+        "element-config": cmd_element_config,
     }[args.command]
     return handler(args)

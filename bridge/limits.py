@@ -47,6 +47,8 @@ DEFAULT_RULES: dict[str, str] = {
     "offline_per_address": "3/minute;10/hour",
     "offline_total": "60/minute;500/hour",
     "messages_per_case": "20/minute;300/hour",
+    # The widget says "typing" at most every 4 s: 15 a minute is one person.
+    "typing_per_case": "20/minute;600/hour",
     "uploads_per_case": "10/10minutes;30/hour",
     "uploads_per_address": "20/10minutes;60/hour",
     "confirmations_per_recipient": "3/day",

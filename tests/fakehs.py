@@ -50,6 +50,8 @@ class FakeHomeserver:
         self.registered: set[str] = set()
         #: Presence by mxid; someone not listed is not visible to the bot.
         self.presence: dict[str, str] = {}
+        #: room id -> user -> the last typing timeout set (0: stopped)
+        self.typing: dict[str, dict[str, int]] = {}
         self.media: dict[str, bytes] = {}
         self.calls: list[tuple[str, str, tuple[Any, ...]]] = []
         self.down = False
@@ -249,6 +251,13 @@ class FakeIntent:
         if txn_id:
             self.hs._txns[key] = event_id
         return EventID(event_id)
+
+    async def set_typing(self, room_id: str, timeout: int = 0) -> None:  # noqa: ASYNC109 - mautrix's signature
+        self.hs._call(self.mxid, "set_typing", room_id, timeout)
+        self.hs.typing[str(room_id)] = {
+            **self.hs.typing.get(str(room_id), {}),
+            self.mxid: timeout,
+        }
 
     async def get_state_event(
         self, room_id: str, event_type: Any, state_key: str = ""

@@ -56,9 +56,13 @@ class FakeAppService:
         self.intent = hs.intent(bot_mxid)
         self.bot_mxid = bot_mxid
         self.handlers: list[Any] = []
+        self.ephemeral: list[Any] = []
 
     def on_event(self, handler: Any) -> None:
         self.handlers.append(handler)
+
+    def on_ephemeral(self, handler: Any) -> None:
+        self.ephemeral.append(handler)
 
     def request_catch_up(self) -> None:
         pass

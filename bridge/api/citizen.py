@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from mautrix.types import RoomID
 
 from ..case import CaseService
 from ..clock import routing_now
@@ -17,6 +19,7 @@ from ..departments.availability import Availability
 from ..departments.model import Department
 from ..departments.office_hours import is_live
 from ..errors import (
+    HOMESERVER_ERRORS,
     BuergerchatError,
     ConsentRequired,
     InvalidField,
@@ -29,7 +32,10 @@ from ..limits import Limits
 from ..plugins import plugin_hooks
 from ..timeline import event_json
 
+log = logging.getLogger("buergerchat.api")
 LANGUAGES = ("de", "en")
+#: How long the ghost's typing shows in Element after the widget's last word.
+TYPING_MS = 6000
 WEEKDAYS = ("mo", "di", "mi", "do", "fr", "sa", "so")
 MAX_JSON_BYTES = 64 * 1024
 
@@ -176,6 +182,7 @@ class CitizenAPI:
             web.get("/api/v1/cases/{case_id}", self.get_case),
             web.post("/api/v1/cases/{case_id}/messages", self.send_message),
             web.get("/api/v1/cases/{case_id}/events", self.events),
+            web.post("/api/v1/cases/{case_id}/typing", self.typing),
         ]
 
     async def _case(self, request: web.Request) -> Case:
@@ -367,21 +374,49 @@ class CitizenAPI:
         timeout = min(
             _int_param(request, "timeout", 0), self.config.citizen.long_poll_max_seconds
         )
+        # The signals (typing, read) the client has seen: a change answers too.
+        seen_signals = _int_param(request, "signals", -1)
         store, notifier = self.cases.store, self.cases.notifier
+        signals = self.cases.signals
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             woken = notifier.subscribe(case.case_id)
             events = await store.events_after(case.case_id, after)
             left = deadline - loop.time()
-            if events or left <= 0 or self.cases.stopping:
+            moved = seen_signals >= 0 and signals.version(case.case_id) != seen_signals
+            if events or moved or left <= 0 or self.cases.stopping:
                 notifier.wait_done(case.case_id, woken)
                 break
             await notifier.wait(case.case_id, woken, left)
         next_cursor = str(events[-1].seq) if events else str(after)
         return web.json_response(
-            {"events": [event_json(e) for e in events], "next": next_cursor}
+            {
+                "events": [event_json(e) for e in events],
+                "next": next_cursor,
+                **signals.current(case.case_id),
+            }
         )
+
+    async def typing(self, request: web.Request) -> web.Response:
+        """The citizen types (or stopped): the ghost types in the case room,
+        so staff see it in Element. At most every few seconds is enough."""
+        case = await self._case(request)
+        data = await read_json(request)
+        typing = data.get("typing")
+        if not isinstance(typing, bool):
+            raise InvalidField(
+                "typing", "Send {'typing': true} while typing, false when stopped."
+            )
+        await self.limits.hit("typing_per_case", case.case_id)
+        if case.closed_at is None and case.room_id:
+            try:
+                await self.cases.ghost_intent(case).set_typing(
+                    RoomID(case.room_id), timeout=TYPING_MS if typing else 0
+                )
+            except HOMESERVER_ERRORS as e:  # a typing notice is not worth a retry
+                log.info("typing of %s not shown: %s", case.reference, e)
+        return web.json_response({"typing": typing})
 
 
 def _queue(case: Case) -> dict[str, int] | None:

@@ -282,6 +282,20 @@ class Store(TableStore):
             )
             return rows.all()
 
+    async def seq_of(self, case_id: str, event_ids: Sequence[str]) -> int | None:
+        """The newest timeline cursor among these Matrix event ids (what a read
+        receipt points at: everything up to it was read), if any is known."""
+        if not event_ids:
+            return None
+        async with self.session() as s:
+            found = await s.scalar(
+                select(func.max(CaseEvent.seq)).where(
+                    CaseEvent.case_id == case_id,
+                    CaseEvent.matrix_event_id.in_(list(event_ids)),
+                )
+            )
+            return int(found) if found is not None else None
+
     async def known_matrix_event(self, event_id: str) -> bool:
         async with self.session() as s:
             found = await s.scalar(

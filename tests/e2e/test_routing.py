@@ -234,6 +234,7 @@ EXPECTED_COMMANDS = {
     "revoke",
     "block",
     "unblock",
+    "goodbye",
 }
 
 
@@ -292,8 +293,26 @@ async def test_help_lists_exactly_the_commands_and_each_works(
     await say(clara, room_id, "!block Test")
     await bot_notice(clara, room_id, "Sperren dürfen nur die Admins")
     await say(clara, room_id, "!close erledigt")
-    closed, _ = await wait_for_event(line, case, kind("closed"))
-    assert "erledigt" in closed["body"]
+    closed, seen = await wait_for_event(line, case, kind("closed"))
+    # The note is the staff's: never in what the citizen reads.
+    assert not any("erledigt" in str(e) for e in seen), seen
+    assert "Clara Wagner" in closed["body"]
+
+
+async def test_goodbye_says_it_to_the_citizen_and_closes(
+    line: Stack, clara: AsyncClient
+) -> None:
+    """!goodbye <text>: the citizen reads the text from Clara, then the close."""
+    status, case = await open_in(line, "standesamt")
+    assert status == 201
+    room_id = await join_case_room(clara, case["reference"])
+    await say(clara, room_id, "!goodbye Alles Gute für Sie und Ihre Familie!")
+    closed, seen = await wait_for_event(line, case, lambda e: e.get("kind") == "closed")
+    said = [e for e in seen if e["type"] == "message" and e["sender"] == "staff"]
+    assert [(e["body"], e["sender_name"]) for e in said] == [
+        ("Alles Gute für Sie und Ihre Familie!", "Clara Wagner")
+    ]
+    assert int(said[0]["cursor"]) < int(closed["cursor"])
 
 
 async def status_of(stack: Stack, dep: str) -> dict[str, Any]:
@@ -394,11 +413,19 @@ async def test_end_of_hours_and_presence(closing: Stack, tmp_path: Path) -> None
     waits. Anna goes offline: a third citizen gets 409 (nobody online). At 12:00 the
     waiting citizen is offered the offline form; the live chat stays open."""
     office = await status_of(closing, "buergerbuero")
-    assert office["live"] and office["until"].startswith("2026-11-19T12:00:00+01:00")
+    assert office["open"] and office["until"].startswith("2026-11-19T12:00:00+01:00")
+    # Anna never logged in: she does not count (unknown presence is offline).
+    assert not office["live"]
+    assert office["availability"]["state"] == "nobody_online"
     anna = await staff_client(closing, ANNA)
     try:
+        # Joined to her team room by the rules, not by a click of hers.
         await join_room_named(anna, "Team Buergerbuero")
         await anna.sync(timeout=0, set_presence="online")
+        for _ in range(20):  # the status is kept for 5 s
+            if (await status_of(closing, "buergerbuero"))["live"]:
+                break
+            await asyncio.sleep(0.5)
         status, first = await open_in(closing, "buergerbuero")
         assert (status, first["state"]) == (201, "live"), first
         status, second = await open_in(closing, "buergerbuero")

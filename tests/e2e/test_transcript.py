@@ -294,10 +294,13 @@ async def test_closed_case_is_archived_as_the_conversation_a_clerk_files(
     started = "Anna Schmidt hat eine Videoberatung gestartet."
     ended = "Die Videoberatung wurde von Anna Schmidt beendet."
     transferred = (
-        f"Anna Schmidt hat den Fall an Bauen und Wohnen weitergegeben. Notiz: {NOTE}"
+        "Anna Schmidt hat den Fall an Bauen und Wohnen weitergegeben. "
+        f"Interne Notiz: {NOTE}"
     )
     joined = "Bernd Keller ist beigetreten."
-    closed = "Bernd Keller hat den Fall abgeschlossen. Notiz: Antrag vollständig"
+    closed = (
+        "Bernd Keller hat den Fall abgeschlossen. Interne Notiz: Antrag vollständig"
+    )
     order = [
         CITIZEN_TEXT,
         claimed,
@@ -337,12 +340,28 @@ async def test_closed_case_is_archived_as_the_conversation_a_clerk_files(
     red, green, blue = images[0].convert("RGB").getpixel((5, 5))
     assert red > 180 and green < 80 and blue < 80
 
-    # The citizen's download after the end is the archived document.
+    assert "Archiv der Verwaltung (mit internen Notizen)" in flat
+
+    # The citizen's download is the citizen's copy: the same conversation,
+    # none of the staff's notes, a chain of its own, also verifiable.
     status, downloaded, headers = await get_pdf(stack, case["case_id"], case["token"])
     assert status == 200
     assert headers["Content-Type"] == "application/pdf"
-    assert downloaded == pdf
-    assert headers["X-Transcript-Hash"] == stored_final_hash(pdf)
+    mine = squash(pdf_text(downloaded)[0])
+    assert "Anna Schmidt hat den Fall an Bauen und Wohnen weitergegeben." in mine
+    assert "Bernd Keller hat den Fall abgeschlossen." in mine
+    assert NOTE not in mine and "Antrag vollständig" not in mine
+    assert "Notiz" not in mine
+    assert squash(BERND_TEXT) in mine and CITIZEN_TEXT in mine
+    assert headers["X-Transcript-Hash"] == stored_final_hash(downloaded)
+    assert stored_final_hash(downloaded) != stored_final_hash(pdf)
+    citizen_copy = archive.with_name("buerger.pdf")
+    citizen_copy.write_bytes(downloaded)
+    result = await asyncio.to_thread(
+        run_verify, stack, case["reference"], "--pdf", str(citizen_copy)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Ausfertigung für Bürger*in" in result.stdout
 
     # verify-transcript: the configured archive folder, then tampering.
     result = await asyncio.to_thread(run_verify, stack, case["reference"])

@@ -185,6 +185,24 @@ async def test_citizen_chats_with_staff_and_resumes_after_reload(
         await expect(log.get_by_text(second, exact=True)).to_have_count(1)
         await expect(log.get_by_text("wird gesendet…")).to_have_count(0, timeout=15_000)
         assert len(await log.locator(".msg").all()) == len(before) + 1
+
+        # A web address from staff is a safe link; a script address is text.
+        links = (
+            "Das Formular: https://www.musterstadt.example/formulare/antrag.pdf. "
+            "Nicht: javascript:alert(1) oder data:text/html,hallo"
+        )
+        await anna.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": links}
+        )
+        message = log.locator(".msg.staff", has_text="Das Formular")
+        await expect(message).to_have_text(re.compile(re.escape(links)))
+        link = message.get_by_role("link")
+        await expect(link).to_have_count(1)
+        await expect(link).to_have_attribute(
+            "href", "https://www.musterstadt.example/formulare/antrag.pdf"
+        )
+        await expect(link).to_have_attribute("target", "_blank")
+        await expect(link).to_have_attribute("rel", "noopener noreferrer")
     finally:
         await anna.close()
 

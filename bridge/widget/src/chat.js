@@ -26,12 +26,13 @@ function showChat() {
     h("p", { t: "queueClosed" }),
     h("button", { type: "button", class: "primary", t: "leave", on: { click: convertToOffline } })
   ]);
-  ui.done = doneBox();
   ui.video = h("div", { class: "video", hidden: true });
+  // "Anna Schmidt schreibt …", said politely by screen readers.
+  ui.typing = h("div", { class: "typing", role: "status", "aria-live": "polite" });
   ui.log = h("div", { class: "log", role: "log", "aria-live": "polite", label: "log" });
   ui.scroll = h("div", { class: "scroll" }, ui.log);
   ui.input = h("textarea", { rows: "1", label: "input", maxlength: String(MAX_LEN), "aria-describedby": "bc-hint",
-    on: { keydown: onKey, input: grow } });
+    on: { keydown: onKey, input: function () { grow(); if (ui.input.value) typing(true); } } });
   tx(ui.input, "placeholder", null, "placeholder");
   ui.sendBtn = h("button", { type: "submit", class: "send", label: "send" }, svg(ICON_SEND));
   ui.fileInput = h("input", { type: "file", multiple: true, class: "sr", tabindex: "-1", "aria-hidden": "true",
@@ -52,33 +53,30 @@ function showChat() {
     dragenter: onDrag, dragover: onDrag, dragleave: onDragLeave, drop: onDrop
   } }, [
     h("div", { class: "casebar" }, [ui.ref, ui.endBtn]),
-    ui.confirm, ui.banner, ui.done, ui.queue, ui.offer, ui.video, ui.scroll, ui.closed,
+    ui.confirm, ui.banner, ui.queue, ui.offer, ui.video, ui.scroll, ui.closed,
     h("form", { class: "composer", on: { submit: function (e) { e.preventDefault(); sendFromInput(); } } },
       [ui.attachBtn, ui.fileInput, ui.input, ui.sendBtn]),
+    ui.typing,
     h("div", { class: "hint", id: "bc-hint", t: "hint" }),
     ui.drop
   ]);
   ui.view.replaceChildren(ui.chat);
+  awaiting(!!saved.done);
   video = { on: false };
   showQueue(saved.queue);
   poll(gen);
 }
 
-// What happens after an offline message, until the citizen has read it.
-function doneBox() {
-  var d = saved.done;
-  if (!d) return h("div", { hidden: true });
-  var box = h("div", { class: "done", role: "status" }, [
-    h("p", { class: "strong", t: "offDone" }),
-    h("p", { t: ["offDoneRef", { r: d.reference }] }),
-    h("p", { t: d.next_opening ? ["offDoneNext", { t: hours(d.next_opening, true) }] : "offDoneSoon" }),
-    d.email ? h("p", { t: ["offDoneMail", { e: d.email }] }) : null,
-    !d.email && d.phone ? h("p", { t: ["offDonePhone", { p: d.phone }] }) : null,
-    h("button", { type: "button", class: "secondary small", t: "offDoneOk", on: { click: function () {
-      delete saved.done; save(); reflow(function () { box.hidden = true; }); ui.input.focus();
-    } } })
-  ]);
-  return box;
+// After an offline message nobody reads along: the chat's one confirmation is
+// its timeline line (offline_received); the composer says how the answer
+// comes, until staff write or join.
+function awaiting(on) {
+  var d = saved.done || {};
+  var how = d.email ? t("byMail", { e: d.email }) : d.phone ? t("byPhone", { p: d.phone }) : t("byMailOrPhone");
+  tx(ui.input, on ? "placeholderLater" : "placeholder", null, "placeholder");
+  var hint = ui.chat.querySelector("#bc-hint");
+  if (on) tx(hint, "hintLater", { how: how }); else tx(hint, "hint");
+  ui.chat.classList.toggle("later", on);
 }
 
 function onKey(e) {
@@ -97,7 +95,36 @@ function bubble(ev) {
     who === "staff" ? h("span", { class: "who" }, ev.sender_name || "") : h("span", { class: "sr", t: "you" }),
     who === "staff" ? " · " : null, when(ev.ts)
   ]);
-  return h("div", { class: "msg " + who }, [meta, h("div", { class: "text" }, ev.body || "")]);
+  var text = who === "staff" ? linkified(ev.body || "") : ev.body || "";
+  return h("div", { class: "msg " + who, "data-cursor": who === "citizen" ? ev.cursor : null },
+    [meta, h("div", { class: "text" }, text)]);
+}
+// Web addresses in staff messages become links: http(s) only (never
+// javascript: or data:), opened in a new tab without referrer or opener. The
+// text stays text nodes; nothing is parsed as HTML.
+var URL_IN_TEXT = /\bhttps?:\/\/[^\s<>"']+/gi;
+function linkified(text) {
+  var parts = [], last = 0, m;
+  URL_IN_TEXT.lastIndex = 0;
+  while ((m = URL_IN_TEXT.exec(text))) {
+    var url = m[0].replace(/[.,;:!?)\]}]+$/, ""); // "siehe https://x.de/a." ends before the dot
+    var href = safeHref(url);
+    if (!href) continue;
+    parts.push(text.slice(last, m.index));
+    parts.push(h("a", { href: href, target: "_blank", rel: "noopener noreferrer" }, url));
+    last = m.index + url.length;
+    URL_IN_TEXT.lastIndex = last;
+  }
+  parts.push(text.slice(last));
+  return parts;
+}
+function safeHref(url) {
+  try {
+    var u = new URL(url);
+    return u.protocol === "https:" || u.protocol === "http:" ? u.href : null;
+  } catch (e) {
+    return null;
+  }
 }
 function stuckToBottom() {
   var s = ui.scroll;
@@ -120,6 +147,7 @@ function addEvent(ev, replay) {
   var el = ev.client_id && shown["m" + ev.client_id];
   if (el) { // our own optimistic message, now confirmed by the stream
     el.classList.remove("pending", "failed");
+    if (ev.sender === "citizen") el.setAttribute("data-cursor", ev.cursor);
     var st = el.querySelector(".status");
     if (st) st.remove();
   } else {
@@ -130,7 +158,23 @@ function addEvent(ev, replay) {
   place(el, follow);
   if (ev.client_id) dropOutbox(ev.client_id);
   systemEvent(ev, replay);
+  if (ev.sender === "staff") stopAwaiting();
   if (!replay && ev.sender === "staff" && ui.panel.hidden) unread++;
+}
+// Staff typing and how far staff have read (GET …/events "typing", "read").
+function showSignals(names, read) {
+  if (!names.length) ui.typing.textContent = "";
+  else tx(ui.typing, names.length === 1 ? "typingOne" : "typingMany", { n: names.join(", ") });
+  var upTo = read ? +read : 0;
+  ui.log.querySelectorAll(".msg.citizen[data-cursor]").forEach(function (el) {
+    var seen = +el.getAttribute("data-cursor") <= upTo;
+    var mark = el.querySelector(".read");
+    if (seen && !mark) el.querySelector(".meta").append(h("span", { class: "read", t: "read" }));
+  });
+}
+function stopAwaiting() {
+  if (saved.done) { delete saved.done; save(); }
+  awaiting(false);
 }
 
 // What system events change besides their line in the log.
@@ -139,7 +183,7 @@ function systemEvent(ev, replay) {
   if (kind === "closed") setClosed();
   else if (kind === "transferred" && !replay) refreshCase(gen);
   else if (kind === "queue") showQueue({ position: ev.position, estimated_wait_minutes: ev.estimated_wait_minutes });
-  else if (kind === "routed" || kind === "staff_joined") showQueue(null);
+  else if (kind === "routed" || kind === "staff_joined") { showQueue(null); stopAwaiting(); }
   else if (kind === "queue_closed") {
     showQueue(null);
     if (ev.next_opening !== undefined && saved.queue_next !== ev.next_opening) {
@@ -147,7 +191,7 @@ function systemEvent(ev, replay) {
     }
     if (ev.offline_offer !== false) showOffer(true);
   }
-  else if (kind === "offline_received") showOffer(false);
+  else if (kind === "offline_received") { showOffer(false); awaiting(true); }
   else if (kind === "video_started") videoStarted(!!ev.audio_only);
   else if (kind === "video_ended") videoEnded();
 }

@@ -3,12 +3,13 @@
 // rebuild the whole view after a reload; then it long-polls. Network trouble:
 // back off and show a banner.
 async function poll(g) {
-  var cursor = "0", delay = 1000, replaying = true;
+  var cursor = "0", delay = 1000, replaying = true, signals = -1;
   refreshCase(g);
   while (g === gen) {
     try {
       var r = await api("GET", "/cases/" + saved.case_id + "/events?after=" + cursor +
-        "&timeout=" + (replaying ? 0 : LONG_POLL), null, (LONG_POLL + 15) * 1000);
+        "&timeout=" + (replaying ? 0 : LONG_POLL) + (signals >= 0 ? "&signals=" + signals : ""), null,
+        (LONG_POLL + 15) * 1000);
     } catch (e) {
       if (g !== gen) return;
       if (gone(e)) return expire();
@@ -22,6 +23,7 @@ async function poll(g) {
     delay = 1000;
     r.events.forEach(function (ev) { addEvent(ev, replaying); });
     cursor = r.next || cursor;
+    if (r.signals !== undefined) { signals = r.signals; showSignals(r.typing || [], r.read); }
     saved.cursor = cursor;
     if (!ui.panel.hidden) markSeen(); else showUnread(replaying);
     save();
@@ -58,6 +60,19 @@ function sendFromInput() {
   grow();
   showPending(item);
   flush(gen);
+  typing(false);
+}
+
+// The citizen's typing, shown to staff as the ghost's: said when typing starts
+// and again every few seconds while it goes on (the bridge lets it fade after
+// 6 s); "stopped" when the message is sent. Failures do not matter.
+var typingSent = 0;
+function typing(on) {
+  var now = Date.now();
+  if (on && now - typingSent < 4000) return;
+  if (!on && !typingSent) return;
+  typingSent = on ? now : 0;
+  api("POST", "/cases/" + saved.case_id + "/typing", { typing: on }).catch(function () {});
 }
 
 // Sends the outbox in order, one message at a time, until the bridge has each.

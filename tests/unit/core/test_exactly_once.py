@@ -387,3 +387,40 @@ async def test_a_gap_in_transaction_ids_catches_up_before_the_newer_one(
         assert not await push(6)
     finally:
         await client.close()
+
+
+async def test_typing_and_receipts_are_handed_on_at_once_and_not_kept(
+    inbox: DurableAppService, store: Store
+) -> None:
+    """MSC2409: the ephemeral events of a transaction (stable key, or the
+    unstable one) reach the ephemeral handlers at once; a transaction with
+    nothing else is acknowledged without being stored; a failing handler
+    neither fails the transaction nor stops the others."""
+    got: list[str] = []
+
+    async def broken(edu: dict[str, Any]) -> None:
+        raise RuntimeError("boom")
+
+    async def handler(edu: dict[str, Any]) -> None:
+        got.append(str(edu["type"]))
+
+    inbox.on_ephemeral(broken)
+    inbox.on_ephemeral(handler)
+    client = TestClient(TestServer(inbox.app))
+    await client.start_server()
+    try:
+        for txn, key in ((1, "ephemeral"), (2, "de.sorunome.msc2409.ephemeral")):
+            async with client.put(
+                f"/_matrix/app/v1/transactions/{txn}",
+                json={"events": [], key: [{"type": "m.typing", "room_id": "!r"}]},
+                headers={"Authorization": "Bearer h"},
+            ) as r:
+                assert r.status == 200, await r.text()
+        for _ in range(50):
+            if len(got) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert got == ["m.typing", "m.typing"]
+        assert await store.unprocessed_transactions() == []
+    finally:
+        await client.close()
