@@ -358,11 +358,15 @@ class CaseService:
         by: str | None,
         note: str | None = None,
         keep: tuple[str, ...] = (),
+        why: tuple[str, dict[str, Any]] | None = None,
     ) -> bool:
         """Close once: the ``closed`` event (its reactions: the transcript archive,
         the queue moves), the citizen is told, staff leave the room so their
         accounts stay light (except ``keep``: who must still act in the room).
-        False if already closed."""
+        ``note`` is internal (the case's events, the archive copy); ``why`` is
+        what the citizen reads instead of the plain "closed" line: a key of
+        the catalogue (bridge/messages.py) and its values. False if already
+        closed."""
         fresh = await self.store.get_case(case.case_id)
         if fresh is None or fresh.closed_at is not None:
             return False
@@ -375,11 +379,12 @@ class CaseService:
         fresh.state, fresh.closed_at = "closed", closed.at
         who = self.staff_name(fresh.room_id or "", by) if by else None
         language, reference = fresh.language, fresh.reference
-        text = (
-            say("closed_by", language, reference=reference, name=who)
-            if who
-            else say("closed", language, reference=reference)
-        )
+        if why is not None:
+            text = say(why[0], language, reference=reference, **why[1])
+        elif who:
+            text = say("closed_by", language, reference=reference, name=who)
+        else:
+            text = say("closed", language, reference=reference)
         # The note is the staff's: kept with the case's events and in the
         # archive copy of the transcript, never in what the citizen reads.
         await self.add_system_event(fresh.case_id, text, kind="closed")

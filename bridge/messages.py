@@ -41,6 +41,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "de": "Der Chat {reference} wurde beendet.",
         "en": "The chat {reference} has been closed.",
     },
+    "closed_inactive": {
+        "de": "Der Chat {reference} wurde nach {minutes} Minuten ohne Nachricht "
+        "automatisch beendet.",
+        "en": "The chat {reference} was closed automatically after {minutes} "
+        "minutes without a message.",
+    },
     "closed_by": {
         "de": "Der Chat {reference} wurde von {name} beendet.",
         "en": "The chat {reference} has been closed by {name}.",

@@ -131,5 +131,8 @@ class RoutingBot:
                 )
             log.info("closing %s: no message for %s minutes", case.reference, shown)
             await self.ctx.cases.close_case(
-                case, by=None, note=note[0].upper() + note[1:]
+                case,
+                by=None,
+                note=note[0].upper() + note[1:],
+                why=("closed_inactive", {"minutes": shown}),
             )

@@ -9,19 +9,18 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from nio import AsyncClient, TypingNoticeEvent
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
+from . import test_widget
 from .conftest import ANNA, online, staff_client
 from .stack import Stack, make_stack, shared_rules
 from .test_live_chat import api, wait_for_event
 from .test_widget import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     join_case_room,
     send,
     shown_reference,
@@ -29,6 +28,7 @@ from .test_widget import (
 )
 
 pytestmark = pytest.mark.e2e
+browser = test_widget.browser  # the module's Chromium (a fixture)
 
 #: Synapse calls a client that stopped syncing offline after 30 s; with its
 #: timers and the status kept 5 s, the status must follow within this.
@@ -71,12 +71,14 @@ async def wait_state(stack: Stack, department: str, state: str) -> float:
     raise AssertionError(f"{department} did not become {state} in {FOLLOWS_WITHIN}s")
 
 
-async def start(stack: Stack, department: str) -> tuple[int, dict[str, Any]]:
+async def start(
+    stack: Stack, department: str, **extra: Any
+) -> tuple[int, dict[str, Any]]:
     return await api(
         stack,
         "POST",
         "/api/v1/cases",
-        json={"department": department, "consent": True, "name": "Eva"},
+        json={"department": department, "consent": True, "name": "Eva", **extra},
     )
 
 
@@ -110,8 +112,15 @@ async def test_the_status_follows_staff_who_come_and_go(town: Stack) -> None:
             "id": "buergerbuero",
             "name": "Bürgerbüro",
         }
-        status, case = await start(town, "bauen")
+        status, case = await start(town, "bauen", topic="bauantrag")
         assert status == 201, case
+        status, info = await api(
+            town, "GET", f"/api/v1/cases/{case['case_id']}", token=case["token"]
+        )
+        assert (info["topic"], info["topic_label"]) == (
+            "bauantrag",
+            "Bauantrag und Baugenehmigung",
+        )
         assert (case["department"], case["requested_department"]) == (
             "buergerbuero",
             "bauen",
@@ -126,18 +135,6 @@ async def test_the_status_follows_staff_who_come_and_go(town: Stack) -> None:
     print(f"status followed Anna going away in {took:.0f} s")
     status, refused = await start(town, "buergerbuero")
     assert (status, refused["reason"]) == (409, "nobody_online")
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 @pytest.mark.parametrize("width,height", [(390, 844), (1280, 800)])

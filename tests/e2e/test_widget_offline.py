@@ -409,12 +409,15 @@ async def test_queue_closing_at_the_end_of_hours_turns_the_chat_into_a_message(
     await page.get_by_label("Telefonnummer").fill("07205 98765")
     await page.get_by_role("checkbox").check()
     await page.get_by_role("button", name="Nachricht senden").click()
-    await expect(page.get_by_text(f"Ihre Vorgangsnummer: {reference}")).to_be_visible(
-        timeout=20_000
+    # One confirmation in the log; the composer says the answer comes by phone.
+    confirmation = page.get_by_role("log").get_by_text(
+        re.compile(f"Ihre Nachricht ist unter {reference} eingegangen")
     )
-    await expect(
-        page.get_by_text("Wir melden uns telefonisch unter 07205 98765.")
-    ).to_be_visible()
+    await expect(confirmation).to_be_visible(timeout=20_000)
+    await expect(confirmation).to_contain_text("telefonisch unter 07205 98765")
+    await expect(page.locator("buergerchat-widget #bc-hint")).to_contain_text(
+        "die Antwort kommt telefonisch unter 07205 98765"
+    )
     saved = await stored(page, closing)
     assert saved["reference"] == reference and "offline" not in saved
     await expect(
