@@ -141,6 +141,8 @@ async def _run(config: Config) -> None:
                 if logins
                 else ""
             )
+            + "  Element Desktop:      buergerchat element-config --out "
+            "~/.config/Element/config.json  (then sign in with a login above)\n"
             + f"  Data folder:          {config.data_dir}\n"
             "Press Ctrl-C to stop.\n",
             flush=True,

@@ -158,7 +158,14 @@ def test_synapse_scans_with_the_compose_clamd(tmp_path: Path) -> None:
     config = _production_config(tmp_path)
     secrets = Secrets({k: "x" for k in _SECRET_KEYS})
     homeserver = yaml.safe_load(render(config, secrets).read_text(encoding="utf-8"))
-    (module,) = homeserver["modules"]
+    teams, module = homeserver["modules"]
+    assert teams["module"] == "buergerchat_teams.BuergerchatTeams"
+    assert teams["config"]["bot"] == config.bot_mxid
+    # compose's Synapse image carries both modules
+    dockerfile = (REPO / "deploy" / "synapse" / "Dockerfile").read_text(
+        encoding="utf-8"
+    )
+    assert "buergerchat_teams.py" in dockerfile and "buergerchat_scan.py" in dockerfile
     assert module["module"] == "buergerchat_scan.BuergerchatScan"
     address = urlparse(module["config"]["clamd"])
     assert address.hostname == "clamd" and address.hostname in SERVICES

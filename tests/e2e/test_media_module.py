@@ -106,7 +106,8 @@ def test_module_enabled_with_the_scanner_clamd(stack: Stack) -> None:
     config = yaml.safe_load(
         (stack.data_dir / "synapse" / "homeserver.yaml").read_text(encoding="utf-8")
     )
-    (module,) = config["modules"]
+    teams, module = config["modules"]  # staff into team rooms, then the scan
+    assert teams["module"] == "buergerchat_teams.BuergerchatTeams"
     assert module["module"] == "buergerchat_scan.BuergerchatScan"
     assert module["config"]["clamd"] == f"unix:{stack.data_dir}/clamd/clamd.sock"
     assert module["config"]["max_upload_size"] == 20 << 20

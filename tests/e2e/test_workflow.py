@@ -59,7 +59,9 @@ async def test_claim_transfer_close(stack: Stack, anna: AsyncClient) -> None:
         closed, _ = await wait_for_event(
             stack, case, lambda e: e.get("kind") == "closed", after=moved["cursor"]
         )
-        assert "beendet" in closed["body"] and "Antrag per Post" in closed["body"]
+        # The close note is internal: the citizen reads who closed, not the note.
+        assert "von Bernd Keller beendet" in closed["body"]
+        assert "Antrag per Post" not in closed["body"]
         status, body = await api(
             stack,
             "POST",
