@@ -72,7 +72,10 @@ class DurableAppService(AppService):
         self.store = store
         self._handlers: list[EventHandler] = []
         self._ephemeral: list[EphemeralHandler] = []
-        self._ephemeral_tasks: set[asyncio.Task[None]] = set()
+        #: In arrival order, one at a time (a "stopped typing" must not overtake
+        #: the "typing" before it); bounded, as losing one is harmless.
+        self._ephemeral_queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(1000)
+        self._ephemeral_worker: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._pruned_at = utcnow() - PRUNE_EVERY
@@ -105,19 +108,27 @@ class DurableAppService(AppService):
         found = (body[k] for k in EPHEMERAL_KEYS if isinstance(body.get(k), list))
         edus: list[Any] = next(found, [])
         for edu in edus:
-            if not isinstance(edu, dict):
+            if not isinstance(edu, dict) or not self._ephemeral:
                 continue
-            for handler in self._ephemeral:
-                task = asyncio.create_task(self._run_ephemeral(handler, edu))
-                self._ephemeral_tasks.add(task)
-                task.add_done_callback(self._ephemeral_tasks.discard)
+            try:
+                self._ephemeral_queue.put_nowait(edu)
+            except asyncio.QueueFull:
+                log.warning("ephemeral events pile up; %s dropped", edu.get("type"))
+        if self._ephemeral_worker is None or self._ephemeral_worker.done():
+            self._ephemeral_worker = asyncio.create_task(
+                self._work_off_ephemeral(), name="appservice-ephemeral"
+            )
 
-    @staticmethod
-    async def _run_ephemeral(handler: EphemeralHandler, edu: dict[str, Any]) -> None:
-        try:
-            await handler(edu)
-        except Exception:  # noqa: BLE001 - a typing notice must not stop anything
-            log.warning("ephemeral %s not handled", edu.get("type"), exc_info=True)
+    async def _work_off_ephemeral(self) -> None:
+        while not self._ephemeral_queue.empty():
+            edu = self._ephemeral_queue.get_nowait()
+            for handler in self._ephemeral:
+                try:
+                    await handler(edu)
+                except Exception:  # noqa: BLE001 - a typing notice stops nothing
+                    log.warning(
+                        "ephemeral %s not handled", edu.get("type"), exc_info=True
+                    )
 
     async def _http_handle_transaction(self, request: web.Request) -> web.Response:
         """Replaces mautrix's handler (its routes call this method by name)."""
@@ -173,6 +184,8 @@ class DurableAppService(AppService):
     async def stop_worker(self) -> None:
         await cancel(self._worker)
         self._worker = None
+        await cancel(self._ephemeral_worker)
+        self._ephemeral_worker = None
 
     def request_catch_up(self) -> None:
         """Before working off anything newer, look for events Synapse never

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mautrix.appservice import IntentAPI
+from mautrix.client import ClientAPI
 from mautrix.errors import MRoomInUse
 from mautrix.types import (
     Event,
@@ -224,6 +225,18 @@ class CaseService:
             log.info("room of %s was created before: %s", case.reference, answer)
             return str(answer.room_id)
 
+    async def ghost_typing(self, case: Case, timeout_ms: int) -> None:
+        """The case's citizen types in its room (0: stopped). ClientAPI's call,
+        not IntentAPI's: that one would join the ghost again if it had been
+        removed (a closing case, a kick by staff)."""
+        intent = self.ghost_intent(case)
+        plain = ClientAPI.set_typing if isinstance(intent, IntentAPI) else None
+        room = RoomID(case.room_id or "")
+        if plain is None:  # the in-process fake homeserver
+            await intent.set_typing(room, timeout=timeout_ms)
+        else:
+            await plain(intent, room, timeout=timeout_ms)
+
     def ghost_intent(self, case: Case) -> IntentAPI:
         return self.az.intent.user(UserID(case.ghost_mxid))
 
@@ -377,6 +390,7 @@ class CaseService:
         except InvalidTransition:
             return False  # closed by someone else meanwhile
         fresh.state, fresh.closed_at = "closed", closed.at
+        self.signals.forget(fresh.case_id)
         who = self.staff_name(fresh.room_id or "", by) if by else None
         language, reference = fresh.language, fresh.reference
         if why is not None:

@@ -37,6 +37,7 @@ from .proof import Proofs
 from .yamlconf import Section
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOCK_STRIPES = 64
 
 #: Rules as the ``limits`` library writes them ("3/minute;10/hour"). Sized so a
 #: real citizen never meets them: one to three chats, writing as fast as a
@@ -160,7 +161,9 @@ class Limits:
             url if url.startswith("async+") else "async+" + url
         )
         self.limiter = MovingWindowRateLimiter(self.storage)
-        self._counting = asyncio.Lock()
+        #: Test and count as one step per (kind, key); striped, so neither one
+        #: lock for everything nor one per key that is never freed.
+        self._counting = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
         self._items: dict[str, list[RateLimitItem]] = {
             name: list(parse_many(rule)) for name, rule in settings.rules.items()
         }
@@ -213,7 +216,7 @@ class Limits:
             ("proof_after_per_address", address),
             ("proof_after_total", "all"),
         )
-        async with self._counting:  # see hit()
+        async with self._lock("proof", address):  # see hit()
             if not header:
                 for name, who in counted:
                     for item in self._items[name]:
@@ -235,18 +238,22 @@ class Limits:
     async def hit(self, name: str, key: str) -> None:
         """Count one request of kind ``name`` for ``key`` (an address, a case, a
         recipient, or "all"); RateLimited if one of its rates is used up (then
-        nothing is counted)."""
+        nothing is counted; only when another process took the last place
+        between test and count may an earlier rate of the kind keep the hit)."""
         items = self._items[name]
         # Test and count are two awaits: without the lock, requests arriving
         # together all pass the test before any is counted (30 at once took 22
         # of 20 places). Between processes (Redis) the hit's own answer decides.
-        async with self._counting:
+        async with self._lock(name, key):
             for item in items:
                 if not await self.limiter.test(item, name, key):
                     raise RateLimited(await self._retry_after(item, name, key), name)
             for item in items:
                 if not await self.limiter.hit(item, name, key):
                     raise RateLimited(await self._retry_after(item, name, key), name)
+
+    def _lock(self, name: str, key: str) -> asyncio.Lock:
+        return self._counting[hash((name, key)) % LOCK_STRIPES]
 
     async def allowed(self, name: str, key: str) -> bool:
         """Count one if it is allowed; False (nothing counted) if not."""

@@ -86,11 +86,11 @@ class Signals:
             self.cases.staff_name(room_id, str(u)) for u in user_ids if str(u) in staff
         }
         signals = self._by_case.setdefault(case_id, _CaseSignals())
-        if set(signals.typing) == names:
-            return
         until = self.clock() + TYPING_AT_MOST
-        signals.typing = {name: until for name in names}
-        self._changed(case_id, signals)
+        same = set(signals.typing) == names
+        signals.typing = {name: until for name in names}  # refreshed either way
+        if not same:
+            self._changed(case_id, signals)
 
     async def _receipt(self, case_id: str, content: Mapping[str, Any]) -> None:
         staff = self.cases.config.all_staff()

@@ -65,6 +65,7 @@ class Dispatcher:
         self._announcing: set[str] = set()
         self._availability: tuple[float, dict[str, Availability]] | None = None
         self._availability_lock = asyncio.Lock()
+        self._generation = 0
 
     async def load(self) -> None:
         """Round-robin pointers from the cases routed before a restart."""
@@ -130,12 +131,18 @@ class Dispatcher:
         async with self._availability_lock:
             if self._availability is not None and now < self._availability[0]:
                 return self._availability[1]
+            # Kept only if no decision ran meanwhile: one that was half done
+            # (cases read before it stored its own) must not be kept for 5 s.
+            generation, deciding = self._generation, self.lock.locked()
             answer = await self._compute_availability()
-            self._availability = (time.monotonic() + AVAILABILITY_TTL, answer)
+            if not deciding and not self.lock.locked():
+                if generation == self._generation:
+                    self._availability = (time.monotonic() + AVAILABILITY_TTL, answer)
             return answer
 
     def forget_availability(self) -> None:
         """A case opened, moved or closed: the next question is answered anew."""
+        self._generation += 1
         self._availability = None
 
     async def _compute_availability(self) -> dict[str, Availability]:

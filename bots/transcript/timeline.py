@@ -31,8 +31,10 @@ from bridge.db.models import Case
 from .model import Attachment, CaseInfo, Entry, SenderKind
 from .records import CaseRecords, FileRecord, SystemRecord
 
-#: How the archive copy labels a staff note (never in the citizen's copy).
-INTERNAL_NOTE = "Interne Notiz"
+#: How the archive copy labels a staff note (never in the citizen's copy). The
+#: chain covers the entries' text: archives made before the two copies say
+#: "Notiz" too, so they still verify.
+INTERNAL_NOTE = "Notiz"
 #: Marks the bot's own transcript posts, which never become part of a transcript.
 TRANSCRIPT_MARKER = "de.buergerchat.transcript"
 FILE_TYPES = ("m.image", "m.file", "m.video", "m.audio")
@@ -161,7 +163,13 @@ def entries_from_events(
         if "redacted_because" in (event.get("unsigned") or {}):
             continue
         item = _read_event(room, event, ts)
-        if isinstance(item, StaffCommand) and item.name == "goodbye" and item.args:
+        said = (event.get("content") or {}).get("msgtype") == "m.text"
+        if (
+            isinstance(item, StaffCommand)
+            and item.name == "goodbye"
+            and said
+            and item.args
+        ):
             # "!goodbye <text>" is said to the citizen: part of both copies
             name = staff_display_name(config, item.sender, None)
             conversation.append(

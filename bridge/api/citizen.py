@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from mautrix.types import RoomID
 
 from ..case import CaseService
 from ..clock import routing_now
@@ -198,7 +197,8 @@ class CitizenAPI:
         departments = []
         for d in self.config.departments:
             hours = is_live(d, rules, now)
-            now_ = known[d.id]
+            # A department added by a rules reload a moment ago: its hours only.
+            now_ = known.get(d.id) or _by_hours(d, rules, now)
             departments.append(
                 {
                     "id": d.id,
@@ -243,16 +243,10 @@ class CitizenAPI:
         router = self.cases.router
         if router is not None:
             return await router.availability()
-        answer = {}
-        for d in self.config.departments:
-            hours = is_live(d, self.config.routing, now)
-            answer[d.id] = Availability(
-                "nobody_online" if hours.live else "closed",
-                d.id,
-                hours.until,
-                hours.next_opening,
-            )
-        return answer
+        return {
+            d.id: _by_hours(d, self.config.routing, now)
+            for d in self.config.departments
+        }
 
     async def create_case(self, request: web.Request) -> web.Response:
         data = await read_json(request)
@@ -409,14 +403,24 @@ class CitizenAPI:
                 "typing", "Send {'typing': true} while typing, false when stopped."
             )
         await self.limits.hit("typing_per_case", case.case_id)
-        if case.closed_at is None and case.room_id:
+        fresh = await self.cases.store.get_case(case.case_id) or case
+        if fresh.closed_at is None and fresh.room_id:
             try:
-                await self.cases.ghost_intent(case).set_typing(
-                    RoomID(case.room_id), timeout=TYPING_MS if typing else 0
-                )
+                await self.cases.ghost_typing(fresh, TYPING_MS if typing else 0)
             except HOMESERVER_ERRORS as e:  # a typing notice is not worth a retry
                 log.info("typing of %s not shown: %s", case.reference, e)
         return web.json_response({"typing": typing})
+
+
+def _by_hours(department: Department, rules: Any, now: datetime) -> Availability:
+    """Office hours alone, nobody counted as online (never a promise)."""
+    hours = is_live(department, rules, now)
+    return Availability(
+        "nobody_online" if hours.live else "closed",
+        department.id,
+        hours.until,
+        hours.next_opening,
+    )
 
 
 def _queue(case: Case) -> dict[str, int] | None:

@@ -105,7 +105,13 @@ class BuergerchatTeams:
     async def _marked(self, room_id: str) -> bool:
         state = await self._api.get_room_state(room_id, [(ROOM_MARKER, "")])
         marker = state.get((ROOM_MARKER, ""))
-        return marker is not None and marker.content.get("kind") in KINDS
+        # Set by the bot itself: staff may set state in case rooms, and a marker
+        # of theirs must not make Synapse join colleagues who never accepted.
+        return (
+            marker is not None
+            and marker.sender == self._config.bot
+            and marker.content.get("kind") in KINDS
+        )
 
     async def _join(self, user_id: str, room_id: str) -> None:
         for attempt in range(RETRIES):

@@ -294,13 +294,10 @@ async def test_closed_case_is_archived_as_the_conversation_a_clerk_files(
     started = "Anna Schmidt hat eine Videoberatung gestartet."
     ended = "Die Videoberatung wurde von Anna Schmidt beendet."
     transferred = (
-        "Anna Schmidt hat den Fall an Bauen und Wohnen weitergegeben. "
-        f"Interne Notiz: {NOTE}"
+        f"Anna Schmidt hat den Fall an Bauen und Wohnen weitergegeben. Notiz: {NOTE}"
     )
     joined = "Bernd Keller ist beigetreten."
-    closed = (
-        "Bernd Keller hat den Fall abgeschlossen. Interne Notiz: Antrag vollständig"
-    )
+    closed = "Bernd Keller hat den Fall abgeschlossen. Notiz: Antrag vollständig"
     order = [
         CITIZEN_TEXT,
         claimed,
@@ -351,7 +348,7 @@ async def test_closed_case_is_archived_as_the_conversation_a_clerk_files(
     assert "Anna Schmidt hat den Fall an Bauen und Wohnen weitergegeben." in mine
     assert "Bernd Keller hat den Fall abgeschlossen." in mine
     assert NOTE not in mine and "Antrag vollständig" not in mine
-    assert "Interne Notiz" not in mine
+    assert "Notiz:" not in mine
     assert squash(BERND_TEXT) in mine and CITIZEN_TEXT in mine
     assert headers["X-Transcript-Hash"] == stored_final_hash(downloaded)
     assert stored_final_hash(downloaded) != stored_final_hash(pdf)

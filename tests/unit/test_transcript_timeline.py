@@ -177,7 +177,7 @@ def test_system_events_come_from_the_case_records_in_time_order(
         "Hallo",
         "Anna Schmidt hat den Fall übernommen.",
         "Anna Schmidt hat den Fall an Bauen und Wohnen weitergegeben. "
-        "Interne Notiz: Bauantrag gehört zum Bauamt",
+        "Notiz: Bauantrag gehört zum Bauamt",
         "Bernd Keller hat eine Videoberatung gestartet.",
         "Sehen Sie mich?",
         "Die Videoberatung wurde von Bernd Keller beendet.",
@@ -235,7 +235,7 @@ def test_close_is_the_last_entry_with_who_and_note(config: Config) -> None:
     )
     assert bodies(entries) == [
         "Danke!",
-        "Bernd Keller hat den Fall abgeschlossen. Interne Notiz: Antrag vollständig",
+        "Bernd Keller hat den Fall abgeschlossen. Notiz: Antrag vollständig",
     ]
     assert entries[-1].ts == at(2.1) and entries[-1].sender_kind == "system"
     citizen = entries_from_events(
