@@ -107,13 +107,17 @@ class DurableAppService(AppService):
     def _hand_on_ephemeral(self, body: dict[str, Any]) -> None:
         found = (body[k] for k in EPHEMERAL_KEYS if isinstance(body.get(k), list))
         edus: list[Any] = next(found, [])
+        if not self._ephemeral:
+            return
         for edu in edus:
-            if not isinstance(edu, dict) or not self._ephemeral:
+            if not isinstance(edu, dict):
                 continue
             try:
                 self._ephemeral_queue.put_nowait(edu)
             except asyncio.QueueFull:
                 log.warning("ephemeral events pile up; %s dropped", edu.get("type"))
+        if self._ephemeral_queue.empty():
+            return  # most transactions: events only, no task to start
         if self._ephemeral_worker is None or self._ephemeral_worker.done():
             self._ephemeral_worker = asyncio.create_task(
                 self._work_off_ephemeral(), name="appservice-ephemeral"

@@ -229,13 +229,9 @@ class CaseService:
         """The case's citizen types in its room (0: stopped). ClientAPI's call,
         not IntentAPI's: that one would join the ghost again if it had been
         removed (a closing case, a kick by staff)."""
-        intent = self.ghost_intent(case)
-        plain = ClientAPI.set_typing if isinstance(intent, IntentAPI) else None
-        room = RoomID(case.room_id or "")
-        if plain is None:  # the in-process fake homeserver
-            await intent.set_typing(room, timeout=timeout_ms)
-        else:
-            await plain(intent, room, timeout=timeout_ms)
+        await ClientAPI.set_typing(
+            self.ghost_intent(case), RoomID(case.room_id or ""), timeout=timeout_ms
+        )
 
     def ghost_intent(self, case: Case) -> IntentAPI:
         return self.az.intent.user(UserID(case.ghost_mxid))

@@ -216,7 +216,8 @@ class Limits:
             ("proof_after_per_address", address),
             ("proof_after_total", "all"),
         )
-        async with self._lock("proof", address):  # see hit()
+        # see hit(); keyed by the service-wide counter both share
+        async with self._lock("proof_after_total", "all"):
             if not header:
                 for name, who in counted:
                     for item in self._items[name]:

@@ -109,7 +109,8 @@ class FakeHomeserver:
 
 
 class _Api:
-    """``intent.api.request``: the one raw call the bridge makes (/messages)."""
+    """``intent.api.request``: the raw calls the bridge makes (/messages, and
+    /typing through ClientAPI.set_typing, which never joins)."""
 
     def __init__(self, hs: FakeHomeserver, mxid: str) -> None:
         self.hs, self.mxid = hs, mxid
@@ -117,7 +118,13 @@ class _Api:
     async def request(
         self, method: Any, path: str, content: Any = None, **kwargs: Any
     ) -> dict[str, Any]:
+        path = str(path)
         self.hs._call(self.mxid, "request", str(method), path)
+        if "/typing/" in path:
+            room_id = unquote(path.split("/rooms/", 1)[1].split("/", 1)[0])
+            timeout = int(content.get("timeout", 0)) if content.get("typing") else 0
+            self.hs.typing.setdefault(room_id, {})[self.mxid] = timeout
+            return {}
         if path.endswith("/messages"):
             room_id = unquote(path.split("/rooms/", 1)[1].split("/", 1)[0])
             room = self.hs._room(room_id)
@@ -251,13 +258,6 @@ class FakeIntent:
         if txn_id:
             self.hs._txns[key] = event_id
         return EventID(event_id)
-
-    async def set_typing(self, room_id: str, timeout: int = 0) -> None:  # noqa: ASYNC109 - mautrix's signature
-        self.hs._call(self.mxid, "set_typing", room_id, timeout)
-        self.hs.typing[str(room_id)] = {
-            **self.hs.typing.get(str(room_id), {}),
-            self.mxid: timeout,
-        }
 
     async def get_state_event(
         self, room_id: str, event_type: Any, state_key: str = ""

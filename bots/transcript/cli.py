@@ -110,10 +110,12 @@ async def _chain_now(config: Config, store: Store, case: Case) -> Chains:
         )
     finally:
         await api.session.close()
-    return Chains(
-        final_hash(case_info(config, case, history.entries), history.entries),
-        final_hash(case_info(config, case, history.citizen, False), history.citizen),
-    )
+
+    def chain(internal: bool) -> str:
+        entries = history.copy(internal)
+        return final_hash(case_info(config, case, entries, internal), entries)
+
+    return Chains(chain(True), chain(False))
 
 
 @dataclass(frozen=True)

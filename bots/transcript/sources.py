@@ -22,7 +22,7 @@ from bridge.db.models import Case
 from bridge.db.store import Store
 
 from .model import Entry
-from .records import load_records
+from .records import CaseRecords, load_records
 from .timeline import entries_from_events, unscanned_files
 
 log = logging.getLogger("buergerchat.transcript")
@@ -47,15 +47,25 @@ class MediaUnavailable(Exception):
 
 @dataclass(frozen=True)
 class CaseHistory:
-    """``entries``: the town's archive copy (with staff notes); ``citizen``:
-    the citizen's copy (without); each with a hash chain of its own."""
+    """A case's room events and records, read once; :meth:`copy` makes the
+    entries of the town's archive copy (``internal``: with staff notes) or of
+    the citizen's copy (without), each with a hash chain of its own."""
 
     events: list[dict[str, Any]]
-    entries: list[Entry]
-    citizen: list[Entry]
+    config: Config
+    case: Case
+    records: CaseRecords
+    digests: dict[str, str]
 
     def copy(self, internal: bool) -> list[Entry]:
-        return self.entries if internal else self.citizen
+        return entries_from_events(
+            self.events,
+            config=self.config,
+            case=self.case,
+            records=self.records,
+            digests=self.digests,
+            internal=internal,
+        )
 
 
 async def room_events(api: HTTPAPI, room_id: str) -> list[dict[str, Any]]:
@@ -94,7 +104,7 @@ async def case_entries(
         raise ValueError(f"case {case.reference} has no chat room")
     events = await room_events(api, case.room_id)
     records = await load_records(store, case)
-    digests = {}
+    digests: dict[str, str] = {}
     for event_id, url in unscanned_files(events, case, records).items():
         # A file whose digest nobody recorded yet: the bytes in Synapse decide.
         try:
@@ -105,18 +115,7 @@ async def case_entries(
             log.warning("file %s of %s not read: %s", event_id, case.reference, e)
             continue
         digests[event_id] = await asyncio.to_thread(_sha256, data)
-    entries, citizen = (
-        entries_from_events(
-            events,
-            config=config,
-            case=case,
-            records=records,
-            digests=digests,
-            internal=internal,
-        )
-        for internal in (True, False)
-    )
-    return CaseHistory(events, entries, citizen)
+    return CaseHistory(events, config, case, records, digests)
 
 
 def _sha256(data: bytes) -> str:

@@ -15,7 +15,7 @@ from ..clock import routing_now
 from ..config import Config
 from ..db.models import Case
 from ..departments.availability import Availability
-from ..departments.model import Department
+from ..departments.model import Department, RoutingRules
 from ..departments.office_hours import is_live
 from ..errors import (
     HOMESERVER_ERRORS,
@@ -193,7 +193,6 @@ class CitizenAPI:
         rules = self.config.routing
         now = routing_now()
         known = await self._availability(now)
-        names = {d.id: d.name for d in self.config.departments}
         departments = []
         for d in self.config.departments:
             hours = is_live(d, rules, now)
@@ -206,7 +205,7 @@ class CitizenAPI:
                     # A chat started now reaches a person (at once or queued);
                     # "availability" says which, and why not.
                     "live": now_.chat,
-                    "availability": now_.as_json(d.id, names),
+                    "availability": now_.as_json(d.id, self._name),
                     # Office hours, whoever is online.
                     "open": hours.live,
                     "until": _iso(hours.until),
@@ -403,16 +402,18 @@ class CitizenAPI:
                 "typing", "Send {'typing': true} while typing, false when stopped."
             )
         await self.limits.hit("typing_per_case", case.case_id)
-        fresh = await self.cases.store.get_case(case.case_id) or case
-        if fresh.closed_at is None and fresh.room_id:
+        # A close racing this: the call never joins, Synapse refuses, caught.
+        if case.closed_at is None and case.room_id:
             try:
-                await self.cases.ghost_typing(fresh, TYPING_MS if typing else 0)
+                await self.cases.ghost_typing(case, TYPING_MS if typing else 0)
             except HOMESERVER_ERRORS as e:  # a typing notice is not worth a retry
                 log.info("typing of %s not shown: %s", case.reference, e)
         return web.json_response({"typing": typing})
 
 
-def _by_hours(department: Department, rules: Any, now: datetime) -> Availability:
+def _by_hours(
+    department: Department, rules: RoutingRules, now: datetime
+) -> Availability:
     """Office hours alone, nobody counted as online (never a promise)."""
     hours = is_live(department, rules, now)
     return Availability(

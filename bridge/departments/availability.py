@@ -22,6 +22,7 @@ starting, and may leave a message for the requested department instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -52,10 +53,10 @@ class Availability:
         """The fallback department that takes the chat, if not ``requested``."""
         return self.department if self.department != requested else None
 
-    def as_json(self, requested: str, names: dict[str, str]) -> dict[str, Any]:
+    def as_json(self, requested: str, name: Callable[[str], str]) -> dict[str, Any]:
         by = self.served_by(requested)
         return {
             "state": self.state,
             "wait_minutes": self.wait_minutes,
-            "served_by": {"id": by, "name": names.get(by, by)} if by else None,
+            "served_by": {"id": by, "name": name(by)} if by else None,
         }

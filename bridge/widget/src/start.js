@@ -117,8 +117,12 @@ function servedBy(d) {
 function leaveInstead() {
   var dept = ui.depts.querySelector("input:checked");
   if (!dept) return;
-  offlineFor({ department: dept.value, topic: ui.topicSelect.value || "", name: ui.name.value.trim(),
-    consent: ui.consent.checked }, department(dept.value));
+  offlineFor(choiceOf(dept), department(dept.value));
+}
+// What the start form holds for the checked department.
+function choiceOf(dept) {
+  return { department: dept.value, topic: ui.topicSelect.value || "", name: ui.name.value.trim(),
+    consent: ui.consent.checked };
 }
 // The offline form for a department that cannot chat now, with why: closed
 // (and when it opens) or open with nobody online.
@@ -141,8 +145,7 @@ async function startCase(e) {
   e.preventDefault();
   var dept = ui.depts.querySelector("input:checked");
   if (!dept) return fail("needDept", ui.depts.querySelector("input"));
-  var choice = { department: dept.value, topic: ui.topicSelect.value || "", name: ui.name.value.trim(),
-    consent: ui.consent.checked };
+  var choice = choiceOf(dept);
   var info = department(dept.value);
   // Not reachable now: a message (the form asks for consent); nobody online
   // within office hours is said so, not "next opening" (it is open now).
