@@ -31,7 +31,11 @@ from .limits import Limits
 from .mail.outbox import Outbox
 from .mail.service import build_outbox, outbox_health
 from .plugins import Bot, BotContext, load_bots
+from .privacy.commands import register_erase_command
+from .privacy.notice import privacy_routes
+from .privacy.service import Privacy
 from .proof import Proofs
+from .synapse_admin import SynapseAdmin, load_admin_token
 from .team import TeamRooms
 
 log = logging.getLogger("buergerchat.bridge")
@@ -55,6 +59,7 @@ class Bridge:
         self.bots: list[Bot] = []
         self.team: TeamRooms | None = None
         self.mail: Outbox | None = None
+        self.privacy: Privacy | None = None
         self.health = Health()
 
     async def start(self) -> None:
@@ -86,6 +91,7 @@ class Bridge:
             Proofs(self.secrets["client_key_secret"], config.limits.proof_difficulty),
         )
         self.team.blocks = self.limits.blocks
+        self.privacy = self._privacy(az, commands)
         self._register_health()
         ctx = BotContext(
             config,
@@ -98,6 +104,7 @@ class Bridge:
             self.jobs,
             self.mail,
             self.limits,
+            self.privacy,
         )
         self.bots = load_bots(ctx)
         self._add_routes(az)
@@ -110,10 +117,31 @@ class Bridge:
         self.jobs.start()
         await self.deliveries.recover()
         await self.cases.recover()
-        # Mails an earlier run (or an older release) left waiting get their job.
+        # Mails left waiting get their job; the retention sweep its own.
         await self.mail.recover()
+        await self.privacy.start()
         az.start_worker()
         log.info("bridge listens on %s:%d", config.bridge.host, config.bridge.port)
+
+    def _privacy(self, az: DurableAppService, commands: CommandRouter) -> Privacy:
+        config = self.config
+        assert self.store and self.cases and self.jobs and self.mail
+
+        def admin() -> SynapseAdmin:
+            token = load_admin_token(
+                embedded=config.homeserver.embedded,
+                data_dir=config.data_dir,
+                config_dir=config.config_dir,
+                token_file=config.homeserver.admin_token_file
+                or _scanner_token_file(config),
+            )
+            return SynapseAdmin(config.homeserver.url, token)
+
+        privacy = Privacy(
+            config, self.store, self.cases, az, self.jobs, self.mail, admin
+        )
+        register_erase_command(commands, privacy)
+        return privacy
 
     def _appservice(self, store: Store) -> DurableAppService:
         config = self.config
@@ -153,6 +181,7 @@ class Bridge:
             if routes is not None:
                 az.app.add_routes(routes())
         az.app.add_routes(widget_routes(self.config))
+        az.app.add_routes(privacy_routes(self.config))
         az.app.add_routes(
             [
                 web.get("/healthz", self.healthz),
@@ -245,3 +274,8 @@ class Bridge:
         spec = json.loads(OPENAPI.read_text(encoding="utf-8"))
         spec["servers"] = [{"url": self.config.bridge.public_url}]
         return web.json_response(spec)
+
+
+def _scanner_token_file(config: Config) -> str | None:
+    """The admin token file of older configs, set in the scanner's section."""
+    return getattr(config.plugins.get("scanner"), "admin_token_file", None)

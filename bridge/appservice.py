@@ -182,6 +182,27 @@ class DurableAppService(AppService):
         self._wake.set()
         return web.json_response({})
 
+    async def forget(self, room_id: str | None, user_id: str) -> None:
+        """Erasure: mautrix's state file (members with their display names, the
+        registered ghosts) forgets the room and the user, and is written now."""
+        store = self.state_store
+        for table in (
+            "members",
+            "full_member_list",
+            "power_levels",
+            "encryption",
+            "create",
+        ):
+            cache = getattr(store, table, None)
+            if isinstance(cache, dict) and room_id:
+                cache.pop(room_id, None)
+        registered = getattr(store, "_registered", None)
+        if isinstance(registered, dict):
+            registered.pop(user_id, None)
+        flush = getattr(store, "flush", None)
+        if flush is not None:
+            await flush()
+
     def start_worker(self) -> None:
         self._worker = asyncio.create_task(self._work(), name="appservice-inbox")
 

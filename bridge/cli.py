@@ -1,4 +1,5 @@
-"""``buergerchat`` command line: run, check-config, registration."""
+"""``buergerchat`` command line: run, check-config, registration, element-config,
+and the data protection commands (erase, export, retention, privacy-log)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .element import write_element_config
 from .errors import BuergerchatError
 from .homeserver import EmbeddedSynapse, Secrets, load_secrets, register_user, render
 from .plugins import CliCommand, cli_commands
+from .privacy import cli as privacy_cli
 
 log = logging.getLogger("buergerchat")
 
@@ -220,6 +222,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, CliCommand]]:
     element.add_argument(
         "--out", type=Path, help="write it here too (e.g. Element Desktop's folder)"
     )
+    privacy_cli.configure(sub)
     extra = {command.name: command for command in cli_commands()}
     for command in extra.values():
         command.configure(sub.add_parser(command.name, help=command.help))
@@ -241,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in extra:
         config = _load(args)
         return 1 if config is None else extra[args.command].run(config, args)
+    privacy = privacy_cli.commands()
+    if args.command in privacy:
+        config = _load(args)
+        return 1 if config is None else privacy[args.command](config, args)
     handler = {
         "run": cmd_run,
         "check-config": cmd_check_config,

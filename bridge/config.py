@@ -17,6 +17,13 @@ from .departments.rules import read_rules
 from .limits import LimitSettings, read_limits
 from .mail.settings import MailSettings, load_mail_settings
 from .plugins import read_plugin_sections
+from .privacy.settings import (
+    CaseRetention,
+    PrivacyNotice,
+    Retention,
+    read_privacy,
+    read_retention,
+)
 from .yamlconf import ConfigError, Problems, Section
 
 __all__ = ["Config", "ConfigError", "Department", "Staff", "load_config", "paths"]
@@ -41,6 +48,8 @@ class Homeserver:
     bind_address: str
     database: str
     max_upload_size_mb: int
+    #: A file holding a Synapse admin's access token (external homeserver).
+    admin_token_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,8 @@ class Config:
     limits: LimitSettings
     departments: tuple[Department, ...]
     routing: RoutingRules
+    retention: Retention = field(default_factory=Retention)
+    privacy: PrivacyNotice | None = None
     plugins: dict[str, Any] = field(default_factory=dict)
 
     def plugin(self, section: str) -> Any:
@@ -109,6 +120,20 @@ class Config:
     @property
     def bot_mxid(self) -> str:
         return f"@{self.bridge.bot_localpart}:{self.homeserver.server_name}"
+
+    def case_retention(self, department_id: str) -> CaseRetention:
+        """The periods of one department: its own ``retention:`` over the
+        defaults of buergerchat.yaml (a department gone from the rules: the
+        defaults)."""
+        department = self.department(department_id)
+        own = dict(department.retention) if department else {}
+        return replace(self.retention.cases, **own)
+
+    @property
+    def privacy_url(self) -> str:
+        """Where the widget links at consent: the town's own page, else the
+        Art. 13 notice the bridge renders (``/privacy``)."""
+        return self.citizen.privacy_url or f"{self.bridge.public_url}/privacy"
 
     def all_staff(self) -> dict[str, Staff]:
         return {s.mxid: s for d in self.departments for s in d.staff}
@@ -153,6 +178,8 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
     mail = load_mail_settings(section.section("mail"), data_dir, config_dir)
     limits = read_limits(section.section("limits"))
     demo_staff = _read_demo_staff_accounts(section.section("demo"))
+    retention = read_retention(section.section("retention"))
+    privacy = read_privacy(section.section("privacy"), town.name)
     return dict(
         town=town,
         homeserver=homeserver,
@@ -161,6 +188,8 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
         demo_staff_accounts=demo_staff,
         mail=mail,
         limits=limits,
+        retention=retention,
+        privacy=privacy,
     )
 
 
@@ -186,6 +215,7 @@ def _read_homeserver(hs: Section) -> Homeserver:
         bind_address=hs.get("bind_address", str, "127.0.0.1"),
         database=hs.get("database", str, "sqlite", check=_database),
         max_upload_size_mb=hs.get("max_upload_size_mb", int, 20, check=_positive),
+        admin_token_file=hs.get("admin_token_file", str, None),
     )
     hs.finish()
     return homeserver

@@ -275,9 +275,25 @@ CATALOGUE: Mapping[str, ErrorSpec] = MappingProxyType(
             None,
             False,
             "Der Scanner hat kein brauchbares Admin-Token von Synapse. Legen Sie das "
-            "Token eines Server-Admins in scanner.admin_token_file ab.",
+            "Token eines Server-Admins in homeserver.admin_token_file ab.",
             "The scanner has no usable Synapse admin token. Put a server admin's "
-            "token into scanner.admin_token_file.",
+            "token into homeserver.admin_token_file.",
+        ),
+        "BC_SYNAPSE_ADMIN": _spec(
+            None,
+            False,
+            "Synapse hat einen Admin-Aufruf (Raum, Datei oder Nutzer löschen) "
+            "abgelehnt oder nicht beantwortet; er wird später wiederholt. Prüfen "
+            "Sie Synapse und das Admin-Token.",
+            "Synapse refused or did not answer an admin call (deleting a room, a "
+            "file or a user); it is tried again later. Check Synapse and the "
+            "admin token.",
+        ),
+        "BC_PRIVACY_REQUEST": _spec(
+            None,
+            False,
+            "Die Anfrage nennt keinen Fall: Aktenzeichen oder E-Mail-Adresse prüfen.",
+            "The request names no case: check the reference or e-mail address.",
         ),
         "BC_QUARANTINE_FAILED": _spec(
             None,

@@ -107,16 +107,39 @@ def _database_block(setting: str, synapse_dir: Path) -> str:
 
 def synapse_modules(config: Config) -> str:
     """The ``modules:`` entries: the core's (staff join their team room at
-    once, so routing sees their presence: synapse/modules/buergerchat_teams.py)
-    and the bots' (the scanner's upload check)."""
+    once, so routing sees their presence: synapse/modules/buergerchat_teams.py;
+    erasure leaves nothing in Synapse's files: buergerchat_privacy.py) and the
+    bots' (the scanner's upload check)."""
     modules = [
         {
             "module": "buergerchat_teams.BuergerchatTeams",
             "config": {"bot": config.bot_mxid},
         },
+        {
+            "module": "buergerchat_privacy.BuergerchatPrivacy",
+            "config": {"bot": config.bot_mxid},
+        },
         *(m for answer in plugin_hooks(config, "synapse_modules") for m in answer),
     ]
     return yaml.safe_dump({"modules": modules}, sort_keys=False)
+
+
+def synapse_retention(config: Config) -> dict[str, str]:
+    """Data minimisation in homeserver.yaml, from ``retention:``: how long
+    redacted content and staff addresses stay, and a safety net for media the
+    bridge did not delete itself (never shorter than a case is kept)."""
+    retention = config.retention
+    longest = max(
+        [retention.cases.longest()]
+        + [config.case_retention(d.id).longest() for d in config.departments]
+    )
+    return {
+        "redaction_retention_period": f"{retention.redaction_retention_days}d",
+        "user_ips_max_age": f"{max(retention.user_ips_days, 1)}d",
+        # Unused for this long after the longest case period: gone (a case's
+        # own media are deleted with it; this catches anything else).
+        "local_media_lifetime": f"{longest + 30}d",
+    }
 
 
 def render(config: Config, secrets_: Secrets, modules: str = "") -> Path:
@@ -137,6 +160,7 @@ def render(config: Config, secrets_: Secrets, modules: str = "") -> Path:
         "bot_localpart": config.bridge.bot_localpart,
         "ghost_prefix": config.bridge.ghost_prefix,
         "modules": synapse_modules(config) + modules,
+        **synapse_retention(config),
         **secrets_.values,
     }
     for name in ("homeserver.yaml", "log.yaml", "appservice-registration.yaml"):

@@ -22,7 +22,9 @@ booked     video appointment booked (later issue)        waiting, closed
 waiting    citizen in the waiting room (later issue)     in_call, closed
 in_call    the video call runs (later issue)             live, closed
 closed     staff or inactivity closed it                 purged
-purged     retention or erasure removed it               —
+purged     retention or erasure is removing it; the      —
+           row goes once Synapse and the files are
+           clean (bridge.privacy)
 =========  ============================================  ===================
 
 ``claimed`` is no state of its own: a live case with an ``assignee`` (the API has
@@ -108,14 +110,16 @@ MESSAGE_KINDS = frozenset(
 )
 S = State
 #: Which state may follow which. ``None`` is a case that does not exist yet.
+#: Every case may be purged: an erasure request (Art. 17 DSGVO) does not wait
+#: for a case to close.
 TRANSITIONS: dict[State | None, frozenset[State]] = {
     None: frozenset({S.QUEUED, S.LIVE, S.OFFLINE, S.BOOKED}),
-    S.QUEUED: frozenset({S.QUEUED, S.LIVE, S.OFFLINE, S.CLOSED}),
-    S.LIVE: frozenset({S.LIVE, S.CLOSED}),
-    S.OFFLINE: frozenset({S.OFFLINE, S.LIVE, S.CLOSED}),
-    S.BOOKED: frozenset({S.WAITING, S.CLOSED}),
-    S.WAITING: frozenset({S.IN_CALL, S.CLOSED}),
-    S.IN_CALL: frozenset({S.LIVE, S.CLOSED}),
+    S.QUEUED: frozenset({S.QUEUED, S.LIVE, S.OFFLINE, S.CLOSED, S.PURGED}),
+    S.LIVE: frozenset({S.LIVE, S.CLOSED, S.PURGED}),
+    S.OFFLINE: frozenset({S.OFFLINE, S.LIVE, S.CLOSED, S.PURGED}),
+    S.BOOKED: frozenset({S.WAITING, S.CLOSED, S.PURGED}),
+    S.WAITING: frozenset({S.IN_CALL, S.CLOSED, S.PURGED}),
+    S.IN_CALL: frozenset({S.LIVE, S.CLOSED, S.PURGED}),
     S.CLOSED: frozenset({S.PURGED}),
     S.PURGED: frozenset(),
 }

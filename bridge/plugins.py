@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .jobs import JobQueue
     from .limits import Limits
     from .mail.outbox import Outbox
+    from .privacy.service import Privacy
     from .team import TeamRooms
     from .yamlconf import Section
 
@@ -55,6 +56,9 @@ class BotContext:
     mail: Outbox
     #: Abuse limits: ``await ctx.limits.hit("uploads_per_case", case_id)``.
     limits: Limits
+    #: Data protection: a bot adds the part it owns (its files, its rows'
+    #: personal data) with ``ctx.privacy.add_part(Part(…))``.
+    privacy: Privacy
 
 
 class Bot(Protocol):

@@ -197,17 +197,26 @@ class TeamRooms:
     # --- posting ------------------------------------------------------------
 
     async def _notice(
-        self, room_id: str, text: str, markup: str, key: str | None, kind: str
+        self,
+        room_id: str,
+        text: str,
+        markup: str,
+        key: str | None,
+        kind: str,
+        case_id: str | None = None,
     ) -> None:
         """Stored, then sent once (bridge.delivery): a notice is never lost when
-        Synapse is away, and never posted twice after a crash."""
+        Synapse is away, and never posted twice after a crash. A notice about
+        one case names it (``case_id``): erasing the case removes the notice."""
         content = {
             "msgtype": MessageType.NOTICE.value,
             "body": text,
             "format": Format.HTML.value,
             "formatted_body": markup,
         }
-        await self.deliveries.send(room_id, content, key=key, kind=kind)
+        await self.deliveries.send(
+            room_id, content, key=key, kind=kind, case_id=case_id
+        )
 
     async def announce_case(
         self,
@@ -255,7 +264,12 @@ class TeamRooms:
             markup.append(f'<a href="{html.escape(link)}">Zum Fall</a>')
         try:
             await self._notice(
-                room_id, "\n".join(lines), "<br>".join(markup), key, "team"
+                room_id,
+                "\n".join(lines),
+                "<br>".join(markup),
+                key,
+                "team",
+                case_id=case.case_id,
             )
         except HOMESERVER_ERRORS as e:
             log.warning("team notice for %s not posted: %s", case.reference, e)

@@ -97,7 +97,7 @@ class Tokens:
 
     async def _check_chat(self, token: str, case_id: str) -> Case:
         case = await self.store.get_case(case_id)
-        if case is None:
+        if case is None or case.state == "purged":
             raise NotFound(f"There is no case {case_id}. Start a new chat.")
         hashed = token_hash(token)
         record = await self.store.get_token(hashed)
@@ -136,6 +136,6 @@ class Tokens:
         if as_utc(record.expires_at) <= self._now():
             raise LinkExpired(LINK_EXPIRED)
         case = await self.store.get_case(case_id)
-        if case is None:
+        if case is None or case.state == "purged":
             raise UnknownToken(LINK_UNKNOWN)
         return case

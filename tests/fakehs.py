@@ -315,3 +315,67 @@ class FakeIntent:
         if str(url) not in self.hs.media:
             raise MNotFound(404, "no such media")
         return self.hs.media[str(url)]
+
+
+class FakeSynapseAdmin:
+    """Synapse's admin API as the privacy service uses it, on the fake
+    homeserver: rooms deleted, media deleted, users erased, notices pruned."""
+
+    def __init__(self, hs: FakeHomeserver) -> None:
+        self.hs = hs
+        self.url = "http://fake-synapse"
+        self.erased: list[str] = []
+        self.censored: list[str] = []
+        self.compacted = 0
+
+    def _check(self, name: str, *args: Any) -> None:
+        from bridge.synapse_admin import AdminCallFailed
+
+        self.hs.calls.append(("admin", name, args))
+        if self.hs.down:
+            raise AdminCallFailed("fake Synapse is down")
+
+    async def room_media(self, room_id: str) -> list[str]:
+        self._check("room_media", room_id)
+        room = self.hs.rooms.get(room_id)
+        if room is None:
+            return []
+        return [
+            str(e["content"]["url"])
+            for e in room.timeline
+            if isinstance(e.get("content"), dict) and "url" in e["content"]
+        ]
+
+    async def delete_room(self, room_id: str) -> str:
+        self._check("delete_room", room_id)
+        self.hs.rooms.pop(room_id, None)
+        return "complete"
+
+    async def delete_media(self, mxc: str) -> bool:
+        self._check("delete_media", mxc)
+        return self.hs.media.pop(mxc, None) is not None
+
+    async def download_media(self, mxc: str) -> bytes | None:
+        self._check("download_media", mxc)
+        return self.hs.media.get(mxc)
+
+    async def erase_user(self, user_id: str) -> bool:
+        self._check("erase_user", user_id)
+        self.erased.append(user_id)
+        self.hs.displaynames.pop(user_id, None)
+        return user_id in self.hs.registered
+
+    async def censor(self, event_ids: list[str]) -> int:
+        self._check("censor", event_ids)
+        found = 0
+        for room in self.hs.rooms.values():
+            for event in room.timeline:
+                if event["event_id"] in event_ids:
+                    event["content"] = {}
+                    found += 1
+        self.censored.extend(event_ids)
+        return found
+
+    async def compact(self) -> None:
+        self._check("compact")
+        self.compacted += 1

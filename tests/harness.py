@@ -40,8 +40,9 @@ from bridge.jobs import JobQueue
 from bridge.limits import Limits
 from bridge.mail.service import build_outbox
 from bridge.plugins import Bot, BotContext, load_bots
+from bridge.privacy.service import Privacy
 from bridge.team import TeamRooms
-from tests.fakehs import FakeHomeserver
+from tests.fakehs import FakeHomeserver, FakeSynapseAdmin
 
 REPO = Path(__file__).resolve().parents[1]
 #: A Tuesday, 10:00 in Berlin: the example's departments are live.
@@ -83,6 +84,19 @@ class Harness:
         self.cases = CaseService(config, store, self.az, self.deliveries)  # type: ignore[arg-type]
         self.commands = CommandRouter(config, self.cases)
         self.team = TeamRooms(config, self.az, self.deliveries)  # type: ignore[arg-type]
+        outbox = build_outbox(
+            store.engine, config.mail, self.jobs, self.team.alert_admins
+        )
+        self.admin = FakeSynapseAdmin(self.hs)
+        self.privacy = Privacy(
+            config,
+            store,
+            self.cases,
+            self.az,  # type: ignore[arg-type]
+            self.jobs,
+            outbox,
+            lambda: self.admin,  # type: ignore[arg-type,return-value]
+        )
         self.ctx = BotContext(
             config,
             store,
@@ -92,11 +106,12 @@ class Harness:
             self.team,
             Health(),
             self.jobs,
-            build_outbox(store.engine, config.mail, self.jobs, self.team.alert_admins),
+            outbox,
             Limits(
                 config.limits,
                 Blocks(store.engine, "test secret", config.limits.block_hours),
             ),
+            self.privacy,
         )
         self.team.blocks = self.ctx.limits.blocks
         self.bots: dict[str, Bot] = {b.name: b for b in load_bots(self.ctx)}

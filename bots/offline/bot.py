@@ -35,6 +35,7 @@ from .errors import ClientIdReused, NotQueued
 from .form import OfflineForm, parse_form
 from .forward import Forwarder
 from .models import OfflineRecord
+from .privacy import OfflinePrivacy
 from .store import OfflineStore
 
 log = logging.getLogger("buergerchat.offline")
@@ -57,6 +58,7 @@ class OfflineBot:
         self.outbox = ctx.mail
         self.records = OfflineStore(ctx.store.engine)
         self.forwarder = Forwarder(ctx, self.outbox, self.records)
+        ctx.privacy.add_part(OfflinePrivacy(self.records).part())
         self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
         ctx.jobs.kind(
             RETRY_JOB, self._retry_job, every=timedelta(seconds=RETRY_SECONDS)

@@ -25,6 +25,7 @@ from bridge.jobs import JobRun
 from bridge.lifecycle import Kind
 from bridge.plugins import BotContext
 from bridge.supervisor import Keeper
+from bridge.synapse_admin import SynapseAdmin, load_admin_token
 
 from .clamd_client import ClamdClient
 from .clamd_runner import ClamdProcess
@@ -44,7 +45,7 @@ from .pipeline import (
     retry_delay,
     sha256_hex,
 )
-from .quarantine import SynapseAdmin, load_admin_token
+from .privacy import ScannerPrivacy
 from .section import read_config, status_fields, synapse_modules
 from .staff import StaffFiles
 from .upload import read_upload
@@ -78,6 +79,7 @@ class ScannerBot:
         self._locks: dict[str, asyncio.Lock] = {}
         self.staff = StaffFiles(self)
         ctx.cases.lifecycle.subscribe(Kind.STAFF_FILE, self.staff.on_file)
+        ctx.privacy.add_part(ScannerPrivacy(self.queue).part())
 
     # --- life cycle -----------------------------------------------------------
 
@@ -91,7 +93,8 @@ class ScannerBot:
                 embedded=config.homeserver.embedded,
                 data_dir=config.data_dir,
                 config_dir=config.config_dir,
-                token_file=self.settings.admin_token_file,
+                token_file=self.settings.admin_token_file
+                or config.homeserver.admin_token_file,
             ),
         )
         try:

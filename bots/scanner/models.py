@@ -20,8 +20,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bridge.db.models import Base, BigIntPK
 
-#: Life cycle: pending → clean → delivered, or pending → infected / refused.
-STATES = ("pending", "clean", "infected", "refused", "delivered")
+#: Life cycle: pending → clean → delivered, or pending → infected / refused;
+#: expired once the files period of ``retention`` ended (the file is gone).
+STATES = ("pending", "clean", "infected", "refused", "delivered", "expired")
 
 
 class Attachment(Base):

@@ -15,10 +15,15 @@ if TYPE_CHECKING:
 
 def read_config(section: Section, config: Config) -> ScannerSettings:
     settings = read_settings(section, config.homeserver.max_upload_size_mb)
-    if not config.homeserver.embedded and not settings.admin_token_file:
+    if (
+        not config.homeserver.embedded
+        and not settings.admin_token_file
+        and not config.homeserver.admin_token_file
+    ):
         section.error(
-            "required when homeserver.embedded is false: a file with a Synapse "
-            "admin's access token, so infected staff uploads can be quarantined",
+            "required when homeserver.embedded is false (or homeserver."
+            "admin_token_file): a file with a Synapse admin's access token, so "
+            "infected staff uploads can be quarantined",
             "admin_token_file",
         )
     return settings

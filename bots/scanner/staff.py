@@ -15,11 +15,11 @@ from mautrix.types import (
 
 from bridge.db.models import Case
 from bridge.lifecycle import DomainEvent
+from bridge.synapse_admin import QuarantineFailed
 
 from .content import clean_filename
 from .models import Attachment
 from .pipeline import MATRIX_ERRORS, new_attachment_id, sha256_hex
-from .quarantine import QuarantineFailed
 
 if TYPE_CHECKING:
     from .bot import ScannerBot

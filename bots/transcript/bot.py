@@ -22,6 +22,7 @@ from bridge.plugins import BotContext
 
 from .archives import Archives
 from .model import RenderedTranscript
+from .privacy import TranscriptPrivacy
 from .render import render_pdf, stored_final_hash
 from .section import TranscriptSettings, read_config
 from .sources import MEDIA_TIMEOUT, case_entries, with_thumbnails
@@ -60,6 +61,13 @@ class TranscriptBot:
         ctx.cases.lifecycle.react(Kind.CLOSED, ARCHIVE_JOB)
         self._archiving: dict[str, asyncio.Lock] = {}
         self.archives = Archives(ctx.store.engine)
+        ctx.privacy.add_part(TranscriptPrivacy(self).part())
+
+    def archiving_lock(self, case_id: str) -> asyncio.Lock:
+        return self._archiving.setdefault(case_id, asyncio.Lock())
+
+    def forget_lock(self, case_id: str) -> None:
+        self._archiving.pop(case_id, None)
 
     async def start(self) -> None:
         pass
@@ -136,7 +144,7 @@ class TranscriptBot:
         """Kind.CLOSED → ``transcript.archive``: retried with backoff until
         Synapse answers."""
         case = await self.ctx.store.get_case(run.case_id or "")
-        if case is not None:
+        if case is not None and case.state != "purged":
             await self.archive(case)
 
     async def archive(self, case: Case) -> RenderedTranscript | None:
@@ -144,8 +152,10 @@ class TranscriptBot:
         archive already there (from the job or a download) is kept."""
         if not case.room_id:
             return None
-        async with self._archiving.setdefault(case.case_id, asyncio.Lock()):
-            fresh = await self.ctx.store.get_case(case.case_id) or case
+        async with self.archiving_lock(case.case_id):
+            fresh = await self.ctx.store.get_case(case.case_id)
+            if fresh is None or fresh.state == "purged":
+                return None  # erased meanwhile: no archive after the erasure
             done = await self._archived(fresh)
             if done is not None:
                 return done

@@ -222,7 +222,7 @@ class CitizenAPI:
         return web.json_response(
             {
                 "town": self.config.town.name,
-                "privacy_url": self.config.citizen.privacy_url,
+                "privacy_url": self.config.privacy_url,
                 # The widget refuses a larger file before uploading it.
                 "max_upload_bytes": self.config.homeserver.max_upload_size_mb << 20,
                 **self.status_fields,

@@ -41,6 +41,9 @@ def create_engine(url: str) -> AsyncEngine:
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Deleted rows are overwritten, not left in free pages: an erased
+            # case is gone from the file, not only from the tables.
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()

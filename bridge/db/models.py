@@ -228,3 +228,21 @@ class Block(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     lifted_at: Mapped[datetime | None]
+
+
+class PrivacyAudit(Base):
+    """One act of data protection: a case erased on request or by expiry, an
+    export handed out, files or mail bodies expired. Holds no personal data:
+    the case's reference and department, who asked (``cli``, ``retention`` or an
+    admin's Matrix ID), and counts of what went (``detail``)."""
+
+    __tablename__ = "privacy_audit"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    #: erased, expired, exported, files_expired, mail_bodies_expired
+    action: Mapped[str] = mapped_column(String(32))
+    reference: Mapped[str | None] = mapped_column(String(40), index=True)
+    department: Mapped[str | None] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -97,6 +97,9 @@ class Department:
     strategy: Strategy = DEFAULT_STRATEGY
     fallback: str | None = None
     average_case_minutes: int = DEFAULT_AVERAGE_CASE_MINUTES
+    #: The department's own retention periods (``retention:``), by name
+    #: (bridge.privacy.settings.CASE_PERIODS); the rest come from buergerchat.yaml.
+    retention: tuple[tuple[str, int], ...] = ()
 
     def exception_on(self, day: date) -> DateException | None:
         return next((e for e in self.exceptions if e.covers(day)), None)

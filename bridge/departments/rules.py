@@ -20,6 +20,7 @@ import holidays
 import yaml
 
 from bridge.mail.settings import check_address
+from bridge.privacy.settings import CASE_PERIODS
 from bridge.yamlconf import Item, Problems, Section, check_matrix_id
 
 from .model import (
@@ -253,6 +254,7 @@ def _read_department(item: Item) -> _Read | None:
     average = dep.get(
         "average_case_minutes", int, DEFAULT_AVERAGE_CASE_MINUTES, check=_positive
     )
+    retention = _read_retention(dep)
     dep.finish()
     department = Department(
         id=dep_id or "",
@@ -267,8 +269,27 @@ def _read_department(item: Item) -> _Read | None:
         strategy=strategy,
         fallback=fallback,
         average_case_minutes=average,
+        retention=retention,
     )
     return _Read(department, dep, topics)
+
+
+def _read_retention(dep: Section) -> tuple[tuple[str, int], ...]:
+    """``retention:`` of one department: any of the case periods, in days."""
+    if not dep.has("retention"):
+        return ()
+    section = dep.section("retention")
+    found = tuple(
+        (name, section.get(name, int, check=_retention_days))
+        for name in CASE_PERIODS
+        if section.has(name)
+    )
+    section.finish()
+    return tuple((name, days) for name, days in found if days is not None)
+
+
+def _retention_days(value: int) -> str | None:
+    return None if 0 <= value <= 36500 else "must be a number of days, 0 to 36500"
 
 
 def _read_department_id(dep: Section) -> str | None:

@@ -236,6 +236,26 @@ class MaildirBackend:
             raise TemporaryFailure(message) from exc
         return None
 
+    def forget(self, message_ids: Sequence[str]) -> int:
+        """Delete the delivered copies of these mails (by ``Message-ID``) from
+        the Maildir, as erasure asks; how many files went."""
+        wanted = {m.strip() for m in message_ids}
+        if not wanted or not self.path.is_dir():
+            return 0
+        removed = 0
+        for folder in ("new", "cur", "tmp"):
+            for path in (self.path / folder).glob("*"):
+                try:
+                    with path.open("rb") as f:
+                        head = f.read(16384)
+                except OSError:
+                    continue
+                message_id = _header(head, b"message-id")
+                if message_id in wanted:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
     def _deliver(self, raw: bytes, sender: str, recipients: Sequence[str]) -> None:
         envelope = f"Return-Path: <{sender}>\nX-Envelope-To: {', '.join(recipients)}\n"
         data = envelope.encode("ascii", "replace") + raw.replace(b"\r\n", b"\n")
@@ -244,6 +264,16 @@ class MaildirBackend:
         # Maildir.add renames tmp/<key> to new/<key>; make both durable.
         _fsync(self.path / "new" / key)
         _fsync(self.path / "new")
+
+
+def _header(head: bytes, name: bytes) -> str | None:
+    """One header's value from the start of a stored mail (no unfolding: the
+    headers looked for here are short)."""
+    for line in head.split(b"\n\n", 1)[0].splitlines():
+        key, sep, value = line.partition(b":")
+        if sep and key.strip().lower() == name:
+            return value.strip().decode("ascii", "replace")
+    return None
 
 
 def _fsync(path: Path) -> None:

@@ -330,8 +330,17 @@ class Outbox:
         return done
 
     async def erase_case(self, case_id: str) -> int:
-        """Delete every mail of a case, whatever its state (erasure request)."""
+        """Delete every mail of a case, whatever its state (erasure request),
+        and their copies in the embedded Maildir."""
+        mails = await self.store.of_case(case_id)
+        forget = getattr(self.backend, "forget", None)
+        if forget is not None and mails:
+            await asyncio.to_thread(forget, [m.message_id for m in mails])
         return await self.store.erase_case(case_id)
+
+    async def blank_bodies(self, older_than: timedelta) -> int:
+        """Retention of sent mails (``retention.mail_bodies_days``)."""
+        return await self.store.blank_sent(self._clock() - older_than)
 
     async def purge(self, older_than: timedelta) -> int:
         """Delete sent and parked mails older than the retention period."""

@@ -175,6 +175,48 @@ class OutboxStore(TableStore):
             )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
+    async def of_case(self, case_id: str) -> list[OutboxMail]:
+        async with self.session() as s:
+            rows = await s.scalars(
+                select(OutboxMail)
+                .where(OutboxMail.case_id == case_id)
+                .order_by(OutboxMail.id)
+            )
+            return list(rows)
+
+    async def cases_mailed_to(self, address: str) -> list[str]:
+        """Cases with a mail to ``address`` (any case of letters)."""
+        wanted = address.strip().lower()
+        async with self.session() as s:
+            rows = await s.execute(
+                select(OutboxMail.case_id, OutboxMail.recipients).where(
+                    OutboxMail.case_id.is_not(None)
+                )
+            )
+            return sorted(
+                {
+                    case_id
+                    for case_id, recipients in rows
+                    if case_id is not None
+                    and any(r.strip().lower() == wanted for r in recipients or [])
+                }
+            )
+
+    async def blank_sent(self, before: datetime) -> int:
+        """Recipients, subject and body of mails sent before ``before`` are
+        emptied; the row stays, so the same mail is never sent again."""
+        async with self.session.begin() as s:
+            result = await s.execute(
+                update(OutboxMail)
+                .where(
+                    OutboxMail.state == SENT,
+                    OutboxMail.sent_at < before,
+                    OutboxMail.subject != "",
+                )
+                .values(raw=b"", subject="", recipients=[])
+            )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def erase_case(self, case_id: str) -> int:
         async with self.session.begin() as s:
             result = await s.execute(

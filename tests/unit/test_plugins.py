@@ -61,12 +61,17 @@ class Recorder:
 
     handlers: list[Any] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
 
     def on_event(self, handler: Any) -> None:
         self.handlers.append(handler)
 
     def kind(self, name: str, handler: Any, **_: Any) -> None:
         self.kinds.append(name)
+
+    def add_part(self, part: Any) -> None:
+        """Stands in for the privacy service too."""
+        self.parts.append(part.name)
 
 
 class RecordingCommands(CommandRouter):
@@ -97,6 +102,7 @@ def fake_context(tmp_path: Path) -> tuple[BotContext, RecordingCommands, Recorde
         cast(Any, recorder),
         cast(Any, object()),
         cast(Any, object()),
+        cast(Any, recorder),
     )
     return ctx, commands, recorder
 

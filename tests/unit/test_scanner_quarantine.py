@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bots.scanner.quarantine import (
+from bridge.homeserver import save_secrets
+from bridge.synapse_admin import (
     AdminTokenError,
     QuarantineFailed,
     SynapseAdmin,
     load_admin_token,
     split_mxc,
 )
-from bridge.homeserver import save_secrets
 
 
 def test_mxc_split_into_server_and_media_id() -> None:

@@ -51,6 +51,8 @@ def test_the_transition_table_is_closed_and_ends_in_purged() -> None:
     assert TRANSITIONS[State.CLOSED] == {State.PURGED}
     assert TRANSITIONS[State.PURGED] == frozenset()
     assert not any(allowed(State.CLOSED, s) for s in State if s is not State.PURGED)
+    # An erasure request does not wait for the case to close.
+    assert all(allowed(s, State.PURGED) for s in State if s is not State.PURGED)
 
 
 async def test_a_case_moves_and_every_move_is_recorded(store: Store) -> None:
