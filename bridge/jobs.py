@@ -241,6 +241,12 @@ class JobQueue(TableStore):
             )
         self.wake()
 
+    async def replace_payload(self, key: str, payload: dict[str, Any]) -> None:
+        """A handler's own job keeps less once its work is done (e.g. an
+        erasure request forgets the address it was given)."""
+        async with self.session.begin() as s:
+            await s.execute(update(Job).where(Job.key == key).values(payload=payload))
+
     async def get(self, key: str) -> Job | None:
         async with self.session() as s:
             return await s.scalar(select(Job).where(Job.key == key))

@@ -79,7 +79,7 @@ class ScannerBot:
         self._locks: dict[str, asyncio.Lock] = {}
         self.staff = StaffFiles(self)
         ctx.cases.lifecycle.subscribe(Kind.STAFF_FILE, self.staff.on_file)
-        ctx.privacy.add_part(ScannerPrivacy(self.queue).part())
+        ctx.privacy.add_part(ScannerPrivacy(self.queue, self.held_dir).part())
 
     # --- life cycle -----------------------------------------------------------
 
@@ -289,14 +289,9 @@ class ScannerBot:
             # Clean, but Synapse is away: keep the file and try again later.
             await self.postpone(case, row, f"Synapse: {error}", keep_state=True)
             return
-        await self.queue.update(
-            row,
-            state="delivered",
-            matrix_event_id=str(event_id),
-            held_path=None,
-            last_error=None,
+        await self._settle(
+            row, state="delivered", matrix_event_id=str(event_id), last_error=None
         )
-        await asyncio.to_thread(release, row.held_path)
         await self._timeline(row, "delivered", "citizen", case.citizen_name)
 
     async def postpone(
@@ -318,6 +313,13 @@ class ScannerBot:
             sender = "citizen" if row.direction == "citizen" else "staff"
             await self._timeline(row, "pending", sender, None)
 
+    async def _settle(self, row: Attachment, **values: Any) -> None:
+        """The file's fate is decided: its row says so and the held copy goes
+        (read before the update, which clears it on the row too)."""
+        held = row.held_path
+        await self.queue.update(row, held_path=None, **values)
+        await asyncio.to_thread(release, held)
+
     async def _infected(self, case: Case, row: Attachment, signature: str) -> None:
         log.warning(
             "attachment %s of %s infected: %s",
@@ -325,10 +327,7 @@ class ScannerBot:
             case.reference,
             signature,
         )
-        await self.queue.update(
-            row, state="infected", signature=signature, held_path=None
-        )
-        await asyncio.to_thread(release, row.held_path)
+        await self._settle(row, state="infected", signature=signature)
         if row.direction == "staff":
             await self.staff.refuse(case, row, f"Schadsoftware erkannt: {signature}")
             return
@@ -341,8 +340,7 @@ class ScannerBot:
         await self._timeline(row, "infected", "citizen", case.citizen_name)
 
     async def _refuse(self, case: Case, row: Attachment, reason: str) -> None:
-        await self.queue.update(row, state="refused", last_error=reason, held_path=None)
-        await asyncio.to_thread(release, row.held_path)
+        await self._settle(row, state="refused", last_error=reason)
         if row.direction == "staff":
             await self.staff.refuse(case, row, reason)
             return

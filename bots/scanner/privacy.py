@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -27,8 +28,9 @@ EXPIRED = "expired"
 
 
 class ScannerPrivacy:
-    def __init__(self, queue: AttachmentQueue) -> None:
+    def __init__(self, queue: AttachmentQueue, held_dir: Path) -> None:
         self.queue = queue
+        self.held_dir = held_dir
 
     def part(self) -> Part:
         return Part(
@@ -54,7 +56,11 @@ class ScannerPrivacy:
     async def erase(self, case: Case, action: str) -> dict[str, int]:
         rows = await self._of_case(case.case_id)
         for row in rows:
-            await asyncio.to_thread(release, row.held_path)
+            # Where it is held now, and where it would be (a crash between
+            # writing the file and recording it).
+            held = self.held_dir / row.attachment_id
+            for path in {row.held_path, str(held), str(held.with_suffix(".part"))}:
+                await asyncio.to_thread(release, path)
         return {"files": len(rows)}
 
     async def export(

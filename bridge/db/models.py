@@ -31,6 +31,9 @@ class Base(DeclarativeBase):
 
 class Case(Base):
     __tablename__ = "cases"
+    # SQLite: a number (and so a reference) is never given twice, even after
+    # the newest case was erased.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     number: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     case_id: Mapped[str] = mapped_column(String(40), unique=True)

@@ -336,7 +336,13 @@ class Privacy:
         return sorted(found.values(), key=lambda c: c.number)
 
     async def _request_job(self, run: JobRun) -> None:
-        """A request from the CLI: erase or export the named cases."""
+        """A request from the CLI: erase or export the named cases. Once done,
+        the job forgets whom it was about (address, references)."""
+        await self._request(run)
+        kept = {k: v for k, v in run.payload.items() if k in ("action", "actor")}
+        await self.jobs.replace_payload(run.key, kept)
+
+    async def _request(self, run: JobRun) -> None:
         payload = run.payload
         try:
             cases = await self.find_cases(
