@@ -14,12 +14,22 @@ import pytest
 from ..conftest import PG_DSN, _pg_available, create_pg_database, drop_pg_database
 from .conftest import ANNA, staff_client
 from .stack import Stack, make_stack
+from .test_attachments import upload
 from .test_live_chat import (
     api,
     join_case_room,
     open_case,
     wait_for_event,
     wait_for_message,
+)
+from .test_privacy import (
+    cli,
+    files_with,
+    new_marker,
+    pdf_with,
+    say,
+    staff_reply_and_close,
+    wait_for,
 )
 
 pytestmark = pytest.mark.e2e
@@ -38,6 +48,7 @@ async def pg_stack(tmp_path: Path) -> AsyncIterator[Stack]:
         homeserver={"database": f"{PG_DSN}/{synapse_db}"},
         bridge={"database": f"{PG_DSN}/{bridge_db}"},
     )
+    stack.pg_databases = (synapse_db, bridge_db)  # type: ignore[attr-defined]
     try:
         yield stack
     finally:
@@ -134,3 +145,79 @@ async def test_children_die_with_a_killed_bridge(tmp_path: Path) -> None:
         for pid in _children_of(stack):
             os.kill(pid, signal.SIGKILL)
         stack.stop()
+
+
+# --- erasure on PostgreSQL ---------------------------------------------------------
+
+#: Column types that can hold text (bytea: the mail outbox keeps whole mails).
+TEXT_TYPES = ("text", "character varying", "character", "json", "jsonb", "tsvector")
+
+
+async def pg_rows_with(database: str, marker: str) -> list[str]:
+    """Every table.column of ``database`` in which some row holds ``marker``."""
+    import asyncpg
+
+    conn = await asyncpg.connect(f"{PG_DSN}/{database}")
+    try:
+        columns = await conn.fetch(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND (data_type = ANY($1::text[]) "
+            "OR data_type = 'bytea')",
+            list(TEXT_TYPES),
+        )
+        found = []
+        for row in columns:
+            table, column = row["table_name"], row["column_name"]
+            value = (
+                f"encode(\"{column}\", 'escape')"
+                if row["data_type"] == "bytea"
+                else f'"{column}"::text'
+            )
+            hit = await conn.fetchval(
+                f'SELECT count(*) FROM "{table}" '
+                f"WHERE position($1 in lower({value})) > 0",
+                marker.lower(),
+            )
+            if hit:
+                found.append(f"{database}.{table}.{column}")
+        return found
+    finally:
+        await conn.close()
+
+
+async def test_erasure_on_postgres_leaves_no_row(pg_stack: Stack) -> None:
+    """The same proof on the production path: after ``buergerchat erase`` no
+    text column of Synapse's or the bridge's database holds the marker (nor any
+    file of the data folder)."""
+    pg_stack.start()
+    marker = new_marker()
+    case = await open_case(pg_stack, name=f"Max {marker}")
+    await say(pg_stack, case, f"Hallo, hier {marker}")
+    status, answer = await upload(pg_stack, case, f"{marker}.pdf", pdf_with(marker))
+    assert status in (201, 202), answer
+    await wait_for_event(
+        pg_stack,
+        case,
+        lambda e: e.get("type") == "attachment" and e.get("state") == "delivered",
+    )
+    anna = await staff_client(pg_stack, ANNA)
+    try:
+        await staff_reply_and_close(pg_stack, anna, case, f"Hallo Herr {marker}!")
+    finally:
+        await anna.close()
+    transcript = pg_stack.data_dir / "transcripts" / f"{case['reference']}.pdf"
+    await wait_for(transcript.exists, "the transcript archive")
+    synapse_db, bridge_db = pg_stack.pg_databases  # type: ignore[attr-defined]
+    assert await pg_rows_with(synapse_db, marker), "the search finds nothing at all"
+    assert await pg_rows_with(bridge_db, marker)
+
+    done = cli(pg_stack, "erase", case["reference"], "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    assert await pg_rows_with(synapse_db, marker) == []
+    assert await pg_rows_with(bridge_db, marker) == []
+    assert files_with(pg_stack.data_dir, marker) == []
+    status, _ = await api(
+        pg_stack, "GET", f"/api/v1/cases/{case['case_id']}/events", token=case["token"]
+    )
+    assert status == 404
