@@ -40,6 +40,7 @@ from bridge.jobs import JobQueue
 from bridge.limits import Limits
 from bridge.mail.service import build_outbox
 from bridge.plugins import Bot, BotContext, load_bots
+from bridge.privacy.commands import register_erase_command
 from bridge.privacy.service import Privacy
 from bridge.team import TeamRooms
 from tests.fakehs import FakeHomeserver, FakeSynapseAdmin
@@ -58,6 +59,7 @@ class FakeAppService:
         self.bot_mxid = bot_mxid
         self.handlers: list[Any] = []
         self.ephemeral: list[Any] = []
+        self.forgotten: list[tuple[str | None, str]] = []
 
     def on_event(self, handler: Any) -> None:
         self.handlers.append(handler)
@@ -67,6 +69,10 @@ class FakeAppService:
 
     def request_catch_up(self) -> None:
         pass
+
+    async def forget(self, room_id: str | None, user_id: str) -> None:
+        """Erasure: the real one clears mautrix's state file."""
+        self.forgotten.append((room_id, user_id))
 
 
 class Harness:
@@ -97,6 +103,7 @@ class Harness:
             outbox,
             lambda: self.admin,  # type: ignore[arg-type,return-value]
         )
+        register_erase_command(self.commands, self.privacy)
         self.ctx = BotContext(
             config,
             store,

@@ -158,14 +158,16 @@ def test_synapse_scans_with_the_compose_clamd(tmp_path: Path) -> None:
     config = _production_config(tmp_path)
     secrets = Secrets({k: "x" for k in _SECRET_KEYS})
     homeserver = yaml.safe_load(render(config, secrets).read_text(encoding="utf-8"))
-    teams, module = homeserver["modules"]
+    teams, privacy, module = homeserver["modules"]
     assert teams["module"] == "buergerchat_teams.BuergerchatTeams"
     assert teams["config"]["bot"] == config.bot_mxid
-    # compose's Synapse image carries both modules
+    assert privacy["module"] == "buergerchat_privacy.BuergerchatPrivacy"
+    # compose's Synapse image carries every module, and the log filter
     dockerfile = (REPO / "deploy" / "synapse" / "Dockerfile").read_text(
         encoding="utf-8"
     )
-    assert "buergerchat_teams.py" in dockerfile and "buergerchat_scan.py" in dockerfile
+    for name in ("teams", "scan", "privacy", "logfilter"):
+        assert f"buergerchat_{name}.py" in dockerfile
     assert module["module"] == "buergerchat_scan.BuergerchatScan"
     address = urlparse(module["config"]["clamd"])
     assert address.hostname == "clamd" and address.hostname in SERVICES
@@ -208,9 +210,10 @@ def test_synapse_image_carries_everything_the_module_imports(tmp_path: Path) -> 
 
 
 def test_bridge_gets_the_admin_token_secret() -> None:
-    """scanner.admin_token_file names the docker secret the bridge service mounts."""
+    """homeserver.admin_token_file names the docker secret the bridge service
+    mounts (quarantine, erasure)."""
     config = yaml.safe_load((REPO / "deploy/config/buergerchat.yaml").read_text())
-    path = Path(config["scanner"]["admin_token_file"])
+    path = Path(config["homeserver"]["admin_token_file"])
     assert path.parent == Path("/run/secrets")
     assert path.name in SERVICES["bridge"]["secrets"]
     assert path.name in COMPOSE["secrets"]
@@ -234,6 +237,8 @@ def test_the_proxy_passes_only_what_citizens_and_staff_need() -> None:
                 "/_matrix/media/*",
                 "/_synapse/client/*",
             )
+    assert "respond /_synapse/client/buergerchat/* 404" in caddy
+    assert ("/privacy", "bridge") in paths
     blocks = caddy.count("reverse_proxy")
     assert caddy.count("header_down -Server") == blocks
     assert caddy.count("header -Server") == caddy.count(" {\n") - blocks

@@ -328,3 +328,17 @@ async def test_expiry_leaves_no_trace(stack: Stack) -> None:
     log = cli(stack, "privacy-log")
     lines = [x.split() for x in log.stdout.splitlines() if case["reference"] in x]
     assert [x[2] for x in lines] == ["expired"], log.stdout
+
+
+async def test_the_widget_links_the_privacy_notice(stack: Stack) -> None:
+    """Art. 13: the status names the notice the widget links at consent; the
+    page answers with the periods from the settings, under a strict CSP."""
+    status, body = await api(stack, "GET", "/api/v1/status")
+    assert status == 200 and body["privacy_url"] == f"{stack.bridge_url}/privacy"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(body["privacy_url"]) as response:
+            assert response.status == 200
+            page = await response.text()
+            policy = response.headers["Content-Security-Policy"]
+    assert "Art. 13" in page and "Chats 90 Tage" in page
+    assert "script-src" in policy and "unsafe-inline" not in policy
