@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -101,3 +102,17 @@ async def migrate(engine: AsyncEngine) -> None:
                 await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
                 await connection.commit()
     log.debug("database schema is up to date")
+
+
+async def compact_sqlite(engine: AsyncEngine) -> None:
+    """SQLite: truncate the write-ahead log (it may still hold deleted rows'
+    pages); PostgreSQL needs nothing."""
+    if engine.dialect.name != "sqlite":
+        return
+    for attempt in range(5):
+        async with engine.connect() as conn:
+            busy = (await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))).first()
+        if busy is None or not busy[0]:
+            return
+        await asyncio.sleep(0.1 * (attempt + 1))
+    log.info("bridge database: write-ahead log busy, truncated next time")

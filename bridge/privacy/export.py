@@ -3,6 +3,7 @@ writing the zip."""
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Sequence
 from email import message_from_bytes, policy
@@ -13,12 +14,14 @@ from sqlalchemy import select
 
 from ..clock import as_utc
 from ..db.models import Case, CaseEvent, CaseTransition
+from .parts import Export, Part
 from .settings import CASE_PERIODS
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..db.store import Store
     from ..mail.outbox import Outbox
+    from ..synapse_admin import SynapseAdmin
 
 
 async def case_data(
@@ -71,6 +74,33 @@ async def case_data(
             for name in CASE_PERIODS
         },
     }
+
+
+async def collect_export(
+    config: Config,
+    store: Store,
+    mail: Outbox,
+    parts: Sequence[Part],
+    cases: Sequence[Case],
+    admin: SynapseAdmin | None,
+) -> dict[str, bytes]:
+    """The zip's files: per case ``data.json`` (the case, the form, the messages
+    the citizen saw, the mails), what the bots' parts add (transcript PDF,
+    files), and a README."""
+    files: dict[str, bytes] = {}
+    for case in cases:
+        bundle = Export(data=await case_data(config, store, mail, case))
+        for part in parts:
+            if part.export is not None:
+                await part.export(case, bundle, admin)
+        files[f"{case.reference}/data.json"] = json.dumps(
+            bundle.data, ensure_ascii=False, indent=2, default=str
+        ).encode()
+        for name, content in bundle.files.items():
+            files[f"{case.reference}/{name}"] = content
+    references = [c.reference for c in cases]
+    files["README.txt"] = export_readme(config, references).encode()
+    return files
 
 
 def _case(case: Case) -> dict[str, Any]:

@@ -27,7 +27,6 @@ periods (per department), expires files and mail bodies, and trims the audit.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -36,10 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 from mautrix.errors import MatrixError
 from mautrix.types import EventID, RoomID
-from sqlalchemy import ColumnElement, String, cast, delete, func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import ColumnElement, String, cast, delete, func, select
 
 from ..clock import utcnow
+from ..db.engine import compact_sqlite
 from ..db.models import (
     Case,
     CaseEvent,
@@ -51,8 +50,8 @@ from ..errors import BuergerchatError
 from ..jobs import JobRun, RetryLater
 from ..lifecycle import InvalidTransition, Kind, State
 from ..synapse_admin import AdminCallFailed, SynapseAdmin, split_mxc
-from .export import case_data, export_readme, write_zip
-from .parts import Export, Part
+from .export import collect_export, write_zip
+from .parts import Part
 from .retention import case_ends, expired_cases
 
 if TYPE_CHECKING:
@@ -398,33 +397,19 @@ class Privacy:
     async def export(
         self, cases: Sequence[Case], out: Path, actor: str, request: str
     ) -> Path:
-        """Everything about these cases as a zip: per case ``data.json`` (the
-        case, the form, the messages the citizen saw, the mails), the
-        transcript PDF and the files."""
-        bundle = Export()
-        overview = []
-        for case in cases:
-            part_export = Export()
-            part_export.data = await case_data(self.config, self.store, self.mail, case)
-            for part in self.parts:
-                if part.export is not None:
-                    await part.export(case, part_export, self._admin_or_none())
-            folder = case.reference
-            bundle.files[f"{folder}/data.json"] = json.dumps(
-                part_export.data, ensure_ascii=False, indent=2, default=str
-            ).encode()
-            for name, content in part_export.files.items():
-                bundle.files[f"{folder}/{name}"] = content
-            overview.append(case.reference)
-        bundle.files["README.txt"] = export_readme(self.config, overview).encode()
-        await asyncio.to_thread(write_zip, out, bundle.files)
+        """Everything about these cases as a zip (bridge.privacy.export)."""
+        admin = self._admin_or_none()
+        files = await collect_export(
+            self.config, self.store, self.mail, self.parts, cases, admin
+        )
+        await asyncio.to_thread(write_zip, out, files)
         for case in cases:
             await self._audit(
                 EXPORTED,
                 case.reference,
                 case.department,
                 actor,
-                {"request": request, "files": len(bundle.files)},
+                {"request": request, "files": len(files)},
             )
         return out
 
@@ -499,20 +484,6 @@ class Privacy:
                 )
             total += removed
         return total
-
-
-async def compact_sqlite(engine: AsyncEngine) -> None:
-    """SQLite: truncate the write-ahead log (it may still hold deleted rows'
-    pages); PostgreSQL needs nothing."""
-    if engine.dialect.name != "sqlite":
-        return
-    for attempt in range(5):
-        async with engine.connect() as conn:
-            busy = (await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))).first()
-        if busy is None or not busy[0]:
-            return
-        await asyncio.sleep(0.1 * (attempt + 1))
-    log.info("bridge database: write-ahead log busy, truncated at the next sweep")
 
 
 def _mentions(needle: str) -> ColumnElement[bool]:

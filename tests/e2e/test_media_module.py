@@ -106,8 +106,10 @@ def test_module_enabled_with_the_scanner_clamd(stack: Stack) -> None:
     config = yaml.safe_load(
         (stack.data_dir / "synapse" / "homeserver.yaml").read_text(encoding="utf-8")
     )
-    teams, module = config["modules"]  # staff into team rooms, then the scan
+    # staff into team rooms, erasure, then the scan
+    teams, privacy, module = config["modules"]
     assert teams["module"] == "buergerchat_teams.BuergerchatTeams"
+    assert privacy["module"] == "buergerchat_privacy.BuergerchatPrivacy"
     assert module["module"] == "buergerchat_scan.BuergerchatScan"
     assert module["config"]["clamd"] == f"unix:{stack.data_dir}/clamd/clamd.sock"
     assert module["config"]["max_upload_size"] == 20 << 20

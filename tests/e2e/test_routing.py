@@ -235,6 +235,7 @@ EXPECTED_COMMANDS = {
     "block",
     "unblock",
     "goodbye",
+    "erase",
 }
 
 
@@ -289,10 +290,12 @@ async def test_help_lists_exactly_the_commands_and_each_works(
         await anna.close()
     await say(clara, room_id, "!revoke")
     await bot_notice(clara, room_id, "Link(s) zu " + case["reference"])
-    # !block and !unblock are for the admins (routing.admins: Anna here); what
-    # they do is tested in test_abuse.py, where no admins are named
+    # !block, !unblock and !erase are for the admins (routing.admins: Anna here);
+    # what they do is tested in test_abuse.py and test_privacy.py
     await say(clara, room_id, "!block Test")
     await bot_notice(clara, room_id, "Sperren dürfen nur die Admins")
+    await say(clara, room_id, "!erase")
+    await bot_notice(clara, room_id, "Löschen dürfen nur die Admins")
     await say(clara, room_id, "!close erledigt")
     closed, seen = await wait_for_event(line, case, kind("closed"))
     # The note is the staff's: never in what the citizen reads.
