@@ -55,7 +55,7 @@ def configure(sub: Any) -> None:
     )
     _who(export)
     export.add_argument("--out", type=Path, required=True, help="the zip to write")
-    export.add_argument("--yes", action="store_true", help="overwrite --out")
+    export.add_argument("--yes", action="store_true", help="do not ask to confirm")
     _wait(export)
     retention = sub.add_parser(
         "retention", help="list the cases whose retention period ended; --yes erases"
@@ -173,15 +173,19 @@ async def _export(config: Config, args: argparse.Namespace) -> int:
     if not _named(args):
         return 1
     out = args.out.resolve()
-    if out.exists() and not args.yes:
-        if not _confirm(f"{out} exists. Overwrite?"):
-            return NOT_CONFIRMED
     async with _Db(config) as db:
-        if (
-            args.references
-            and await _cases_by_reference(db.store, args.references) is None
-        ):
-            return 1
+        if args.references:
+            cases = await _cases_by_reference(db.store, args.references)
+            if cases is None:
+                return 1
+            print("Exporting everything about:")
+            print("\n".join(_describe(c) for c in cases))
+        else:
+            print(f"Exporting everything about every case of {args.email}.")
+        replace = " (it exists and is replaced)" if out.exists() else ""
+        if not args.yes and not _confirm(f"Write {out}{replace}?"):
+            print("Nothing exported.")
+            return NOT_CONFIRMED
         code = await _request(db, args, {"action": EXPORTED, "out": str(out)})
     if code == 0:
         print(f"Written: {out} (hand it over securely; it holds personal data).")

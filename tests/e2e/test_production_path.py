@@ -29,6 +29,7 @@ from .test_privacy import (
     new_marker,
     pdf_with,
     say,
+    settled,
     staff_reply_and_close,
     wait_for,
 )
@@ -214,6 +215,7 @@ async def test_erasure_on_postgres_leaves_no_row(pg_stack: Stack) -> None:
 
     done = cli(pg_stack, "erase", case["reference"], "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
+    await settled(pg_stack)
 
     assert await pg_rows_with(synapse_db, marker) == []
     assert await pg_rows_with(bridge_db, marker) == []
