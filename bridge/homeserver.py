@@ -203,7 +203,10 @@ class EmbeddedSynapse:
                 "homeserver.port in buergerchat.yaml to a free port."
             )
         path = render(self.config, self.secrets, self.modules)
-        if not (self.dir / "signing.key").exists():
+        if not self._has_keys():
+            # An empty file from a keygen stopped half-way would stop Synapse
+            # ("No signing keys in file") on every start: made anew.
+            (self.dir / "signing.key").unlink(missing_ok=True)
             keygen = ChildProcess(
                 "synapse-keygen",
                 [
@@ -265,8 +268,18 @@ class EmbeddedSynapse:
                 signalled, deadline = True, loop.time() + 10
             await asyncio.sleep(0.2)
 
+    def _has_keys(self) -> bool:
+        """The signing key file is complete: ``ed25519 <version> <key>`` and a
+        newline (Synapse writes it in one go, but a reader can come between the
+        file's creation and its content)."""
+        try:
+            text = (self.dir / "signing.key").read_text(encoding="ascii")
+        except (FileNotFoundError, UnicodeDecodeError):
+            return False
+        return text.endswith("\n") and len(text.split()) >= 3
+
     async def _keys_written(self) -> bool:
-        return (self.dir / "signing.key").exists()
+        return self._has_keys()
 
     async def stop(self) -> None:
         if self.keeper is not None:
