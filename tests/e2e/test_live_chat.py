@@ -71,13 +71,25 @@ async def wait_for_room_event(
     what: str,
     rounds: int = 40,
 ) -> Any:
-    """Sync ``client`` until an event in ``room_id``'s timeline matches."""
-    for _ in range(rounds):
+    """Sync ``client`` until an event in ``room_id``'s timeline matches.
+
+    Bounded by time (``rounds`` × 1.5 s, at least a minute), not by the number of
+    syncs: on a busy CI machine presence and typing wake a sync early, and a
+    timeline marked ``limited`` may skip events, so then the room's recent
+    history is read as well."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(60.0, rounds * 1.5)
+    while loop.time() < deadline:
         response = await client.sync(timeout=500)
         room = response.rooms.join.get(room_id)
         for event in room.timeline.events if room else []:
             if predicate(event):
                 return event
+        if room is not None and room.timeline.limited:
+            history = await client.room_messages(room_id, start="", limit=100)
+            for event in getattr(history, "chunk", []):
+                if predicate(event):
+                    return event
     raise AssertionError(f"{what} never reached {room_id}")
 
 

@@ -58,8 +58,9 @@ async def say(client: AsyncClient, room_id: str, body: str) -> None:
 async def history_with(
     client: AsyncClient, room_id: str, check: Callable[[str], bool]
 ) -> str:
-    """The first message body in the room's history (newest first) that passes."""
-    for _ in range(40):
+    """The first message body in the room's history (newest first) that passes;
+    waits up to a minute (a PDF is rendered on a busy 2-core machine)."""
+    for _ in range(120):
         response = await client.room_messages(room_id, start="", limit=100)
         for event in getattr(response, "chunk", []):
             body = getattr(event, "body", None)
