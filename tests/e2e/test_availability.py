@@ -17,6 +17,7 @@ from nio import AsyncClient, TypingNoticeEvent
 from playwright.async_api import Browser, Page, expect
 
 from . import test_widget
+from .a11y import new_context
 from .conftest import ANNA, online, staff_client
 from .stack import Stack, make_stack, shared_rules
 from .test_live_chat import api, wait_for_event
@@ -146,7 +147,7 @@ async def test_the_widget_says_each_state_and_offers_a_message_instead(
     the Standesamt and Bauen (nobody of theirs online) are answered by the
     Bürgerbüro and say so, with a button to write to Bauen instead, which opens
     Bauen's form. The demo page's hours are the configured ones."""
-    context = await browser.new_context(viewport={"width": width, "height": height})
+    context = await new_context(browser, viewport={"width": width, "height": height})
     page = await context.new_page()
     office = page.locator("label.dept", has_text="Bürgerbüro").first
     try:
@@ -198,7 +199,7 @@ async def test_typing_and_read_receipts_both_ways(
     citizen reads "Anna Schmidt schreibt …"; her read receipt makes the
     citizen's message "gelesen"; the citizen types and Anna's client sees the
     case's citizen typing (the ghost)."""
-    context = await browser.new_context(viewport={"width": 390, "height": 844})
+    context = await new_context(browser, viewport={"width": 390, "height": 844})
     page = await context.new_page()
     try:
         async with online(town, ANNA):

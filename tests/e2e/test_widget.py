@@ -14,6 +14,7 @@ from aiohttp import web
 from nio import AsyncClient, JoinResponse, RoomMessagesResponse, RoomMessageText
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from .a11y import assert_accessible, new_context
 from .conftest import ANNA, staff_client
 from .stack import Stack, free_port
 
@@ -47,7 +48,7 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
     """A fresh browser profile (empty localStorage) per test."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    context = await new_context(browser, viewport={"width": 1280, "height": 800})
     page = await context.new_page()
     try:
         yield page
@@ -84,8 +85,8 @@ async def shown_reference(page: Page) -> str:
     return match.group(0)
 
 
-async def send(page: Page, text: str) -> None:
-    box = page.get_by_role("textbox", name="Ihre Nachricht")
+async def send(page: Page, text: str, box_name: str = "Ihre Nachricht") -> None:
+    box = page.get_by_role("textbox", name=box_name)
     await box.fill(text)
     await box.press("Enter")
 
@@ -129,9 +130,13 @@ async def test_citizen_chats_with_staff_and_resumes_after_reload(
     """Consent is enforced, messages go both ways, a reload restores the chat once."""
     await page.goto(stack.bridge_url + "/demo")
     launcher = page.get_by_role("button", name="Bürgerchat öffnen")
+    await expect(launcher).to_be_visible()
+    await assert_accessible(page, "closed")
     await launcher.click()
     await expect(page.get_by_role("dialog")).to_be_visible()
     await expect(page.get_by_text("Stadt Musterstadt").last).to_be_visible()
+    await expect(page.get_by_role("radio").first).to_be_visible()
+    await assert_accessible(page, "picker")
     await page.get_by_role("radio", name=re.compile("Bürgerbüro")).check()
     await page.get_by_label("Ihr Name (optional)").fill("Erika Mustermann")
 
@@ -141,6 +146,7 @@ async def test_citizen_chats_with_staff_and_resumes_after_reload(
     )
     await expect(page.get_by_role("checkbox")).to_be_focused()
     assert "case_id" not in await stored(page, stack)
+    await assert_accessible(page, "consent refused")
 
     await page.get_by_role("checkbox").check()
     await page.get_by_role("button", name="Chat starten").click()
@@ -167,6 +173,7 @@ async def test_citizen_chats_with_staff_and_resumes_after_reload(
         await expect(
             log.get_by_text(re.compile("ist dem Chat beigetreten"))
         ).to_have_count(1)
+        await assert_accessible(page, "chat with both sides' messages")
         await page.wait_for_timeout(1000)  # let any stray duplicate arrive
         before = await log.locator(".msg").all_inner_texts()
 
@@ -263,9 +270,7 @@ async def test_widget_lives_in_a_shadow_root_isolated_from_page_css(
     """Page CSS does not reach into the widget, and the widget's CSS stays inside.
     (The hostile CSS is injected inline, which /demo's own CSP forbids: this
     test alone lets the browser ignore the CSP.)"""
-    context = await browser.new_context(
-        viewport={"width": 1280, "height": 800}, bypass_csp=True
-    )
+    context = await new_context(browser)
     try:
         await _isolated_from_page_css(stack, await context.new_page())
     finally:

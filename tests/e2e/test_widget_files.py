@@ -15,6 +15,7 @@ from pypdf import PdfReader
 from bots.scanner.clamd_runner import eicar
 
 from . import test_widget
+from .a11y import assert_accessible
 from .conftest import ANNA, staff_client
 from .samples import png
 from .stack import Stack
@@ -97,6 +98,7 @@ async def test_photo_uploads_with_progress_and_is_previewed_once_delivered(
         assert width == 260
         await expect(bubble.get_by_role("progressbar")).to_be_hidden()
         await expect(page.locator(".msg.file")).to_have_count(1)
+        await assert_accessible(page, "chat with a delivered file")
 
         event = await room_events(
             anna, room_id, (RoomMessageImage,), lambda e: e.body == "Schlagloch.png"
@@ -138,6 +140,7 @@ async def test_infected_drop_and_disallowed_type_are_refused_with_reasons(
         )
         await expect(page.locator(".msg.file")).to_have_count(2)
         await expect(infected.get_by_role("img")).to_have_count(0)
+        await assert_accessible(page, "chat with refused files")
 
         notice = await room_events(
             anna,
@@ -174,6 +177,8 @@ async def test_closed_chat_offers_the_transcript_as_pdf_download(
         timeout=20_000
     )
     button = page.get_by_role("button", name="Gesprächsverlauf als PDF herunterladen")
+    await expect(button).to_be_visible()
+    await assert_accessible(page, "closed case with the transcript link")
     async with page.expect_download(timeout=60_000) as info:
         await button.click()
     download = await info.value

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from .a11y import assert_accessible, new_context
 from .stack import LOOSE_LIMITS, Stack, make_stack
 from .test_widget import browser, send, start_chat, stored  # noqa: F401
 
@@ -31,7 +32,7 @@ def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 async def _page(browser: Browser) -> Page:  # noqa: F811
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    context = await new_context(browser, viewport={"width": 1280, "height": 800})
     return await context.new_page()
 
 
@@ -66,6 +67,7 @@ async def test_the_widget_waits_kindly_and_loses_nothing(
         await send(first, text)
     banner = first.get_by_text(re.compile("Sie schreiben sehr schnell"))
     await expect(banner).to_be_visible(timeout=15_000)
+    await assert_accessible(first, "rate limit: writing too fast", phone=False)
     assert "Drei" in [m["body"] for m in (await stored(first, tight))["outbox"]]
     log = first.get_by_role("log")
     await expect(log.locator(".msg", has_text="Drei")).to_contain_text("wird gesendet…")
@@ -89,6 +91,7 @@ async def test_the_widget_waits_kindly_and_loses_nothing(
     alert = second.get_by_role("alert").filter(has_text="sehr viele Anfragen")
     await expect(alert).to_be_visible(timeout=15_000)
     await expect(alert).to_contain_text(re.compile(r"in \d+ Sekunden"))
+    await assert_accessible(second, "rate limit: too many chats")
     await expect(second.get_by_label("Ihr Name (optional)")).to_have_value(
         "Noch Einmal"
     )

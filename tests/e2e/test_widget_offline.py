@@ -22,6 +22,7 @@ from playwright.async_api import Browser, Page, expect
 from bridge.tokens import token_hash
 
 from . import test_widget
+from .a11y import assert_accessible, new_context
 from .conftest import ANNA, BERND, online, staff_client
 from .samples import query
 from .stack import Stack, make_stack, shared_rules
@@ -172,6 +173,7 @@ async def test_queue_position_counts_down_until_it_is_the_citizens_turn(
         await expect(queue).to_have_text(
             "Sie sind Nr. 2 in der Warteschlange – geschätzte Wartezeit ca. 16 Min."
         )
+        await assert_accessible(page, "queue")
         waiting_text = "Ich warte gern, es geht um meinen Reisepass."
         await send(page, waiting_text)
         sending = page.get_by_text("wird gesendet…")
@@ -232,6 +234,7 @@ async def test_offline_form_checks_fields_keeps_the_draft_and_sends_once(
     await expect(page.get_by_role("alert")).to_have_text(
         "Bitte prüfen Sie die markierten Angaben."
     )
+    await assert_accessible(page, "offline form with errors")
 
     text = "Die Straßenlaterne vor Hausnummer 12 ist seit einer Woche dunkel."
     await description.fill(text)
@@ -291,6 +294,7 @@ async def test_offline_form_checks_fields_keeps_the_draft_and_sends_once(
     )
     assert rows[0][0] == 1
     assert "offline" not in await stored(page, town)
+    await assert_accessible(page, "offline message sent")
 
 
 async def test_resume_link_opens_the_conversation_and_an_expired_one_says_so(
@@ -323,7 +327,7 @@ async def test_resume_link_opens_the_conversation_and_an_expired_one_says_so(
         )
         link = await resume_link(town, case["reference"], 1)
 
-        context = await browser.new_context(viewport={"width": 1280, "height": 800})
+        context = await new_context(browser, viewport={"width": 1280, "height": 800})
         try:
             tab = await context.new_page()
             await tab.goto(link)
@@ -359,7 +363,7 @@ async def test_resume_link_opens_the_conversation_and_an_expired_one_says_so(
         token_hash(token),
     )
     assert len(changed) == 1
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    context = await new_context(browser, viewport={"width": 1280, "height": 800})
     try:
         tab = await context.new_page()
         await tab.goto(second)
@@ -378,7 +382,7 @@ async def test_resume_link_opens_the_conversation_and_an_expired_one_says_so(
 
 @pytest.fixture
 async def closing_page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    context = await new_context(browser, viewport={"width": 1280, "height": 800})
     try:
         yield await context.new_page()
     finally:

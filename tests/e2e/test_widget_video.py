@@ -17,6 +17,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.unit.mail.smtp_server import self_signed_tls
 
+from .a11y import assert_accessible, new_context
 from .conftest import ANNA, staff_client
 from .stack import Stack, free_port, make_stack
 from .test_widget import CHROMIUM, CHROMIUM_ARGS, join_case_room, start_chat, stored
@@ -143,8 +144,8 @@ async def cameras_denied() -> AsyncIterator[Browser]:
 
 
 async def new_page(browser: Browser, width: int = 1280) -> Page:
-    context = await browser.new_context(
-        viewport={"width": width, "height": 800}, ignore_https_errors=True
+    context = await new_context(
+        browser, viewport={"width": width, "height": 800}, ignore_https_errors=True
     )
     return await context.new_page()
 
@@ -178,10 +179,12 @@ async def test_join_button_embeds_the_conference_with_room_token_and_name(
         await say(anna, room_id, "!video")
         join = page.get_by_role("button", name="Videoberatung beitreten")
         await expect(join).to_be_visible(timeout=20_000)
+        await assert_accessible(page, "video offered")
         fake_jitsi.requests.clear()
         await join.click()
         frame = page.locator("iframe[title^='Fake Jitsi']")
         await expect(frame).to_be_visible(timeout=20_000)
+        await assert_accessible(page, "video joined", phone=False)
 
         seen = await page.evaluate("window.fakeJitsi")
         assert len(seen) == 1, seen

@@ -28,7 +28,7 @@ function setFileState(rec, state, reason) {
   else if (state === "pending") tx(rec.status, "upPending");
   else if (state === "delivered") tx(rec.status, rec.sender === "staff" ? "upDownload" : "upDelivered",
     { f: rec.name });
-  else if (state === "infected") tx(rec.status, "upRefused", { e: reason ? ours(reason) : t("upInfected") });
+  else if (state === "infected") tx(rec.status, "upRefused", { e: reason ? ours(reason, "BC_INFECTED") : t("upInfected") });
   else if (state === "refused") tx(rec.status, "upRefused", { e: reason || t("upUnscanned") });
   if (state === "delivered") showPreview(rec);
   if (state === "delivered" && rec.sender === "staff" && !rec.link) {
@@ -152,9 +152,9 @@ function sendFile(rec, g, delay) {
     else if (code === 202) { if (rec.state !== "delivered") setFileState(rec, "pending"); }
     else if (data.errcode === "BC_INFECTED") setFileState(rec, "infected", data.error);
     else if (data.errcode === "BC_UNSUPPORTED_MEDIA_TYPE") setFileState(rec, "refused", t("upType"));
-    else if (code === 413) setFileState(rec, "refused", ours(data.error));
+    else if (code === 413) setFileState(rec, "refused", ours(data.error, data.errcode));
     else if (data.errcode === "BC_CASE_CLOSED") { setFileState(rec, "refused", t("errClosed")); setClosed(); }
-    else setFileState(rec, "refused", ours(data.error) || t("errOther"));
+    else setFileState(rec, "refused", ours(data.error, data.errcode) || t("errOther"));
   };
   xhr.send(form);
 }

@@ -8,7 +8,9 @@
  *   <script src="https://chat.musterstadt.example/widget/widget.js" async></script>
  * Optional attributes on that tag:
  *   data-api="https://…"   the bridge's public URL, if it is not where widget.js is served
- *   data-lang="en"         English instead of German (citizens can switch in the panel)
+ *   data-lang="en"         the page's language (de en tr ar uk ru), used when the citizen
+ *                          has not chosen one; without it the browser's languages decide
+ *                          (citizens can switch in the panel)
  *
  * A personal link from an "Sie haben eine Antwort" e-mail ends in
  *   #bc-resume=<case_id>.<resume token>
@@ -17,7 +19,7 @@
  * Theming: CSS custom properties cross the shadow boundary, so set them on the
  * widget's element (or :root) on the town's page, e.g.
  *   buergerchat-widget { --bc-accent: #005ca9; }
- *   --bc-accent        button, header, citizen's messages  (default #c05600, orange)
+ *   --bc-accent        button, header, citizen's messages  (default #a84b00, orange: 5:1 on white and on the staff bubbles)
  *   --bc-accent-text   text and icons on the accent colour (#ffffff)
  *   --bc-bg            panel background                    (#ffffff)
  *   --bc-text          normal text                         (#1f2328)

@@ -29,7 +29,8 @@ function showChat() {
   ui.video = h("div", { class: "video", hidden: true });
   // "Anna Schmidt schreibt …", said politely by screen readers.
   ui.typing = h("div", { class: "typing", role: "status", "aria-live": "polite" });
-  ui.log = h("div", { class: "log", role: "log", "aria-live": "polite", label: "log" });
+  // Focusable, so keyboard users can scroll the history with the arrow keys.
+  ui.log = h("div", { class: "log", role: "log", "aria-live": "polite", label: "log", tabindex: "0" });
   ui.scroll = h("div", { class: "scroll" }, ui.log);
   ui.input = h("textarea", { rows: "1", label: "input", maxlength: String(MAX_LEN), "aria-describedby": "bc-hint",
     on: { keydown: onKey, input: function () { grow(); if (ui.input.value) typing(true); } } });

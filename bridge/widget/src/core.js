@@ -12,7 +12,21 @@ var saved = load();
 function save() {
   try { localStorage.setItem(KEY, JSON.stringify(saved)); } catch (e) { /* private mode: this page only */ }
 }
-var lang = saved.lang || (script.getAttribute("data-lang") === "en" ? "en" : "de");
+// The citizen's own choice; else the page's language if the town set data-lang;
+// else the first of the browser's languages we have; else German.
+function pickLang() {
+  var wanted = [saved.lang, script.getAttribute("data-lang")]
+    .concat(navigator.languages || [navigator.language]);
+  for (var i = 0; i < wanted.length; i++) {
+    var code = String(wanted[i] || "").toLowerCase().split("-")[0];
+    if (TEXT[code]) return code;
+  }
+  return "de";
+}
+var lang = pickLang();
+function langInfo() {
+  return LANGS.filter(function (l) { return l.code === lang; })[0] || LANGS[0];
+}
 
 function t(key, params) {
   var s = (TEXT[lang] && TEXT[lang][key]) || TEXT.de[key] || key;
@@ -27,14 +41,20 @@ function tx(el, key, params, attr) {
 }
 function relabel() {
   ui.root.lang = lang;
+  ui.root.dir = langInfo().dir;
   ui.root.querySelectorAll("*").forEach(function (el) {
     for (var attr in el._t || {}) tx(el, el._t[attr][0], el._t[attr][1], attr === "text" ? null : attr);
   });
 }
-// Server messages for citizens come as "Deutsch / English": the citizen's half.
-function ours(message) {
+// Server messages for citizens come as "Deutsch / English": the citizen's half,
+// or for the other languages the catalogue's text for the error code (less
+// specific than the server's, but in the citizen's language).
+function ours(message, errcode) {
   var parts = String(message || "").split(" / ");
-  return parts.length === 2 ? parts[lang === "en" ? 1 : 0] : String(message || "");
+  if (lang !== "de" && lang !== "en" && errcode && TEXT[lang]["error." + errcode]) {
+    return TEXT[lang]["error." + errcode];
+  }
+  return parts.length === 2 ? parts[lang === "de" ? 0 : 1] : String(message || "");
 }
 
 // Builds an element. Children that are strings become text nodes: user text is
@@ -75,7 +95,7 @@ function when(iso, long, town) {
   var opts = long ? { weekday: "short", day: "numeric", month: "numeric", hour: "2-digit", minute: "2-digit" }
     : { hour: "2-digit", minute: "2-digit" };
   if (town && status && status.timezone) opts.timeZone = status.timezone;
-  try { return d.toLocaleString(lang === "en" ? "en-GB" : "de-DE", opts); } catch (e) { return d.toLocaleString(); }
+  try { return d.toLocaleString(langInfo().tag, opts); } catch (e) { return d.toLocaleString(); }
 }
 // Office hours as people say them, in the town's time zone: "12:00" for a time
 // today, "Do 9:00" within the coming week, "Do 3.12. 9:00" further ahead.
@@ -87,7 +107,7 @@ function hours(iso, withDay) {
   if (status && status.timezone) opts.timeZone = status.timezone;
   var parts = {};
   try {
-    new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "de-DE", opts).formatToParts(d)
+    new Intl.DateTimeFormat(langInfo().tag, opts).formatToParts(d)
       .forEach(function (p) { parts[p.type] = p.value; });
   } catch (e) { return when(iso, withDay, true); }
   var time = parts.hour + ":" + parts.minute;
@@ -101,5 +121,5 @@ function fileSize(bytes) {
   if (bytes == null) return "";
   if (bytes < 1024) return bytes + " B";
   if (bytes < 1048576) return Math.round(bytes / 1024) + " kB";
-  return megabytes(bytes).toLocaleString(lang === "en" ? "en-GB" : "de-DE") + " MB";
+  return megabytes(bytes).toLocaleString(langInfo().tag) + " MB";
 }

@@ -54,7 +54,8 @@ function renderOffline() {
     d.consent = f.consent.checked; save(); setFieldError("consent", null);
   } } });
   f.consent.checked = !!d.consent;
-  f.files = h("input", { type: "file", multiple: true, class: "sr", tabindex: "-1", on: { change: function () {
+  f.files = h("input", { type: "file", multiple: true, class: "sr", tabindex: "-1", "aria-hidden": "true",
+    label: "offFiles", on: { change: function () {
     addOfflineFiles(f.files.files); f.files.value = "";
   } } });
   f.fileList = h("ul", { class: "files" });

@@ -15,7 +15,7 @@ var viewSeq = 0;
 function showStart(notice) {
   var seq = ++viewSeq;
   ui.chat = ui.depts = ui.offline = null;
-  ui.error = h("p", { class: "error", role: "alert" });
+  ui.error = h("p", { class: "error", id: "bc-start-error", role: "alert" });
   var body = h("div", { class: "scroll" }, [
     notice ? h("p", { class: "notice", role: "status", t: notice }) : null,
     h("p", { class: "intro", t: "intro" }),
@@ -52,7 +52,8 @@ function showStart(notice) {
         h("div", { class: "privacy" }, [
           h("p", null, [h("span", { t: "privacy" }), " ", privacyLink, "."]),
           h("label", { class: "consent", for: "bc-consent" }, [ui.consent, h("span", { t: "consent" })])
-        ])
+        ]),
+        helpLinks(s)
       ]),
       // The error sits next to the button so it is seen without scrolling.
       h("div", { class: "actions" }, [ui.error, ui.startBtn, ui.leaveBtn])
@@ -176,7 +177,21 @@ async function startCase(e) {
   showChat();
   ui.input.focus();
 }
+// The error is said next to the button and tied to the field it is about.
 function fail(key, focusEl) {
   tx(ui.error, key);
-  if (focusEl) focusEl.focus();
+  if (!focusEl) return;
+  var field = focusEl.type === "radio" ? ui.depts : focusEl;
+  field.setAttribute("aria-describedby", ui.error.id);
+  if (field === focusEl) focusEl.setAttribute("aria-invalid", "true");
+  focusEl.focus();
+}
+// Accessibility statement, Leichte Sprache and sign language, where the town has them.
+function helpLinks(s) {
+  var links = [["accessibility_url", "a11yLink"], ["easy_language_url", "easyLink"],
+    ["sign_language_url", "signLink"]].filter(function (l) { return s[l[0]]; });
+  if (!links.length) return null;
+  return h("ul", { class: "links" }, links.map(function (l) {
+    return h("li", null, h("a", { href: s[l[0]], target: "_blank", rel: "noopener noreferrer", t: l[1] }));
+  }));
 }
