@@ -33,9 +33,9 @@ from .db.models import Case, CaseEvent, MatrixSend
 from .db.store import Store
 from .delivery import TRANSIENT, Deliveries
 from .errors import HOMESERVER_ERRORS, CaseClosed, InvalidField
+from .i18n import say
 from .jobs import GiveUp, JobRun
 from .lifecycle import InvalidTransition, Kind, Lifecycle, State
-from .messages import say
 from .signals import Signals
 from .timeline import Timeline
 from .tokens import CHAT, Tokens, new_case_id
@@ -374,7 +374,7 @@ class CaseService:
         accounts stay light (except ``keep``: who must still act in the room).
         ``note`` is internal (the case's events, the archive copy); ``why`` is
         what the citizen reads instead of the plain "closed" line: a key of
-        the catalogue (bridge/messages.py) and its values. False if already
+        the catalogue (bridge/i18n) and its values. False if already
         closed."""
         fresh = await self.store.get_case(case.case_id)
         if fresh is None or fresh.closed_at is not None:

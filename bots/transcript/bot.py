@@ -80,7 +80,8 @@ class TranscriptBot:
 
     async def render(self, case: Case, internal: bool = True) -> RenderedTranscript:
         """Read the room from Synapse and render its PDF in a worker thread:
-        the town's copy (``internal``, with staff notes) or the citizen's."""
+        the town's copy (``internal``, with staff notes, in German) or the
+        citizen's (in the case's language)."""
         if not case.room_id:
             raise NotFound(f"Case {case.reference} has no conversation yet.")
         intent = self.ctx.appservice.intent
@@ -178,9 +179,10 @@ class TranscriptBot:
 
     async def citizen_download(self, request: web.Request) -> web.Response:
         """The citizen's own transcript as a PDF download (their token only):
-        the citizen's copy, which never shows the staff's internal notes (the
-        town's archive copy does). Its hash chain is its own; both copies are
-        checked by ``buergerchat verify-transcript``."""
+        the citizen's copy, in the case's language, which never shows the
+        staff's internal notes (the town's archive copy, in German, does). Its
+        hash chain is its own; both copies are checked by ``buergerchat
+        verify-transcript``."""
         case_id = request.match_info["case_id"]
         case = await self.ctx.cases.authorize(case_id, bearer(request))
         rendered = await self.render(case, internal=False)

@@ -10,7 +10,7 @@ from typing import Any
 from PIL import Image as PILImage
 from PIL import ImageOps
 from reportlab.lib import colors
-from reportlab.lib.enums import TA_CENTER, TA_LEFT
+from reportlab.lib.enums import TA_CENTER, TA_LEFT, TA_RIGHT
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.platypus import Flowable, Image, KeepTogether
 
@@ -145,11 +145,43 @@ def make_styles(fonts: FontFamily) -> Styles:
     )
 
 
+def text_style(style: ParagraphStyle) -> TextStyle:
+    """A TextBlock style that looks like the paragraph `style`: for text that
+    must be wrapped before it is reordered (right-to-left lines)."""
+    return TextStyle(
+        font=style.fontName,
+        size=style.fontSize,
+        leading=style.leading,
+        color=style.textColor,
+        head_font=style.fontName,
+        role_font=style.fontName,
+        role_size=style.fontSize,
+        role_color=style.textColor,
+        space_after=style.spaceAfter,
+    )
+
+
+def right_to_left(styles: Styles) -> Styles:
+    """The styles of a right-to-left copy (Arabic): paragraphs set flush right,
+    system events upright (the oblique faces have no Arabic letters)."""
+
+    def flush_right(style: ParagraphStyle) -> ParagraphStyle:
+        return ParagraphStyle(f"{style.name}-rtl", parent=style, alignment=TA_RIGHT)
+
+    names = "body attachment day heading title town label value small hash".split()
+    return replace(
+        styles,
+        event=replace(styles.event, font=styles.fonts.regular),
+        **{name: flush_right(getattr(styles, name)) for name in names},
+    )
+
+
 class Gutter(Flowable):
     """Draws `inner` right of a gutter holding the time and entry number.
 
     The coloured bar tells citizen from staff at a glance; a split keeps the
-    bar, prints the time only on the first part and marks the rest "Forts.".
+    bar, prints the time only on the first part and marks the rest with
+    `more` ("Nr. 8 Forts."; by default the number and "Forts.").
     """
 
     def __init__(
@@ -160,6 +192,7 @@ class Gutter(Flowable):
         number: str | None = None,
         bar: colors.Color | None = None,
         continued: bool = False,
+        more: str | None = None,
     ) -> None:
         super().__init__()
         self.inner = inner
@@ -168,6 +201,7 @@ class Gutter(Flowable):
         self.number = number
         self.bar = bar
         self.continued = continued
+        self.more = more
         self._inner_h = 0.0
 
     def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
@@ -181,9 +215,9 @@ class Gutter(Flowable):
         parts = self.inner.split(availWidth - GUTTER, availHeight)
         if not parts:
             return []
-        s, nr, bar = self.styles, self.number, self.bar
-        first = Gutter(parts[0], s, self.label, nr, bar, self.continued)
-        rest = [Gutter(p, s, None, nr, bar, continued=True) for p in parts[1:]]
+        s, nr, bar, more = self.styles, self.number, self.bar, self.more
+        first = Gutter(parts[0], s, self.label, nr, bar, self.continued, more)
+        rest = [Gutter(p, s, None, nr, bar, True, more) for p in parts[1:]]
         return [first, *rest]
 
     def getSpaceBefore(self) -> float:
@@ -203,7 +237,8 @@ class Gutter(Flowable):
             canv.setFont(fonts.regular, 6.5)
             below = 9.0 if self.label else 0.0
             # A continued entry says whose text it is on the new page.
-            shown = f"{self.number} Forts." if self.continued else self.number
+            more = self.more or f"{self.number} Forts."
+            shown = more if self.continued else self.number
             canv.drawString(0, baseline - below, shown)
         if self.label:
             canv.setFillColor(INK)
@@ -261,7 +296,8 @@ class Stack(Flowable):
 
 
 def thumbnail(data: bytes) -> tuple[Image | None, str | None]:
-    """A JPEG thumbnail flowable, or None and the reason it could not be made.
+    """A JPEG thumbnail flowable, or None and why it could not be made (the key
+    ``preview_too_large`` or ``preview_failed`` of the catalogue's ``pdf.*``).
 
     Decoding stays memory-bounded: JPEGs are decoded at reduced scale and
     other formats above MAX_FULL_DECODE_PIXELS are refused.
@@ -272,7 +308,7 @@ def thumbnail(data: bytes) -> tuple[Image | None, str | None]:
             if img.format == "JPEG" and pixels <= MAX_DRAFT_PIXELS:
                 img.draft("RGB", (THUMB_PX, THUMB_PX))
             elif pixels > MAX_FULL_DECODE_PIXELS:
-                return None, "Bild zu groß für eine Vorschau"
+                return None, "preview_too_large"
             img.load()
             small = ImageOps.exif_transpose(img) or img
             small.thumbnail((THUMB_PX, THUMB_PX))
@@ -284,7 +320,7 @@ def thumbnail(data: bytes) -> tuple[Image | None, str | None]:
         # Pillow's decoders raise many types on hostile input; a broken image
         # must cost only its preview, never the transcript.
         log.info("transcript thumbnail skipped: %r", exc)
-        return None, "Vorschau konnte nicht erzeugt werden"
+        return None, "preview_failed"
     scale = min(THUMB_W / width, THUMB_H / height, 1.0)
     out.seek(0)
     flow = Image(out, width=width * scale, height=height * scale)

@@ -84,6 +84,11 @@ class CaseInfo:
     timezone: str = "Europe/Berlin"
     #: Which copy this is (the town's archive with notes, or the citizen's).
     copy: str = ""
+    #: The language the copy is written in (``de``, ``en``, ``tr``, ``ar``, ``uk``,
+    #: ``ru``): the archive's is German, the citizen's the case's.
+    language: str = "de"
+    #: The language the citizen chose; named in a copy written in another one.
+    citizen_language: str = "de"
 
     def __post_init__(self) -> None:
         if not self.reference.strip():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,6 +25,7 @@ from bots.transcript.layout import (
 )
 from bots.transcript.model import CaseInfo, Entry, RenderedTranscript
 from bots.transcript.story import LazyStory, Story
+from bots.transcript.words import Words
 from bridge.clock import utcnow
 
 _LEFT_MARGIN = 25 * mm  # room for filing holes, as in DIN 5008 letters
@@ -44,6 +45,11 @@ class _PageCountCanvas(Canvas):  # type: ignore[misc]
 
     font_name = "Helvetica"
 
+    @staticmethod
+    def page_label(number: int, total: int) -> str:
+        """The footer's page number, ready to draw (the copy's language)."""
+        return f"Seite {number} von {total}"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._held: list[dict[str, Any]] = []
@@ -58,17 +64,23 @@ class _PageCountCanvas(Canvas):  # type: ignore[misc]
             self.__dict__.update(state)
             self.setFillColor(GREY)
             self.setFont(self.font_name, _FOOTER_SIZE)
-            self.drawString(_LEFT_MARGIN, _FOOTER_Y, f"Seite {number} von {total}")
+            self.drawString(_LEFT_MARGIN, _FOOTER_Y, self.page_label(number, total))
             super().showPage()
         self._held.clear()
         super().save()
 
 
 class _TranscriptDoc(BaseDocTemplate):  # type: ignore[misc]
-    """A4 pages with a running header and a footer naming town and case."""
+    """A4 pages with a running header and a footer naming town and case, in
+    the copy's language (`words`); `shape` readies a line for drawing."""
 
     def __init__(
-        self, buffer: io.BytesIO, case: CaseInfo, styles: Styles, **info: Any
+        self,
+        buffer: io.BytesIO,
+        case: CaseInfo,
+        styles: Styles,
+        words: Words,
+        **info: Any,
     ) -> None:
         super().__init__(
             buffer,
@@ -79,12 +91,14 @@ class _TranscriptDoc(BaseDocTemplate):  # type: ignore[misc]
             bottomMargin=22 * mm,
             creator="Bürgerchat",
             producer="Bürgerchat (ReportLab)",
-            lang="de-DE",
+            lang=words.tag,
             keepTogetherClass=KeepTogetherUnlessTaller,
             **info,
         )
         self.case = case
         self.styles = styles
+        self.words = words
+        self.shape: Callable[[str], str] = str
         self.page_count = 0
         self.final_keywords = ""
         self.pdf_date = ""
@@ -104,7 +118,8 @@ class _TranscriptDoc(BaseDocTemplate):  # type: ignore[misc]
 
     def _decorate(self, canv: Canvas, doc: BaseDocTemplate) -> None:
         self.page_count = max(self.page_count, doc.page)
-        case, font = self.case, self.styles.fonts.regular
+        case, words, shape = self.case, self.words, self.shape
+        font = self.styles.fonts.regular
         left = self.leftMargin
         right = self.pagesize[0] - self.rightMargin
         canv.saveState()
@@ -113,13 +128,14 @@ class _TranscriptDoc(BaseDocTemplate):  # type: ignore[misc]
         canv.line(left, _FOOTER_Y + 9, right, _FOOTER_Y + 9)
         canv.setFillColor(GREY)
         canv.setFont(font, _FOOTER_SIZE)
-        footer = f"{case.town_name} · Vorgang {case.reference}"
-        canv.drawRightString(right, _FOOTER_Y, footer)
+        reference = words("case", reference=case.reference)
+        footer = f"{case.town_name} · {reference}"
+        canv.drawRightString(right, _FOOTER_Y, shape(footer))
         if doc.page > 1:
             top = self.pagesize[1] - 12 * mm
-            title = f"Gesprächsprotokoll · Vorgang {case.reference}"
-            canv.drawString(left, top, title)
-            canv.drawRightString(right, top, case.department)
+            title = f"{words('heading')} · {reference}"
+            canv.drawString(left, top, shape(title))
+            canv.drawRightString(right, top, shape(case.department))
             canv.line(left, top - 4, right, top - 4)
         canv.restoreState()
 
@@ -141,7 +157,8 @@ def render_pdf(
     """Render the transcript of `case`; blocking, so call it in a thread.
 
     `entries` must be in timeline order. `generated_at` (default: now) is
-    printed in the header and used as the PDF's creation date. Raises
+    printed in the header and used as the PDF's creation date. The PDF is
+    written in `case.language` (its labels, dates and title). Raises
     FontMissingError without the DejaVu fonts and ValueError for an unknown
     time zone or text that is not valid Unicode.
     """
@@ -153,25 +170,37 @@ def render_pdf(
     if created.tzinfo is None:
         raise ValueError("generated_at must be timezone-aware")
     styles = make_styles(load_fonts(font_dir))
+    words = Words(case.language)
     buffer = io.BytesIO()
+    subject = (
+        words("subject_topic", department=case.department, topic=case.topic)
+        if case.topic
+        else words("subject", department=case.department)
+    )
     doc = _TranscriptDoc(
         buffer,
         case,
         styles,
-        title=f"Gesprächsprotokoll {case.reference}",
+        words,
+        title=words("title", reference=case.reference),
         author=case.town_name,
-        subject=f"Bürgerchat – {case.department}"
-        + (f": {case.topic}" if case.topic else ""),
+        subject=subject,
     )
     doc.pdf_date = f"D:{created.astimezone(UTC):%Y%m%d%H%M%S}+00'00'"
-    story = Story(case, entries, styles, tz, created, doc.width)
+    story = Story(case, entries, styles, tz, created, doc.width, words)
+    doc.shape = story.line
 
     def flowables() -> Iterator[Flowable]:
         yield from story.flowables()
         doc.final_keywords = f"{SCHEME} sha256-chain:{story.final_hash}"
 
+    def page_label(number: int, total: int) -> str:
+        return story.line(words("page", number=number, total=total))
+
     canvas_class = type(
-        "_Canvas", (_PageCountCanvas,), {"font_name": styles.fonts.regular}
+        "_Canvas",
+        (_PageCountCanvas,),
+        {"font_name": styles.fonts.regular, "page_label": staticmethod(page_label)},
     )
     doc.build(LazyStory(flowables()), canvasmaker=canvas_class)
     return RenderedTranscript(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import date, datetime, tzinfo
 from typing import Any
 
+from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import (
     Flowable,
@@ -17,7 +19,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from bots.transcript import german, layout, text
+from bots.transcript import layout, text
 from bots.transcript.chain import SCHEME, genesis_hash, iter_chain
 from bots.transcript.layout import (
     ALERT,
@@ -32,6 +34,7 @@ from bots.transcript.layout import (
 )
 from bots.transcript.model import Attachment, CaseInfo, Entry
 from bots.transcript.textblock import TextBlock
+from bots.transcript.words import Words
 
 _BARS = {"citizen": CITIZEN, "staff": STAFF}
 LOGO_MAX_W, LOGO_MAX_H = 55 * mm, 22 * mm
@@ -66,7 +69,10 @@ class LazyStory(list[Any]):
 
 
 class Story:
-    """Builds the flowables of one transcript and computes its hash chain."""
+    """Builds the flowables of one transcript and computes its hash chain.
+
+    Written in the copy's language (``case.language``, see :class:`Words`);
+    a right-to-left copy (Arabic) has its labels shaped and set flush right."""
 
     def __init__(
         self,
@@ -76,30 +82,53 @@ class Story:
         tz: tzinfo,
         generated_at: datetime,
         content_width: float,
+        words: Words | None = None,
     ) -> None:
         self.case = case
         self.entries = entries
-        self.styles = styles
+        self.words = words or Words(case.language)
+        self.styles = layout.right_to_left(styles) if self.words.rtl else styles
+        # The oblique faces lack Arabic letters: such system lines stay upright.
+        self.upright = replace(self.styles.event, font=styles.fonts.regular)
         self.tz = tz
         self.generated_at = generated_at
         self.width = content_width
         self.final_hash = genesis_hash(case.reference)
         self.typesetter = text.Typesetter(styles.fonts.codepoints)
 
+    def line(self, value: str) -> str:
+        """One line (a label, a name) ready to draw: shaped and in drawing
+        order, with the copy's base direction."""
+        return self.typesetter.line(self.words.directed(value))
+
     def _plain(self, value: str) -> str:
-        """One-line text (names, file names) as escaped Paragraph markup."""
-        return text.markup(self.typesetter.line(value))
+        """One line of text as escaped Paragraph markup."""
+        return text.markup(self.line(value))
+
+    def _text(self, value: str, style: ParagraphStyle) -> Flowable:
+        """Plain text in `style`; right-to-left text is wrapped before it is
+        reordered (a TextBlock), so its lines stay in reading order."""
+        if not self.words.rtl:
+            return Paragraph(self._plain(value), style)
+        shown = self.typesetter.body(self.words.directed(value.replace("\n", " ")))
+        block = TextBlock(shown, layout.text_style(style), self.typesetter)
+        block.spaceBefore = style.spaceBefore
+        return block
+
+    def _row(self, *parts: str, sep: str = " ") -> str:
+        """Markup parts of one line in reading order (right to left in RTL)."""
+        return sep.join(reversed(parts) if self.words.rtl else parts)
 
     # -- document parts -----------------------------------------------------
 
     def flowables(self) -> Iterator[Flowable]:
         """Header, timeline and integrity block, in reading order."""
         yield from self._header()
-        s = self.styles
-        yield Paragraph("Verlauf", s.heading)
+        s, w = self.styles, self.words
+        yield self._text(w("timeline"), s.heading)
         yield HRFlowable(width="100%", thickness=0.6, color=RULE, spaceAfter=4)
         if not self.entries:
-            yield Paragraph("Es wurden keine Nachrichten ausgetauscht.", s.body)
+            yield self._text(w("no_messages"), s.body)
         day: date | None = None
         hashes = iter_chain(self.case.reference, self.entries)
         for number, (entry, digest) in enumerate(
@@ -109,28 +138,33 @@ class Story:
             local_day = entry.ts.astimezone(self.tz).date()
             if local_day != day:
                 day = local_day
-                heading = Paragraph(german.day_de(entry.ts, self.tz), s.day)
+                heading = self._text(w.day(entry.ts, self.tz), s.day)
                 heading.keepWithNext = 1
                 yield heading
             yield from self._entry(entry, number)
         yield from self._closing()
 
     def _header(self) -> Iterator[Flowable]:
-        s, case = self.styles, self.case
-        town = Paragraph(self._plain(case.town_name), s.town)
-        brand = Paragraph("Bürgerchat · digitale Bürgerkommunikation", s.small)
+        s, case, w = self.styles, self.case, self.words
+        town = self._text(case.town_name, s.town)
+        brand = self._text(w("brand"), s.small)
         logo = (
             layout.logo(case.logo_path, LOGO_MAX_W, LOGO_MAX_H)
             if case.logo_path
             else None
         )
+        cells: list[Any] = [[town, brand], logo or ""]
+        widths = [self.width - LOGO_MAX_W, LOGO_MAX_W]
+        at = (1, 0)
+        if w.rtl:  # the logo on the left, the town's name flush right
+            cells, widths, at = cells[::-1], widths[::-1], (0, 0)
         letterhead = Table(
-            [[[town, brand], logo or ""]],
-            colWidths=[self.width - LOGO_MAX_W, LOGO_MAX_W],
+            [cells],
+            colWidths=widths,
             style=TableStyle(
                 [
                     ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                    ("ALIGN", (1, 0), (1, 0), "RIGHT"),
+                    ("ALIGN", at, at, "LEFT" if w.rtl else "RIGHT"),
                     ("LEFTPADDING", (0, 0), (-1, -1), 0),
                     ("RIGHTPADDING", (0, 0), (-1, -1), 0),
                 ]
@@ -139,41 +173,55 @@ class Story:
         yield letterhead
         yield HRFlowable(width="100%", thickness=1.2, color=GREY, spaceBefore=4)
         yield Spacer(1, 6 * mm)
-        yield Paragraph("Gesprächsprotokoll", s.title)
-        yield Paragraph(f"Vorgang {self._plain(case.reference)}", s.heading)
+        yield self._text(w("heading"), s.title)
+        yield self._text(w("case", reference=case.reference), s.heading)
         yield Spacer(1, 3 * mm)
         yield self._facts()
         yield Spacer(1, 2 * mm)
 
-    def _facts(self) -> Table:
-        s, case, tz = self.styles, self.case, self.tz
-        closed = (
-            german.datetime_de(case.closed_at, tz)
-            if case.closed_at
-            else "noch offen (Zwischenstand)"
-        )
-        staff = ", ".join(self._plain(n) for n in case.staff_names) or "–"
-        rows = [
-            ("Vorgangsnummer", self._plain(case.reference)),
-            ("Fachbereich", self._plain(case.department)),
-            ("Anliegen", self._plain(case.topic) or "ohne Angabe"),
-            *((("Ausfertigung", self._plain(case.copy)),) if case.copy else ()),
-            ("Eröffnet", german.datetime_de(case.opened_at, tz)),
-            ("Abgeschlossen", closed),
-            ("Bürger/in", self._plain(case.citizen_name) or "ohne Namensangabe"),
-            ("Sachbearbeitung", staff),
-            ("Einträge", f"{len(self.entries)}"),
-            ("Erstellt", german.datetime_de(self.generated_at, tz)),
+    def _fact_rows(self) -> list[tuple[str, str]]:
+        """Label and value of each line of the case's facts, as plain text."""
+        case, tz, w = self.case, self.tz, self.words
+        closed = w.date_time(case.closed_at, tz) if case.closed_at else w("still_open")
+        topic = case.topic if self.line(case.topic) else w("not_given")
+        citizen = case.citizen_name
+        if not self.line(citizen):
+            citizen = w("no_name_given")
+        language = case.citizen_language
+        return [
+            (w("reference"), case.reference),
+            (w("department"), case.department),
+            (w("topic"), topic),
+            *(((w("copy"), case.copy),) if case.copy else ()),
+            (w("opened"), w.date_time(case.opened_at, tz)),
+            (w("closed"), closed),
+            (w("citizen"), citizen),
+            # The archive copy of a case in another language says which.
+            *(
+                ((w("language"), w.language_name(language)),)
+                if language != w.language
+                else ()
+            ),
+            (w("staff"), ", ".join(case.staff_names) or "–"),
+            (w("entries"), w.count(len(self.entries))),
+            (w("created"), w.date_time(self.generated_at, tz)),
         ]
-        data = [[Paragraph(k, s.label), Paragraph(v, s.value)] for k, v in rows]
+
+    def _facts(self) -> Table:
+        s, rtl = self.styles, self.words.rtl
+        data = []
+        for label, value in self._fact_rows():
+            row = [self._text(label, s.label), self._text(value, s.value)]
+            data.append(row[::-1] if rtl else row)
+        widths = [38 * mm, self.width - 38 * mm]
         return Table(
             data,
-            colWidths=[38 * mm, self.width - 38 * mm],
-            hAlign="LEFT",
+            colWidths=widths[::-1] if rtl else widths,
+            hAlign="RIGHT" if rtl else "LEFT",
             style=TableStyle(
                 [
                     ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                    ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                    ("RIGHTPADDING" if rtl else "LEFTPADDING", (0, 0), (-1, -1), 0),
                     ("TOPPADDING", (0, 0), (-1, -1), 1.5),
                     ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
                     ("LINEBELOW", (0, 0), (-1, -2), 0.3, RULE),
@@ -184,33 +232,37 @@ class Story:
     def _entry(self, entry: Entry, number: int) -> list[Flowable]:
         """An entry's flowables, chained so a page break never splits them
         between the sender line and the text or file that follows."""
-        s, ts = self.styles, self.typesetter
-        label = german.time_de(entry.ts, self.tz)
-        nr = f"Nr. {number}"
+        s, ts, w = self.styles, self.typesetter, self.words
+        label = self.line(w.time(entry.ts, self.tz))
+        nr = w("number", number=number)
+        more = self.line(f"{nr} {w('continued')}")
         body = ts.body(entry.body)
         bar = _BARS.get(entry.sender_kind)
         if entry.sender_kind == "system":
-            block = TextBlock(f"▸ {body}", s.event, ts)
+            style = self.upright if text.needs_bidi(body) else s.event
+            block = TextBlock(f"{'◂' if w.rtl else '▸'} {body}", style, ts)
         else:
             style = s.message_tight if entry.attachment else s.message
-            head = ts.line(entry.sender_name) or "ohne Namen"
-            role = german.SENDER_ROLES[entry.sender_kind]
+            head = ts.line(entry.sender_name) or self.line(w("no_name"))
+            role = self.line(w.role(entry.sender_kind))
             block = TextBlock(body, style, ts, head=head, role=role)
-        parts: list[Flowable] = [Gutter(block, s, label, nr, bar)]
+        gutter = Gutter(block, s, label, self.line(nr), bar, more=more)
+        parts: list[Flowable] = [gutter]
         if entry.attachment:
-            parts[0].keepWithNext = 1
+            gutter.keepWithNext = 1
             parts.append(Gutter(self._attachment(entry.attachment), s, bar=bar))
         return parts
 
     def _attachment(self, att: Attachment) -> Flowable:
-        s = self.styles
-        verdict = german.verdict_de(att.verdict)
+        s, w, plain = self.styles, self.words, self._plain
+        verdict = plain(w.verdict(att.verdict))
         if att.verdict != "clean":
             verdict = f'<font color="#{ALERT.hexval()[2:]}"><b>{verdict}</b></font>'
-        kind = "Bild" if att.is_image else "Datei"
+        kind = w("image") if att.is_image else w("file")
+        name = plain(att.filename) or plain(w("no_filename"))
         lines = [
-            f"<b>{kind}:</b> {self._plain(att.filename) or 'ohne Dateinamen'}",
-            f"{german.size_de(att.size)} · {self._plain(att.mimetype)} · {verdict}",
+            self._row(f"<b>{plain(kind + ':')}</b>", name),
+            self._row(plain(w.size(att.size)), plain(att.mimetype), verdict, sep=" · "),
             f'<font name="{s.fonts.mono}" size="7.5">SHA-256: {att.sha256}</font>',
         ]
         thumb = None
@@ -218,31 +270,25 @@ class Story:
             if att.verdict == "clean":
                 thumb, problem = thumbnail(att.image)
             else:
-                problem = "keine Vorschau, da die Virenprüfung nicht unauffällig ist"
+                problem = "no_preview"
             if problem:
-                lines.append(f'<font color="#5f6b7a">({problem})</font>')
+                why = plain(f"({w(problem)})")
+                lines.append(f'<font color="#5f6b7a">{why}</font>')
         caption = Paragraph("<br/>".join(lines), s.attachment)
         return Stack([thumb, caption]) if thumb else caption
 
     def _closing(self) -> Iterator[Flowable]:
-        s = self.styles
-        count = len(self.entries)
-        explanation = (
-            f"Die Einträge dieses Protokolls (Anzahl: {count}) sind über SHA-256 "
-            "verkettet, jeder mit dem vorhergehenden (Verfahren "
-            f"{SCHEME}, Startwert aus der Vorgangsnummer). Wer die archivierten "
-            "Einträge erneut verkettet, muss genau den folgenden Endwert "
-            "erhalten; jede nachträgliche Änderung, Auslassung oder Umstellung "
-            "eines Eintrags ergibt einen anderen Wert."
-        )
+        s, w = self.styles, self.words
+        count = w.count(len(self.entries))
+        explanation = w("chain", count=count, scheme=SCHEME)
         yield Spacer(1, 4 * mm)
-        yield Paragraph("– Ende des Protokolls –", s.small_center)
+        yield Paragraph(self._plain(w("end")), s.small_center)
         yield KeepTogether(
             [
-                Paragraph("Integritätsnachweis", s.heading),
+                self._text(w("integrity"), s.heading),
                 HRFlowable(width="100%", thickness=0.6, color=RULE, spaceAfter=4),
-                Paragraph(explanation, s.body),
-                Paragraph("Endwert der Prüfkette (SHA-256):", s.label),
+                self._text(explanation, s.body),
+                self._text(w("final_value"), s.label),
                 Paragraph(self.final_hash, s.hash),
             ]
         )

@@ -17,6 +17,7 @@ from xml.sax.saxutils import escape
 from arabic_reshaper import ArabicReshaper
 from arabic_reshaper.ligatures import LIGATURES
 from bidi import get_display
+from bidi.algorithm import get_display as get_display_mirrored
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
 # Hebrew, Arabic, Syriac, Thaana, NKo, ..., their presentation forms, the
@@ -155,11 +156,20 @@ def _drop_bidi_controls(text: str) -> str:
     return "".join(c for c in text if c not in _BIDI_CONTROLS)
 
 
+def reorder(line: str, base_dir: str) -> str:
+    """`line` in drawing order (Unicode bidi, rules L1-L4). python-bidi's fast
+    implementation leaves out L4, the mirroring of brackets in right-to-left
+    runs, so a line holding one goes through its pure-Python one instead."""
+    if any(unicodedata.mirrored(char) for char in line):
+        return str(get_display_mirrored(line, base_dir=base_dir))
+    return str(get_display(line, base_dir=base_dir))
+
+
 def visual_line(text: str, reshape: Reshape) -> str:
     """One unwrapped line (a name, a file name) in drawing order."""
     if not needs_bidi(text):
         return text
-    shown = get_display(reshape(text), base_dir=base_direction(text))
+    shown = reorder(reshape(text), base_direction(text))
     return _drop_bidi_controls(shown)
 
 
@@ -176,7 +186,7 @@ def visual_lines(
     lines: list[str] = []
     for logical in shaped.split("\n"):
         for line in wrap_words(logical, width, measure):
-            shown = get_display(line, base_dir=direction)
+            shown = reorder(line, direction)
             lines.append(_drop_bidi_controls(shown))
     return lines, direction
 

@@ -16,6 +16,11 @@ What a transcript leaves out, on purpose:
   from the case and the ``!close`` command (who and note);
 * staff notices (``m.notice``), which stay among staff;
 * everything after the case was closed (staff removed from the room …).
+
+Lines written here (joined, took on, passed on, closed, file not delivered) are
+German in the archive copy (:data:`words.ARCHIVE_LINES`) and in the case's
+language in the citizen's; other system events (video, queue …) are shown as
+the citizen read them, in the case's language, in both copies.
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ from typing import Any
 
 from bridge.config import Config
 from bridge.db.models import Case
+from bridge.i18n import SOURCE, language_of
 
 from .model import Attachment, CaseInfo, Entry, SenderKind
 from .records import CaseRecords, FileRecord, SystemRecord
+from .words import ARCHIVE, Lines, Words
 
 #: How the archive copy labels a staff note (never in the citizen's copy). The
 #: chain covers the entries' text: archives made before the two copies say
@@ -140,17 +147,19 @@ def entries_from_events(
 
     ``digests`` maps event ids to the SHA-256 of files read back from the
     media repository (see :func:`unscanned_files`). ``internal``: the town's
-    archive copy, with the staff's notes of ``!transfer`` and ``!close``;
-    without, the citizen's copy, which never shows them.
+    archive copy, in German with the staff's notes of ``!transfer`` and
+    ``!close``; without, the citizen's copy in the case's language, without.
     """
     records = records or CaseRecords()
     closed_at = _aware(case.closed_at)
+    lines = copy_lines(case, internal)
     room = _Room(
         config=config,
         bot=config.bot_mxid,
         ghost=case.ghost_mxid,
-        citizen=case.citizen_name or "Bürger*in",
-        files=_FileFacts(records.scans(), digests or {}),
+        citizen=case.citizen_name or lines("citizen"),
+        files=_FileFacts(records.scans(), digests or {}, lines),
+        lines=lines,
     )
     conversation: list[Entry] = []
     commands: list[StaffCommand] = []
@@ -180,11 +189,17 @@ def entries_from_events(
         elif item is not None:
             conversation.append(item)
     shown = {e.event_id for e in conversation if e.event_id}
-    added = _record_entries(records, config, case, commands, closed_at, shown, internal)
+    added = _record_entries(records, room, commands, closed_at, shown, internal)
     entries = _merge(conversation, added)
     if closed_at is not None:
-        entries.append(_closed_entry(config, commands, closed_at, internal))
+        entries.append(_closed_entry(room, commands, closed_at, internal))
     return entries
+
+
+def copy_lines(case: Case, internal: bool) -> Lines:
+    """The wording of a copy's own lines: the archive's German, or the case's
+    language for the citizen."""
+    return ARCHIVE if internal else Lines(case.language)
 
 
 @dataclass(frozen=True)
@@ -196,6 +211,7 @@ class _Room:
     ghost: str
     citizen: str
     files: _FileFacts
+    lines: Lines = ARCHIVE
 
 
 def _read_event(
@@ -220,7 +236,7 @@ def _join_entry(room: _Room, event: Mapping[str, Any], ts: datetime) -> Entry | 
     if not joined or sender in (room.bot, room.ghost, ""):
         return None
     name = staff_display_name(room.config, sender, content.get("displayname"))
-    text = f"{name} ist beigetreten."
+    text = room.lines("joined", name=name)
     return Entry(ts, "system", "System", text, event_id=event.get("event_id"))
 
 
@@ -264,10 +280,14 @@ class _FileFacts:
     """SHA-256 and verdict of a file event, from wherever they are known."""
 
     def __init__(
-        self, scans: Mapping[str, tuple[str, str]], digests: Mapping[str, str]
+        self,
+        scans: Mapping[str, tuple[str, str]],
+        digests: Mapping[str, str],
+        lines: Lines = ARCHIVE,
     ) -> None:
         self.scans = scans
         self.digests = digests
+        self.lines = lines
 
     def attachment(
         self, content: Mapping[str, Any], event_id: str | None
@@ -280,7 +300,9 @@ class _FileFacts:
             return None
         info = content.get("info") or {}
         return Attachment(
-            filename=str(content.get("filename") or content.get("body") or "Datei"),
+            filename=str(
+                content.get("filename") or content.get("body") or self.lines("file")
+            ),
             size=int(info.get("size") or 0),
             sha256=sha256.lower(),
             mimetype=str(info.get("mimetype") or "application/octet-stream"),
@@ -296,7 +318,8 @@ class _FileFacts:
         event_id: str | None,
     ) -> Entry:
         attachment = self.attachment(content, event_id)
-        body = "" if attachment else f"Datei: {content.get('body') or 'ohne Namen'}"
+        name = content.get("body") or self.lines("no_name")
+        body = "" if attachment else self.lines("file_named", name=name)
         return Entry(ts, who, name, body, attachment=attachment, event_id=event_id)
 
 
@@ -326,12 +349,13 @@ def system_text(
     commands: list[StaffCommand],
     used: set[str],
     internal: bool = True,
+    lines: Lines = ARCHIVE,
 ) -> str:
     """A system event in the words of the record, naming who did it (and, in
-    the ``internal`` copy, the staff's note)."""
+    the ``internal`` copy, the staff's note); ``lines``: the copy's wording."""
     extra = record.extra
     if record.kind == "claimed" and extra.get("staff_name"):
-        return f"{extra['staff_name']} hat den Fall übernommen."
+        return lines("claimed", name=extra["staff_name"])
     if record.kind == "transferred" and extra.get("department"):
         target = str(extra["department"])
         department = config.department(target)
@@ -344,25 +368,27 @@ def system_text(
             lambda c: c.args.partition(" ")[0].lower() == target,
         )
         if command is None:
-            return f"Der Fall wurde an {label} weitergegeben."
+            return lines("transferred", department=label)
         who = staff_display_name(config, command.sender, None)
         note = command.args.partition(" ")[2].strip()
-        text = f"{who} hat den Fall an {label} weitergegeben."
+        text = lines("transferred_by", name=who, department=label)
         return text + (f" {INTERNAL_NOTE}: {note}" if note and internal else "")
     return record.body
 
 
-def _refused_entry(record: FileRecord, config: Config, case: Case) -> Entry:
+def _refused_entry(record: FileRecord, room: _Room) -> Entry:
+    lines = room.lines
     if record.direction == "citizen":
         who: SenderKind = "citizen"
-        name = case.citizen_name or "Bürger*in"
+        name = room.citizen
     else:
-        who, name = "staff", staff_display_name(config, record.sender or "", None)
-    why = "Schadsoftware" if record.verdict == "infected" else "abgewiesen"
-    reason = f"{why}: {record.reason or 'ohne Angabe'}"
+        who = "staff"
+        name = staff_display_name(room.config, record.sender or "", None)
+    why = "malware" if record.verdict == "infected" else "rejected"
+    reason = lines(why, detail=record.reason or lines("no_detail"))
     attachment = None
     if len(record.sha256) == 64:
-        body = f"Datei nicht zugestellt ({reason})."
+        body = lines("not_delivered", reason=reason)
         attachment = Attachment(
             record.filename,
             record.size,
@@ -371,7 +397,7 @@ def _refused_entry(record: FileRecord, config: Config, case: Case) -> Entry:
             record.verdict,
         )
     else:
-        body = f"Datei „{record.filename}“ nicht zugestellt ({reason})."
+        body = lines("not_delivered_named", name=record.filename, reason=reason)
     return Entry(
         record.ts, who, name, body, attachment=attachment, event_id=record.event_id
     )
@@ -379,8 +405,7 @@ def _refused_entry(record: FileRecord, config: Config, case: Case) -> Entry:
 
 def _record_entries(
     records: CaseRecords,
-    config: Config,
-    case: Case,
+    room: _Room,
     commands: list[StaffCommand],
     closed_at: datetime | None,
     shown: set[str],
@@ -393,13 +418,13 @@ def _record_entries(
             continue
         if closed_at is not None and record.ts > closed_at:
             continue
-        text = system_text(record, config, commands, used, internal)
+        text = system_text(record, room.config, commands, used, internal, room.lines)
         added.append(Entry(record.ts, "system", "System", text))
     for file in records.refused():
         if file.event_id in shown:
             continue  # its event is still in the room and listed there
         if closed_at is None or file.settled_at <= closed_at:
-            added.append(_refused_entry(file, config, case))
+            added.append(_refused_entry(file, room))
     added.sort(key=lambda e: e.ts)
     return added
 
@@ -418,7 +443,7 @@ def _merge(conversation: list[Entry], added: list[Entry]) -> list[Entry]:
 
 
 def _closed_entry(
-    config: Config, commands: list[StaffCommand], closed_at: datetime, internal: bool
+    room: _Room, commands: list[StaffCommand], closed_at: datetime, internal: bool
 ) -> Entry:
     command = _command_for(commands, "close", closed_at, set())
     if command is None:
@@ -426,9 +451,9 @@ def _closed_entry(
         if command is not None:  # its text is the staff's entry before this
             command = StaffCommand(command.ts, command.sender, "close", "", "")
     if command is None:
-        return Entry(closed_at, "system", "System", "Der Fall wurde abgeschlossen.")
-    who = staff_display_name(config, command.sender, None)
-    text = f"{who} hat den Fall abgeschlossen."
+        return Entry(closed_at, "system", "System", room.lines("closed"))
+    who = staff_display_name(room.config, command.sender, None)
+    text = room.lines("closed_by", name=who)
     note = command.args if internal else ""
     return Entry(
         closed_at,
@@ -439,13 +464,18 @@ def _closed_entry(
 
 
 ARCHIVE_COPY = "Archiv der Verwaltung (mit internen Notizen)"
+#: The German citizen's copy says so (``pdf.copy_citizen`` in other languages).
 CITIZEN_COPY = "für Bürger*in (ohne interne Notizen der Verwaltung)"
 
 
 def case_info(
     config: Config, case: Case, entries: Iterable[Entry], internal: bool = True
 ) -> CaseInfo:
-    """The header of a case's transcript, from the case row and its entries."""
+    """The header of a case's transcript, from the case row and its entries:
+    the archive copy (``internal``) is German and names the citizen's language,
+    the citizen's copy is in the case's language. Department and topic are
+    named as the town's configuration names them."""
+    words = Words(SOURCE if internal else case.language)
     department = config.department(case.department)
     staff = tuple(
         dict.fromkeys(e.sender_name for e in entries if e.sender_kind == "staff")
@@ -456,11 +486,13 @@ def case_info(
         reference=case.reference,
         department=department.name if department else case.department,
         topic=config.routing.topic_label(case.topic) or "",
-        copy=ARCHIVE_COPY if internal else CITIZEN_COPY,
+        copy=ARCHIVE_COPY if internal else words("copy_citizen"),
         opened_at=opened,
         closed_at=_aware(case.closed_at),
-        citizen_name=case.citizen_name or "Bürger*in",
+        citizen_name=case.citizen_name or copy_lines(case, internal)("citizen"),
         staff_names=staff,
         town_name=config.town.name,
         logo_path=str(config.town.logo) if config.town.logo else None,
+        language=words.language,
+        citizen_language=language_of(case.language),
     )

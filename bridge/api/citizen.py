@@ -27,12 +27,12 @@ from ..errors import (
     TooLarge,
     Unavailable,
 )
+from ..i18n import LANGUAGES
 from ..limits import Limits
 from ..plugins import plugin_hooks
 from ..timeline import event_json
 
 log = logging.getLogger("buergerchat.api")
-LANGUAGES = ("de", "en")
 #: How long the ghost's typing shows in Element after the widget's last word.
 TYPING_MS = 6000
 WEEKDAYS = ("mo", "di", "mi", "do", "fr", "sa", "so")
@@ -223,6 +223,7 @@ class CitizenAPI:
             {
                 "town": self.config.town.name,
                 "privacy_url": self.config.privacy_url,
+                **self.config.accessibility_links,
                 # The widget refuses a larger file before uploading it.
                 "max_upload_bytes": self.config.homeserver.max_upload_size_mb << 20,
                 **self.status_fields,
@@ -269,7 +270,9 @@ class CitizenAPI:
             )
         language = field(data, "language", str) or "de"
         if language not in LANGUAGES:
-            raise InvalidField("language", "The language must be 'de' or 'en'.")
+            raise InvalidField(
+                "language", f"The language must be one of: {', '.join(LANGUAGES)}."
+            )
         router = self.cases.router
         if router is None:
             raise Unavailable("Live chat is starting up. Try again in a moment.")

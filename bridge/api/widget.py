@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
+import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from string import Template
 
 from aiohttp import web
 
+from .. import i18n
 from ..config import Config
 from ..plugins import plugin_hooks
 from .headers import content_security_policy
@@ -32,9 +35,10 @@ ALTCHA_FILES = ("pow.js", "helpers.js", "types.js", "algorithms/web/sha.js")
 # may call each other in any direction, but top-level statements run in this
 # order: boot.js first (it stops a second copy and reads the script tag),
 # session.js last (it starts the widget).
+TEXTS = "texts.js"
 SOURCES: tuple[str, ...] = (
     "boot.js",  # embed notes, the double-include guard, API address, constants
-    "texts.js",  # German and English texts
+    TEXTS,  # every language's lines, from the catalogues (not a file: see texts_js)
     "core.js",  # icons, stored state, translation, building elements, formats
     "api.js",  # requests to the bridge, backoff
     "frame.js",  # host element, shadow root, button, panel, language switch
@@ -52,6 +56,31 @@ EPILOGUE = "})();\n"
 HEADERS = {"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
 
 
+def texts_js() -> str:
+    """The widget's texts: for each language its ``widget.*`` and ``error.*``
+    lines from bridge/i18n (German where one is missing), and the languages as
+    the switch offers them (own name, writing direction, locale for dates)."""
+    text = {
+        lang: i18n.section("widget", lang)
+        | {f"error.{k}": v for k, v in i18n.section("error", lang).items()}
+        for lang in i18n.LANGUAGES
+    }
+    langs = [
+        {
+            "code": lang,
+            "name": i18n.language_name(lang),
+            "dir": i18n.direction(lang),
+            "tag": i18n.locale_tag(lang),
+        }
+        for lang in i18n.LANGUAGES
+    ]
+    dump = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+    return (
+        "// --- texts: from bridge/i18n/locale/*/LC_MESSAGES/citizen.po -------------\n"
+        f"var TEXT = {dump(text)};\nvar LANGS = {dump(langs)};\n"
+    )
+
+
 def assemble_widget(source_dir: Path = SOURCE_DIR) -> str:
     """widget.js as served: the sources in `SOURCES` order, wrapped in one IIFE.
 
@@ -60,7 +89,10 @@ def assemble_widget(source_dir: Path = SOURCE_DIR) -> str:
     """
     parts = [PROLOGUE]
     for name in SOURCES:
-        text = (source_dir / name).read_text(encoding="utf-8")
+        if name == TEXTS:
+            text = texts_js()
+        else:
+            text = (source_dir / name).read_text(encoding="utf-8")
         parts.append(f"\n/* ---- widget/src/{name} ---- */\n{text.rstrip()}\n")
     parts.append(EPILOGUE)
     return "".join(parts)
@@ -86,11 +118,13 @@ class WidgetScript:
         self._script = self._build()  # a missing source stops the start, loudly
 
     def _stamp(self) -> tuple[tuple[int, int], ...]:
-        stats = [os.stat(self._dir / name) for name in SOURCES]
+        stats = [os.stat(self._dir / name) for name in SOURCES if name != TEXTS]
+        stats += [os.stat(i18n.po_path(lang)) for lang in i18n.LANGUAGES]
         return tuple((st.st_mtime_ns, st.st_size) for st in stats)
 
     def _build(self) -> _Script:
         stamp = self._stamp()
+        i18n.catalogue.cache_clear()  # a catalogue may have changed too
         body = assemble_widget(self._dir).encode("utf-8")
         newest = max(mtime for mtime, _ in stamp) / 1e9
         return _Script(

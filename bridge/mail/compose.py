@@ -1,7 +1,9 @@
-"""The German e-mails of the offline path, as pure functions over plain data.
+"""The e-mails of the offline path, as pure functions over plain data.
 
-Three mails: the offline message to the department's inbox, the confirmation to
-the citizen, and the "there is an answer" notice with a personal resume link.
+Three mails: the offline message to the department's inbox (German, the town's
+language, naming the citizen's language), the confirmation to the citizen, and
+the "there is an answer" notice with a personal resume link — these two in the
+citizen's language, worded in the citizen catalogue (``mail.*`` in bridge/i18n).
 Bodies are UTF-8 plain text in quoted-printable, so they pass any SMTP server
 (no 8BITMIME needed) and umlauts survive. ``Date`` and ``Message-ID`` may be given;
 when left out, :meth:`Outbox.enqueue` fills them in once, before the first try.
@@ -20,6 +22,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date, format_time
+
+from bridge.i18n import language_name, locale_tag, text
 from bridge.mail.settings import Sender, check_address
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -47,6 +52,8 @@ class OfflineMessage:
     concern: str
     contact: Contact
     received_at: datetime
+    #: The citizen's language: their mails are written in it.
+    language: str = "de"
 
 
 def one_line(text: str, limit: int = 200) -> str:
@@ -61,8 +68,16 @@ def _paragraphs(text: str) -> str:
     return "\n".join(_CONTROL.sub("", line).rstrip() for line in lines).strip()
 
 
-def _when(moment: datetime, tz: ZoneInfo) -> str:
-    return moment.astimezone(tz).strftime("%d.%m.%Y, %H:%M Uhr")
+def _when(moment: datetime, tz: ZoneInfo, language: str = "de") -> str:
+    """'03.12.2026, 17:30 Uhr' in German; in the other languages their own medium
+    date and short time as CLDR has them (through Babel)."""
+    local = moment.astimezone(tz)
+    if language == "de":
+        return local.strftime("%d.%m.%Y, %H:%M Uhr")
+    tag = locale_tag(language).replace("-", "_")
+    return f"{format_date(local, 'medium', locale=tag)}, " + str(
+        format_time(local, "short", locale=tag)
+    )
 
 
 def _mailbox(address: str, name: str | None) -> Address:
@@ -102,8 +117,14 @@ def _base(
     return msg
 
 
-def _greeting(name: str | None) -> str:
-    return f"Guten Tag {one_line(name)}," if name and name.strip() else "Guten Tag,"
+def _greeting(name: str | None, language: str = "de") -> str:
+    if name and name.strip():
+        return text("mail.greeting_name", language).format(name=one_line(name))
+    return text("mail.greeting", language)
+
+
+def _say(key: str, language: str, **values: str) -> str:
+    return text(f"mail.{key}", language).format(**values)
 
 
 def offline_message_to_department(
@@ -175,6 +196,7 @@ def _department_body(
             f"Bereich:  {one_line(message.department_name)}",
             f"Thema:    {topic}",
             f"Eingang:  {_when(message.received_at, tz)}",
+            f"Sprache:  {language_name(message.language, 'de')}",
             "",
             "Anliegen",
             "--------",
@@ -211,40 +233,30 @@ def confirmation_to_citizen(
     if not contact.email:
         raise ValueError("a confirmation needs the citizen's e-mail address")
     reference = one_line(message.reference, 40)
-    questions = (
-        "Bei Rückfragen antworten Sie einfach auf diese E-Mail."
-        if reply_to
-        else "Bitte antworten Sie nicht auf diese E-Mail; sie wurde automatisch "
-        "versandt."
-    )
+    lang = message.language
     body = "\n".join(
         [
-            _greeting(None),
+            _greeting(None, lang),
             "",
-            "vielen Dank für Ihre Nachricht. Sie ist am "
-            f"{_when(message.received_at, tz)} eingegangen und hat das "
-            "Vorgangszeichen",
+            _say("confirm_received", lang, when=_when(message.received_at, tz, lang)),
             "",
             f"    {reference}",
             "",
-            f"Bereich: {one_line(message.department_name)}",
+            _say("department", lang, department=one_line(message.department_name)),
             "",
-            "Wir melden uns während der Sprechzeiten. Sobald es eine Antwort gibt, "
-            "erhalten Sie eine E-Mail mit einem persönlichen Link zum Gespräch. "
-            "Bitte nennen Sie bei Rückfragen das Vorgangszeichen.",
+            _say("confirm_next", lang),
             "",
-            questions,
-            "Falls Sie keine Nachricht geschrieben haben, hat jemand Ihre Adresse "
-            "eingegeben; dann können Sie diese E-Mail ignorieren.",
+            _say("questions_reply" if reply_to else "no_reply", lang),
+            _say("not_you", lang),
             "",
-            "Freundliche Grüße",
+            _say("regards", lang),
             sender.name,
         ]
     )
     return _base(
         sender=sender,
         to=_mailbox(contact.email, None),
-        subject=f"[{reference}] Ihre Nachricht ist eingegangen",
+        subject=f"[{reference}] {_say('confirm_subject', lang)}",
         reference=reference,
         body=body + "\n",
         date=date,
@@ -265,45 +277,111 @@ def answer_notice_to_citizen(
     date: datetime | None = None,
     message_id: str | None = None,
     tz: ZoneInfo = BERLIN,
+    language: str = "de",
 ) -> EmailMessage:
-    """'There is an answer': a personal link to the case, not the answer itself."""
+    """'There is an answer': a personal link to the case, not the answer itself,
+    in the citizen's ``language``."""
     reference = one_line(reference, 40)
     url = one_line(resume_url, 2000)
     if not url.startswith(("https://", "http://")):
         raise ValueError(f"the resume link must be an http(s) URL, not {url!r}")
+    lang = language
     validity = (
-        f"Der Link gilt bis {_when(expires_at, tz)} und nur für diesen Vorgang."
+        _say("link_valid_until", lang, when=_when(expires_at, tz, lang))
         if expires_at is not None
-        else "Der Link gilt nur für diesen Vorgang."
+        else _say("link_valid", lang)
     )
     body = "\n".join(
         [
-            _greeting(name),
+            _greeting(name, lang),
             "",
-            f"auf Ihre Nachricht (Vorgang {reference}, Bereich "
-            f"{one_line(department_name)}) gibt es eine Antwort.",
+            _say(
+                "answer_intro",
+                lang,
+                reference=reference,
+                department=one_line(department_name),
+            ),
             "",
-            "Mit diesem persönlichen Link lesen Sie die Antwort und können direkt "
-            "antworten:",
+            _say("answer_link", lang),
             "",
             url,
             "",
-            f"{validity} Bitte geben Sie ihn nicht weiter. Die Antwort selbst steht "
-            "zum Schutz Ihrer Daten nicht in dieser E-Mail.",
+            f"{validity} {_say('answer_private', lang)}",
             "",
-            "Bitte antworten Sie nicht auf diese E-Mail; sie wurde automatisch "
-            "versandt.",
+            _say("no_reply", lang),
             "",
-            "Freundliche Grüße",
+            _say("regards", lang),
             sender.name,
         ]
     )
     return _base(
         sender=sender,
         to=_mailbox(to, name),
-        subject=f"[{reference}] Es gibt eine Antwort auf Ihre Nachricht",
+        subject=f"[{reference}] {_say('answer_subject', lang)}",
         reference=reference,
         body=body + "\n",
         date=date,
         message_id=message_id,
+    )
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A report of an accessibility barrier (BITV 2.0 § 7 feedback channel)."""
+
+    reference: str
+    message: str
+    #: Where the barrier is (a page, a step of the chat), as the sender says.
+    where: str | None
+    contact: Contact
+    received_at: datetime
+    language: str = "de"
+
+
+def accessibility_feedback(
+    feedback: Feedback,
+    *,
+    sender: Sender,
+    inbox: str,
+    date: datetime | None = None,
+    message_id: str | None = None,
+    tz: ZoneInfo = BERLIN,
+) -> EmailMessage:
+    """The report to the town's feedback address (German); replies go to the
+    sender when an address was given."""
+    contact = feedback.contact
+    reference = one_line(feedback.reference, 40)
+    reply_to = _mailbox(contact.email, contact.name) if contact.email else None
+    lines = [
+        "Rückmeldung zur Barrierefreiheit des Bürgerchats",
+        "",
+        f"Eingang:   {_when(feedback.received_at, tz)}",
+        f"Nummer:    {reference}",
+        f"Stelle:    {one_line(feedback.where or '') or _BLANK}",
+        f"Name:      {one_line(contact.name or '') or _BLANK}",
+        f"E-Mail:    {one_line(contact.email or '') or _BLANK}",
+        f"Sprache:   {language_name(feedback.language, 'de')}",
+        "",
+        "Beschreibung:",
+        "",
+        _paragraphs(feedback.message),
+        "",
+        "Nach BITV 2.0 ist die Rückmeldung zu beantworten; bleibt eine Antwort "
+        "aus, kann sich die Person an die Durchsetzungs- oder Schlichtungsstelle "
+        "wenden."
+        + (
+            " Antworten Sie auf diese E-Mail, um ihr zu schreiben."
+            if reply_to
+            else " Es wurde keine E-Mail-Adresse angegeben."
+        ),
+    ]
+    return _base(
+        sender=sender,
+        to=_mailbox(inbox, "Barrierefreiheit"),
+        subject=f"[{reference}] Rückmeldung zur Barrierefreiheit – Bürgerchat",
+        reference=reference,
+        body="\n".join(lines) + "\n",
+        date=date,
+        message_id=message_id,
+        reply_to=reply_to,
     )
