@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from bridge.clock import as_utc
 from bridge.commands import Command
+from bridge.i18n import staff_text
 from bridge.plugins import BotContext
 from bridge.tokens import RESUME
 
@@ -27,18 +28,13 @@ class GuardBot:
 
     def __init__(self, ctx: BotContext) -> None:
         self.ctx = ctx
-        ctx.commands.register(
-            "block",
-            self._block,
-            "!block [Grund]",
-            "Adresse dieses Chats sperren und den Chat beenden (Admins)",
-        )
-        ctx.commands.register(
-            "unblock",
-            self._unblock,
-            "!unblock",
-            "Sperre dieses Chats aufheben (Admins)",
-        )
+        for name, handler in (("block", self._block), ("unblock", self._unblock)):
+            ctx.commands.register(
+                name,
+                handler,
+                staff_text(f"usage.{name}", "de"),
+                staff_text(f"help.{name}", "de"),
+            )
 
     async def start(self) -> None:
         pass
@@ -53,9 +49,7 @@ class GuardBot:
     async def _refused(self, command: Command) -> bool:
         if self._may(command.sender) and self.ctx.limits.blocks is not None:
             return False
-        await self.ctx.commands.reply(
-            command.event.room_id, "Sperren dürfen nur die Admins (routing.admins)."
-        )
+        await self.ctx.commands.answer(command, "reply.block_admins_only")
         return True
 
     async def _block(self, command: Command) -> None:
@@ -64,7 +58,10 @@ class GuardBot:
         blocks = self.ctx.limits.blocks
         assert blocks is not None
         case = await self.ctx.store.get_case(command.case.case_id) or command.case
-        reason = command.args.strip() or "ohne Angabe"
+        # The record keeps the reason in German; the answer is in the sender's.
+        language = self.ctx.commands.language_of(command.sender)
+        given = command.args.strip()
+        reason = given or staff_text("reply.no_reason", "de")
         block = await blocks.block(case, reason=reason, actor=command.sender)
         # The case ends (the citizen reads so; staff leave the room) and its
         # personal links from mails stop working.
@@ -73,7 +70,6 @@ class GuardBot:
         # !unblock there if it was a mistake.
         await self.ctx.cases.close_case(case, by=command.sender, keep=(command.sender,))
         until = as_utc(block.expires_at).astimezone(self.ctx.config.routing.zone)
-        what = "Die Adresse dieses Chats" if case.client_key else "Dieser Fall"
         log.warning(
             "case %s blocked by %s until %s: %s",
             case.reference,
@@ -81,10 +77,11 @@ class GuardBot:
             until.isoformat(),
             reason,
         )
-        await self.ctx.commands.reply(
-            command.event.room_id,
-            f"{what} ist bis {until:%d.%m.%Y %H:%M} gesperrt (Grund: {reason}); "
-            "der Chat ist beendet. !unblock hebt die Sperre auf.",
+        await self.ctx.commands.answer(
+            command,
+            "reply.blocked_address" if case.client_key else "reply.blocked_case",
+            until=until.strftime(staff_text("format.datetime", language)),
+            reason=given or staff_text("reply.no_reason", language),
         )
 
     async def _unblock(self, command: Command) -> None:
@@ -94,7 +91,6 @@ class GuardBot:
         assert blocks is not None
         case = await self.ctx.store.get_case(command.case.case_id) or command.case
         lifted = await blocks.lift(case)
-        await self.ctx.commands.reply(
-            command.event.room_id,
-            "Sperre aufgehoben." if lifted else "Für diesen Chat gilt keine Sperre.",
+        await self.ctx.commands.answer(
+            command, "reply.unblocked" if lifted else "reply.not_blocked"
         )

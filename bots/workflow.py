@@ -16,8 +16,8 @@ from mautrix.types import EventType, RoomID, RoomNameStateEventContent, UserID
 from bridge.commands import Command
 from bridge.config import Department
 from bridge.db.models import Case
+from bridge.i18n import say, staff_line, staff_text
 from bridge.lifecycle import InvalidTransition, Kind, State
-from bridge.messages import say
 from bridge.plugins import BotContext, Router
 
 log = logging.getLogger("buergerchat.workflow")
@@ -30,28 +30,18 @@ class WorkflowBot:
 
     def __init__(self, ctx: BotContext) -> None:
         self.ctx = ctx
-        register = ctx.commands.register
-        register("claim", self._claim, "!claim", "den Fall übernehmen")
-        register(
-            "transfer",
-            self._transfer,
-            "!transfer <abteilung> [notiz]",
-            "an eine andere Abteilung weitergeben (die Notiz bleibt intern)",
-        )
-        register(
-            "close",
-            self._close,
-            "!close [notiz]",
-            "den Fall abschließen (die Notiz bleibt intern: Raum, Teamraum, "
-            "Archiv-PDF; nie bei Bürger*in)",
-        )
-        register(
-            "goodbye",
-            self._goodbye,
-            "!goodbye <nachricht>",
-            "den Fall abschließen und Bürger*in diese Nachricht zum Abschluss "
-            "schreiben (sie steht in Chat und PDF)",
-        )
+        for name, handler in (
+            ("claim", self._claim),
+            ("transfer", self._transfer),
+            ("close", self._close),
+            ("goodbye", self._goodbye),
+        ):
+            ctx.commands.register(
+                name,
+                handler,
+                staff_text(f"usage.{name}", "de"),
+                staff_text(f"help.{name}", "de"),
+            )
 
     async def start(self) -> None:
         pass
@@ -66,15 +56,14 @@ class WorkflowBot:
     async def _claim(self, command: Command) -> None:
         case = await self.ctx.store.get_case(command.case.case_id) or command.case
         room_id = command.event.room_id
+        answer = self.ctx.commands.answer
         name = self.ctx.cases.staff_name(room_id, command.sender)
         if case.assignee and case.assignee != command.sender:
             other = self.ctx.cases.staff_name(room_id, case.assignee)
-            await self.ctx.commands.reply(room_id, f"Der Fall ist bereits bei {other}.")
+            await answer(command, "reply.claimed_by_other", name=other)
             return
         if case.assignee == command.sender:
-            await self.ctx.commands.reply(
-                room_id, "Sie haben den Fall bereits übernommen."
-            )
+            await answer(command, "reply.already_yours")
             return
         try:
             await self.ctx.cases.lifecycle.record(
@@ -84,7 +73,7 @@ class WorkflowBot:
                 assignee=command.sender,
             )
         except InvalidTransition:
-            await self.ctx.commands.reply(room_id, "Der Fall ist abgeschlossen.")
+            await answer(command, "reply.case_closed")
             return
         department = self._department_label(case.department)
         await self.ctx.cases.add_system_event(
@@ -93,7 +82,7 @@ class WorkflowBot:
             kind="claimed",
             staff_name=name,
         )
-        await self.ctx.commands.reply(room_id, f"{name} hat den Fall übernommen.")
+        await answer(command, "reply.claimed", name=name)
         if self.ctx.cases.router is not None:
             # Others invited to this case count it no more: they may be free now.
             await self.ctx.cases.router.drain()
@@ -116,20 +105,18 @@ class WorkflowBot:
     ) -> tuple[Case, Department, str] | None:
         """The case, the department and the note of ``!transfer <abteilung> [notiz]``;
         None once staff were told why not (unknown department, or already there)."""
-        room_id = command.event.room_id
+        answer = self.ctx.commands.answer
         target_id, _, note = command.args.partition(" ")
         target = self.ctx.config.department(target_id.strip().lower())
         if target is None:
             known = ", ".join(d.id for d in self.ctx.config.departments)
-            await self.ctx.commands.reply(
-                room_id, f"Unbekannte Abteilung '{target_id}'. Möglich: {known}."
+            await answer(
+                command, "reply.unknown_department", department=target_id, known=known
             )
             return None
         case = await self.ctx.store.get_case(command.case.case_id) or command.case
         if target.id == case.department:
-            await self.ctx.commands.reply(
-                room_id, f"Der Fall ist schon bei {target.name}."
-            )
+            await answer(command, "reply.already_there", department=target.name)
             return None
         return case, target, note
 
@@ -196,46 +183,43 @@ class WorkflowBot:
             kind="transferred",
             department=target.id,
         )
-        text = f"{name} hat den Fall an {target.name} weitergegeben."
-        await self.ctx.commands.reply(
-            room_id, text + (f" Notiz: {note}" if note else "")
+        told = "transferred_note" if note else "transferred"
+        await self.ctx.commands.answer(
+            command, f"reply.{told}", name=name, department=target.name, note=note
         )
         invited = ", ".join(self.ctx.cases.staff_name(room_id, m) for m in invite)
         await self.ctx.team.announce_case(
             case,
             first_message=await self.ctx.store.first_citizen_message(case.case_id),
-            extra=f"Weitergegeben von {name} ({source})"
-            + (f", Notiz: {note}" if note else "")
-            + f". Eingeladen: {invited}",
+            extra=staff_line(
+                f"team.{told}",
+                name=name,
+                source=source,
+                note=note,
+                invited=invited,
+            ),
         )
 
     async def _close(self, command: Command) -> None:
         room_id = command.event.room_id
         name = self.ctx.cases.staff_name(room_id, command.sender)
-        await self.ctx.commands.reply(
-            room_id, f"{name} schließt den Fall. Der Raum wird aufgeräumt."
-        )
+        await self.ctx.commands.answer(command, "reply.closing", name=name)
         closed = await self.ctx.cases.close_case(
             command.case, by=command.sender, note=command.args or None
         )
         if not closed:
-            await self.ctx.commands.reply(room_id, "Der Fall ist bereits geschlossen.")
+            await self.ctx.commands.answer(command, "reply.already_closed")
 
     async def _goodbye(self, command: Command) -> None:
         """``!goodbye <nachricht>``: the message to the citizen, then the close.
         Its key is the command's event: worked off twice, it is said once."""
-        room_id = command.event.room_id
         text = command.args.strip()
         if not text:
-            await self.ctx.commands.reply(
-                room_id,
-                "Bitte die Nachricht an Bürger*in angeben: !goodbye <nachricht> "
-                "(ohne Nachricht: !close).",
-            )
+            await self.ctx.commands.answer(command, "reply.goodbye_needs_text")
             return
         case = await self.ctx.store.get_case(command.case.case_id) or command.case
         if case.closed_at is not None:
-            await self.ctx.commands.reply(room_id, "Der Fall ist bereits geschlossen.")
+            await self.ctx.commands.answer(command, "reply.already_closed")
             return
         await self.ctx.cases.say_to_citizen(case, command.event, text)
         await self._close(replace(command, args=""))

@@ -19,8 +19,8 @@ from mautrix.types import (
 
 from .appservice import RETRY_ERRORS
 from .db.models import Case
+from .i18n import say
 from .lifecycle import Kind
-from .messages import say
 
 if TYPE_CHECKING:
     from .case import CaseService

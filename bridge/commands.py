@@ -1,17 +1,25 @@
 """Staff commands in case rooms (``!video``, ``!close`` …): parsing, the staff
-check, and the bot's answers as notices."""
+check, and the bot's answers as notices.
+
+An answer is in the language of the staff member who sent the command
+(``language:`` in departments.yaml; German for anyone the rules do not list), from
+the ``staff`` catalogue (bridge.i18n). So is ``!help``: each command's usage and
+description are ``usage.<name>`` and ``help.<name>`` there, the German text given
+to :meth:`CommandRouter.register` where a language lacks them."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from mautrix.types import MessageEvent, MessageType
 
 from .case import CaseService
 from .config import Config
 from .db.models import Case
+from .i18n import SOURCE, STAFF_DOMAIN, catalogue, staff_text
 from .lifecycle import DomainEvent, Kind
 
 log = logging.getLogger("buergerchat.commands")
@@ -41,14 +49,27 @@ class CommandRouter:
         self.config = config
         self.cases = cases
         self._commands: dict[str, _Entry] = {}
-        self.register("help", self._help, "!help", "zeigt diese Liste")
+        self.register(
+            "help",
+            self._help,
+            staff_text("usage.help", SOURCE),
+            staff_text("help.help", SOURCE),
+        )
         cases.lifecycle.subscribe(Kind.STAFF_COMMAND, self._on_command)
 
     def register(self, name: str, handler: Handler, usage: str, help: str) -> None:
+        """``usage`` and ``help`` in German; other languages from the catalogue's
+        ``usage.<name>`` and ``help.<name>``."""
         self._commands[name] = _Entry(handler, usage, help)
 
     def is_staff(self, mxid: str) -> bool:
         return mxid in self.config.all_staff()
+
+    def language_of(self, mxid: str) -> str:
+        """What this person reads the bots' answers in: their ``language:``,
+        German for anyone departments.yaml does not list (e.g. an admin)."""
+        staff = self.config.all_staff().get(mxid)
+        return staff.language if staff is not None else SOURCE
 
     async def _on_command(self, published: DomainEvent) -> None:
         """Kind.STAFF_COMMAND: a ``!`` text of someone (not the bridge) in a case
@@ -60,25 +81,49 @@ class CommandRouter:
         name = name.lower()
         if not self.is_staff(event.sender):
             await self.reply(
-                event.room_id,
-                f"!{name} ist nur für Mitarbeitende der Verwaltung. "
-                "Bitte wenden Sie sich an die Administration, wenn Sie dazugehören.",
+                event.room_id, staff_text("command.staff_only", SOURCE, name=name)
             )
             return
         entry = self._commands.get(name)
         if entry is None:
+            language = self.language_of(event.sender)
             await self.reply(
-                event.room_id, f"Unbekannter Befehl !{name}. " + self.help_text()
+                event.room_id,
+                staff_text(
+                    "command.unknown",
+                    language,
+                    name=name,
+                    help=self.help_text(language),
+                ),
             )
             return
         await entry.handler(Command(name, args.strip(), case, event.sender, event))
 
-    def help_text(self) -> str:
-        lines = [f"{e.usage} – {e.help}" for e in self._commands.values()]
-        return "Befehle in diesem Raum:\n" + "\n".join(sorted(lines))
+    def _described(self, name: str, entry: _Entry, language: str) -> tuple[str, str]:
+        """Usage and description of one command in ``language``."""
+        if language == SOURCE:
+            return entry.usage, entry.help
+        own = catalogue(language, STAFF_DOMAIN)
+        usage = own.get(f"usage.{name}", entry.usage)
+        return usage, own.get(f"help.{name}", entry.help)
+
+    def help_text(self, language: str = SOURCE) -> str:
+        lines = [
+            "{} – {}".format(*self._described(name, entry, language))
+            for name, entry in self._commands.items()
+        ]
+        return staff_text("help.title", language) + "\n" + "\n".join(sorted(lines))
 
     async def _help(self, command: Command) -> None:
-        await self.reply(command.event.room_id, self.help_text())
+        await self.reply(
+            command.event.room_id, self.help_text(self.language_of(command.sender))
+        )
+
+    async def answer(self, command: Command, key: str, /, **values: Any) -> str | None:
+        """The answer ``key`` (staff catalogue) to ``command``, in its sender's
+        language."""
+        text = staff_text(key, self.language_of(command.sender), **values)
+        return await self.reply(command.event.room_id, text)
 
     async def reply(
         self, room_id: str, text: str, *, key: str | None = None

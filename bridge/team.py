@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 from .clock import as_utc
 from .errors import HOMESERVER_ERRORS
+from .i18n import SOURCE, Localized, for_readers, language_name, staff_text
 
 log = logging.getLogger("buergerchat.team")
 
@@ -52,11 +53,14 @@ BURST_WINDOW = timedelta(hours=1)
 ROOM_MARKER = "de.buergerchat.room"
 ROOM_MARKER_TYPE = EventType(ROOM_MARKER, EventType.Class.STATE)
 
+#: The heading of a team notice by the case's state (staff catalogue keys).
 STATE_LABELS = {
-    "live": "Neuer Live-Chat",
-    "queued": "Neuer Fall in der Warteschlange",
-    "offline": "Neue Nachricht außerhalb der Sprechzeiten",
+    "live": "team.new_live",
+    "queued": "team.new_queued",
+    "offline": "team.new_offline",
 }
+#: Between the German notice and its English copy in the HTML body.
+MARKUP_SEPARATOR = "<br><br>"
 
 
 def matrix_to(room_id: str, server_name: str) -> str:
@@ -218,17 +222,25 @@ class TeamRooms:
             room_id, content, key=key, kind=kind, case_id=case_id
         )
 
+    def readers(self, department_id: str) -> tuple[str, ...]:
+        """The languages of a department's staff: a notice in its team room or
+        in one of its case rooms is written for them (bridge.i18n.for_readers)."""
+        department = self.config.department(department_id)
+        return department.languages if department is not None else ()
+
     async def announce_case(
         self,
         case: Case,
         *,
         first_message: str | None = None,
-        extra: str | None = None,
+        extra: Localized | None = None,
         key: str | None = None,
     ) -> bool:
         """A notice about a new case in its department's team room: reference,
-        topic, the first message and a matrix.to link. False if there is no team
-        room or it cannot be reached (the case itself is unaffected)."""
+        topic, the first message and a matrix.to link; ``extra`` is a last line
+        in each language. German, with an English copy below when one of the
+        department's staff reads English. False if there is no team room or it
+        cannot be reached (the case itself is unaffected)."""
         department = self.config.department(case.department)
         if department is None or not department.team_room:
             return False
@@ -240,33 +252,21 @@ class TeamRooms:
         burst = await self._burst(case)
         if burst:
             return await self._announce_burst(room_id, case, burst)
-        label = STATE_LABELS.get(case.state, "Neuer Fall")
-        known = self.config.routing.topic(case.topic) if case.topic else None
-        topic = known.label if known else (case.topic or "ohne Thema")
-        name = case.citizen_name or "Bürger*in"
-        lines = [f"{label}: {case.reference} · {topic} · {name}"]
-        markup = [
-            f"<b>{html.escape(label)}: {html.escape(case.reference)}</b>"
-            f" · {html.escape(topic)} · {html.escape(name)}"
-        ]
-        if first_message:
-            quoted = first_message.strip()
-            if len(quoted) > FIRST_MESSAGE_QUOTE:
-                quoted = quoted[: FIRST_MESSAGE_QUOTE - 1] + "…"
-            lines.append(f"> {quoted}")
-            markup.append(f"<blockquote>{html.escape(quoted)}</blockquote>")
-        if extra:
-            lines.append(extra)
-            markup.append(html.escape(extra))
-        if case.room_id:
-            link = matrix_to(case.room_id, self.config.homeserver.server_name)
-            lines.append(f"Zum Fall: {link}")
-            markup.append(f'<a href="{html.escape(link)}">Zum Fall</a>')
+        readers = department.languages
+
+        def lines(language: str) -> str:
+            return "\n".join(self._case_lines(case, first_message, extra, language)[0])
+
+        def markup(language: str) -> str:
+            return "<br>".join(
+                self._case_lines(case, first_message, extra, language)[1]
+            )
+
         try:
             await self._notice(
                 room_id,
-                "\n".join(lines),
-                "<br>".join(markup),
+                for_readers(lines, readers),
+                for_readers(markup, readers, MARKUP_SEPARATOR),
                 key,
                 "team",
                 case_id=case.case_id,
@@ -275,6 +275,51 @@ class TeamRooms:
             log.warning("team notice for %s not posted: %s", case.reference, e)
             return False
         return True
+
+    def _case_lines(
+        self,
+        case: Case,
+        first_message: str | None,
+        extra: Localized | None,
+        language: str,
+    ) -> tuple[list[str], list[str]]:
+        """The notice of one case in ``language`` as plain lines and as HTML
+        parts. The citizen's first message is quoted in the German one only:
+        a copy in another language repeats no citizen text."""
+        label = staff_text(STATE_LABELS.get(case.state, "team.new_case"), language)
+        known = self.config.routing.topic(case.topic) if case.topic else None
+        topic = known.label if known else (case.topic or None)
+        topic = topic or staff_text("team.no_topic", language)
+        name = case.citizen_name or staff_text("team.citizen", language)
+        # The citizen reads everything in their language; staff should know it.
+        spoken = (
+            " · "
+            + staff_text(
+                "team.language", language, spoken=language_name(case.language, language)
+            )
+            if case.language != "de"
+            else ""
+        )
+        lines = [f"{label}: {case.reference} · {topic} · {name}{spoken}"]
+        markup = [
+            f"<b>{html.escape(label)}: {html.escape(case.reference)}</b>"
+            f" · {html.escape(topic)} · {html.escape(name)}{html.escape(spoken)}"
+        ]
+        if first_message and language == SOURCE:
+            quoted = first_message.strip()
+            if len(quoted) > FIRST_MESSAGE_QUOTE:
+                quoted = quoted[: FIRST_MESSAGE_QUOTE - 1] + "…"
+            lines.append(f"> {quoted}")
+            markup.append(f"<blockquote>{html.escape(quoted)}</blockquote>")
+        if extra is not None:
+            lines.append(extra(language))
+            markup.append(html.escape(extra(language)))
+        if case.room_id:
+            link = matrix_to(case.room_id, self.config.homeserver.server_name)
+            to_case = staff_text("team.to_case", language)
+            lines.append(f"{to_case}: {link}")
+            markup.append(f'<a href="{html.escape(link)}">{html.escape(to_case)}</a>')
+        return lines, markup
 
     async def _burst(self, case: Case) -> list[Case]:
         """The cases of this case's address in the last hour, if they are
@@ -293,16 +338,17 @@ class TeamRooms:
         if burst[self.config.limits.burst_chats - 1].case_id != case.case_id:
             return True  # summarised already
         refs = ", ".join(c.reference for c in burst)
-        text = (
-            f"Viele Chats von derselben Adresse in einer Stunde: {refs}. Weitere "
-            "Chats dieser Adresse in dieser Stunde werden nicht einzeln gemeldet. "
-            "Wenn es Missbrauch ist: !block <Grund> in einem der Chaträume sperrt "
-            "die Adresse."
+        readers = self.readers(case.department)
+        text = for_readers(
+            lambda x: staff_text("team.burst", x, references=refs), readers
+        )
+        markup = for_readers(
+            lambda x: html.escape(staff_text("team.burst", x, references=refs)),
+            readers,
+            MARKUP_SEPARATOR,
         )
         try:
-            await self._notice(
-                room_id, text, html.escape(text), f"burst:{case.case_id}", "team"
-            )
+            await self._notice(room_id, text, markup, f"burst:{case.case_id}", "team")
         except HOMESERVER_ERRORS as e:
             log.warning("burst notice for %s not posted: %s", case.reference, e)
             return False

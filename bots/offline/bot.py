@@ -25,6 +25,7 @@ from bridge.clock import as_utc, utcnow
 from bridge.commands import Command
 from bridge.db.models import Case
 from bridge.errors import CaseClosed, UnknownToken
+from bridge.i18n import staff_text
 from bridge.jobs import JobRun
 from bridge.lifecycle import DomainEvent, Kind
 from bridge.mail import answer_notice_to_citizen
@@ -68,8 +69,8 @@ class OfflineBot:
         ctx.commands.register(
             "revoke",
             self._revoke,
-            "!revoke",
-            "persönliche Links aus E-Mails zu diesem Fall ungültig machen",
+            staff_text("usage.revoke", "de"),
+            staff_text("help.revoke", "de"),
         )
 
     def routes(self) -> list[web.RouteDef]:
@@ -94,10 +95,8 @@ class OfflineBot:
         """E.g. when an answer mail went to the wrong address: every personal link
         of this case stops working at once; a new staff answer sends a new one."""
         count = await self.ctx.cases.tokens.revoke(command.case.case_id, RESUME)
-        await self.ctx.commands.reply(
-            command.event.room_id,
-            f"{count} persönliche(r) Link(s) zu {command.case.reference} ungültig "
-            "gemacht. Eine neue Antwort im Raum schickt wieder einen neuen Link.",
+        await self.ctx.commands.answer(
+            command, "reply.revoked", count=count, reference=command.case.reference
         )
         record = await self.records.by_case(command.case.case_id)
         if record is not None:
@@ -298,6 +297,7 @@ class OfflineBot:
             department_name=department.name if department else case.department,
             resume_url=resume_url(config.citizen.resume_page_url, case, token),
             expires_at=utcnow() + tokens.resume_ttl,
+            language=case.language,
         )
         # Keyed by the staff message: a replayed transaction sends nothing twice.
         _, created = await self.outbox.enqueue(

@@ -10,6 +10,7 @@ running :meth:`Forwarder.forward` again (the bot's retry loop does).
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import TYPE_CHECKING
 
 from mautrix.errors import MatrixError
@@ -22,6 +23,7 @@ from mautrix.types import (
 from bridge.clock import as_utc, utcnow
 from bridge.db.models import Case
 from bridge.errors import HOMESERVER_ERRORS
+from bridge.i18n import for_readers, say, staff_text
 from bridge.lifecycle import State
 from bridge.mail import (
     Contact,
@@ -30,7 +32,6 @@ from bridge.mail import (
     confirmation_to_citizen,
     offline_message_to_department,
 )
-from bridge.messages import say
 
 from .models import OfflineRecord
 from .store import MESSAGE_CLIENT_ID, RECEIVED_CLIENT_ID, OfflineStore
@@ -67,27 +68,42 @@ def received_text(record: OfflineRecord, case: Case, department: str) -> str:
     )
 
 
-def contact_line(record: OfflineRecord) -> str:
+def contact_line(record: OfflineRecord, language: str = "de") -> str:
     parts = [record.name]
     if record.email:
-        parts.append(f"E-Mail {record.email}")
+        parts.append(staff_text("offline.email", language, email=record.email))
     if record.phone:
-        parts.append(f"Telefon {record.phone}")
-    return "Kontakt: " + " · ".join(parts)
+        parts.append(staff_text("offline.phone", language, phone=record.phone))
+    return staff_text("offline.contact", language, parts=" · ".join(parts))
 
 
-def staff_hint(record: OfflineRecord) -> str:
+def staff_hint(record: OfflineRecord, language: str = "de") -> str:
     """What staff should do, posted in the case room and the team notice."""
     if record.email:
-        return (
-            "Antworten Sie einfach hier im Raum: "
-            f"{record.name} erhält eine E-Mail mit einem persönlichen Link zu diesem "
-            "Gespräch und liest Ihre Antwort dort (die Antwort selbst steht nicht in "
-            "der E-Mail)."
-        )
-    return (
-        f"Keine E-Mail-Adresse angegeben. Bitte rufen Sie {record.name} unter "
-        f"{record.phone} an."
+        return staff_text("offline.hint_email", language, name=record.name)
+    return staff_text(
+        "offline.hint_phone", language, name=record.name, phone=record.phone
+    )
+
+
+def room_notice(record: OfflineRecord, language: str) -> str:
+    """The case room's notice of an offline message, in ``language``."""
+    return staff_text(
+        "notice.offline_topic" if record.topic else "notice.offline",
+        language,
+        topic=record.topic,
+        contact=contact_line(record, language),
+        hint=staff_hint(record, language),
+    )
+
+
+def team_extra(record: OfflineRecord, language: str) -> str:
+    """The last line of the team notice of an offline message."""
+    return staff_text(
+        "team.offline_extra",
+        language,
+        contact=contact_line(record, language),
+        hint=staff_hint(record, language),
     )
 
 
@@ -161,6 +177,7 @@ class Forwarder:
             concern=record.description,
             contact=Contact(name=record.name, email=record.email, phone=record.phone),
             received_at=as_utc(record.created_at),
+            language=case.language,
         )
         inbox = department.inbox if department else None
         if inbox:
@@ -208,13 +225,10 @@ class Forwarder:
             room_id = case.room_id or await self.ctx.cases.ensure_room(case)
             if record.converted:
                 await self.invite_staff(case, room_id)
+            readers = self.ctx.team.readers(case.department)
             content = {
                 "msgtype": MessageType.NOTICE.value,
-                "body": (
-                    "Nachricht außerhalb der Sprechzeiten"
-                    + (f" ({record.topic})" if record.topic else "")
-                    + f". {contact_line(record)}.\n{staff_hint(record)}"
-                ),
+                "body": for_readers(partial(room_notice, record), readers),
             }
             # Stored and sent once, also across a crash (bridge.delivery).
             await self.ctx.cases.deliveries.send(
@@ -229,7 +243,7 @@ class Forwarder:
         announced = await self.ctx.team.announce_case(
             case,
             first_message=record.description,
-            extra=f"{contact_line(record)}. {staff_hint(record)}",
+            extra=partial(team_extra, record),
             key=f"offline-announce:{record.id}",
         )
         if not announced and department is not None and department.team_room:

@@ -14,6 +14,7 @@ from typing import ClassVar
 from mautrix.types import MessageType
 
 from bridge.clock import as_utc, utcnow
+from bridge.i18n import for_readers, staff_line
 from bridge.jobs import JobRun
 from bridge.lifecycle import Kind
 from bridge.plugins import BotContext
@@ -120,12 +121,13 @@ class RoutingBot:
             shown = f"{minutes:g}"
             note = f"nach {shown} Minuten ohne Nachricht automatisch beendet"
             if case.room_id:
+                body = for_readers(
+                    staff_line("notice.closed_inactive", minutes=shown),
+                    self.ctx.team.readers(case.department),
+                )
                 await self.ctx.cases.deliveries.send(
                     case.room_id,
-                    {
-                        "msgtype": MessageType.NOTICE.value,
-                        "body": f"Der Fall wurde {note}.",
-                    },
+                    {"msgtype": MessageType.NOTICE.value, "body": body},
                     key=f"inactive:{case.case_id}",
                     case_id=case.case_id,
                 )

@@ -24,8 +24,8 @@ from bridge.departments.availability import Availability, AvailabilityState
 from bridge.departments.model import Department
 from bridge.departments.office_hours import is_live
 from bridge.errors import HOMESERVER_ERRORS
+from bridge.i18n import Localized, say, staff_line
 from bridge.lifecycle import DomainEvent, InvalidTransition, Kind, State
-from bridge.messages import say
 
 from .queue import OpenCase, last_pointers, open_cases_per_staff, queue_places
 from .strategy import RoutingDecision, choose_staff, fallback_chain, route
@@ -366,7 +366,7 @@ class Dispatcher:
             department=department.id,
         )
         names = ", ".join(self.cases.staff_name("", m) for m in invite)
-        await self.announce(case, f"Aus der Warteschlange, eingeladen: {names}")
+        await self.announce(case, staff_line("team.from_queue", names=names))
         log.info("queued case %s routed to %s", case.reference, ", ".join(invite))
 
     async def _close_queue(self, line: Sequence[Case], opens: datetime | None) -> None:
@@ -445,7 +445,7 @@ class Dispatcher:
 
     # --- team notices -------------------------------------------------------------
 
-    async def announce(self, case: Case, extra: str | None = None) -> bool:
+    async def announce(self, case: Case, extra: Localized | None = None) -> bool:
         first = await self.store.first_citizen_message(case.case_id)
         return await self.team.announce_case(case, first_message=first, extra=extra)
 
@@ -467,7 +467,7 @@ class Dispatcher:
             if await self.team.announce_case(
                 fresh,
                 first_message=first_message,
-                extra=f"Eingeladen: {names}" if names else None,
+                extra=staff_line("team.invited", names=names) if names else None,
                 key=f"announce:{fresh.case_id}",
             ):
                 await self.store.update_case(fresh.case_id, announced_at=utcnow())

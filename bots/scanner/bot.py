@@ -21,6 +21,7 @@ from bridge.errors import (
     CaseClosed,
     NotFound,
 )
+from bridge.i18n import for_readers, staff_line
 from bridge.jobs import JobRun
 from bridge.lifecycle import Kind
 from bridge.plugins import BotContext
@@ -331,11 +332,12 @@ class ScannerBot:
         if row.direction == "staff":
             await self.staff.refuse(case, row, f"Schadsoftware erkannt: {signature}")
             return
+        told = staff_line(
+            "notice.citizen_file_infected", filename=row.filename, signature=signature
+        )
+        readers = self.ctx.team.readers(case.department)
         await self.notice(
-            case,
-            f"⚠ Eine Datei des Bürgers wurde abgewiesen: „{row.filename}“ enthält "
-            f"Schadsoftware ({signature}). Die Datei wurde nicht zugestellt.",
-            key=f"infected:{row.attachment_id}",
+            case, for_readers(told, readers), key=f"infected:{row.attachment_id}"
         )
         await self._timeline(row, "infected", "citizen", case.citizen_name)
 

@@ -14,6 +14,7 @@ from mautrix.types import (
 )
 
 from bridge.db.models import Case
+from bridge.i18n import staff_text
 from bridge.lifecycle import DomainEvent
 from bridge.synapse_admin import QuarantineFailed
 
@@ -113,11 +114,16 @@ class StaffFiles:
         name = (
             self.bot.ctx.cases.staff_name(case.room_id or "", sender) if sender else ""
         )
+        # Addressed to the sender: in their language (the reason as recorded).
+        language = self.bot.ctx.commands.language_of(sender)
+        text = staff_text(
+            "notice.file_removed", language, filename=row.filename, reason=reason
+        )
+        if quarantined:
+            text += " " + staff_text("notice.file_quarantined", language)
         await self.bot.notice(
             case,
-            f"⚠ {name + ': ' if name else ''}Ihre Datei „{row.filename}“ wurde "
-            f"entfernt und nicht an den Bürger weitergegeben ({reason})."
-            + (" Die Datei ist auf dem Server gesperrt." if quarantined else ""),
+            f"⚠ {name + ': ' if name else ''}{text}",
             key=f"refused:{row.attachment_id}",
         )
 

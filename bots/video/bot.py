@@ -14,7 +14,7 @@ from bridge.clock import utcnow
 from bridge.commands import Command
 from bridge.db.models import Case
 from bridge.errors import NotFound, Unavailable
-from bridge.messages import say
+from bridge.i18n import say, staff_text
 from bridge.plugins import BotContext
 
 from .calls import VideoCalls
@@ -52,15 +52,13 @@ class VideoBot:
         self.video: VideoSettings = ctx.config.plugin(self.config_section)
         self.settings = self.video.jitsi
         self.calls = VideoCalls(ctx.store.engine)
-        ctx.commands.register(
-            "video", self._video, "!video [end]", "Videoberatung starten / beenden"
-        )
-        ctx.commands.register(
-            "audio",
-            self._audio,
-            "!audio [end]",
-            "Telefonat (nur Ton) starten / beenden",
-        )
+        for name, handler in (("video", self._video), ("audio", self._audio)):
+            ctx.commands.register(
+                name,
+                handler,
+                staff_text(f"usage.{name}", "de"),
+                staff_text(f"help.{name}", "de"),
+            )
 
     async def start(self) -> None:
         pass
@@ -78,30 +76,27 @@ class VideoBot:
         await self._toggle(command, audio_only=True)
 
     async def _toggle(self, command: Command, *, audio_only: bool) -> None:
-        reply = self.ctx.commands.reply
-        room_id = command.event.room_id
+        answer = self.ctx.commands.answer
         if self.settings is None:
-            await reply(room_id, "Video ist nicht eingerichtet (video.jitsi_domain).")
+            await answer(command, "reply.video_not_set_up")
             return
         case = await self.ctx.store.get_case(command.case.case_id) or command.case
         current = await self.calls.running(case.case_id)
         if command.args.lower() in ("end", "ende", "stop"):
             if not current:
-                await reply(room_id, "Es läuft keine Videoberatung.")
+                await answer(command, "reply.no_call")
                 return
-            await self._end(case, room_id, current, command.sender)
+            await self._end(case, command, current)
             return
         if current:
-            await reply(
-                room_id, "Es läuft bereits eine Beratung. Beenden mit !video end."
-            )
+            await answer(command, "reply.call_running")
             return
-        await self._begin(case, room_id, command.sender, audio_only)
+        await self._begin(case, command, audio_only)
 
-    async def _begin(
-        self, case: Any, room_id: str, sender: str, audio_only: bool
-    ) -> None:
+    async def _begin(self, case: Any, command: Command, audio_only: bool) -> None:
         assert self.settings is not None
+        room_id, sender = command.event.room_id, command.sender
+        language = self.ctx.commands.language_of(sender)
         conference_id = new_conference_id()
         widget_id = new_widget_id()
         content = jitsi_widget_content(
@@ -126,7 +121,6 @@ class VideoBot:
             audio_only=audio_only,
             started_by=name,
         )
-        what = "ein Telefonat" if audio_only else "eine Videoberatung"
         started = "audio_started" if audio_only else "video_started"
         await self.ctx.cases.add_system_event(
             case.case_id,
@@ -135,10 +129,7 @@ class VideoBot:
             audio_only=audio_only,
             event_type="video",
         )
-        text = (
-            f"{what[0].upper()}{what[1:]} läuft; "
-            "der Bürger sieht einen Beitreten-Knopf."
-        )
+        text = staff_text(f"reply.{started}", language)
         if self.settings.tokens_enabled:
             token = participant_token(
                 self.settings,
@@ -148,15 +139,12 @@ class VideoBot:
                 moderator=True,
                 now=utcnow(),
             )
-            text += (
-                "\nBeitreten als Moderator (Link 5 Minuten gültig): "
-                + conference_url(self.settings, conference_id, token)
-            )
+            url = conference_url(self.settings, conference_id, token)
+            text += "\n" + staff_text("reply.moderator_link", language, url=url)
         await self.ctx.commands.reply(room_id, text)
 
-    async def _end(
-        self, case: Case, room_id: str, video: VideoCall, sender: str
-    ) -> None:
+    async def _end(self, case: Case, command: Command, video: VideoCall) -> None:
+        room_id, sender = command.event.room_id, command.sender
         await self.ctx.appservice.intent.send_state_event(
             RoomID(room_id),
             WIDGET_STATE,
@@ -165,7 +153,6 @@ class VideoBot:
         )
         await self.calls.end(video.id)
         name = self.ctx.cases.staff_name(room_id, sender)
-        what = "Das Telefonat" if video.audio_only else "Die Videoberatung"
         ended = "audio_ended" if video.audio_only else "video_ended"
         await self.ctx.cases.add_system_event(
             case.case_id,
@@ -173,7 +160,7 @@ class VideoBot:
             kind="video_ended",
             event_type="video",
         )
-        await self.ctx.commands.reply(room_id, f"{what} ist beendet.")
+        await self.ctx.commands.answer(command, f"reply.{ended}")
 
     async def citizen_join(self, request: web.Request) -> web.Response:
         """What the widget needs to embed the running conference for the citizen."""

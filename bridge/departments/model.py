@@ -39,10 +39,15 @@ class Period:
         return f"{format_minutes(self.start)}-{format_minutes(self.end)}"
 
 
+DEFAULT_STAFF_LANGUAGE = "de"
+
+
 @dataclass(frozen=True)
 class Staff:
     mxid: str
     name: str | None = None
+    #: What the bots answer this person in: one of bridge.i18n.STAFF_LANGUAGES.
+    language: str = DEFAULT_STAFF_LANGUAGE
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,12 @@ class Department:
     #: The department's own retention periods (``retention:``), by name
     #: (bridge.privacy.settings.CASE_PERIODS); the rest come from buergerchat.yaml.
     retention: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages its staff read (``language:``), each once: what its
+        team room's notices are written in (bridge.i18n.for_readers)."""
+        return tuple(dict.fromkeys(s.language for s in self.staff))
 
     def exception_on(self, day: date) -> DateException | None:
         return next((e for e in self.exceptions if e.covers(day)), None)

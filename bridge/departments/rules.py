@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 import yaml
 
+from bridge.i18n import STAFF_LANGUAGES
 from bridge.mail.settings import check_address
 from bridge.privacy.settings import CASE_PERIODS
 from bridge.yamlconf import Item, Problems, Section, check_matrix_id
@@ -340,6 +341,12 @@ def _check_strategy(value: str) -> str | None:
     return f"unknown strategy '{value}'; use one of {', '.join(STRATEGIES)}"
 
 
+def _check_language(value: str) -> str | None:
+    if value in STAFF_LANGUAGES:
+        return None
+    return f"unknown language '{value}'; use one of {', '.join(STAFF_LANGUAGES)}"
+
+
 def _check_topic_id(value: str) -> str | None:
     if _TOPIC_ID.match(value):
         return None
@@ -361,7 +368,8 @@ def _read_staff(dep: Section) -> tuple[Staff, ...]:
         elif entry.is_mapping():
             sec = entry.section()
             mxid = sec.get("id", str, check=check_matrix_id)
-            person = Staff(mxid, sec.get("name", str, None))
+            language = sec.get("language", str, Staff.language, check=_check_language)
+            person = Staff(mxid, sec.get("name", str, None), language)
             sec.finish()
             if mxid is None:
                 continue

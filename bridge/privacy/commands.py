@@ -6,6 +6,7 @@ with no admins configured, the staff of the rules (as ``!block``)."""
 from __future__ import annotations
 
 from ..commands import Command, CommandRouter
+from ..i18n import SOURCE, staff_text
 from .service import ERASED, Privacy
 
 
@@ -13,32 +14,21 @@ def register_erase_command(commands: CommandRouter, privacy: Privacy) -> None:
     async def erase(command: Command) -> None:
         config = commands.config
         admins = config.routing.admins
-        room = command.event.room_id
         if command.sender not in (admins or config.all_staff()):
-            await commands.reply(
-                room, "Löschen dürfen nur die Admins (routing.admins)."
-            )
+            await commands.answer(command, "reply.erase_admins_only")
             return
         case = command.case
         if command.args.strip().upper() != case.reference.upper():
-            await commands.reply(
-                room,
-                f"!erase löscht den Fall {case.reference} vollständig und sofort: "
-                "diesen Raum mit allen Nachrichten und Dateien, das Protokoll, die "
-                "Angaben und E-Mails der Person. Das lässt sich nicht rückgängig "
-                f"machen. Zum Bestätigen: !erase {case.reference}",
+            await commands.answer(
+                command, "reply.erase_confirm", reference=case.reference
             )
             return
-        await commands.reply(
-            room,
-            f"Fall {case.reference} wird gelöscht; dieser Raum verschwindet gleich. "
-            "Das Löschprotokoll nennt nur Aktenzeichen, Zeit und Umfang.",
-        )
+        await commands.answer(command, "reply.erasing", reference=case.reference)
         await privacy.enqueue_purge(case.case_id, ERASED, command.sender)
 
     commands.register(
         "erase",
         erase,
-        "!erase [Aktenzeichen]",
-        "Fall mit allen Daten löschen (Admins; mit Aktenzeichen bestätigen)",
+        staff_text("usage.erase", SOURCE),
+        staff_text("help.erase", SOURCE),
     )
