@@ -10,6 +10,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import text
 
+from .accessibility.pages import accessibility_routes
 from .api.citizen import MAX_JSON_BYTES, CitizenAPI
 from .api.headers import security_headers
 from .api.middleware import cors_middleware, errors_middleware
@@ -182,6 +183,8 @@ class Bridge:
                 az.app.add_routes(routes())
         az.app.add_routes(widget_routes(self.config))
         az.app.add_routes(privacy_routes(self.config))
+        assert self.mail is not None
+        az.app.add_routes(accessibility_routes(self.config, self.limits, self.mail))
         az.app.add_routes(
             [
                 web.get("/healthz", self.healthz),

@@ -10,8 +10,12 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
+from .accessibility.settings import (
+    AccessibilitySettings,
+    feedback_address,
+    read_accessibility,
+)
 from .departments.model import Department, RoutingRules, Staff
 from .departments.rules import read_rules
 from .limits import LimitSettings, read_limits
@@ -24,7 +28,7 @@ from .privacy.settings import (
     read_privacy,
     read_retention,
 )
-from .yamlconf import ConfigError, Problems, Section
+from .yamlconf import ConfigError, Problems, Section, check_http_url
 
 __all__ = ["Config", "ConfigError", "Department", "Staff", "load_config", "paths"]
 
@@ -99,6 +103,9 @@ class Config:
     routing: RoutingRules
     retention: Retention = field(default_factory=Retention)
     privacy: PrivacyNotice | None = None
+    accessibility: AccessibilitySettings = field(
+        default_factory=lambda: read_accessibility(Section("", None, "", Problems()))
+    )
     plugins: dict[str, Any] = field(default_factory=dict)
 
     def plugin(self, section: str) -> Any:
@@ -135,6 +142,18 @@ class Config:
         Art. 13 notice the bridge renders (``/privacy``)."""
         return self.citizen.privacy_url or f"{self.bridge.public_url}/privacy"
 
+    @property
+    def accessibility_links(self) -> dict[str, str | None]:
+        """What the widget's start page links (BITV 2.0): the accessibility
+        statement and the Leichte Sprache page (the town's own or the bridge's)
+        and the town's DGS videos, if it has them."""
+        a, base = self.accessibility, self.bridge.public_url
+        return {
+            "accessibility_url": a.statement_url or f"{base}/accessibility",
+            "easy_language_url": a.easy_language_url or f"{base}/leichte-sprache",
+            "sign_language_url": a.sign_language_url,
+        }
+
     def all_staff(self) -> dict[str, Staff]:
         return {s.mxid: s for d in self.departments for s in d.staff}
 
@@ -154,11 +173,7 @@ def _port(value: int) -> str | None:
     return None if 0 < value < 65536 else "must be a TCP port between 1 and 65535"
 
 
-def _http_url(value: str) -> str | None:
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        return f"'{value}' is not an http(s) URL like https://chat.example.org"
-    return None
+_http_url = check_http_url
 
 
 def _database(value: str) -> str | None:
@@ -180,6 +195,7 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
     demo_staff = _read_demo_staff_accounts(section.section("demo"))
     retention = read_retention(section.section("retention"))
     privacy = read_privacy(section.section("privacy"), town.name)
+    accessibility = read_accessibility(section.section("accessibility"), config_dir)
     return dict(
         town=town,
         homeserver=homeserver,
@@ -190,6 +206,7 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
         limits=limits,
         retention=retention,
         privacy=privacy,
+        accessibility=accessibility,
     )
 
 
@@ -303,6 +320,12 @@ def load_config(config_dir: Path | None = None, data_dir: Path | None = None) ->
         **main,
     )
     config.plugins = read_plugin_sections(main_file, config)
+    if feedback_address(config.accessibility, rules) is None:
+        main_file.section("accessibility").error(
+            "no address for accessibility feedback (BITV 2.0 asks for a feedback "
+            "channel): set accessibility.feedback_email, or an inbox: for the "
+            "default department in departments.yaml"
+        )
     main_file.finish()
     problems.raise_if_any()
     return config

@@ -54,6 +54,9 @@ DEFAULT_RULES: dict[str, str] = {
     "uploads_per_address": "20/10minutes;60/hour",
     "confirmations_per_recipient": "3/day",
     "resumes_per_address": "10/minute;60/hour",
+    # Reports of barriers on /accessibility (a mail to the town each).
+    "feedback_per_address": "3/minute;10/hour",
+    "feedback_total": "30/minute;300/hour",
     # Beyond these, new chats and offline messages need a proof of work.
     "proof_after_per_address": "2/hour",
     "proof_after_total": "30/minute",

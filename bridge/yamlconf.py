@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 import yaml
 
@@ -244,4 +245,12 @@ MATRIX_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:[0-9]+)?$")
 def check_matrix_id(value: str) -> str | None:
     if not MATRIX_ID.match(value):
         return f"'{value}' is not a Matrix user ID like @anna.schmidt:example.org"
+    return None
+
+
+def check_http_url(value: str) -> str | None:
+    """A problem with an absolute http(s) URL, or None."""
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        return f"'{value}' is not an http(s) URL like https://chat.example.org"
     return None

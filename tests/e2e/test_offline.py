@@ -20,15 +20,19 @@ import pytest
 import yaml
 from aiosmtpd.controller import Controller
 from nio import AsyncClient
+from playwright.async_api import Browser, expect
 
+from bridge.limits import DEFAULT_RULES
 from bridge.tokens import token_hash
 from tests.unit.mail.smtp_server import Received, Recorder
 
+from .a11y import assert_accessible, new_context
 from .conftest import ANNA, staff_client
 from .samples import query
-from .stack import Stack, free_port, make_stack
+from .stack import LOOSE_LIMITS, Stack, free_port, make_stack
 from .test_live_chat import api, join_case_room, wait_for_event, wait_for_message
 from .test_video import bot_notice
+from .test_widget import browser  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -98,7 +102,14 @@ def offline_stack(
 ) -> Iterator[Stack]:
     """The product on a Saturday morning, mailing through ``smtp``; retries start
     after one second so an outage test does not wait long."""
-    s = make_stack(tmp_path_factory.mktemp("offline"), mail=smtp_mail(smtp))
+    # Feedback on barriers under the product's own limits: a test floods them.
+    limits = {
+        **LOOSE_LIMITS,
+        **{k: DEFAULT_RULES[k] for k in ("feedback_per_address", "feedback_total")},
+    }
+    s = make_stack(
+        tmp_path_factory.mktemp("offline"), limits=limits, mail=smtp_mail(smtp)
+    )
 
     def saturday_registry_office(data: dict[str, Any]) -> None:
         # One department live on this Saturday, one case per person, presence not
@@ -364,7 +375,7 @@ async def test_same_client_id_gives_the_same_case(
         ({"client_id": None}, "client_id", "client_id"),
         ({"language": "en", "description": ""}, "description", "Please fill in"),
         ({"language": "en", "email": "nope"}, "email", "not a valid e-mail"),
-        ({"language": "fr"}, "language", "'de' or 'en'"),
+        ({"language": "fr"}, "language", "de, en, tr, ar, uk, ru"),
     ],
 )
 async def test_invalid_input_names_the_field(
@@ -716,3 +727,134 @@ async def test_queued_chat_becomes_an_offline_message(
             await history_notice(offline_stack, client, room_id, "eva@example.org")
         finally:
             await client.close()
+
+
+# --- accessibility statement and feedback (BITV 2.0 § 7) ------------------------
+
+
+async def test_statement_and_easy_language_pages_pass_axe(
+    offline_stack: Stack,
+    browser: Browser,  # noqa: F811
+) -> None:
+    """The statement (with its form) and the Leichte Sprache page: no axe
+    violation at desktop and phone width, headings and the DGS gap said."""
+    context = await new_context(browser)
+    try:
+        page = await context.new_page()
+        await page.goto(offline_stack.bridge_url + "/accessibility")
+        await expect(page.get_by_role("heading", level=1)).to_have_text(
+            "Erklärung zur Barrierefreiheit"
+        )
+        await expect(page.get_by_text("teilweise vereinbar")).to_be_visible()
+        await expect(
+            page.get_by_text("Deutscher Gebärdensprache (DGS)")
+        ).to_be_visible()
+        await assert_accessible(page, "accessibility statement", scope="page")
+        await page.get_by_role(
+            "link", name="Der Bürgerchat in Leichter Sprache"
+        ).click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text(
+            "Der Bürger·chat in Leichter Sprache"
+        )
+        await assert_accessible(page, "Leichte Sprache", scope="page")
+    finally:
+        await context.close()
+
+
+async def test_feedback_form_works_without_javascript(
+    offline_stack: Stack,
+    smtp: Smtp,
+    browser: Browser,  # noqa: F811
+) -> None:
+    """With JavaScript off: an empty report is refused with the field marked and
+    its error tied to it, nothing mailed; a filled one is thanked with a number
+    and that number arrives by mail at the feedback address, replies to the
+    sender; sent again (the browser's reload), still one mail."""
+    context = await browser.new_context(java_script_enabled=False, locale="de-DE")
+    try:
+        page = await context.new_page()
+        await page.goto(offline_stack.bridge_url + "/accessibility")
+        await page.get_by_role("button", name="Rückmeldung senden").click()
+        described = page.get_by_role("textbox", name="Was funktioniert nicht?")
+        await expect(described).to_have_attribute("aria-invalid", "true")
+        await expect(described).to_have_accessible_description(
+            re.compile("Bitte füllen Sie das Feld")
+        )
+        await expect(page.get_by_role("alert")).to_contain_text("nicht gesendet")
+        marker = uuid.uuid4().hex[:8]
+        await described.fill(f"Kontrast zu schwach {marker}")
+        await page.get_by_role("textbox", name="Wo ist das Problem?").fill("Auswahl")
+        await page.get_by_role("textbox", name="Ihre E-Mail-Adresse").fill(
+            "lea@example.org"
+        )
+        await page.get_by_role("checkbox").check()
+        sent = {
+            "description": f"Kontrast zu schwach {marker}",
+            "where": "Auswahl",
+            "email": "lea@example.org",
+            "consent": "yes",
+            "client_id": await page.locator("input[name=client_id]").input_value(),
+        }
+        await page.get_by_role("button", name="Rückmeldung senden").click()
+        await expect(page.get_by_role("status")).to_contain_text("Vielen Dank")
+        number = re.search(
+            r"BF-[0-9A-F]{10}", await page.get_by_role("status").inner_text()
+        )
+        assert number is not None
+        [mail] = await wait_mails(smtp, number[0], 1, to("barrierefreiheit@"))
+        assert "lea@example.org" in str(mail["Reply-To"])
+        assert f"Kontrast zu schwach {marker}" in body_of(mail)
+        # The same form sent again (a reload of the answer): the same number.
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                offline_stack.bridge_url + "/accessibility", data=sent
+            ) as again:
+                assert again.status == 200
+                assert number[0] in await again.text()
+        await asyncio.sleep(1.5)
+        assert len(of_case(smtp, number[0])) == 1
+    finally:
+        await context.close()
+
+
+async def test_feedback_flood_is_limited_and_nothing_is_lost(
+    offline_stack: Stack, smtp: Smtp
+) -> None:
+    """Twelve reports at once from one address: at most three a minute are
+    taken, the rest answered 429 with Retry-After and nothing stored; every
+    taken one arrives by mail exactly once. Wrong input is a 400 naming the
+    field, in the sender's language."""
+    marker = uuid.uuid4().hex[:8]
+
+    async def report(n: int) -> tuple[int, Any]:
+        return await api(
+            offline_stack,
+            "POST",
+            "/api/v1/accessibility/feedback",
+            json={"description": f"Flut {marker} {n}", "consent": True},
+        )
+
+    answers = await asyncio.gather(*(report(n) for n in range(12)))
+    taken = [body["reference"] for status, body in answers if status == 202]
+    refused = [body for status, body in answers if status == 429]
+    assert 1 <= len(taken) <= 3 and len(taken) + len(refused) == 12, answers
+    assert all(b["errcode"] == "BC_RATE_LIMITED" for b in refused)
+    assert all(b["retry_after_seconds"] >= 1 for b in refused)
+    for reference in taken:
+        await wait_mails(smtp, reference, 1, to("barrierefreiheit@"))
+    await asyncio.sleep(1.5)
+    flood = [r for r in smtp.received if marker in body_of(r.message)]
+    assert len(flood) == len(taken)
+
+    status, body = await api(
+        offline_stack,
+        "POST",
+        "/api/v1/accessibility/feedback",
+        json={
+            "description": "x",
+            "consent": True,
+            "email": "lea@web",
+            "language": "en",
+        },
+    )
+    assert status == 400 and body["field"] == "email" and "e-mail" in body["error"]
