@@ -318,8 +318,8 @@ class _FileFacts:
         event_id: str | None,
     ) -> Entry:
         attachment = self.attachment(content, event_id)
-        name = content.get("body") or self.lines("no_name")
-        body = "" if attachment else self.lines("file_named", name=name)
+        shown = content.get("body") or self.lines("no_name")
+        body = "" if attachment else self.lines("file_named", name=shown)
         return Entry(ts, who, name, body, attachment=attachment, event_id=event_id)
 
 
