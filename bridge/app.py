@@ -31,6 +31,7 @@ from .jobs import JobQueue
 from .limits import Limits
 from .mail.outbox import Outbox
 from .mail.service import build_outbox, outbox_health
+from .metrics import Metrics
 from .plugins import Bot, BotContext, load_bots
 from .privacy.commands import register_erase_command
 from .privacy.notice import privacy_routes
@@ -61,6 +62,7 @@ class Bridge:
         self.team: TeamRooms | None = None
         self.mail: Outbox | None = None
         self.privacy: Privacy | None = None
+        self.metrics: Metrics | None = None
         self.health = Health()
 
     async def start(self) -> None:
@@ -175,8 +177,11 @@ class Bridge:
         return az
 
     def _add_routes(self, az: DurableAppService) -> None:
-        assert self.cases is not None
-        az.app.add_routes(CitizenAPI(self.config, self.cases, self.limits).routes())
+        assert self.cases is not None and self.metrics is not None
+        az.app.add_routes(
+            CitizenAPI(self.config, self.cases, self.limits, self.metrics).routes()
+        )
+        az.app.add_routes(self.metrics.routes(self.config.metrics_allow))
         for bot in self.bots:
             routes = getattr(bot, "routes", None)
             if routes is not None:
@@ -241,6 +246,10 @@ class Bridge:
         assert self.mail is not None
         mail = self.mail
         self.health.register("mail_outbox", lambda: outbox_health(mail))
+        # /metrics shows the same parts, and counts what the cases go through.
+        assert self.store is not None and self.cases is not None
+        self.metrics = Metrics(self.store, self.health, self.limits)
+        self.metrics.watch(self.cases.lifecycle)
 
     async def _jobs_health(self) -> dict[str, object]:
         """Due jobs not taken for long mean no worker runs (parked ones are the

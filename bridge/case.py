@@ -352,7 +352,12 @@ class CaseService:
         await self.lifecycle.publish(
             Kind.STAFF_MESSAGE,
             case,
-            {"event_id": str(event.event_id), "seq": row.seq, "body": body},
+            {
+                "event_id": str(event.event_id),
+                "seq": row.seq,
+                "body": body,
+                "origin_ts": event.timestamp,
+            },
             actor=event.sender,
             propagate=RETRY_ERRORS,
         )

@@ -20,6 +20,7 @@ from .departments.model import Department, RoutingRules, Staff
 from .departments.rules import read_rules
 from .limits import LimitSettings, read_limits
 from .mail.settings import MailSettings, load_mail_settings
+from .metrics import LOOPBACK, read_metrics
 from .plugins import read_plugin_sections
 from .privacy.settings import (
     CaseRetention,
@@ -103,6 +104,8 @@ class Config:
     routing: RoutingRules
     retention: Retention = field(default_factory=Retention)
     privacy: PrivacyNotice | None = None
+    #: Who may read /metrics (``metrics.allow``; loopback by default).
+    metrics_allow: tuple[Any, ...] = LOOPBACK
     accessibility: AccessibilitySettings = field(
         default_factory=lambda: read_accessibility(Section("", None, "", Problems()))
     )
@@ -196,6 +199,7 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
     retention = read_retention(section.section("retention"))
     privacy = read_privacy(section.section("privacy"), town.name)
     accessibility = read_accessibility(section.section("accessibility"), config_dir)
+    metrics_allow = read_metrics(section.section("metrics"))
     return dict(
         town=town,
         homeserver=homeserver,
@@ -207,6 +211,7 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
         retention=retention,
         privacy=privacy,
         accessibility=accessibility,
+        metrics_allow=metrics_allow,
     )
 
 

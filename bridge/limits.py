@@ -271,6 +271,10 @@ class Limits:
         stats = await self.limiter.get_window_stats(item, *ids)
         return max(1, math.ceil(stats.reset_time - time.time()))
 
+    def held_polls(self) -> int:
+        """Long-polls held by this process now (each counts once per address)."""
+        return sum(n for key, n in self._polls.items() if key.startswith("a:"))
+
     @asynccontextmanager
     async def poll(self, token: str, address: str) -> AsyncIterator[None]:
         """Hold one long-poll of ``token`` from ``address`` for the block."""

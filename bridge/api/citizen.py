@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from ..errors import (
 )
 from ..i18n import LANGUAGES
 from ..limits import Limits
+from ..metrics import Metrics
 from ..plugins import plugin_hooks
 from ..timeline import event_json
 
@@ -165,10 +167,17 @@ def bearer(request: web.Request) -> str:
 
 
 class CitizenAPI:
-    def __init__(self, config: Config, cases: CaseService, limits: Limits) -> None:
+    def __init__(
+        self,
+        config: Config,
+        cases: CaseService,
+        limits: Limits,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.config = config
         self.cases = cases
         self.limits = limits
+        self.metrics = metrics
         #: What the bots add to GET /status (the scanner: allowed file kinds).
         self.status_fields: dict[str, Any] = {}
         for fields in plugin_hooks(config, "status_fields"):
@@ -350,7 +359,10 @@ class CitizenAPI:
         )
         client_id = field(data, "client_id", str, required=True, max_length=100)
         await self.limits.hit("messages_per_case", case.case_id)
+        started = time.monotonic()
         event = await self.cases.post_citizen_message(case, client_id, body)
+        if self.metrics is not None and event.matrix_event_id is not None:
+            self.metrics.citizen_message(time.monotonic() - started)
         if event.matrix_event_id is None:
             return web.json_response(
                 {"event_id": None, "status": "pending", "cursor": str(event.seq)},

@@ -352,3 +352,62 @@ async def test_health_and_openapi(stack: Stack) -> None:
         "/healthz",
     ):
         assert path in spec["paths"], path
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """One sample's value from Prometheus' text format (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(
+                sample.labels.get(k) == v for k, v in labels.items()
+            ):
+                return float(sample.value)
+    return 0.0
+
+
+async def scrape(stack: Stack) -> str:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(stack.bridge_url + "/metrics") as response:
+            assert response.status == 200
+            assert response.content_type == "text/plain"
+            return await response.text()
+
+
+async def test_metrics_count_what_happens(stack: Stack, anna: AsyncClient) -> None:
+    """/metrics (from loopback) counts a chat opened, a message each way with its
+    delivery time, the cases per state and every /healthz part as up."""
+    before = await scrape(stack)
+    case = await open_case(stack)
+    room_id = await join_case_room(anna, case["reference"])
+    status, _ = await api(
+        stack,
+        "POST",
+        f"/api/v1/cases/{case['case_id']}/messages",
+        token=case["token"],
+        json={"body": "Zählt das?", "client_id": "metrics-1"},
+    )
+    assert status == 201
+    await wait_for_message(anna, room_id, "Zählt das?")
+    await anna.room_send(
+        room_id, "m.room.message", {"msgtype": "m.text", "body": "Ja, es zählt."}
+    )
+    await wait_for_event(stack, case, lambda e: e["body"] == "Ja, es zählt.")
+    after = await scrape(stack)
+
+    def grew(name: str, **labels: str) -> float:
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    assert grew("buergerchat_case_events_total", kind="opened") >= 1
+    assert grew("buergerchat_case_events_total", kind="citizen_message") >= 1
+    assert grew("buergerchat_case_events_total", kind="staff_message") >= 1
+    for direction in ("citizen_to_staff", "staff_to_citizen"):
+        count = "buergerchat_delivery_seconds_count"
+        assert grew(count, direction=direction) >= 1, direction
+        total = metric(after, "buergerchat_delivery_seconds_sum", direction=direction)
+        assert 0 < total < 3600, (direction, total)
+    assert metric(after, "buergerchat_cases", state="live") >= 1
+    for part in ("database", "homeserver", "appservice_inbox", "jobs", "clamd"):
+        assert metric(after, "buergerchat_part_up", part=part) == 1, part
+    assert "buergerchat_part" in after and 'field="lag_seconds"' in after
