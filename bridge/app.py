@@ -248,7 +248,12 @@ class Bridge:
         self.health.register("mail_outbox", lambda: outbox_health(mail))
         # /metrics shows the same parts, and counts what the cases go through.
         assert self.store is not None and self.cases is not None
-        self.metrics = Metrics(self.store, self.health, self.limits)
+        self.metrics = Metrics(
+            self.store,
+            self.health,
+            self.limits,
+            lambda: [d.id for d in self.config.departments],
+        )
         self.metrics.watch(self.cases.lifecycle)
 
     async def _jobs_health(self) -> dict[str, object]:

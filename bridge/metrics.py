@@ -9,6 +9,9 @@ uses for its own metrics).
 - ``buergerchat_delivery_seconds{direction}``: ``citizen_to_staff`` from the
   citizen's request to its message in the Synapse room, ``staff_to_citizen``
   from the staff message's timestamp on Synapse to the citizen's timeline.
+- ``buergerchat_queue_length{department}``: chats waiting in each queue now;
+  ``buergerchat_queue_wait_seconds{department}``: how long a queued chat waited
+  until it was put through (from its opening).
 - ``buergerchat_held_polls``: long-polls (widgets waiting for news) held now.
 - ``buergerchat_part_up{part}`` and ``buergerchat_part{part,field}``: each part of
   ``/healthz`` (database, homeserver, appservice inbox with ``lag_seconds``, job
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -36,6 +40,7 @@ from prometheus_client import (
 )
 from sqlalchemy import func, select
 
+from .clock import as_utc
 from .db.models import Case
 from .errors import Forbidden
 from .lifecycle import DomainEvent, Kind, State
@@ -73,7 +78,15 @@ def read_metrics(section: Section) -> tuple[Network, ...]:
 
 
 class Metrics:
-    def __init__(self, store: Store, health: Health, limits: Limits) -> None:
+    def __init__(
+        self,
+        store: Store,
+        health: Health,
+        limits: Limits,
+        departments: Callable[[], Iterable[str]] = tuple,
+    ) -> None:
+        #: The department ids now (the rules may be reloaded).
+        self.departments = departments
         self.store = store
         self.health = health
         self.limits = limits
@@ -94,6 +107,19 @@ class Metrics:
         )
         self.cases = Gauge(
             "buergerchat_cases", "Cases per state now", ["state"], registry=r
+        )
+        self.queue = Gauge(
+            "buergerchat_queue_length",
+            "Chats waiting in a department's queue now",
+            ["department"],
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "buergerchat_queue_wait_seconds",
+            "How long a queued chat waited until it was put through",
+            ["department"],
+            buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600),
+            registry=r,
         )
         self.polls = Gauge(
             "buergerchat_held_polls", "Long-polls held by this process now", registry=r
@@ -120,6 +146,11 @@ class Metrics:
 
     async def _on_event(self, event: DomainEvent) -> None:
         self.case_events.labels(event.kind.value).inc()
+        if event.kind is Kind.ROUTED and event.from_state is State.QUEUED:
+            case = await self.store.get_case(event.case_id)
+            if case is not None:
+                waited = (as_utc(event.at) - as_utc(case.created_at)).total_seconds()
+                self.queue_wait.labels(case.department).observe(max(0.0, waited))
         origin = event.data.get("origin_ts")
         if event.kind is Kind.STAFF_MESSAGE and isinstance(origin, int):
             waited = max(0.0, time.time() - origin / 1000)
@@ -135,6 +166,14 @@ class Metrics:
                 select(Case.state, func.count()).group_by(Case.state)
             )
             counts = {str(state): int(n) for state, n in rows}
+            queued = await conn.execute(
+                select(Case.department, func.count())
+                .where(Case.state == State.QUEUED.value)
+                .group_by(Case.department)
+            )
+            waiting = {str(d): int(n) for d, n in queued}
+        for department in self.departments():
+            self.queue.labels(department).set(waiting.get(department, 0))
         for state in {*counts, *(s.value for s in State)}:
             self.cases.labels(state).set(counts.get(state, 0))
         self.polls.set(self.limits.held_polls())

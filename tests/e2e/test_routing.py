@@ -15,7 +15,7 @@ from nio import AsyncClient
 
 from .conftest import ANNA, staff_client
 from .stack import Stack, make_stack, shared_rules
-from .test_live_chat import api, join_case_room, wait_for_event
+from .test_live_chat import api, join_case_room, metric, scrape, wait_for_event
 from .test_video import bot_notice
 
 pytestmark = pytest.mark.e2e
@@ -162,6 +162,9 @@ async def test_queue_positions_count_down(line: Stack, anna_line: AsyncClient) -
         waiting.append(case)
     last = waiting[-1]
     assert (await case_info(line, last))["queue"]["position"] == 3
+    # Operators see the line (/metrics).
+    lined_up = await scrape(line)
+    assert metric(lined_up, "buergerchat_queue_length", department="buergerbuero") == 3
 
     status, sent = await api(
         line,
@@ -198,6 +201,10 @@ async def test_queue_positions_count_down(line: Stack, anna_line: AsyncClient) -
     assert "an der Reihe" in routed["body"]
     info = await case_info(line, last)
     assert (info["state"], info["queue"]) == ("live", None)
+    done = await scrape(line)
+    assert metric(done, "buergerchat_queue_length", department="buergerbuero") == 0
+    waits = "buergerchat_queue_wait_seconds_count"
+    assert metric(done, waits, department="buergerbuero") >= 3
     room_id = await join_case_room(anna_line, last["reference"])
     await say(anna_line, room_id, "!close")
     await wait_for_event(line, last, lambda e: e.get("kind") == "closed")
