@@ -282,6 +282,13 @@ class FakeIntent:
         self.hs._call(self.mxid, "send_state_event", room_id, str(event_type))
         room = self.hs._room(room_id)
         body = content.serialize() if hasattr(content, "serialize") else dict(content)
+        for e in reversed(room.timeline):
+            if (e["type"], e.get("state_key")) == (str(event_type), state_key):
+                if e["sender"] == self.mxid and e["content"] == body:
+                    # Synapse does not persist a state event that repeats the
+                    # current one of the same sender (deduplicate_state_event).
+                    return EventID(e["event_id"])
+                break
         room.state[(str(event_type), state_key)] = body
         return EventID(
             self.hs._append(room, self.mxid, str(event_type), body, state_key=state_key)

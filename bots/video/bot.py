@@ -30,8 +30,8 @@ from .section import VideoSettings, csp_sources, read_config
 from .widget_event import (
     WIDGET_EVENT_TYPE,
     jitsi_widget_content,
-    new_widget_id,
     removal_content,
+    widget_id_for,
     widget_state_key,
 )
 
@@ -88,17 +88,38 @@ class VideoBot:
                 return
             await self._end(case, command, current)
             return
-        if current:
+        widget_id = widget_id_for(str(command.event.event_id))
+        if current and current.widget_id != widget_id:
             await answer(command, "reply.call_running")
             return
-        await self._begin(case, command, audio_only)
+        await self._begin(case, command, audio_only, widget_id, current)
 
-    async def _begin(self, case: Any, command: Command, audio_only: bool) -> None:
+    async def _begin(
+        self,
+        case: Any,
+        command: Command,
+        audio_only: bool,
+        widget_id: str,
+        resumed: VideoCall | None,
+    ) -> None:
+        """Start the call: recorded first, then announced. Every step after the
+        record is idempotent, so a retried transaction (``resumed``: the call this
+        very command recorded before it broke off) finishes the same call."""
         assert self.settings is not None
         room_id, sender = command.event.room_id, command.sender
         language = self.ctx.commands.language_of(sender)
-        conference_id = new_conference_id()
-        widget_id = new_widget_id()
+        name = self.ctx.cases.staff_name(room_id, sender)
+        if resumed is None:
+            call = await self.calls.start(
+                case.case_id,
+                conference_id=new_conference_id(),
+                widget_id=widget_id,
+                audio_only=audio_only,
+                started_by=name,
+            )
+        else:
+            call = resumed
+        conference_id, audio_only = call.conference_id, call.audio_only
         content = jitsi_widget_content(
             self.settings,
             conference_id,
@@ -113,14 +134,6 @@ class VideoBot:
             content,
             state_key=widget_state_key(widget_id),
         )
-        name = self.ctx.cases.staff_name(room_id, sender)
-        await self.calls.start(
-            case.case_id,
-            conference_id=conference_id,
-            widget_id=widget_id,
-            audio_only=audio_only,
-            started_by=name,
-        )
         started = "audio_started" if audio_only else "video_started"
         await self.ctx.cases.add_system_event(
             case.case_id,
@@ -131,19 +144,22 @@ class VideoBot:
         )
         text = staff_text(f"reply.{started}", language)
         if self.settings.tokens_enabled:
-            token = participant_token(
-                self.settings,
-                conference_id,
-                name,
-                sender,
-                moderator=True,
-                now=utcnow(),
-            )
-            url = conference_url(self.settings, conference_id, token)
+            url = self._moderator_url(conference_id, name, sender)
             text += "\n" + staff_text("reply.moderator_link", language, url=url)
         await self.ctx.commands.reply(room_id, text)
 
+    def _moderator_url(self, conference_id: str, name: str, sender: str) -> str:
+        """The conference link with a moderator token for the staff member."""
+        assert self.settings is not None
+        token = participant_token(
+            self.settings, conference_id, name, sender, moderator=True, now=utcnow()
+        )
+        return conference_url(self.settings, conference_id, token)
+
     async def _end(self, case: Case, command: Command, video: VideoCall) -> None:
+        """End the call: announced first (each step idempotent), recorded last, so
+        a transaction retried after a break still finds the call running and
+        finishes the announcement instead of answering "no call"."""
         room_id, sender = command.event.room_id, command.sender
         await self.ctx.appservice.intent.send_state_event(
             RoomID(room_id),
@@ -151,7 +167,6 @@ class VideoBot:
             removal_content(),
             state_key=widget_state_key(video.widget_id),
         )
-        await self.calls.end(video.id)
         name = self.ctx.cases.staff_name(room_id, sender)
         ended = "audio_ended" if video.audio_only else "video_ended"
         await self.ctx.cases.add_system_event(
@@ -161,6 +176,7 @@ class VideoBot:
             event_type="video",
         )
         await self.ctx.commands.answer(command, f"reply.{ended}")
+        await self.calls.end(video.id)
 
     async def citizen_join(self, request: web.Request) -> web.Response:
         """What the widget needs to embed the running conference for the citizen."""

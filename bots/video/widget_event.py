@@ -28,6 +28,7 @@ Sources (read, not guessed):
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import string
@@ -83,6 +84,15 @@ ELEMENT_JITSI_TEMPLATE: Final = "&".join(
 def new_widget_id() -> str:
     """A fresh widget id like Element's ``randomString(24)``, from a CSPRNG."""
     return "".join(secrets.choice(_WIDGET_ID_ALPHABET) for _ in range(WIDGET_ID_LENGTH))
+
+
+def widget_id_for(event_id: str) -> str:
+    """The widget id of the call a command event starts: the same each time that
+    event is worked off again (an appservice transaction retried after a crash or a
+    locked database), so a retry finds its own call instead of a stranger's."""
+    digest = hashlib.sha256(f"buergerchat-widget:{event_id}".encode()).digest()
+    size = len(_WIDGET_ID_ALPHABET)
+    return "".join(_WIDGET_ID_ALPHABET[b % size] for b in digest[:WIDGET_ID_LENGTH])
 
 
 def widget_state_key(widget_id: str) -> str:
