@@ -13,11 +13,13 @@ from typing import ClassVar
 from mautrix.errors import MatrixError
 from mautrix.types import EventType, RoomID, RoomNameStateEventContent, UserID
 
+from bridge.appservice import RETRY_ERRORS
+from bridge.clock import utcnow
 from bridge.commands import Command
 from bridge.config import Department
 from bridge.db.models import Case
 from bridge.i18n import say, staff_line, staff_text
-from bridge.lifecycle import InvalidTransition, Kind, State
+from bridge.lifecycle import DomainEvent, InvalidTransition, Kind, State
 from bridge.plugins import BotContext, Router
 
 log = logging.getLogger("buergerchat.workflow")
@@ -62,19 +64,23 @@ class WorkflowBot:
             other = self.ctx.cases.staff_name(room_id, case.assignee)
             await answer(command, "reply.claimed_by_other", name=other)
             return
+        lifecycle = self.ctx.cases.lifecycle
         if case.assignee == command.sender:
-            await answer(command, "reply.already_yours")
-            return
-        try:
-            await self.ctx.cases.lifecycle.record(
-                case.case_id,
-                Kind.CLAIMED,
-                actor=command.sender,
-                assignee=command.sender,
-            )
-        except InvalidTransition:
-            await answer(command, "reply.case_closed")
-            return
+            if await lifecycle.by_this_cause(case.case_id, Kind.CLAIMED) is None:
+                await answer(command, "reply.already_yours")
+                return
+            # else: this very !claim, worked off again; finish what it says.
+        else:
+            try:
+                await lifecycle.record(
+                    case.case_id,
+                    Kind.CLAIMED,
+                    actor=command.sender,
+                    assignee=command.sender,
+                )
+            except InvalidTransition:
+                await answer(command, "reply.case_closed")
+                return
         department = self._department_label(case.department)
         await self.ctx.cases.add_system_event(
             case.case_id,
@@ -91,10 +97,14 @@ class WorkflowBot:
         found = await self._transfer_target(command)
         if found is None:
             return
-        case, target, note = found
+        case, target, note, moved = found
         router = self.ctx.cases.router
-        source = self._department_label(case.department)
-        invite = await self._move_case(router, command, case, target, note)
+        if moved is None:
+            source = self._department_label(case.department)
+            invite = await self._move_case(router, command, case, target, note)
+        else:  # this very !transfer, worked off again past the move
+            source = self._department_label(str(moved.data.get("from")))
+            invite = tuple(case.invited or ())
         await self._open_room_to(command.event.room_id, case, target, invite)
         await self._tell_of_transfer(command, case, target, note, source, invite)
         if router is not None:
@@ -102,9 +112,10 @@ class WorkflowBot:
 
     async def _transfer_target(
         self, command: Command
-    ) -> tuple[Case, Department, str] | None:
-        """The case, the department and the note of ``!transfer <abteilung> [notiz]``;
-        None once staff were told why not (unknown department, or already there)."""
+    ) -> tuple[Case, Department, str, DomainEvent | None] | None:
+        """The case, the department and the note of ``!transfer <abteilung> [notiz]``,
+        and the move if this very command made it before (worked off again); None
+        once staff were told why not (unknown department, or already there)."""
         answer = self.ctx.commands.answer
         target_id, _, note = command.args.partition(" ")
         target = self.ctx.config.department(target_id.strip().lower())
@@ -116,9 +127,14 @@ class WorkflowBot:
             return None
         case = await self.ctx.store.get_case(command.case.case_id) or command.case
         if target.id == case.department:
-            await answer(command, "reply.already_there", department=target.name)
-            return None
-        return case, target, note
+            moved = await self.ctx.cases.lifecycle.by_this_cause(
+                case.case_id, Kind.TRANSFERRED
+            )
+            if moved is None:
+                await answer(command, "reply.already_there", department=target.name)
+                return None
+            return case, target, note, moved
+        return case, target, note, None
 
     async def _move_case(
         self,
@@ -188,7 +204,10 @@ class WorkflowBot:
             command, f"reply.{told}", name=name, department=target.name, note=note
         )
         invited = ", ".join(self.ctx.cases.staff_name(room_id, m) for m in invite)
-        await self.ctx.team.announce_case(
+        # Synapse away while the team room is looked up: the inbox works the
+        # command off again (every step before is idempotent), so the new
+        # department is not left without its notice.
+        announced = await self.ctx.team.announce_case(
             case,
             first_message=await self.ctx.store.first_citizen_message(case.case_id),
             extra=staff_line(
@@ -198,7 +217,11 @@ class WorkflowBot:
                 note=note,
                 invited=invited,
             ),
+            propagate=RETRY_ERRORS,
         )
+        if announced and case.announced_at is None:
+            # The team knows of the case now: no second, plain notice later.
+            await self.ctx.store.update_case(case.case_id, announced_at=utcnow())
 
     async def _close(self, command: Command) -> None:
         room_id = command.event.room_id
@@ -218,7 +241,11 @@ class WorkflowBot:
             await self.ctx.commands.answer(command, "reply.goodbye_needs_text")
             return
         case = await self.ctx.store.get_case(command.case.case_id) or command.case
-        if case.closed_at is not None:
+        lifecycle = self.ctx.cases.lifecycle
+        if (
+            case.closed_at is not None
+            and await lifecycle.by_this_cause(case.case_id, Kind.CLOSED) is None
+        ):
             await self.ctx.commands.answer(command, "reply.already_closed")
             return
         await self.ctx.cases.say_to_citizen(case, command.event, text)

@@ -382,14 +382,21 @@ class CaseService:
         the catalogue (bridge/i18n) and its values. False if already
         closed."""
         fresh = await self.store.get_case(case.case_id)
-        if fresh is None or fresh.closed_at is not None:
+        if fresh is None:
             return False
-        try:
-            closed = await self.lifecycle.transition(
-                case.case_id, State.CLOSED, actor=by, data={"note": note}
-            )
-        except InvalidTransition:
-            return False  # closed by someone else meanwhile
+        if fresh.closed_at is not None:
+            # Closed before; by this very cause (worked off again after it broke
+            # off past the move), then the rest is still to be done.
+            closed = await self.lifecycle.by_this_cause(case.case_id, Kind.CLOSED)
+            if closed is None:
+                return False
+        else:
+            try:
+                closed = await self.lifecycle.transition(
+                    case.case_id, State.CLOSED, actor=by, data={"note": note}
+                )
+            except InvalidTransition:
+                return False  # closed by someone else meanwhile
         fresh.state, fresh.closed_at = "closed", closed.at
         self.signals.forget(fresh.case_id)
         who = self.staff_name(fresh.room_id or "", by) if by else None

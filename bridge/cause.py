@@ -41,6 +41,12 @@ def caused_by(key: str | None) -> Iterator[None]:
         _current.reset(token)
 
 
+def current() -> str | None:
+    """The key of the cause being worked off (None outside any)."""
+    cause = _current.get()
+    return cause.key if cause is not None else None
+
+
 def derived_key(kind: str) -> str | None:
     """``<kind>:<cause>#<n>`` for the n-th such action of this cause, or None
     outside any cause."""

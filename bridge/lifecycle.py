@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
+from . import cause
 from .clock import as_utc, utcnow
 from .db.models import Case, CaseTransition, Job
 
@@ -66,6 +67,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("buergerchat.lifecycle")
 LOCK_STRIPES = 64
 BUSY_RETRIES = 5
+#: Key in a recorded event's data: the cause (appservice event and handler) that
+#: made it, so a retry of that cause recognises its own move (by_this_cause).
+CAUSE = "cause"
 
 
 class State(StrEnum):
@@ -305,13 +309,16 @@ class Lifecycle:
             )
             if getattr(moved, "rowcount", 0) != 1:
                 raise _Raced()
+            recorded = dict(data or {})
+            if (key := cause.current()) is not None:
+                recorded.setdefault(CAUSE, key)
             row = CaseTransition(
                 case_id=case_id,
                 kind=event_kind.value,
                 from_state=current.value,
                 to_state=to.value,
                 actor=actor,
-                data=dict(data or {}),
+                data=recorded,
                 at=now,
             )
             s.add(row)
@@ -362,6 +369,28 @@ class Lifecycle:
             expect=frozenset({State(state)}),
             **columns,
         )
+
+    async def by_this_cause(self, case_id: str, kind: Kind) -> DomainEvent | None:
+        """The ``kind`` event of the case that the cause being worked off already
+        recorded: an appservice event worked off again after its handler broke
+        off past the state move. The handler then finishes its announcements
+        (each idempotent) instead of answering "already done"."""
+        key = cause.current()
+        if key is None:
+            return None
+        async with self.store.session() as s:
+            rows = await s.scalars(
+                select(CaseTransition)
+                .where(
+                    CaseTransition.case_id == case_id,
+                    CaseTransition.kind == kind.value,
+                )
+                .order_by(CaseTransition.id.desc())
+            )
+            for row in rows:
+                if (row.data or {}).get(CAUSE) == key:
+                    return _event(row)
+        return None
 
     async def history(self, case_id: str) -> list[DomainEvent]:
         """The case's domain events, oldest first."""

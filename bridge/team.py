@@ -87,15 +87,24 @@ class TeamRooms:
 
     # --- resolving and creating rooms ---------------------------------------
 
-    async def resolve(self, room: str, invite: tuple[str, ...] = ()) -> str | None:
+    async def resolve(
+        self,
+        room: str,
+        invite: tuple[str, ...] = (),
+        *,
+        propagate: tuple[type[BaseException], ...] = (),
+    ) -> str | None:
         """The room ID for ``room`` (ID or alias), joined by the bot; created when
         it is an alias on our homeserver that does not exist yet. None (and a
-        warning in the log) when the room cannot be reached."""
+        warning in the log) when the room cannot be reached, except for errors
+        of the ``propagate`` types (Synapse away: the caller retries)."""
         async with self._lock:
             if room in self._resolved:
                 return self._resolved[room]
             try:
                 room_id = await self._resolve(room, invite)
+            except propagate:
+                raise
             except HOMESERVER_ERRORS as e:
                 log.warning("room %s cannot be used: %s", room, e)
                 return None
@@ -235,17 +244,21 @@ class TeamRooms:
         first_message: str | None = None,
         extra: Localized | None = None,
         key: str | None = None,
+        propagate: tuple[type[BaseException], ...] = (),
     ) -> bool:
         """A notice about a new case in its department's team room: reference,
         topic, the first message and a matrix.to link; ``extra`` is a last line
         in each language. German, with an English copy below when one of the
         department's staff reads English. False if there is no team room or it
-        cannot be reached (the case itself is unaffected)."""
+        cannot be reached (the case itself is unaffected); errors of the
+        ``propagate`` types in reaching it go to the caller."""
         department = self.config.department(case.department)
         if department is None or not department.team_room:
             return False
         room_id = await self.resolve(
-            department.team_room, tuple(s.mxid for s in department.staff)
+            department.team_room,
+            tuple(s.mxid for s in department.staff),
+            propagate=propagate,
         )
         if room_id is None:
             return False
