@@ -96,6 +96,7 @@ class Bridge:
         self.team.blocks = self.limits.blocks
         self.privacy = self._privacy(az, commands)
         self._register_health()
+        assert self.metrics is not None
         ctx = BotContext(
             config,
             self.store,
@@ -108,6 +109,7 @@ class Bridge:
             self.mail,
             self.limits,
             self.privacy,
+            self.metrics.count,
         )
         self.bots = load_bots(ctx)
         self._add_routes(az)
@@ -255,6 +257,8 @@ class Bridge:
             lambda: [d.id for d in self.config.departments],
         )
         self.metrics.watch(self.cases.lifecycle)
+        metrics = self.metrics
+        mail.on_outcome = lambda outcome: metrics.count("mail", outcome)
 
     async def _jobs_health(self) -> dict[str, object]:
         """Due jobs not taken for long mean no worker runs (parked ones are the

@@ -13,6 +13,11 @@ uses for its own metrics).
   ``buergerchat_queue_wait_seconds{department}``: how long a queued chat waited
   until it was put through (from its opening).
 - ``buergerchat_held_polls``: long-polls (widgets waiting for news) held now.
+- ``buergerchat_outcomes_total{part,outcome}``: how things ended, counted as
+  they happen: ``scan`` (``clean``, ``infected``, ``refused``: too large for
+  clamd, ``held``: no verdict, clamd away, tried again later) and ``mail``
+  (``sent``, ``retried``: a temporary failure, ``parked``: given up, the admins
+  were told).
 - ``buergerchat_part_up{part}`` and ``buergerchat_part{part,field}``: each part of
   ``/healthz`` (database, homeserver, appservice inbox with ``lag_seconds``, job
   queue with its lag and counts, mail outbox with queued and parked mails,
@@ -60,6 +65,11 @@ LOOPBACK: tuple[Network, ...] = (
 #: From a few milliseconds (a message on an idle machine) to a minute (Synapse
 #: away, the delivery retried).
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+#: What ``buergerchat_outcomes_total`` counts, per part (all shown from 0).
+OUTCOMES: dict[str, tuple[str, ...]] = {
+    "scan": ("clean", "infected", "refused", "held"),
+    "mail": ("sent", "retried", "parked"),
+}
 
 
 def read_metrics(section: Section) -> tuple[Network, ...]:
@@ -136,8 +146,23 @@ class Metrics:
             ["part", "field"],
             registry=r,
         )
+        self.outcomes = Counter(
+            "buergerchat_outcomes",
+            "How scans and mails ended since start, by part and outcome",
+            ["part", "outcome"],
+            registry=r,
+        )
         for kind in Kind:
             self.case_events.labels(kind.value)  # every kind shown, also at 0
+        for part, outcomes in OUTCOMES.items():
+            for outcome in outcomes:
+                self.outcomes.labels(part, outcome)
+
+    def count(self, part: str, outcome: str) -> None:
+        """One ``outcome`` of ``part`` (see OUTCOMES)."""
+        if outcome not in OUTCOMES.get(part, ()):
+            raise ValueError(f"unknown outcome {part}/{outcome}")
+        self.outcomes.labels(part, outcome).inc()
 
     def watch(self, lifecycle: Lifecycle) -> None:
         """Count every domain event; time staff messages to the citizen."""

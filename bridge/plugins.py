@@ -59,6 +59,9 @@ class BotContext:
     #: Data protection: a bot adds the part it owns (its files, its rows'
     #: personal data) with ``ctx.privacy.add_part(Part(…))``.
     privacy: Privacy
+    #: ``ctx.outcome("scan", "clean")``: one outcome for /metrics
+    #: (bridge.metrics.OUTCOMES); nothing is counted where no metrics run.
+    outcome: Callable[[str, str], None] = lambda part, outcome: None
 
 
 class Bot(Protocol):

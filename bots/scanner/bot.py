@@ -239,15 +239,19 @@ class ScannerBot:
                         verdict = await self._scan(data)
                     except ScanTooLarge as e:
                         await self._refuse(case, row, str(e))
+                        self.ctx.outcome("scan", "refused")
                         return
                     except ScanError as e:
                         await self.postpone(case, row, str(e))
+                        self.ctx.outcome("scan", "held")
                         return
                     if isinstance(verdict, Infected):
                         await self._infected(case, row, verdict.signature)
+                        self.ctx.outcome("scan", "infected")
                         return
                     assert isinstance(verdict, Clean)
                     await self.queue.update(row, state="clean", last_error=None)
+                    self.ctx.outcome("scan", "clean")
                 if row.direction == "citizen":
                     await self._deliver_citizen_file(case, row, data)
                 else:

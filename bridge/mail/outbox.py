@@ -104,6 +104,8 @@ class Outbox:
         self.backend = backend
         self._clock = clock
         self._on_parked = on_parked
+        #: Called with ``sent``, ``retried`` or ``parked`` (bridge.metrics).
+        self.on_outcome: Callable[[str], None] = lambda outcome: None
         self._rng = rng or random.Random()
         self._lock = asyncio.Lock()
         self.jobs = jobs
@@ -275,6 +277,7 @@ class Outbox:
                     )
                 else:
                     log.info("mail %s sent (%s)", mail.id, mail.dedup_key)
+                    self.on_outcome("sent")
                 return
             except Exception:
                 if pause is None:
@@ -292,6 +295,7 @@ class Outbox:
             )
             if await self.store.finish(mail, state=PARKED, last_error=reason):
                 log.error("mail %s parked: %s", mail.id, reason)
+                self.on_outcome("parked")
                 parked = await self.store.get(mail.id)
                 await self._alert(parked or mail, reason)
             return
@@ -309,6 +313,7 @@ class Outbox:
         await self.store.finish(
             mail, state=QUEUED, next_attempt_at=now + delay, last_error=failure.message
         )
+        self.on_outcome("retried")
 
     async def _alert(self, mail: OutboxMail, reason: str) -> None:
         if self._on_parked is None:

@@ -28,7 +28,9 @@ from .stack import Stack, make_stack
 from .test_live_chat import (
     api,
     join_case_room,
+    metric,
     open_case,
+    scrape,
     wait_for_event,
     wait_for_room_event,
 )
@@ -119,6 +121,28 @@ async def test_clean_file_reaches_staff_byte_for_byte(
         stack, case, lambda e: e["type"] == "attachment" and e["state"] == "delivered"
     )
     assert timeline["attachment_id"] == body["attachment_id"]
+
+
+async def test_scan_outcomes_are_counted_in_metrics(stack: Stack) -> None:
+    """/metrics counts each verdict: a clean PDF and an infected document."""
+    before = await scrape(stack)
+    case = await open_case(stack)
+    status, _ = await upload(stack, case, "Antrag.pdf", PDF)
+    assert status == 201
+    status, _ = await upload(stack, case, "Brief.docx", docx_with(eicar()))
+    assert status == 422
+    after = await scrape(stack)
+    name = "buergerchat_outcomes_total"
+    for outcome in ("clean", "infected"):
+        grew = metric(after, name, part="scan", outcome=outcome) - metric(
+            before, name, part="scan", outcome=outcome
+        )
+        assert grew == 1, (outcome, grew)
+    for outcome in ("refused", "held"):
+        assert metric(after, name, part="scan", outcome=outcome) == metric(
+            before, name, part="scan", outcome=outcome
+        ), outcome
+    assert 'outcome="parked",part="mail"' in after  # every outcome shown from 0
 
 
 async def test_eicar_in_document_is_refused_and_staff_told(

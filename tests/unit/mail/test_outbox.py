@@ -150,10 +150,13 @@ async def test_5xx_parks_the_mail_and_alerts(
     """A 550 from the server parks the mail at once and calls on_parked."""
     smtp.handler.rcpt_reply = "550 5.1.1 Mailbox unknown"
     outbox = make_outbox()
+    outcomes: list[str] = []
+    outbox.on_outcome = outcomes.append
     await outbox.enqueue(offline_mail(), dedup_key="offline:c1")
     await outbox.flush()
     row = await _row(outbox, "offline:c1")
     assert (row.state, row.attempts) == ("parked", 1)
+    assert outcomes == ["parked"]  # /metrics: buergerchat_outcomes_total
     [(mail, reason)] = parked.calls
     assert mail.id == row.id and mail.state == "parked"
     assert "550 5.1.1 Mailbox unknown" in reason
@@ -169,6 +172,8 @@ async def test_4xx_is_retried_and_then_delivered(
     """A 451 keeps the mail queued for a later try, which then delivers it."""
     smtp.handler.rcpt_reply = "451 4.7.1 Greylisted"
     outbox = make_outbox()
+    outcomes: list[str] = []
+    outbox.on_outcome = outcomes.append
     await outbox.enqueue(offline_mail(), dedup_key="offline:c1")
     await outbox.flush()
     row = await _row(outbox, "offline:c1")
@@ -179,6 +184,7 @@ async def test_4xx_is_retried_and_then_delivered(
     assert await outbox.flush() == 1
     assert len(smtp.received) == 1 and parked.calls == []
     assert (await _row(outbox, "offline:c1")).state == "sent"
+    assert outcomes == ["retried", "sent"]
 
 
 async def test_after_max_attempts_the_mail_is_parked(
