@@ -109,11 +109,14 @@ class CaseService:
         routed_at: datetime | None = None,
         client_key: str | None = None,
         requested: Department | None = None,
+        room: bool = True,
     ) -> tuple[Case, str]:
         """Create the case, its token and (if Synapse answers) its room, to which
         the ghost and the staff in ``invite`` (chosen by routing) are invited.
         ``requested``: the department the citizen chose, when routing gave the
-        case to ``department`` as its fallback (the citizen is told so)."""
+        case to ``department`` as its fallback (the citizen is told so).
+        ``room=False``: the caller calls :meth:`open_room` itself (routing does,
+        once it let go of its lock, so cases open side by side)."""
         ghost = (
             f"@{self.config.bridge.ghost_prefix}{secrets.token_hex(8)}:"
             f"{self.config.homeserver.server_name}"
@@ -138,14 +141,18 @@ class CaseService:
             await self.add_system_event(
                 case.case_id, _opening(case, department, requested), kind="opened"
             )
+        if room:
+            await self.open_room(case)
+        return case, token
+
+    async def open_room(self, case: Case) -> None:
+        """The new case's room now, or by a job once Synapse answers again (the
+        case and the citizen's messages are safe in our database meanwhile)."""
         try:
             await self.ensure_room(case)
         except HOMESERVER_ERRORS as e:
-            # The case and the citizen's messages are safe in our database; a
-            # job creates the room once Synapse answers again.
             log.warning("room for %s not created yet: %s", case.reference, e)
             await self._room_later(case)
-        return case, token
 
     async def _room_later(self, case: Case, delay: timedelta = ROOM_RETRY) -> None:
         await self.jobs.enqueue(
@@ -182,7 +189,10 @@ class CaseService:
             powers = {mxid: 50 for mxid in [*staff, *invited]}
             ghost = self.ghost_intent(case)
             await ghost.ensure_registered()
-            await ghost.set_displayname(self.citizen_display_name(case))
+            # A new ghost has no name to compare with: set it (one request).
+            await ghost.set_displayname(
+                self.citizen_display_name(case), check_current=False
+            )
             room_id = await self._create_or_find_room(
                 case,
                 name=f"{case.reference} · {department.name if department else ''}",

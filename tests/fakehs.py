@@ -148,7 +148,7 @@ class FakeIntent:
         self.hs._call(self.mxid, "ensure_registered")
         self.hs.registered.add(self.mxid)
 
-    async def set_displayname(self, name: str) -> None:
+    async def set_displayname(self, name: str, check_current: bool = True) -> None:
         self.hs._call(self.mxid, "set_displayname", name)
         self.hs.displaynames[self.mxid] = name
 

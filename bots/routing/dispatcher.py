@@ -220,8 +220,12 @@ class Dispatcher:
             self.forget_availability()
             rules = self.config.routing
             presence = await self.presence(fallback_chain(rules, department))
-            cases = await self.store.routed_cases()
-            counts = open_cases_per_staff(self._open(cases))
+            counts = open_cases_per_staff(
+                OpenCase(case_id, dep, state, assignee, tuple(invited or ()))
+                for case_id, dep, state, assignee, invited in (
+                    await self.store.routed_summaries()
+                )
+            )
             decision = route(
                 rules, department, routing_now(), presence, counts, self.pointers
             )
@@ -243,14 +247,22 @@ class Dispatcher:
                 routed_at=utcnow() if decision.invite else None,
                 client_key=client_key,
                 requested=department,
+                room=False,
             )
             self.pointers = dict(decision.pointers)
             if decision.kind == "queued":
                 line = [
-                    c for c in cases if self.waiting(c) and c.department == target.id
+                    c
+                    for c in await self.store.routed_cases()
+                    if self.waiting(c)
+                    and c.department == target.id
+                    and c.case_id != case.case_id
                 ]
                 await self._refresh_queue(target, [*line, case], presence)
                 case = await self.store.get_case(case.case_id) or case
+        # The room (about five Synapse requests) outside the lock: routing
+        # decided and recorded whom to invite; other cases open meanwhile.
+        await self.cases.open_room(case)
         log.info(
             "case %s: %s in %s (%s) invited %s",
             case.reference,

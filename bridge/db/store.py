@@ -118,6 +118,24 @@ class Store(TableStore):
             )
             return rows.all()
 
+    async def routed_summaries(
+        self,
+    ) -> Sequence[tuple[str, str, str, str | None, list[str] | None]]:
+        """(case id, department, state, assignee, invited) of the open live and
+        queued cases: what routing counts for a new case, without loading whole
+        rows (a new case must not get slower as more are open)."""
+        async with self.session() as s:
+            rows = await s.execute(
+                select(
+                    Case.case_id,
+                    Case.department,
+                    Case.state,
+                    Case.assignee,
+                    Case.invited,
+                ).where(Case.closed_at.is_(None), Case.state.in_(("live", "queued")))
+            )
+            return [tuple(r) for r in rows]  # type: ignore[misc]
+
     async def recent_cases(self, limit: int) -> Sequence[Case]:
         """The newest ``limit`` cases, any state (routing history)."""
         async with self.session() as s:
