@@ -101,9 +101,7 @@ class RoutingBot:
     async def announce_silent(self) -> None:
         """Cases whose citizen has not written for a while still get their notice."""
         cutoff = utcnow() - ANNOUNCE_WITHOUT_MESSAGE
-        for case in await self.ctx.store.routed_cases():
-            if case.announced_at is not None or as_utc(case.created_at) > cutoff:
-                continue
+        for case in await self.ctx.store.unannounced_cases(cutoff):
             await self.dispatcher.announce_once(case, None)
 
     async def close_inactive(self) -> None:

@@ -118,6 +118,22 @@ class Store(TableStore):
             )
             return rows.all()
 
+    async def unannounced_cases(self, opened_before: datetime) -> Sequence[Case]:
+        """Open live and queued cases opened before ``opened_before`` whose team
+        notice is still to be posted (few; the routing tick asks every 2 s)."""
+        async with self.session() as s:
+            rows = await s.scalars(
+                select(Case)
+                .where(
+                    Case.closed_at.is_(None),
+                    Case.state.in_(("live", "queued")),
+                    Case.announced_at.is_(None),
+                    Case.created_at <= opened_before,
+                )
+                .order_by(Case.number)
+            )
+            return rows.all()
+
     async def routed_summaries(
         self,
     ) -> Sequence[tuple[str, str, str, str | None, list[str] | None]]:

@@ -106,3 +106,31 @@ async def test_closing_archives_the_transcript_as_a_durable_job(
         assert archive.read_bytes().startswith(b"%PDF")
         stored = await h.bot("transcript").archives.get(case.case_id)
         assert stored is not None and stored.pages >= 1
+
+
+async def test_a_case_nobody_wrote_in_is_announced_after_a_minute_once(
+    tmp_path: Path,
+) -> None:
+    """The team hears of a case whose citizen has not written yet: not at once
+    (the first message belongs in the notice), after a minute, and only once."""
+    from tests.harness import minutes
+
+    async with harness(tmp_path) as h:
+        case, _ = await h.open_case(topic="personalausweis")
+
+        def notices() -> list[str]:
+            alias = f"#team-buergerbuero:{h.hs.server_name}"
+            if alias not in h.hs.aliases:
+                return []
+            return [c["body"] for c in h.hs.messages(h.hs.aliases[alias])]
+
+        before = [n for n in notices() if case.reference in n]
+        await h.bot("routing").tick()
+        assert [n for n in notices() if case.reference in n] == before == []
+        h.clock.advance(minutes(1.5))
+        await h.bot("routing").tick()
+        await h.bot("routing").tick()
+        announced = [n for n in notices() if case.reference in n]
+        assert len(announced) == 1, notices()
+        fresh = await h.store.get_case(case.case_id)
+        assert fresh is not None and fresh.announced_at is not None
