@@ -96,22 +96,7 @@ class Bridge:
         self.team.blocks = self.limits.blocks
         self.privacy = self._privacy(az, commands)
         self._register_health()
-        assert self.metrics is not None
-        ctx = BotContext(
-            config,
-            self.store,
-            self.cases,
-            az,
-            commands,
-            self.team,
-            self.health,
-            self.jobs,
-            self.mail,
-            self.limits,
-            self.privacy,
-            self.metrics.count,
-        )
-        self.bots = load_bots(ctx)
+        self.bots = load_bots(self._bot_context(az, commands))
         self._add_routes(az)
         await az.start(config.bridge.host, config.bridge.port)
         await self._prepare_bot_user(az)
@@ -197,6 +182,28 @@ class Bridge:
                 web.get("/healthz", self.healthz),
                 web.get("/api/v1/openapi.json", self.openapi),
             ]
+        )
+
+    def _bot_context(
+        self, az: DurableAppService, commands: CommandRouter
+    ) -> BotContext:
+        assert self.store is not None and self.cases is not None
+        assert self.team is not None and self.jobs is not None
+        assert self.mail is not None and self.privacy is not None
+        assert self.metrics is not None
+        return BotContext(
+            self.config,
+            self.store,
+            self.cases,
+            az,
+            commands,
+            self.team,
+            self.health,
+            self.jobs,
+            self.mail,
+            self.limits,
+            self.privacy,
+            self.metrics.count,
         )
 
     async def _prepare_bot_user(self, az: DurableAppService) -> None:

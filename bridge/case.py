@@ -25,7 +25,7 @@ from mautrix.types import (
 )
 
 from .appservice import RETRY_ERRORS, DurableAppService
-from .caserooms import CaseRooms
+from .caserooms import CaseRooms, clear_room
 from .cause import derived_key
 from .clock import utcnow
 from .config import Config, Department
@@ -424,29 +424,8 @@ class CaseService:
         # citizen can still read an answer that staff sent just before closing
         # (a closed case is read-only); staff revoke them with !revoke.
         if fresh.room_id:
-            await self._clear_room(fresh, keep)
+            await clear_room(self, fresh, keep)
         return True
-
-    async def _clear_room(self, case: Case, keep: tuple[str, ...] = ()) -> None:
-        bot = self.az.intent
-        if case.room_id is None:
-            return
-        room_id = RoomID(case.room_id)
-        try:
-            members = await bot.get_room_members(room_id)
-        except HOMESERVER_ERRORS:
-            log.warning("could not list members of %s", case.room_id, exc_info=True)
-            return
-        for mxid in members:
-            if mxid == bot.mxid or mxid in keep:
-                continue
-            try:
-                if mxid == case.ghost_mxid:
-                    await self.ghost_intent(case).leave_room(room_id)
-                else:
-                    await bot.kick_user(room_id, mxid, "Fall abgeschlossen")
-            except HOMESERVER_ERRORS:
-                log.warning("could not remove %s from %s", mxid, case.room_id)
 
     # --- staff → citizen ----------------------------------------------------
 

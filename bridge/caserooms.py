@@ -6,6 +6,7 @@ bridge.lifecycle)."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from mautrix.types import (
@@ -14,16 +15,20 @@ from mautrix.types import (
     Membership,
     MessageEvent,
     MessageType,
+    RoomID,
     StateEvent,
 )
 
 from .appservice import RETRY_ERRORS
 from .db.models import Case
+from .errors import HOMESERVER_ERRORS
 from .i18n import say
 from .lifecycle import Kind
 
 if TYPE_CHECKING:
     from .case import CaseService
+
+log = logging.getLogger("buergerchat.case")
 
 #: Staff files: the scanner takes them (Kind.STAFF_FILE).
 FILE_TYPES = frozenset(
@@ -102,3 +107,29 @@ class CaseRooms:
                 )
             return
         await self.cases.say_to_citizen(case, event, content.body)
+
+
+async def clear_room(
+    cases: CaseService, case: Case, keep: tuple[str, ...] = ()
+) -> None:
+    """A closed case's room: staff are removed and the ghost leaves (except
+    ``keep``: who must still act in it), so staff accounts stay light."""
+    bot = cases.az.intent
+    if case.room_id is None:
+        return
+    room_id = RoomID(case.room_id)
+    try:
+        members = await bot.get_room_members(room_id)
+    except HOMESERVER_ERRORS:
+        log.warning("could not list members of %s", case.room_id, exc_info=True)
+        return
+    for mxid in members:
+        if mxid == bot.mxid or mxid in keep:
+            continue
+        try:
+            if mxid == case.ghost_mxid:
+                await cases.ghost_intent(case).leave_room(room_id)
+            else:
+                await bot.kick_user(room_id, mxid, "Fall abgeschlossen")
+        except HOMESERVER_ERRORS:
+            log.warning("could not remove %s from %s", mxid, case.room_id)

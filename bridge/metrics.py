@@ -101,7 +101,16 @@ class Metrics:
         self.health = health
         self.limits = limits
         self.registry = CollectorRegistry()
-        r = self.registry
+        self._case_metrics(self.registry)
+        self._part_metrics(self.registry)
+        for kind in Kind:
+            self.case_events.labels(kind.value)  # every kind shown, also at 0
+        for part, outcomes in OUTCOMES.items():
+            for outcome in outcomes:
+                self.outcomes.labels(part, outcome)
+
+    def _case_metrics(self, r: CollectorRegistry) -> None:
+        """What the cases go through: events, states, delivery, queues."""
         self.case_events = Counter(
             "buergerchat_case_events",
             "Domain events of the case lifecycle since start, by kind",
@@ -131,6 +140,9 @@ class Metrics:
             buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600),
             registry=r,
         )
+
+    def _part_metrics(self, r: CollectorRegistry) -> None:
+        """The parts: polls held, each /healthz part, scan and mail outcomes."""
         self.polls = Gauge(
             "buergerchat_held_polls", "Long-polls held by this process now", registry=r
         )
@@ -152,11 +164,6 @@ class Metrics:
             ["part", "outcome"],
             registry=r,
         )
-        for kind in Kind:
-            self.case_events.labels(kind.value)  # every kind shown, also at 0
-        for part, outcomes in OUTCOMES.items():
-            for outcome in outcomes:
-                self.outcomes.labels(part, outcome)
 
     def count(self, part: str, outcome: str) -> None:
         """One ``outcome`` of ``part`` (see OUTCOMES)."""

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mautrix.errors import MatrixError, MForbidden
 from mautrix.types import RoomID, UserID
@@ -185,14 +185,11 @@ class Dispatcher:
         return answer
 
     @staticmethod
-    def _open(cases: Iterable[Case]) -> list[OpenCase]:
+    def _open(cases: Iterable[Any]) -> list[OpenCase]:
+        """Cases, or rows of their routing columns (Store.routed_summaries)."""
         return [
             OpenCase(
-                c.case_id,
-                c.department,
-                c.state,
-                c.assignee,
-                tuple(c.invited or ()),
+                c.case_id, c.department, c.state, c.assignee, (*(c.invited or ()),)
             )
             for c in cases
         ]
@@ -220,20 +217,14 @@ class Dispatcher:
             self.forget_availability()
             rules = self.config.routing
             presence = await self.presence(fallback_chain(rules, department))
-            counts = open_cases_per_staff(
-                OpenCase(case_id, dep, state, assignee, tuple(invited or ()))
-                for case_id, dep, state, assignee, invited in (
-                    await self.store.routed_summaries()
-                )
-            )
+            summaries = await self.store.routed_summaries()
+            counts = open_cases_per_staff(self._open(summaries))
             decision = route(
                 rules, department, routing_now(), presence, counts, self.pointers
             )
             if decision.kind == "offline":
                 log.info(
-                    "new case for %s refused: offline (%s)",
-                    department.id,
-                    decision.reason,
+                    "new case for %s: offline (%s)", department.id, decision.reason
                 )
                 return decision, None, None
             target = self.config.department(decision.department) or department
@@ -251,15 +242,7 @@ class Dispatcher:
             )
             self.pointers = dict(decision.pointers)
             if decision.kind == "queued":
-                line = [
-                    c
-                    for c in await self.store.routed_cases()
-                    if self.waiting(c)
-                    and c.department == target.id
-                    and c.case_id != case.case_id
-                ]
-                await self._refresh_queue(target, [*line, case], presence)
-                case = await self.store.get_case(case.case_id) or case
+                case = await self._queue_new(target, case, presence)
         # The room (about five Synapse requests) outside the lock: routing
         # decided and recorded whom to invite; other cases open meanwhile.
         await self.cases.open_room(case)
@@ -274,6 +257,21 @@ class Dispatcher:
         return decision, case, token
 
     # --- the waiting line -------------------------------------------------------
+
+    async def _queue_new(
+        self, department: Department, case: Case, presence: dict[str, str] | None
+    ) -> Case:
+        """A new case joins the end of the department's line; everyone's place
+        is told anew."""
+        line = [
+            c
+            for c in await self.store.routed_cases()
+            if self.waiting(c)
+            and c.department == department.id
+            and c.case_id != case.case_id
+        ]
+        await self._refresh_queue(department, [*line, case], presence)
+        return await self.store.get_case(case.case_id) or case
 
     async def _refresh_queue(
         self,

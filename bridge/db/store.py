@@ -134,12 +134,11 @@ class Store(TableStore):
             )
             return rows.all()
 
-    async def routed_summaries(
-        self,
-    ) -> Sequence[tuple[str, str, str, str | None, list[str] | None]]:
-        """(case id, department, state, assignee, invited) of the open live and
-        queued cases: what routing counts for a new case, without loading whole
-        rows (a new case must not get slower as more are open)."""
+    async def routed_summaries(self) -> Sequence[Any]:
+        """Rows with ``case_id``, ``department``, ``state``, ``assignee`` and
+        ``invited`` of the open live and queued cases: what routing counts for a
+        new case, without loading whole cases (a new case must not get slower as
+        more are open)."""
         async with self.session() as s:
             rows = await s.execute(
                 select(
@@ -150,7 +149,7 @@ class Store(TableStore):
                     Case.invited,
                 ).where(Case.closed_at.is_(None), Case.state.in_(("live", "queued")))
             )
-            return [tuple(r) for r in rows]  # type: ignore[misc]
+            return rows.all()
 
     async def recent_cases(self, limit: int) -> Sequence[Case]:
         """The newest ``limit`` cases, any state (routing history)."""
