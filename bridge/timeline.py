@@ -21,8 +21,17 @@ class Notifier:
 
     def __init__(self) -> None:
         self._waiters: defaultdict[str, set[asyncio.Future[None]]] = defaultdict(set)
+        #: Per case, a cursor no event of the case lies beyond, as far as this
+        #: process wrote or read; a re-issued idle long-poll then needs no
+        #: database read (see ``nothing_after``). Every writer of the timeline
+        #: notifies with the event's cursor; a wake-up from another process must
+        #: carry it too.
+        self._beyond: dict[str, int] = {}
 
-    def notify(self, case_id: str) -> None:
+    def notify(self, case_id: str, seq: int | None = None) -> None:
+        """Wake the case's long-polls; ``seq``: the cursor of a new event."""
+        if seq is not None:
+            self._beyond[case_id] = max(seq, self._beyond.get(case_id, seq))
         for future in self._waiters.pop(case_id, ()):
             if not future.done():
                 future.set_result(None)
@@ -32,6 +41,21 @@ class Notifier:
         timeout, so stopping does not wait for them."""
         for case_id in list(self._waiters):
             self.notify(case_id)
+
+    def nothing_after(self, case_id: str, after: int) -> bool:
+        """True when the case surely has no event beyond cursor ``after``."""
+        known = self._beyond.get(case_id)
+        return known is not None and after >= known
+
+    def read(self, case_id: str, after: int, last: int | None) -> None:
+        """A read of the case's events beyond ``after`` ended at ``last`` (None:
+        it found none, so nothing lies beyond ``after``)."""
+        top = after if last is None else last
+        self._beyond[case_id] = max(top, self._beyond.get(case_id, top))
+
+    def forget(self, case_id: str) -> None:
+        """The case's events were erased."""
+        self._beyond.pop(case_id, None)
 
     def subscribe(self, case_id: str) -> asyncio.Future[None]:
         """Register *before* reading the database, so an event added between the
@@ -98,7 +122,7 @@ class Timeline:
             extra=extra,
         )
         if created:
-            self.notifier.notify(case_id)
+            self.notifier.notify(case_id, event.seq)
         return event, created
 
     async def mark_delivered(

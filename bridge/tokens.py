@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -27,6 +29,12 @@ CHAT: Purpose = "chat"
 RESUME: Purpose = "resume"
 #: A chat token in use is pushed forward only once it has lost this much.
 SLIDE_AFTER = timedelta(minutes=5)
+#: How long a chat token's check is trusted for reading (the long-poll a widget
+#: re-issues all the time) without asking the database again, and for how many
+#: tokens at most. A revoke or erasure in this process ends it at once; one in
+#: another process (the CLI) within this time.
+READ_TRUST_SECONDS = 10.0
+READ_TRUST_MAX = 20_000
 
 LINK_EXPIRED = (
     "Dieser Link ist abgelaufen. Bitte schreiben Sie uns über den Bürgerchat eine "
@@ -70,6 +78,8 @@ class Tokens:
         self.chat_ttl = timedelta(hours=citizen.token_ttl_hours)
         self.resume_ttl = timedelta(days=citizen.resume_link_ttl_days)
         self._now = clock
+        #: (token hash, case id) → (trusted until, monotonic; the case)
+        self._trusted: OrderedDict[tuple[str, str], tuple[float, Case]] = OrderedDict()
 
     async def mint_chat(self, case_id: str) -> str:
         return await self._mint(case_id, CHAT, self.chat_ttl)
@@ -85,7 +95,28 @@ class Tokens:
 
     async def revoke(self, case_id: str, purpose: Purpose | None = None) -> int:
         """Revoke the case's live tokens (of one purpose); how many there were."""
+        self.forget(case_id)
         return await self.store.revoke_tokens(case_id, purpose=purpose)
+
+    def forget(self, case_id: str) -> None:
+        """No trusted reads for the case any more (revoked, erased)."""
+        for key in [k for k in self._trusted if k[1] == case_id]:
+            del self._trusted[key]
+
+    async def check_reading(self, token: str, case_id: str) -> Case:
+        """:meth:`check` of a chat token for reading the case's events, trusted
+        for READ_TRUST_SECONDS after a check that asked the database."""
+        key = (token_hash(token), case_id)
+        now = time.monotonic()
+        trusted = self._trusted.get(key)
+        if trusted is not None and trusted[0] > now:
+            return trusted[1]
+        case = await self._check_chat(token, case_id)
+        self._trusted[key] = (now + READ_TRUST_SECONDS, case)
+        self._trusted.move_to_end(key)
+        while len(self._trusted) > READ_TRUST_MAX:
+            self._trusted.popitem(last=False)
+        return case
 
     async def check(self, token: str, case_id: str, purpose: Purpose) -> Case:
         """The case, if ``token`` is a live token of ``purpose`` for exactly this

@@ -214,15 +214,15 @@ async def test_typing_and_read_receipts_both_ways(
                 await anna.room_typing(room_id, typing_state=True, timeout=20_000)
                 typing = page.locator("buergerchat-widget .typing")
                 await expect(typing).to_have_text(
-                    "Anna Schmidt schreibt …", timeout=15_000
+                    "Anna Schmidt schreibt …", timeout=60_000
                 )
                 await anna.room_typing(room_id, typing_state=False)
-                await expect(typing).to_have_text("", timeout=15_000)
+                await expect(typing).to_have_text("", timeout=60_000)
 
                 event_id = await event_of(anna, room_id, first)
                 await anna.update_receipt_marker(room_id, event_id)
                 mine = page.locator(".msg.citizen", has_text=first)
-                await expect(mine).to_contain_text("gelesen", timeout=15_000)
+                await expect(mine).to_contain_text("gelesen", timeout=60_000)
 
                 box = page.get_by_role("textbox", name="Ihre Nachricht")
                 await box.press_sequentially("Moment, ich suche ", delay=50)

@@ -79,7 +79,7 @@ async def start_chat(page: Page, stack: Stack, name: str) -> str:
 async def shown_reference(page: Page) -> str:
     """The case reference the chat view shows (Vorgang BC-…)."""
     casebar = page.get_by_text(re.compile(r"Vorgang BC-"))
-    await expect(casebar).to_be_visible(timeout=15_000)
+    await expect(casebar).to_be_visible(timeout=60_000)
     match = REFERENCE.search(await casebar.inner_text())
     assert match, await casebar.inner_text()
     return match.group(0)
@@ -158,7 +158,7 @@ async def test_citizen_chats_with_staff_and_resumes_after_reload(
     first = "Guten Tag, ich brauche einen neuen Personalausweis."
     await send(page, first)
     await expect(log.get_by_text(first, exact=True)).to_have_count(1)
-    await expect(log.get_by_text("wird gesendet…")).to_have_count(0, timeout=15_000)
+    await expect(log.get_by_text("wird gesendet…")).to_have_count(0, timeout=60_000)
 
     anna = await staff_client(stack, ANNA)
     try:
@@ -168,7 +168,7 @@ async def test_citizen_chats_with_staff_and_resumes_after_reload(
         await anna.room_send(
             room_id, "m.room.message", {"msgtype": "m.text", "body": answer}
         )
-        await expect(log.get_by_text(answer, exact=True)).to_be_visible(timeout=20_000)
+        await expect(log.get_by_text(answer, exact=True)).to_be_visible(timeout=60_000)
         await expect(log.get_by_text("Anna Schmidt", exact=True)).to_be_visible()
         await expect(
             log.get_by_text(re.compile("ist dem Chat beigetreten"))
@@ -190,7 +190,7 @@ async def test_citizen_chats_with_staff_and_resumes_after_reload(
         texts = await wait_for_text(anna, room_id, second)
         assert texts.count(second) == 1 and texts.count(first) == 1
         await expect(log.get_by_text(second, exact=True)).to_have_count(1)
-        await expect(log.get_by_text("wird gesendet…")).to_have_count(0, timeout=15_000)
+        await expect(log.get_by_text("wird gesendet…")).to_have_count(0, timeout=60_000)
         assert len(await log.locator(".msg").all()) == len(before) + 1
 
         # A web address from staff is a safe link; a script address is text.
@@ -227,7 +227,7 @@ async def test_message_sent_offline_arrives_once_when_back_online(
     await expect(bubble).to_contain_text("wird gesendet…")
     await expect(
         page.get_by_text("Verbindung unterbrochen – wird erneut versucht")
-    ).to_be_visible(timeout=15_000)
+    ).to_be_visible(timeout=60_000)
     assert [m["body"] for m in (await stored(page, stack))["outbox"]] == [text]
 
     await page.context.set_offline(False)
@@ -259,7 +259,7 @@ async def test_invalid_token_forgets_the_case_and_offers_a_new_chat(
     await page.reload()
     await expect(
         page.get_by_text(re.compile("abgelaufen oder nicht mehr gültig"))
-    ).to_be_visible(timeout=15_000)
+    ).to_be_visible(timeout=60_000)
     await expect(page.get_by_role("button", name="Chat starten")).to_be_visible()
     assert "case_id" not in await stored(page, stack)
 
@@ -365,7 +365,7 @@ async def test_one_tag_on_another_site_in_english_with_keyboard(
     await page.get_by_role("checkbox", name=re.compile("privacy notice")).check()
     await page.get_by_role("button", name="Start chat").press("Enter")
     box = page.get_by_role("textbox", name="Your message")
-    await expect(box).to_be_focused(timeout=15_000)
+    await expect(box).to_be_focused(timeout=60_000)
     await page.keyboard.type("first line")
     await page.keyboard.press("Shift+Enter")
     await page.keyboard.type("second line")
@@ -374,7 +374,7 @@ async def test_one_tag_on_another_site_in_english_with_keyboard(
     bubble = log.locator(".msg.citizen")
     await expect(bubble).to_have_count(1)
     assert await bubble.locator(".text").inner_text() == "first line\nsecond line"
-    await expect(log.get_by_text("sending…")).to_have_count(0, timeout=15_000)
+    await expect(log.get_by_text("sending…")).to_have_count(0, timeout=60_000)
     await expect(box).to_have_value("")
 
 
@@ -392,7 +392,7 @@ async def test_staff_closing_the_case_ends_the_chat_and_offers_a_new_one(
     finally:
         await anna.close()
     await expect(page.get_by_text("Dieses Anliegen ist abgeschlossen.")).to_be_visible(
-        timeout=20_000
+        timeout=60_000
     )
     await expect(page.get_by_role("textbox", name="Ihre Nachricht")).to_be_disabled()
     await page.get_by_role("button", name="Neues Anliegen").click()

@@ -160,7 +160,7 @@ async def test_new_messages_and_queue_changes_are_announced_politely(
         await anna.room_send(
             room_id, "m.room.message", {"msgtype": "m.text", "body": "Wie geht es?"}
         )
-        await expect(log.get_by_text("Wie geht es?")).to_be_visible(timeout=20_000)
+        await expect(log.get_by_text("Wie geht es?")).to_be_visible(timeout=60_000)
         await expect(textbox).to_be_focused()  # announced, not focused
     finally:
         await anna.close()
@@ -288,7 +288,7 @@ async def test_the_language_travels_with_the_case(stack: Stack, page: Page) -> N
     await page.locator("buergerchat-widget button[type=submit]").click()
     log = page.get_by_role("log")
     opened = say("opened", "tr", reference="BC-", department="Bürgerbüro")
-    await expect(log).to_contain_text(opened.split("BC-")[0].strip(), timeout=20_000)
+    await expect(log).to_contain_text(opened.split("BC-")[0].strip(), timeout=60_000)
     reference = await page.evaluate(
         """() => document.querySelector('buergerchat-widget').shadowRoot
               .textContent.match(/BC-\\d{4}-\\d{6}/)[0]"""
@@ -302,7 +302,7 @@ async def test_the_language_travels_with_the_case(stack: Stack, page: Page) -> N
             anna, room_id, "Merhaba, pasaportum için randevu istiyorum."
         )
         joined = say("staff_joined", "tr", name="Anna Schmidt", department="X")
-        await expect(log).to_contain_text(joined.split("(")[0].strip(), timeout=20_000)
+        await expect(log).to_contain_text(joined.split("(")[0].strip(), timeout=60_000)
         team = await team_notice(anna, reference)
         assert "Sprache: Türkisch" in team
     finally:

@@ -174,7 +174,7 @@ async def test_closed_chat_offers_the_transcript_as_pdf_download(
     finally:
         await anna.close()
     await expect(page.get_by_text("Dieses Anliegen ist abgeschlossen.")).to_be_visible(
-        timeout=20_000
+        timeout=60_000
     )
     button = page.get_by_role("button", name="Gesprächsverlauf als PDF herunterladen")
     await expect(button).to_be_visible()

@@ -177,18 +177,18 @@ async def test_queue_position_counts_down_until_it_is_the_citizens_turn(
         waiting_text = "Ich warte gern, es geht um meinen Reisepass."
         await send(page, waiting_text)
         sending = page.get_by_text("wird gesendet…")
-        await expect(sending).to_have_count(0, timeout=15_000)
+        await expect(sending).to_have_count(0, timeout=60_000)
 
         await close_case(town, busy["reference"])
         await expect(queue).to_have_text(
             "Sie sind Nr. 1 in der Warteschlange – geschätzte Wartezeit ca. 8 Min.",
-            timeout=20_000,
+            timeout=60_000,
         )
         await page.reload()  # the position survives a reload
-        await expect(queue).to_have_text(re.compile("Sie sind Nr. 1 "), timeout=15_000)
+        await expect(queue).to_have_text(re.compile("Sie sind Nr. 1 "), timeout=60_000)
 
         await close_case(town, ahead["reference"])
-        await expect(queue).to_be_hidden(timeout=20_000)
+        await expect(queue).to_be_hidden(timeout=60_000)
         await expect(page.get_by_role("log")).to_contain_text("an der Reihe")
         anna = await staff_client(town, ANNA)
         try:
@@ -198,7 +198,7 @@ async def test_queue_position_counts_down_until_it_is_the_citizens_turn(
                 room_id, "m.room.message", {"msgtype": "m.text", "body": "Guten Tag!"}
             )
             answer = page.get_by_role("log").get_by_text("Guten Tag!")
-            await expect(answer).to_be_visible(timeout=20_000)
+            await expect(answer).to_be_visible(timeout=60_000)
             await anna.room_send(
                 room_id, "m.room.message", {"msgtype": "m.text", "body": "!close"}
             )
@@ -243,7 +243,7 @@ async def test_offline_form_checks_fields_keeps_the_draft_and_sends_once(
     await page.get_by_role("checkbox").check()
     await send_button.click()
     email_field = page.get_by_label("E-Mail-Adresse")
-    await expect(email_field).to_have_attribute("aria-invalid", "true", timeout=15_000)
+    await expect(email_field).to_have_attribute("aria-invalid", "true", timeout=60_000)
     await expect(page.locator("#bc-off-email-err")).to_contain_text(
         "keine gültige E-Mail-Adresse"
     )
@@ -264,7 +264,7 @@ async def test_offline_form_checks_fields_keeps_the_draft_and_sends_once(
     await page.context.set_offline(True)
     await page.get_by_role("button", name="Nachricht senden").click()
     await expect(page.get_by_role("alert")).to_contain_text(
-        "Keine Verbindung", timeout=15_000
+        "Keine Verbindung", timeout=60_000
     )
     assert (await stored(page, town))["offline"]["description"] == text
     await page.context.set_offline(False)
@@ -286,7 +286,7 @@ async def test_offline_form_checks_fields_keeps_the_draft_and_sends_once(
         "Antwort kommt per E-Mail an olga@example.org."
     )
     log = page.get_by_role("log")
-    await expect(log.get_by_text(text, exact=True)).to_be_visible(timeout=20_000)
+    await expect(log.get_by_text(text, exact=True)).to_be_visible(timeout=60_000)
     photo = log.locator(".msg.file", has_text="Laterne.png")
     await expect(photo).to_contain_text("zugestellt", timeout=60_000)
     rows = query(
@@ -332,7 +332,7 @@ async def test_resume_link_opens_the_conversation_and_an_expired_one_says_so(
             tab = await context.new_page()
             await tab.goto(link)
             log = tab.get_by_role("log")
-            await expect(log.get_by_text(answer)).to_be_visible(timeout=20_000)
+            await expect(log.get_by_text(answer)).to_be_visible(timeout=60_000)
             await expect(
                 tab.get_by_text(f"Vorgang {case['reference']}")
             ).to_be_visible()
@@ -369,7 +369,7 @@ async def test_resume_link_opens_the_conversation_and_an_expired_one_says_so(
         await tab.goto(second)
         await expect(
             tab.get_by_text(re.compile("Dieser Link ist abgelaufen"))
-        ).to_be_visible(timeout=15_000)
+        ).to_be_visible(timeout=60_000)
         await expect(tab.get_by_text(re.compile("neue Nachricht"))).to_be_visible()
         await expect(tab.get_by_role("button", name="Chat starten")).to_be_visible()
         assert "bc-resume" not in tab.url
@@ -401,7 +401,7 @@ async def test_queue_closing_at_the_end_of_hours_turns_the_chat_into_a_message(
     await expect(page.get_by_text(re.compile("Sie sind Nr. 1"))).to_be_visible()
     written = "Ich brauche eine Meldebescheinigung."
     await send(page, written)
-    await expect(page.get_by_text("wird gesendet…")).to_have_count(0, timeout=15_000)
+    await expect(page.get_by_text("wird gesendet…")).to_have_count(0, timeout=60_000)
 
     offer = page.get_by_role("button", name="Nachricht hinterlassen")
     await expect(offer).to_be_visible(timeout=120_000)
@@ -417,7 +417,7 @@ async def test_queue_closing_at_the_end_of_hours_turns_the_chat_into_a_message(
     confirmation = page.get_by_role("log").get_by_text(
         re.compile(f"Ihre Nachricht ist unter {reference} eingegangen")
     )
-    await expect(confirmation).to_be_visible(timeout=20_000)
+    await expect(confirmation).to_be_visible(timeout=60_000)
     await expect(confirmation).to_contain_text("telefonisch unter 07205 98765")
     await expect(page.locator("buergerchat-widget #bc-hint")).to_contain_text(
         "die Antwort kommt telefonisch unter 07205 98765"

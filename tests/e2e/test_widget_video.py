@@ -178,12 +178,12 @@ async def test_join_button_embeds_the_conference_with_room_token_and_name(
     try:
         await say(anna, room_id, "!video")
         join = page.get_by_role("button", name="Videoberatung beitreten")
-        await expect(join).to_be_visible(timeout=20_000)
+        await expect(join).to_be_visible(timeout=60_000)
         await assert_accessible(page, "video offered")
         fake_jitsi.requests.clear()
         await join.click()
         frame = page.locator("iframe[title^='Fake Jitsi']")
-        await expect(frame).to_be_visible(timeout=20_000)
+        await expect(frame).to_be_visible(timeout=60_000)
         await assert_accessible(page, "video joined", phone=False)
 
         seen = await page.evaluate("window.fakeJitsi")
@@ -207,7 +207,7 @@ async def test_join_button_embeds_the_conference_with_room_token_and_name(
         assert passed["context"]["user"]["name"] == "Erika Video"
 
         await say(anna, room_id, "!video end")
-        await expect(join).to_have_count(0, timeout=20_000)
+        await expect(join).to_have_count(0, timeout=60_000)
         await expect(frame).to_have_count(0)
         assert await page.evaluate("window.fakeJitsiDisposed") == 1
         await expect(page.get_by_role("log")).to_contain_text(
@@ -229,13 +229,13 @@ async def test_refused_camera_explains_how_to_allow_it_and_shows_the_helpline(
     try:
         await say(anna, room_id, "!video")
         join = page.get_by_role("button", name="Videoberatung beitreten")
-        await expect(join).to_be_visible(timeout=20_000)
+        await expect(join).to_be_visible(timeout=60_000)
         fake_jitsi.requests.clear()
         await join.click()
         message = page.get_by_text(
             "hat den Zugriff auf Kamera und Mikrofon nicht erlaubt"
         )
-        await expect(message).to_be_visible(timeout=20_000)
+        await expect(message).to_be_visible(timeout=60_000)
         await expect(message).to_contain_text("„Zulassen“")
         helpline = page.get_by_role("link", name=HELPLINE)
         await expect(helpline).to_be_visible()
@@ -245,7 +245,7 @@ async def test_refused_camera_explains_how_to_allow_it_and_shows_the_helpline(
         await expect(join).to_be_enabled()  # the citizen may try again after allowing
 
         await say(anna, room_id, "!video end")
-        await expect(join).to_have_count(0, timeout=20_000)
+        await expect(join).to_have_count(0, timeout=60_000)
     finally:
         await anna.close()  # type: ignore[attr-defined]
         await page.context.close()
@@ -263,7 +263,7 @@ async def test_phone_call_starts_muted_and_a_broken_jitsi_shows_the_helpline(
     try:
         await say(anna, room_id, "!audio")
         join = page.get_by_role("button", name="Telefonat beitreten")
-        await expect(join).to_be_visible(timeout=20_000)
+        await expect(join).to_be_visible(timeout=60_000)
         fake_jitsi.broken = True
         await join.click()
         await expect(
@@ -274,7 +274,7 @@ async def test_phone_call_starts_muted_and_a_broken_jitsi_shows_the_helpline(
         fake_jitsi.broken = False
         await page.get_by_role("button", name="Telefonat beitreten").click()
         await expect(page.locator("iframe[title^='Fake Jitsi']")).to_be_visible(
-            timeout=20_000
+            timeout=60_000
         )
         seen = (await page.evaluate("window.fakeJitsi"))[0]
         assert seen["startWithVideoMuted"] is True
@@ -295,7 +295,7 @@ async def test_small_screen_opens_the_conference_in_a_new_tab(
     try:
         await say(anna, room_id, "!video")
         join = page.get_by_role("button", name="Videoberatung beitreten")
-        await expect(join).to_be_visible(timeout=20_000)
+        await expect(join).to_be_visible(timeout=60_000)
         async with page.context.expect_page() as popup:
             await join.click()
         tab = await popup.value
