@@ -1,0 +1,238 @@
+"""Many connected widgets: staff → citizen delivery while thousands of long-polls
+are held, against raw Synapse /sync in the same run.
+
+Starts one fresh stack (every department live, loose abuse limits), opens
+``--cases`` chats and keeps ``--widgets`` long-polls on them (each re-issued at
+once when it returns, as the widget does; all started together, so they come back
+as a herd whenever their case has news). Anna joins a few case rooms and, taking
+turns with a raw Synapse pair (A → B, B on a continuous /sync), sends
+``--messages`` messages; each is timed until every widget of its case has it.
+Prints the latency percentiles of both, their ratio, errors, and the bridge's
+resident memory (issue "Scale": no errors, p95 ≤ 1.5× raw /sync p95, RSS ≤ 400 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.chat_latency import (  # noqa: E402
+    SyncWatcher,
+    login,
+    nio_sender,
+    percentiles,
+    raw_pair,
+)
+from tests.e2e.stack import LOOSE_LIMITS, Stack, make_stack  # noqa: E402
+
+ANNA = "@anna.schmidt:buergerchat.localhost"
+LONG_POLL_SECONDS = 25
+ARRIVAL_TIMEOUT = 60.0
+
+
+class Widgets:
+    """``count`` long-polls spread over the cases; records when each widget
+    sees each message body."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session, self.base = session, base
+        self.seen: defaultdict[str, list[float]] = defaultdict(list)
+        self.errors = 0
+        self.polls = 0
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self, cases: list[dict[str, Any]], count: int) -> None:
+        for n in range(count):
+            case = cases[n % len(cases)]
+            self.tasks.append(asyncio.create_task(self._loop(case)))
+
+    async def _loop(self, case: dict[str, Any]) -> None:
+        url = f"{self.base}/api/v1/cases/{case['case_id']}/events"
+        headers = {"Authorization": f"Bearer {case['token']}"}
+        cursor = case["cursor"]
+        while True:
+            params = {"after": cursor, "timeout": str(LONG_POLL_SECONDS)}
+            try:
+                async with self.session.get(
+                    url, params=params, headers=headers
+                ) as response:
+                    body = await response.json()
+                    ok = response.status == 200
+            except (aiohttp.ClientError, TimeoutError):
+                self.errors += 1
+                await asyncio.sleep(1)
+                continue
+            at = time.perf_counter()
+            self.polls += 1
+            if not ok:
+                self.errors += 1
+                await asyncio.sleep(1)
+                continue
+            for event in body["events"]:
+                self.seen[event.get("body") or ""].append(at)
+            cursor = body["next"]
+
+
+async def join_rooms(client: Any, references: list[str]) -> list[str]:
+    """Join the case rooms of ``references`` (their invites may come in one
+    sync or several), in that order."""
+    found: dict[str, str] = {}
+    for _ in range(60):
+        response = await client.sync(timeout=500)
+        for room_id, room in response.rooms.invite.items():
+            names = " ".join(getattr(e, "name", None) or "" for e in room.invite_state)
+            for reference in references:
+                if reference in names:
+                    found[reference] = room_id
+        if len(found) == len(references):
+            break
+    rooms = [found[r] for r in references]
+    for room_id in rooms:
+        await client.join(room_id)
+    return rooms
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def open_cases(
+    session: aiohttp.ClientSession, stack: Stack, count: int
+) -> list[dict[str, Any]]:
+    cases = []
+    for _ in range(count):
+        async with session.post(
+            f"{stack.bridge_url}/api/v1/cases",
+            json={"department": "buergerbuero", "consent": True, "name": "Widget"},
+        ) as response:
+            assert response.status == 201, await response.text()
+            case = await response.json()
+        async with session.get(
+            f"{stack.bridge_url}/api/v1/cases/{case['case_id']}/events",
+            headers={"Authorization": f"Bearer {case['token']}"},
+        ) as response:
+            case["cursor"] = (await response.json())["next"]
+        cases.append(case)
+    return cases
+
+
+async def bench(stack: Stack, widgets: int, cases_n: int, messages: int) -> int:
+    assert stack.process is not None
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=LONG_POLL_SECONDS + 60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        cases = await open_cases(session, stack, cases_n)
+        anna = await login(stack, ANNA, stack.staff_password(ANNA))
+        a, b, raw_room = await raw_pair(stack)
+        rooms = await join_rooms(anna, [c["reference"] for c in cases[:5]])
+        b_sync = SyncWatcher(b)
+        await b_sync.start()
+        crowd = Widgets(session, stack.bridge_url)
+        began = time.perf_counter()
+        crowd.start(cases, widgets)
+        await asyncio.sleep(5)  # the herd is in
+        per_case = widgets // cases_n
+        bridge_ms: list[float] = []
+        raw_ms: list[float] = []
+        lost = 0
+        try:
+            for i in range(messages):
+                body = f"staff {i} {uuid.uuid4().hex}"
+                start = time.perf_counter()
+                await nio_sender(anna, rooms[i % len(rooms)])(body)
+                deadline = start + ARRIVAL_TIMEOUT
+                while len(crowd.seen[body]) < per_case:  # noqa: ASYNC110 (polling)
+                    if time.perf_counter() > deadline:
+                        break
+                    await asyncio.sleep(0.01)
+                arrived = crowd.seen.pop(body, [])
+                lost += per_case - min(per_case, len(arrived))
+                bridge_ms += [(at - start) * 1000 for at in arrived]
+                raw_body = f"raw {i} {uuid.uuid4().hex}"
+                seen = b_sync.expect(raw_body)
+                start = time.perf_counter()
+                await nio_sender(a, raw_room)(raw_body)
+                try:
+                    raw_ms.append(
+                        (await asyncio.wait_for(seen, ARRIVAL_TIMEOUT) - start) * 1000
+                    )
+                except TimeoutError:
+                    lost += 1
+                await asyncio.sleep(0.25)
+            held = time.perf_counter() - began
+            print(
+                f"{widgets} widgets on {cases_n} cases ({per_case} each), held "
+                f"{held:.0f} s, {crowd.polls} polls answered, {crowd.errors} errors, "
+                f"{lost} deliveries missing"
+            )
+            b50, b95, b99 = percentiles(bridge_ms)
+            r50, r95, r99 = percentiles(raw_ms)
+            print(
+                f"staff -> every widget of the case: p50 {b50:.0f} ms, "
+                f"p95 {b95:.0f} ms, p99 {b99:.0f} ms ({len(bridge_ms)} arrivals)"
+            )
+            print(
+                f"raw A -> B /sync: p50 {r50:.0f} ms, p95 {r95:.0f} ms, "
+                f"p99 {r99:.0f} ms ({len(raw_ms)} messages)"
+            )
+            rss = rss_mb(stack.process.pid)
+            print(f"ratio p95 bridge/raw: {b95 / r95:.2f}x; bridge RSS {rss:.0f} MB")
+            return 1 if crowd.errors or lost else 0
+        finally:
+            for task in crowd.tasks:
+                task.cancel()
+            await asyncio.gather(*crowd.tasks, return_exceptions=True)
+            if b_sync.task is not None:
+                b_sync.task.cancel()
+            for client in (anna, a, b):
+                await client.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--widgets", type=int, default=5000)
+    parser.add_argument("--cases", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=40)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="bc-widgets-"))
+
+    def unlimited(data: dict) -> None:
+        data.setdefault("routing", {})["use_presence"] = False
+        for department in data["departments"]:
+            department["max_cases_per_staff"] = 1_000_000
+
+    stack = make_stack(
+        base,
+        edit_rules=unlimited,
+        limits={
+            **LOOSE_LIMITS,
+            "polls_per_token": 1_000_000,
+            "polls_per_address": 1_000_000,
+            "burst_chats": 1_000_000,
+        },
+    )
+    try:
+        stack.start()
+        return asyncio.run(bench(stack, args.widgets, args.cases, args.messages))
+    finally:
+        stack.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
