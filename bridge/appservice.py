@@ -179,8 +179,12 @@ class DurableAppService(AppService):
             log.debug("transaction %s was stored before; acknowledging again", txn_id)
         else:
             log.debug("transaction %s stored", txn_id)
-        self._wake.set()
+        self.stored()
         return web.json_response({})
+
+    def stored(self) -> None:
+        """A transaction is in the inbox table: the worker works it off now."""
+        self._wake.set()
 
     async def forget(self, room_id: str | None, user_id: str) -> None:
         """Erasure: mautrix's state file (members with their display names, the
@@ -285,6 +289,11 @@ class DurableAppService(AppService):
         while True:
             if utcnow() - self._caught_up_at > CATCH_UP_EVERY:
                 self._catch_up_due = True
+            # Cleared before the work, not after: a transaction stored while
+            # drain() runs sets it again, and the wait below returns at once
+            # (cleared after, that wake-up was lost until the next transaction
+            # or the 10-minute catch-up, and a staff message waited with it).
+            self._wake.clear()
             try:
                 if self._catch_up_due:
                     await self._run_catch_up()
@@ -304,7 +313,6 @@ class DurableAppService(AppService):
                 log.exception("working off stored transactions failed; retrying")
                 await asyncio.sleep(2)
                 continue
-            self._wake.clear()
             try:
                 await asyncio.wait_for(
                     self._wake.wait(), CATCH_UP_EVERY.total_seconds()

@@ -336,6 +336,43 @@ async def test_a_handler_that_loses_the_database_is_retried_not_skipped(
     assert (await store.inbox_lag())[0] == 0
 
 
+async def test_a_transaction_stored_while_the_worker_is_busy_is_not_left_waiting(
+    inbox: DurableAppService, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Synapse pushes the next transaction just as the worker finds nothing more
+    to do: the worker takes it at once — not at the next push or the 10-minute
+    catch-up (a lost wake-up once held a staff message for 60 s in CI)."""
+    worked: list[str] = []
+    real = store.unprocessed_transactions
+    pushed = [False]
+
+    async def unprocessed() -> Any:
+        batch = await real()
+        if not batch and worked and not pushed[0]:
+            # Right after the worker's last look: the HTTP handler stores one.
+            pushed[0] = True
+            await store.save_transaction("2", {"events": [event(2)]})
+            inbox.stored()
+        return batch
+
+    async def handler(e: Event) -> None:
+        worked.append(str(e.event_id))
+
+    monkeypatch.setattr(store, "unprocessed_transactions", unprocessed)
+    inbox.on_event(handler)
+    await store.save_transaction("1", {"events": [event(1)]})
+    inbox.start_worker()
+    try:
+        inbox.stored()
+        for _ in range(150):
+            if worked == ["$e1", "$e2"]:
+                break
+            await asyncio.sleep(0.02)
+        assert pushed[0] and worked == ["$e1", "$e2"], worked
+    finally:
+        await inbox.stop_worker()
+
+
 async def test_a_send_synapse_refused_for_now_is_a_job_that_sends_it_later(
     store: Store, homeserver: tuple[FakeHomeserver, DurableAppService]
 ) -> None:
