@@ -34,7 +34,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bridge.homeserver import register_user  # noqa: E402
-from tests.e2e.stack import Stack, make_stack  # noqa: E402
+from tests.e2e.stack import Stack, make_stack, unlimited_rules  # noqa: E402
 
 TIMEOUT = aiohttp.ClientTimeout(total=120)
 Call = Callable[[], Awaitable[None]]
@@ -182,12 +182,7 @@ def main() -> int:
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bc-open-"))
 
-    def unlimited(data: dict) -> None:
-        data.setdefault("routing", {})["use_presence"] = False
-        for department in data["departments"]:
-            department["max_cases_per_staff"] = 1_000_000
-
-    stack = make_stack(base, edit_rules=unlimited)
+    stack = make_stack(base, edit_rules=unlimited_rules)
     try:
         stack.start()
         asyncio.run(bench(stack, args.count, args.cases))

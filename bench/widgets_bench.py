@@ -35,7 +35,12 @@ from bench.chat_latency import (  # noqa: E402
     percentiles,
     raw_pair,
 )
-from tests.e2e.stack import LOOSE_LIMITS, Stack, make_stack  # noqa: E402
+from tests.e2e.stack import (  # noqa: E402
+    LOOSE_LIMITS,
+    Stack,
+    make_stack,
+    unlimited_rules,
+)
 
 ANNA = "@anna.schmidt:buergerchat.localhost"
 LONG_POLL_SECONDS = 25
@@ -211,14 +216,9 @@ def main() -> int:
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bc-widgets-"))
 
-    def unlimited(data: dict) -> None:
-        data.setdefault("routing", {})["use_presence"] = False
-        for department in data["departments"]:
-            department["max_cases_per_staff"] = 1_000_000
-
     stack = make_stack(
         base,
-        edit_rules=unlimited,
+        edit_rules=unlimited_rules,
         limits={
             **LOOSE_LIMITS,
             "polls_per_token": 1_000_000,

@@ -119,6 +119,14 @@ def shared_rules(data: dict[str, Any]) -> None:
         department["max_cases_per_staff"] = 1000
 
 
+def unlimited_rules(data: dict[str, Any]) -> None:
+    """Routing for the benches: presence not judged and no case limit anyone
+    reaches, however many cases a bench opens."""
+    data.setdefault("routing", {})["use_presence"] = False
+    for department in data["departments"]:
+        department["max_cases_per_staff"] = 1_000_000
+
+
 #: Limits no functional test meets: all its chats come from 127.0.0.1, and the
 #: soaks send thousands of messages into a few cases. tests/e2e/test_abuse.py
 #: runs with the real defaults (``limits=None``).
