@@ -20,6 +20,7 @@ from .blocks import Blocks
 from .case import CaseService
 from .catchup import CatchUp
 from .clock import as_utc, utcnow
+from .cluster import Cluster, process_name
 from .commands import CommandRouter
 from .config import Config
 from .db.engine import create_engine, database_url, migrate
@@ -32,6 +33,7 @@ from .limits import Limits
 from .mail.outbox import Outbox
 from .mail.service import build_outbox, outbox_health
 from .metrics import Metrics
+from .peers import join
 from .plugins import Bot, BotContext, load_bots
 from .privacy.commands import register_erase_command
 from .privacy.notice import privacy_routes
@@ -54,6 +56,7 @@ class Bridge:
         self.config = config
         self.secrets = secrets
         self.store: Store | None = None
+        self.cluster: Cluster | None = None
         self.appservice: DurableAppService | None = None
         self.cases: CaseService | None = None
         self.deliveries: Deliveries | None = None
@@ -73,12 +76,15 @@ class Bridge:
         engine = create_engine(database_url(config.bridge.database, config.data_dir))
         await migrate(engine)
         self.store = Store(engine)
-        self.jobs = JobQueue(engine)
-        self.appservice = az = self._appservice(self.store)
+        self.cluster = cluster = Cluster(engine, process_name(config.bridge.port))
+        self.jobs = JobQueue(engine, owner=cluster.name)
+        self.appservice = az = self._appservice(self.store, cluster)
         self.deliveries = Deliveries(self.store, az, self.jobs)
         # First handler: the bridge's own events coming back mark their sends.
         az.on_event(self.deliveries.observe)
-        self.cases = CaseService(config, self.store, az, self.deliveries)
+        self.cases = CaseService(config, self.store, az, self.deliveries, cluster)
+        join(cluster, self.cases, az)
+        await cluster.start()
         commands = CommandRouter(config, self.cases)
         self.team = TeamRooms(config, az, self.deliveries)
         self.mail = build_outbox(
@@ -110,6 +116,9 @@ class Bridge:
         # Mails left waiting get their job; the retention sweep its own.
         await self.mail.recover()
         await self.privacy.start()
+        if az.lease is not None:
+            az.lease.on_gained = az.wake
+            az.lease.start()
         az.start_worker()
         log.info("bridge listens on %s:%d", config.bridge.host, config.bridge.port)
 
@@ -133,11 +142,13 @@ class Bridge:
         register_erase_command(commands, privacy)
         return privacy
 
-    def _appservice(self, store: Store) -> DurableAppService:
+    def _appservice(self, store: Store, cluster: Cluster) -> DurableAppService:
         config = self.config
+        # Each process keeps its own (they share the data folder).
+        state = f"mx-state-{cluster.name.rsplit(':', 2)[0].replace(':', '-')}.json"
         az = DurableAppService(
             store=store,
-            state_file=config.data_dir / "mx-state.json",
+            state_file=config.data_dir / (state if cluster.shared else "mx-state.json"),
             middlewares=[
                 security_headers,
                 cors_middleware(config.bridge.allowed_origins),
@@ -155,6 +166,9 @@ class Bridge:
             id=APPSERVICE_ID,
             bridge_name="buergerchat",
         )
+        if cluster.shared:
+            # Any process stores what Synapse pushes; one works it off.
+            az.lease = cluster.lease("appservice-inbox")
         az.catch_up = CatchUp(
             store,
             az,
@@ -225,6 +239,8 @@ class Bridge:
             self.cases.notifier.wake_all()
         if self.appservice is not None:
             await self.appservice.stop_worker()
+            if self.appservice.lease is not None:
+                await self.appservice.lease.stop()  # another takes it at once
         if self.jobs is not None:
             await self.jobs.stop()
         for bot in reversed(self.bots):
@@ -233,6 +249,8 @@ class Bridge:
             await self.cases.stop()
         if self.appservice is not None:
             await self.appservice.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self.store is not None:
             await self.store.close()
 

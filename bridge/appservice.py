@@ -34,6 +34,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from .catchup import CATCH_UP_EVERY, CatchUp
 from .cause import caused_by
 from .clock import utcnow
+from .cluster import Lease
 from .db.store import Store
 from .tasks import cancel
 
@@ -47,6 +48,8 @@ EPHEMERAL_KEYS = ("ephemeral", "de.sorunome.msc2409.ephemeral")
 TRANSACTIONS_KEPT = timedelta(days=1)
 SEEN_EVENTS_KEPT = timedelta(days=7)
 PRUNE_EVERY = timedelta(hours=1)
+#: A process without the inbox lease looks this often whether it got it.
+LEASE_LOOK_SECONDS = 5.0
 #: A handler failing with one of these is retried, not skipped: the connection
 #: to Synapse or the database broke, or SQLite was locked; the same event will
 #: work once it is back. MatrixError answers (a refusal) are not among them.
@@ -84,6 +87,13 @@ class DurableAppService(AppService):
         self._catch_up_due = True
         self._caught_up_at = utcnow()
         self._last_txn_number = -1
+        #: With several bridge processes: only the holder works off the inbox
+        #: (any process stores what Synapse pushes). None: this one always.
+        self.lease: Lease | None = None
+        #: Tell the other processes of a stored transaction and of typing
+        #: notices and receipts (bridge.peers); None: one process.
+        self.peers_stored: Callable[[], None] | None = None
+        self.peers_ephemeral: Callable[[dict[str, Any]], None] | None = None
         super().__init__(
             state_store=FileASStateStore(str(state_file), binary=False),
             aiohttp_params={
@@ -107,11 +117,15 @@ class DurableAppService(AppService):
     def _hand_on_ephemeral(self, body: dict[str, Any]) -> None:
         found = (body[k] for k in EPHEMERAL_KEYS if isinstance(body.get(k), list))
         edus: list[Any] = next(found, [])
-        if not self._ephemeral:
-            return
         for edu in edus:
-            if not isinstance(edu, dict):
-                continue
+            if isinstance(edu, dict):
+                self.hand_on_ephemeral(edu)
+                if self.peers_ephemeral is not None:
+                    self.peers_ephemeral(edu)
+
+    def hand_on_ephemeral(self, edu: dict[str, Any]) -> None:
+        """One typing notice or receipt, from Synapse or another process."""
+        if self._ephemeral:
             try:
                 self._ephemeral_queue.put_nowait(edu)
             except asyncio.QueueFull:
@@ -183,8 +197,18 @@ class DurableAppService(AppService):
         return web.json_response({})
 
     def stored(self) -> None:
-        """A transaction is in the inbox table: the worker works it off now."""
+        """A transaction is in the inbox table: the worker works it off now,
+        here or in the process holding the inbox lease."""
         self._wake.set()
+        if self.peers_stored is not None:
+            self.peers_stored()
+
+    def wake(self) -> None:
+        """Another process stored a transaction (or the lease came here)."""
+        self._wake.set()
+
+    def working_here(self) -> bool:
+        return self.lease is None or self.lease.held
 
     async def forget(self, room_id: str | None, user_id: str) -> None:
         """Erasure: mautrix's state file (members with their display names, the
@@ -252,6 +276,8 @@ class DurableAppService(AppService):
             if not batch:
                 return
             for txn in batch:
+                if not self.working_here():
+                    return  # the lease ran out: another process goes on
                 if self._catch_up_due and self.catch_up is not None:
                     # Events Synapse never pushed go before anything newer.
                     return
@@ -294,6 +320,9 @@ class DurableAppService(AppService):
             # (cleared after, that wake-up was lost until the next transaction
             # or the 10-minute catch-up, and a staff message waited with it).
             self._wake.clear()
+            if not self.working_here():
+                await self._sleep_until_woken(LEASE_LOOK_SECONDS)
+                continue
             try:
                 if self._catch_up_due:
                     await self._run_catch_up()
@@ -313,12 +342,13 @@ class DurableAppService(AppService):
                 log.exception("working off stored transactions failed; retrying")
                 await asyncio.sleep(2)
                 continue
-            try:
-                await asyncio.wait_for(
-                    self._wake.wait(), CATCH_UP_EVERY.total_seconds()
-                )
-            except TimeoutError:
-                pass
+            await self._sleep_until_woken(CATCH_UP_EVERY.total_seconds())
+
+    async def _sleep_until_woken(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
 
     async def _dispatch(self, raw: JSON) -> None:
         try:

@@ -28,6 +28,7 @@ from .appservice import RETRY_ERRORS, DurableAppService
 from .caserooms import CaseRooms, clear_room
 from .cause import derived_key
 from .clock import utcnow
+from .cluster import Cluster
 from .config import Config, Department
 from .db.models import Case, CaseEvent, MatrixSend
 from .db.store import Store
@@ -61,9 +62,12 @@ class CaseService:
         store: Store,
         appservice: DurableAppService,
         deliveries: Deliveries,
+        cluster: Cluster | None = None,
     ) -> None:
         self.config = config
         self.store = store
+        #: The other bridge processes on the same database (bridge.cluster).
+        self.cluster = cluster or Cluster(store.engine)
         self.az = appservice
         self.deliveries = deliveries
         deliveries.sent_hooks.append(self._sent)

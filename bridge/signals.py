@@ -61,7 +61,9 @@ class Signals:
 
     def _changed(self, case_id: str, signals: _CaseSignals) -> None:
         signals.version += 1
-        self.cases.notifier.notify(case_id)
+        # Each process keeps its own signals: Synapse's typing notices and
+        # receipts reach the others as they are (bridge.peers).
+        self.cases.notifier.notify(case_id, here_only=True)
 
     # --- from Synapse -------------------------------------------------------------
 

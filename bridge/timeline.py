@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -27,20 +28,33 @@ class Notifier:
         #: notifies with the event's cursor; a wake-up from another process must
         #: carry it too.
         self._beyond: dict[str, int] = {}
+        #: Tells the other bridge processes (bridge.peers); None: one process.
+        self.peers: Callable[[str, int | None], None] | None = None
 
-    def notify(self, case_id: str, seq: int | None = None) -> None:
-        """Wake the case's long-polls; ``seq``: the cursor of a new event."""
+    def notify(
+        self, case_id: str, seq: int | None = None, *, here_only: bool = False
+    ) -> None:
+        """Wake the case's long-polls, in this process and (unless
+        ``here_only``) in the others; ``seq``: the cursor of a new event."""
         if seq is not None:
             self._beyond[case_id] = max(seq, self._beyond.get(case_id, seq))
         for future in self._waiters.pop(case_id, ()):
             if not future.done():
                 future.set_result(None)
+        if self.peers is not None and not here_only:
+            self.peers(case_id, seq)
+
+    def resync(self) -> None:
+        """Wake-ups from other processes may have been missed: nothing known
+        of any case's cursor any more, and every long-poll reads again."""
+        self._beyond.clear()
+        self.wake_all()
 
     def wake_all(self) -> None:
         """At shutdown: let every waiting long-poll answer now instead of at its
         timeout, so stopping does not wait for them."""
         for case_id in list(self._waiters):
-            self.notify(case_id)
+            self.notify(case_id, here_only=True)
 
     def nothing_after(self, case_id: str, after: int) -> bool:
         """True when the case surely has no event beyond cursor ``after``."""

@@ -80,6 +80,8 @@ class Tokens:
         self._now = clock
         #: (token hash, case id) → (trusted until, monotonic; the case)
         self._trusted: OrderedDict[tuple[str, str], tuple[float, Case]] = OrderedDict()
+        #: Tells the other bridge processes to forget (bridge.peers).
+        self.peers: Callable[[str], None] | None = None
 
     async def mint_chat(self, case_id: str) -> str:
         return await self._mint(case_id, CHAT, self.chat_ttl)
@@ -96,12 +98,20 @@ class Tokens:
     async def revoke(self, case_id: str, purpose: Purpose | None = None) -> int:
         """Revoke the case's live tokens (of one purpose); how many there were."""
         self.forget(case_id)
-        return await self.store.revoke_tokens(case_id, purpose=purpose)
+        count = await self.store.revoke_tokens(case_id, purpose=purpose)
+        self.forget(case_id)  # a check that ran meanwhile trusted it again
+        if self.peers is not None:
+            self.peers(case_id)  # after the commit: their next check reads it
+        return count
 
     def forget(self, case_id: str) -> None:
         """No trusted reads for the case any more (revoked, erased)."""
         for key in [k for k in self._trusted if k[1] == case_id]:
             del self._trusted[key]
+
+    def forget_all(self) -> None:
+        """Revocations may have been missed (bridge.peers): check anew."""
+        self._trusted.clear()
 
     async def check_reading(self, token: str, case_id: str) -> Case:
         """:meth:`check` of a chat token for reading the case's events, trusted

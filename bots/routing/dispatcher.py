@@ -12,21 +12,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from mautrix.errors import MatrixError, MForbidden
+from mautrix.errors import MatrixError
 from mautrix.types import RoomID, UserID
 
 from bridge.clock import as_utc, routing_now, utcnow
 from bridge.departments.availability import Availability, AvailabilityState
 from bridge.departments.model import Department
 from bridge.departments.office_hours import is_live
-from bridge.errors import HOMESERVER_ERRORS
 from bridge.i18n import Localized, say, staff_line
 from bridge.lifecycle import DomainEvent, InvalidTransition, Kind, State
 
+from .pointers import Pointers
+from .presence import Presence
 from .queue import OpenCase, last_pointers, open_cases_per_staff, queue_places
 from .strategy import RoutingDecision, choose_staff, fallback_chain, route
 
@@ -39,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("buergerchat.routing")
 
-PRESENCE_TIMEOUT = 5.0
 #: How long one availability answer serves every widget asking (seconds).
 AVAILABILITY_TTL = 5.0
 
@@ -58,17 +59,24 @@ class Dispatcher:
         self.store = store
         self.cases = cases
         self.team = team
+        #: Held while this process decides (see :meth:`deciding`).
         self.lock = asyncio.Lock()
-        #: Last staff picked alone per department (round robin continues after).
+        #: Last staff picked alone per department (round robin continues after),
+        #: as read under the lock.
         self.pointers: dict[str, str] = {}
-        self._unseen: set[str] = set()
+        self._stored_pointers = Pointers(store.engine)
+        self._presence = Presence(config, cases)
         self._announcing: set[str] = set()
         self._availability: tuple[float, dict[str, Availability]] | None = None
         self._availability_lock = asyncio.Lock()
         self._generation = 0
 
     async def load(self) -> None:
-        """Round-robin pointers from the cases routed before a restart."""
+        """Round-robin pointers as stored; a database of an older version has
+        none yet: they are derived from the cases routed before."""
+        self.pointers = await self._stored_pointers.read()
+        if self.pointers:
+            return
         history = [
             (
                 c.department,
@@ -78,6 +86,20 @@ class Dispatcher:
             for c in await self.store.recent_cases(500)
         ]
         self.pointers = last_pointers(history)
+        await self._stored_pointers.write(self.pointers)
+
+    @asynccontextmanager
+    async def deciding(self) -> AsyncIterator[None]:
+        """One routing decision at a time in the whole cluster (every bridge
+        process), each starting from the pointers the one before left."""
+        async with self.lock, self.cases.cluster.lock("routing"):
+            self.forget_availability()
+            before = await self._stored_pointers.read()
+            self.pointers = dict(before)
+            yield
+            await self._stored_pointers.write(
+                {d: m for d, m in self.pointers.items() if before.get(d) != m}
+            )
 
     # --- what is true right now -------------------------------------------------
 
@@ -86,39 +108,7 @@ class Dispatcher:
     ) -> dict[str, str] | None:
         """Presence per staff member, or None when ``routing.use_presence`` is off
         (then everyone counts as online)."""
-        if not self.config.routing.use_presence:
-            return None
-        mxids = list(dict.fromkeys(s.mxid for d in departments for s in d.staff))
-        states = await asyncio.gather(*(self._presence_of(m) for m in mxids))
-        return dict(zip(mxids, states, strict=True))
-
-    async def _presence_of(self, mxid: str) -> str:
-        """What Synapse says of ``mxid``; anything unknown counts as offline: a
-        citizen must never be promised someone who may not be there."""
-        intent = self.cases.az.intent
-        try:
-            content = await asyncio.wait_for(
-                intent.get_presence(UserID(mxid)), PRESENCE_TIMEOUT
-            )
-        except MForbidden:
-            # Synapse shows presence only to users sharing a joined room; staff
-            # are joined to their team room as soon as the rules name them
-            # (synapse/modules/buergerchat_teams.py), so this is someone who
-            # left it, or whose account does not exist yet.
-            if mxid not in self._unseen:
-                self._unseen.add(mxid)
-                log.warning(
-                    "presence of %s not visible (not in their team room); "
-                    "counted as offline",
-                    mxid,
-                )
-            return "offline"
-        except HOMESERVER_ERRORS as e:
-            log.warning("presence of %s unknown (%s); counted as offline", mxid, e)
-            return "offline"
-        self._unseen.discard(mxid)
-        state = content.presence
-        return str(getattr(state, "value", state))
+        return await self._presence.of(departments)
 
     async def availability(self) -> dict[str, Availability]:
         """Per department, what a chat started now would meet (see
@@ -213,8 +203,7 @@ class Dispatcher:
         """Decide live/queued/offline for a new case of ``department`` and, unless
         offline, create it (with the chosen staff invited). Offline creates
         nothing: the citizen leaves a message through the offline form."""
-        async with self.lock:
-            self.forget_availability()
+        async with self.deciding():
             rules = self.config.routing
             presence = await self.presence(fallback_chain(rules, department))
             summaries = await self.store.routed_summaries()
@@ -311,8 +300,7 @@ class Dispatcher:
     async def drain(self) -> None:
         """Route the head of each queue while someone is free; tell queued citizens
         when live hours ended; update everyone's position."""
-        async with self.lock:
-            self.forget_availability()
+        async with self.deciding():
             cases = await self.store.routed_cases()
             lines: dict[str, list[Case]] = {}
             for case in cases:
@@ -417,8 +405,7 @@ class Dispatcher:
     ) -> tuple[str, ...]:
         """Move ``case`` to ``target``; whom to invite by the target's strategy.
         When nobody there is free right now, the whole team is invited."""
-        async with self.lock:
-            self.forget_availability()
+        async with self.deciding():
             presence = await self.presence([target])
             others = [
                 c for c in await self.store.routed_cases() if c.case_id != case.case_id

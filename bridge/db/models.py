@@ -249,3 +249,26 @@ class PrivacyAudit(Base):
     department: Mapped[str | None] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(255))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Lease(Base):
+    """Work only one bridge process may do at a time (the appservice inbox):
+    ``holder`` renews it before ``expires_at``; when a holder dies, the lease
+    runs out and another process takes it (see :mod:`bridge.cluster`)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime]
+
+
+class RoutingPointer(Base):
+    """Per department, the staff member round robin picked last: read and
+    written under the routing lock, so every bridge process continues the
+    same rotation."""
+
+    __tablename__ = "routing_pointers"
+
+    department: Mapped[str] = mapped_column(String(32), primary_key=True)
+    mxid: Mapped[str] = mapped_column(String(255))

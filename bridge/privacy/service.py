@@ -197,10 +197,11 @@ class Privacy:
             # Its events are still being worked off; their rows go next time.
             raise RetryLater(timedelta(seconds=5), "the room's events are in the inbox")
         await self.az.forget(case.room_id, case.ghost_mxid)
-        if request is not None:
-            counts_request = {"request": request}
-        else:
-            counts_request = {}
+        # The other bridge processes forget it too (bridge.peers).
+        self.cases.cluster.publish(
+            "erased", case_id, case.room_id or "-", case.ghost_mxid
+        )
+        counts_request = {"request": request} if request is not None else {}
         counts.update(
             await self._delete_rows(case, action, actor, counts, counts_request)
         )
