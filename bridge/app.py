@@ -306,7 +306,14 @@ class Bridge:
         assert self.store is not None
         waiting, oldest = await self.store.inbox_lag()
         lag = (utcnow() - as_utc(oldest)).total_seconds() if oldest else 0.0
-        return {"ok": lag < INBOX_HEALTHY_LAG_S, "waiting": waiting, "lag_seconds": lag}
+        assert self.appservice is not None
+        return {
+            "ok": lag < INBOX_HEALTHY_LAG_S,
+            "waiting": waiting,
+            "lag_seconds": lag,
+            # Several processes: only the lease holder works it off.
+            "worked_off_here": self.appservice.working_here(),
+        }
 
     async def healthz(self, request: web.Request) -> web.Response:
         """Each part: database, homeserver, appservice inbox, deliveries, and what

@@ -50,6 +50,10 @@ log = logging.getLogger("buergerchat.cluster")
 CHANNEL = "buergerchat"
 #: PostgreSQL refuses a NOTIFY payload of 8,000 bytes or more.
 PAYLOAD_MAX = 7900
+#: The routing lock's holder must not stay idle longer than this (its
+#: decision waits at most a few seconds for Synapse's presence answers).
+LOCK_IDLE_LIMIT = timedelta(seconds=30)
+LOCK_MS = int(LOCK_IDLE_LIMIT.total_seconds() * 1000)
 #: How the listening connection shows in ``pg_stat_activity``.
 LISTENER_APP = "buergerchat-listen"
 Handler = Callable[[list[str]], None]
@@ -199,13 +203,21 @@ class Cluster:
                 yield
                 return
             async with self.engine.connect() as conn:
+                # A holder that hangs (stopped, cut off) loses its session and
+                # so the lock after LOCK_IDLE_LIMIT, instead of blocking all.
+                await conn.execute(
+                    text(f"SET LOCAL idle_in_transaction_session_timeout = {LOCK_MS}")
+                )
                 await conn.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(name)}
                 )
                 try:
                     yield
                 finally:
-                    await conn.rollback()  # ends the transaction: the lock is free
+                    try:
+                        await conn.rollback()  # ends the transaction: lock free
+                    except Exception:  # noqa: BLE001 - the session is gone, and so the lock
+                        log.warning("the %s lock's session ended early", name)
 
     def lease(self, name: str, ttl: timedelta = timedelta(seconds=15)) -> Lease:
         return Lease(self.engine, name, self.name, ttl)

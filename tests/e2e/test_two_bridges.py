@@ -1,0 +1,190 @@
+"""Two bridge processes on one PostgreSQL against one Synapse, with no sticky
+sessions: the citizen talks to one, Synapse pushes the staff traffic to the
+other, and a long-poll on either sees everything once. The lease holder of
+the appservice inbox is then frozen (SIGSTOP, as a hung process): the other
+takes the inbox over and nothing is lost or shown twice when it wakes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from nio import AsyncClient
+
+from bots.scanner.pipeline import embedded_socket
+from bridge.homeserver import ADMIN_TOKEN_KEY
+
+from ..conftest import PG_DSN, _pg_available, create_pg_database, drop_pg_database
+from .conftest import ANNA, staff_client
+from .stack import Stack, free_port, make_stack
+from .test_live_chat import api, join_case_room, open_case, wait_for_message
+
+pytestmark = pytest.mark.e2e
+
+
+def second_bridge(first: Stack, base: Path, port: int) -> Stack:
+    """Another bridge process for the same town: its own port and config, the
+    same database, data folder and (external to it) Synapse and clamd."""
+    config_dir = base / "config"
+    shutil.copytree(first.config_dir, config_dir)
+    token_file = base / "admin-token"
+    secrets = yaml.safe_load((first.data_dir / "secrets.yaml").read_text())
+    token_file.write_text(secrets[ADMIN_TOKEN_KEY])
+    second = Stack(config_dir, first.data_dir, port, first.homeserver_port)
+
+    def external(data: dict[str, Any]) -> None:
+        data["homeserver"]["embedded"] = False
+        data["homeserver"]["admin_token_file"] = str(token_file)
+        data["bridge"]["port"] = second.bridge_port
+        data["bridge"]["public_url"] = second.bridge_url
+        data.setdefault("scanner", {})["clamd"] = (
+            f"unix:{embedded_socket(first.data_dir)}"
+        )
+
+    second.edit_config("buergerchat.yaml", external)
+    return second
+
+
+@pytest.fixture
+async def two(tmp_path: Path) -> AsyncIterator[tuple[Stack, Stack]]:
+    if not await _pg_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {PG_DSN}")
+        pytest.skip(f"PostgreSQL is not reachable at {PG_DSN}")
+    synapse_db = await create_pg_database("bc_synapse")
+    bridge_db = await create_pg_database("bc_bridge")
+    b_port = free_port()
+    first = make_stack(
+        tmp_path / "a",
+        homeserver={"database": f"{PG_DSN}/{synapse_db}"},
+        # Synapse pushes to the second process; citizens use the first.
+        bridge={
+            "database": f"{PG_DSN}/{bridge_db}",
+            "appservice_url": f"http://127.0.0.1:{b_port}",
+        },
+    )
+    second: Stack | None = None
+    try:
+        first.start()
+        second = second_bridge(first, tmp_path / "b", b_port)
+        second.start()
+        yield first, second
+    finally:
+        if second is not None:
+            if second.process is not None:
+                os.kill(second.process.pid, signal.SIGCONT)
+            second.stop()
+        if first.process is not None:
+            os.kill(first.process.pid, signal.SIGCONT)
+        first.stop()
+        await drop_pg_database(synapse_db)
+        await drop_pg_database(bridge_db)
+
+
+async def poll(
+    stack: Stack, case: dict[str, Any], after: str, wait: int = 20
+) -> tuple[list[dict[str, Any]], str]:
+    status, body = await api(
+        stack,
+        "GET",
+        f"/api/v1/cases/{case['case_id']}/events?after={after}&timeout={wait}",
+        token=case["token"],
+    )
+    assert status == 200, body
+    return body["events"], body["next"]
+
+
+async def staff_bodies(
+    stack: Stack, case: dict[str, Any], want: set[str], seconds: float = 90
+) -> list[str]:
+    """Every staff message body the citizen's timeline on ``stack`` shows,
+    read until all of ``want`` are there (each read a long-poll)."""
+    after, bodies = "0", []
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not want <= set(bodies):
+        assert asyncio.get_running_loop().time() < deadline, (want, bodies)
+        events, after = await poll(stack, case, after, 5)
+        bodies += [e["body"] for e in events if e["sender"] == "staff"]
+    return bodies
+
+
+async def holder(stack: Stack) -> bool:
+    status, body = await api(stack, "GET", "/healthz")
+    assert status in (200, 503), body
+    return bool(body["appservice_inbox"]["worked_off_here"])
+
+
+async def test_citizen_on_one_process_staff_traffic_through_the_other(
+    two: tuple[Stack, Stack],
+) -> None:
+    a, b = two
+    # The first process started first and holds the inbox; the second stores
+    # what Synapse pushes and tells the first.
+    assert await holder(a) and not await holder(b)
+    anna: AsyncClient = await staff_client(a, ANNA)
+    try:
+        case = await open_case(a)
+        room_id = await join_case_room(anna, case["reference"])
+        # Long-polls held in both processes before the answer is written.
+        on_a = asyncio.create_task(poll(a, case, "0"))
+        _, cursor = await poll(b, case, "0", 0)
+        on_b = asyncio.create_task(poll(b, case, cursor))
+        await asyncio.sleep(1)
+        await anna.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": "Antwort 1"}
+        )
+        for task in (on_a, on_b):
+            events, _ = await asyncio.wait_for(task, 60)
+            bodies = [e["body"] for e in events if e["sender"] == "staff"]
+            # A poll answers when something new is there; the answer may
+            # come in a later one if a system line woke it first.
+            if "Antwort 1" not in bodies:
+                assert all(e["sender"] != "staff" for e in events), events
+        for stack in (a, b):
+            assert await staff_bodies(stack, case, {"Antwort 1"}) == ["Antwort 1"]
+
+        # The citizen writes through the other process: staff see it once.
+        status, sent = await api(
+            b,
+            "POST",
+            f"/api/v1/cases/{case['case_id']}/messages",
+            token=case["token"],
+            json={"body": "Danke, über B.", "client_id": "b-1"},
+        )
+        assert status == 201, sent
+        await wait_for_message(anna, room_id, "Danke, über B.")
+
+        # The holder hangs: after its lease ran out the other works off the
+        # inbox; staff answers keep coming, on both processes, once each.
+        assert a.process is not None
+        os.kill(a.process.pid, signal.SIGSTOP)
+        try:
+            for n in (2, 3):
+                await anna.room_send(
+                    room_id,
+                    "m.room.message",
+                    {"msgtype": "m.text", "body": f"Antwort {n}"},
+                )
+            want = {"Antwort 1", "Antwort 2", "Antwort 3"}
+            assert sorted(await staff_bodies(b, case, want)) == sorted(want)
+            assert await holder(b)
+        finally:
+            os.kill(a.process.pid, signal.SIGCONT)
+        # The first wakes, finds the lease gone, and works nothing twice.
+        await anna.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": "Antwort 4"}
+        )
+        want = {f"Antwort {n}" for n in (1, 2, 3, 4)}
+        for stack in (a, b):
+            bodies = await staff_bodies(stack, case, want)
+            assert sorted(bodies) == sorted(want), bodies
+        assert not await holder(a)
+    finally:
+        await anna.close()
