@@ -7,6 +7,7 @@ takes the inbox over and nothing is lost or shown twice when it wakes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import yaml
 from nio import AsyncClient
@@ -22,9 +24,10 @@ from bots.scanner.pipeline import embedded_socket
 from bridge.homeserver import ADMIN_TOKEN_KEY
 
 from ..conftest import PG_DSN, _pg_available, create_pg_database, drop_pg_database
-from .conftest import ANNA, staff_client
-from .stack import Stack, free_port, make_stack
+from .conftest import ANNA, BERND, staff_client
+from .stack import Stack, free_port, make_stack, shared_rules
 from .test_live_chat import api, join_case_room, open_case, wait_for_message
+from .test_routing import CLARA
 
 pytestmark = pytest.mark.e2e
 
@@ -52,6 +55,14 @@ def second_bridge(first: Stack, base: Path, port: int) -> Stack:
     return second
 
 
+def two_in_turn(data: dict[str, Any]) -> None:
+    """As the shared stacks, and Bauen with two people taking cases in turn."""
+    shared_rules(data)
+    bauen = next(d for d in data["departments"] if d["id"] == "bauen")
+    bauen["staff"].append({"id": CLARA, "name": "Clara Wagner"})
+    bauen["strategy"] = "round_robin"
+
+
 @pytest.fixture
 async def two(tmp_path: Path) -> AsyncIterator[tuple[Stack, Stack]]:
     if not await _pg_available():
@@ -63,6 +74,7 @@ async def two(tmp_path: Path) -> AsyncIterator[tuple[Stack, Stack]]:
     b_port = free_port()
     first = make_stack(
         tmp_path / "a",
+        edit_rules=two_in_turn,
         homeserver={"database": f"{PG_DSN}/{synapse_db}"},
         # Synapse pushes to the second process; citizens use the first.
         bridge={
@@ -72,6 +84,7 @@ async def two(tmp_path: Path) -> AsyncIterator[tuple[Stack, Stack]]:
     )
     second: Stack | None = None
     try:
+        first.bridge_db = bridge_db  # type: ignore[attr-defined]
         first.start()
         second = second_bridge(first, tmp_path / "b", b_port)
         second.start()
@@ -188,3 +201,26 @@ async def test_citizen_on_one_process_staff_traffic_through_the_other(
         assert not await holder(a)
     finally:
         await anna.close()
+
+
+async def test_routing_in_two_processes_takes_turns_as_one(
+    two: tuple[Stack, Stack],
+) -> None:
+    """Cases opened at once through both processes: one rotation, not one per
+    process (the routing lock and the stored pointer are shared)."""
+    a, b = two
+    opened = await asyncio.gather(
+        *(open_case(stack, department="bauen") for stack in (a, b) * 5)
+    )
+    conn = await asyncpg.connect(f"{PG_DSN}/{a.bridge_db}")  # type: ignore[attr-defined]
+    try:
+        rows = await conn.fetch(
+            "SELECT reference, invited FROM cases WHERE department = 'bauen' "
+            "ORDER BY number"
+        )
+    finally:
+        await conn.close()
+    assert {r["reference"] for r in rows} == {c["reference"] for c in opened}
+    picks = [json.loads(r["invited"])[0] for r in rows]
+    assert len(picks) == 10 and set(picks) == {BERND, CLARA}
+    assert all(x != y for x, y in zip(picks, picks[1:], strict=False)), picks

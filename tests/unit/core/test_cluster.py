@@ -52,8 +52,8 @@ async def two(pg: AsyncEngine) -> AsyncIterator[tuple[Cluster, Cluster]]:
         await other.dispose()
 
 
-async def until(check: Any, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def until(check: Any, seconds: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
     while not check():
         assert asyncio.get_running_loop().time() < deadline, "not in time"
         await asyncio.sleep(0.02)
