@@ -1,6 +1,8 @@
 # The bridge and bots image for docker-compose.yml (production).
 FROM python:3.11-slim-bookworm
+# nginx-light: the router in front of Synapse's workers (`buergerchat synapse`).
 RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core \
+    nginx-light \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./

@@ -169,6 +169,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _synapse_only(config: Config) -> None:
+    """Synapse (with its workers and nginx, when configured) without the
+    bridge: the Synapse container of docker-compose with workers."""
+    make_private(config.data_dir)
+    synapse = EmbeddedSynapse(config, load_secrets(config.data_dir))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await synapse.start()
+        synapse.keep_running()
+        print(f"Synapse is running on {config.homeserver.url}.", flush=True)
+        await stop.wait()
+    finally:
+        await synapse.stop()
+
+
+def cmd_synapse(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 1
+    try:
+        asyncio.run(_synapse_only(config))
+    except BuergerchatError as e:
+        print(f"buergerchat: {e.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_element_config(args: argparse.Namespace) -> int:
     """Element's config.json for staff: the theme, this homeserver."""
     config = _load(args)
@@ -213,6 +243,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, CliCommand]]:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="start Synapse (if embedded), the bridge and the bots")
+    sub.add_parser(
+        "synapse",
+        help="start only Synapse, with its workers and nginx if configured",
+    )
     sub.add_parser("check-config", help="check the YAML files and name every mistake")
     sub.add_parser("registration", help="write Synapse's config and appservice file")
     element = sub.add_parser(
@@ -250,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if config is None else privacy[args.command](config, args)
     handler = {
         "run": cmd_run,
+        "synapse": cmd_synapse,
         "check-config": cmd_check_config,
         "registration": cmd_registration,
         "element-config": cmd_element_config,

@@ -45,6 +45,19 @@ class Town:
 
 
 @dataclass(frozen=True)
+class SynapseWorkers:
+    """Synapse split into processes (bridge.synapse_workers)."""
+
+    #: Generic workers for client and sync traffic (the first also pushes
+    #: events to the bridge: notify_appservices_from_worker).
+    client_workers: int
+    redis_host: str
+    redis_port: int
+    #: The processes listen on 127.0.0.1 from this port on.
+    first_port: int
+
+
+@dataclass(frozen=True)
 class Homeserver:
     server_name: str
     url: str
@@ -55,6 +68,8 @@ class Homeserver:
     max_upload_size_mb: int
     #: A file holding a Synapse admin's access token (external homeserver).
     admin_token_file: str | None = None
+    #: None: one Synapse process.
+    workers: SynapseWorkers | None = None
 
 
 @dataclass(frozen=True)
@@ -239,8 +254,32 @@ def _read_homeserver(hs: Section) -> Homeserver:
         max_upload_size_mb=hs.get("max_upload_size_mb", int, 20, check=_positive),
         admin_token_file=hs.get("admin_token_file", str, None),
     )
+    workers = _read_workers(hs.section("workers"), homeserver)
     hs.finish()
-    return homeserver
+    return replace(homeserver, workers=workers)
+
+
+def _read_workers(section: Section, hs: Homeserver) -> SynapseWorkers | None:
+    enabled = section.get("enabled", bool, False)
+    redis = section.get("redis", str, "127.0.0.1:6379")
+    host, _, port = redis.rpartition(":")
+    workers = SynapseWorkers(
+        client_workers=section.get("client_workers", int, 1, check=_positive),
+        redis_host=host or "127.0.0.1",
+        redis_port=int(port) if port.isdigit() else 6379,
+        first_port=section.get("first_port", int, 0, check=lambda v: v and _port(v))
+        or hs.port + 100,
+    )
+    if not port.isdigit():
+        section.error("must be host:port, e.g. 127.0.0.1:6379", "redis")
+    if enabled and hs.database == "sqlite":
+        section.error(
+            "Synapse workers need PostgreSQL: set homeserver.database to "
+            "postgresql://user@host/dbname",
+            "enabled",
+        )
+    section.finish()
+    return workers if enabled else None
 
 
 def _read_bridge(br: Section) -> BridgeSettings:

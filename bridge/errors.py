@@ -255,6 +255,14 @@ CATALOGUE: Mapping[str, ErrorSpec] = MappingProxyType(
             "A child process (Synapse, clamd) did not start. See its log in the "
             "data folder.",
         ),
+        "BC_NGINX_MISSING": _spec(
+            None,
+            False,
+            "Für Synapse-Worker fehlt nginx (Debian: apt install nginx-light), "
+            "oder homeserver.workers.enabled auf false setzen.",
+            "Synapse workers need nginx (Debian: apt install nginx-light), or set "
+            "homeserver.workers.enabled to false.",
+        ),
         "BC_SCHEMA_TOO_NEW": _spec(
             None,
             False,

@@ -25,6 +25,7 @@ from .config import Config
 from .errors import BuergerchatError
 from .plugins import plugin_hooks
 from .supervisor import Alert, ChildProcess, Keeper
+from .synapse_workers import WorkerChildren, layout, main_settings, render_workers
 
 log = logging.getLogger("buergerchat.homeserver")
 TEMPLATES = Path(__file__).resolve().parent.parent / "synapse"
@@ -147,16 +148,24 @@ def render(config: Config, secrets_: Secrets, modules: str = "") -> Path:
     hs = config.homeserver
     synapse_dir = config.data_dir / "synapse"
     (synapse_dir / "media_store").mkdir(parents=True, exist_ok=True)
+    main_port, extra_listeners, workers = hs.port, "", ""
+    if hs.workers is not None:
+        processes = layout(hs.workers)
+        main_port = processes[0].http_port or hs.port
+        extra_listeners, workers = main_settings(config, processes)
     values = {
         "server_name": hs.server_name,
         "server_name_regex": re.escape(hs.server_name),
         "public_baseurl": hs.url.rstrip("/") + "/",
-        "port": hs.port,
+        "port": main_port,
+        "extra_listeners": extra_listeners,
+        "workers": workers,
         "synapse_dir": synapse_dir,
         "database": _database_block(hs.database, synapse_dir),
         "max_upload_size_mb": hs.max_upload_size_mb,
         "bridge_url": config.bridge.appservice_url,
-        "bind_address": hs.bind_address,
+        # With workers nginx listens there; the main process behind it.
+        "bind_address": hs.bind_address if hs.workers is None else "127.0.0.1",
         "bot_localpart": config.bridge.bot_localpart,
         "ghost_prefix": config.bridge.ghost_prefix,
         "modules": synapse_modules(config) + modules,
@@ -168,6 +177,8 @@ def render(config: Config, secrets_: Secrets, modules: str = "") -> Path:
         target = synapse_dir / name
         target.write_text(template.substitute(values), encoding="utf-8")
         target.chmod(0o600)
+    if hs.workers is not None:
+        render_workers(config, synapse_dir, (synapse_dir / "log.yaml").read_text())
     return synapse_dir / "homeserver.yaml"
 
 
@@ -191,13 +202,22 @@ class EmbeddedSynapse:
         self.modules = modules
         self.dir = config.data_dir / "synapse"
         self.url = f"http://127.0.0.1:{config.homeserver.port}"
+        #: The main process's own address (behind nginx with workers).
+        self.main_url = self.url
+        self.workers: WorkerChildren | None = None
+        if config.homeserver.workers is not None:
+            main = layout(config.homeserver.workers)[0]
+            self.main_url = f"http://127.0.0.1:{main.http_port}"
+            self.workers = WorkerChildren(
+                config, self.dir, env={"PYTHONPATH": module_path()}
+            )
         self.child: ChildProcess | None = None
         self.keeper: Keeper | None = None
 
     async def start(self) -> None:
-        if await versions_answer(self.url):
+        if await versions_answer(self.main_url):
             await self._wait_for_orphan()
-        if await versions_answer(self.url):
+        if await versions_answer(self.main_url):
             raise HomeserverError(
                 f"Something already answers on {self.url}. Stop it, or set "
                 "homeserver.port in buergerchat.yaml to a free port."
@@ -228,11 +248,13 @@ class EmbeddedSynapse:
             env={"PYTHONPATH": module_path()},
         )
         await self._start_child()
+        if self.workers is not None:
+            await self.workers.start(path, lambda: versions_answer(self.url))
         await ensure_admin_token(self.url, self.config.data_dir, self.secrets)
 
     async def _start_child(self) -> None:
         assert self.child is not None
-        await self.child.start(lambda: versions_answer(self.url), timeout=120)
+        await self.child.start(lambda: versions_answer(self.main_url), timeout=120)
 
     def keep_running(
         self, alert: Alert | None = None, on_death: Callable[[], object] | None = None
@@ -247,6 +269,8 @@ class EmbeddedSynapse:
             on_death=on_death,
         )
         self.keeper.watch()
+        if self.workers is not None:
+            self.workers.keep_running(alert, on_death)
         return self.keeper
 
     async def _wait_for_orphan(self, grace: float = 30.0) -> None:
@@ -284,6 +308,8 @@ class EmbeddedSynapse:
     async def stop(self) -> None:
         if self.keeper is not None:
             await self.keeper.stop()
+        if self.workers is not None:
+            await self.workers.stop()
         if self.child is not None:
             await self.child.stop()
 
