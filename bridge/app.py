@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from .accessibility.pages import accessibility_routes
 from .api.citizen import MAX_JSON_BYTES, CitizenAPI
+from .api.events import CaseEvents
 from .api.headers import security_headers
 from .api.middleware import cors_middleware, errors_middleware
 from .api.widget import widget_routes
@@ -182,6 +183,7 @@ class Bridge:
         az.app.add_routes(
             CitizenAPI(self.config, self.cases, self.limits, self.metrics).routes()
         )
+        az.app.add_routes(CaseEvents(self.config, self.cases, self.limits).routes())
         az.app.add_routes(self.metrics.routes(self.config.metrics_allow))
         for bot in self.bots:
             routes = getattr(bot, "routes", None)

@@ -28,6 +28,8 @@ class Notifier:
         #: notifies with the event's cursor; a wake-up from another process must
         #: carry it too.
         self._beyond: dict[str, int] = {}
+        #: Per case, how many wake-ups there were (see Timeline.read_after).
+        self._version: defaultdict[str, int] = defaultdict(int)
         #: Tells the other bridge processes (bridge.peers); None: one process.
         self.peers: Callable[[str, int | None], None] | None = None
 
@@ -38,6 +40,7 @@ class Notifier:
         ``here_only``) in the others; ``seq``: the cursor of a new event."""
         if seq is not None:
             self._beyond[case_id] = max(seq, self._beyond.get(case_id, seq))
+        self._version[case_id] += 1
         for future in self._waiters.pop(case_id, ()):
             if not future.done():
                 future.set_result(None)
@@ -70,6 +73,11 @@ class Notifier:
     def forget(self, case_id: str) -> None:
         """The case's events were erased."""
         self._beyond.pop(case_id, None)
+        self._version.pop(case_id, None)
+
+    def version(self, case_id: str) -> int:
+        """Grows with every wake-up of the case."""
+        return self._version.get(case_id, 0)
 
     def subscribe(self, case_id: str) -> asyncio.Future[None]:
         """Register *before* reading the database, so an event added between the
@@ -105,6 +113,39 @@ class Timeline:
     def __init__(self, store: Store, notifier: Notifier | None = None) -> None:
         self.store = store
         self.notifier = notifier or Notifier()
+        #: (case, cursor) → (wake-ups seen when it began, the read in flight)
+        self._reading: dict[
+            tuple[str, int], tuple[int, asyncio.Future[list[CaseEvent]]]
+        ] = {}
+
+    async def read_after(self, case_id: str, after: int) -> list[CaseEvent]:
+        """The case's events beyond cursor ``after`` (a page). A message wakes
+        every widget of its case at once, all asking from the same cursor: they
+        share one database read — but only one that began after every wake-up
+        the caller has seen (events are committed before their wake-up), so no
+        one is handed a read older than what woke them."""
+        seen = self.notifier.version(case_id)
+        key = (case_id, after)
+        flight = self._reading.get(key)
+        if flight is None or flight[0] < seen:
+            future = asyncio.ensure_future(self._read(case_id, after))
+            flight = (seen, future)
+            self._reading[key] = flight
+            future.add_done_callback(lambda _f: self._done_reading(key, future))
+        return list(await asyncio.shield(flight[1]))
+
+    def _done_reading(
+        self, key: tuple[str, int], future: asyncio.Future[list[CaseEvent]]
+    ) -> None:
+        if self._reading.get(key, (0, None))[1] is future:
+            del self._reading[key]
+        if not future.cancelled():
+            future.exception()  # retrieved: each caller raises it itself
+
+    async def _read(self, case_id: str, after: int) -> list[CaseEvent]:
+        events = list(await self.store.events_after(case_id, after))
+        self.notifier.read(case_id, after, events[-1].seq if events else None)
+        return events
 
     async def add(
         self,

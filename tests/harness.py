@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from mautrix.types import Event
 
 from bridge.api.citizen import CitizenAPI
+from bridge.api.events import CaseEvents
 from bridge.api.middleware import errors_middleware
 from bridge.blocks import Blocks
 from bridge.case import CaseService
@@ -211,6 +212,7 @@ class Harness:
         """The citizen API and the bots' routes, served in this process."""
         app = web.Application(middlewares=[errors_middleware])
         app.add_routes(CitizenAPI(self.config, self.cases, self.ctx.limits).routes())
+        app.add_routes(CaseEvents(self.config, self.cases, self.ctx.limits).routes())
         for bot in self.bots.values():
             routes = getattr(bot, "routes", None)
             if routes is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -32,7 +31,6 @@ from ..i18n import LANGUAGES
 from ..limits import Limits
 from ..metrics import Metrics
 from ..plugins import plugin_hooks
-from ..timeline import event_json
 
 log = logging.getLogger("buergerchat.api")
 #: How long the ghost's typing shows in Element after the widget's last word.
@@ -189,7 +187,6 @@ class CitizenAPI:
             web.post("/api/v1/cases", self.create_case),
             web.get("/api/v1/cases/{case_id}", self.get_case),
             web.post("/api/v1/cases/{case_id}/messages", self.send_message),
-            web.get("/api/v1/cases/{case_id}/events", self.events),
             web.post("/api/v1/cases/{case_id}/typing", self.typing),
         ]
 
@@ -372,48 +369,6 @@ class CitizenAPI:
             {"event_id": event.matrix_event_id, "cursor": str(event.seq)}, status=201
         )
 
-    async def events(self, request: web.Request) -> web.Response:
-        # A widget re-issues its long-poll all the time: the token's last check
-        # is trusted a few seconds (bridge.tokens.Tokens.check_reading).
-        case = await self.cases.tokens.check_reading(
-            bearer(request), request.match_info["case_id"]
-        )
-        async with self.limits.poll(bearer(request), self.limits.client(request)):
-            return await self._events(request, case)
-
-    async def _events(self, request: web.Request, case: Case) -> web.Response:
-        after = _int_param(request, "after", 0)
-        timeout = min(
-            _int_param(request, "timeout", 0), self.config.citizen.long_poll_max_seconds
-        )
-        # The signals (typing, read) the client has seen: a change answers too.
-        seen_signals = _int_param(request, "signals", -1)
-        store, notifier = self.cases.store, self.cases.notifier
-        signals = self.cases.signals
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            woken = notifier.subscribe(case.case_id)
-            events = []
-            if not notifier.nothing_after(case.case_id, after):
-                # Idle polls skip this: the notifier knows nothing came since.
-                events = list(await store.events_after(case.case_id, after))
-                notifier.read(case.case_id, after, events[-1].seq if events else None)
-            left = deadline - loop.time()
-            moved = seen_signals >= 0 and signals.version(case.case_id) != seen_signals
-            if events or moved or left <= 0 or self.cases.stopping:
-                notifier.wait_done(case.case_id, woken)
-                break
-            await notifier.wait(case.case_id, woken, left)
-        next_cursor = str(events[-1].seq) if events else str(after)
-        return web.json_response(
-            {
-                "events": [event_json(e) for e in events],
-                "next": next_cursor,
-                **signals.current(case.case_id),
-            }
-        )
-
     async def typing(self, request: web.Request) -> web.Response:
         """The citizen types (or stopped): the ghost types in the case room,
         so staff see it in Element. At most every few seconds is enough."""
@@ -478,18 +433,3 @@ def _offline_text(department: str, reason: str) -> str:
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _int_param(request: web.Request, name: str, default: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidField(
-            name, f"The parameter '{name}' must be a whole number."
-        ) from None
-    if value < 0:
-        raise InvalidField(name, f"The parameter '{name}' must not be negative.")
-    return value

@@ -73,6 +73,26 @@ async def errors_middleware(
         return answer(BuergerchatError())
 
 
+#: Where the middleware leaves its decision for apply_cors.
+CORS_ORIGIN = "buergerchat.cors_origin"
+
+
+def apply_cors(request: web.Request, response: web.StreamResponse) -> None:
+    """The CORS headers the middleware decided on; a streaming handler calls
+    this before its response starts (headers cannot change after that)."""
+    origin = request.get(CORS_ORIGIN)
+    if not origin:
+        return
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Allow-Headers"] = (
+        "Authorization, Content-Type, Last-Event-ID, X-Buergerchat-Proof"
+    )
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    response.headers["Access-Control-Max-Age"] = "600"
+    if origin != "*":
+        response.headers["Vary"] = "Origin"
+
+
 def cors_middleware(allowed_origins: tuple[str, ...]) -> Callable[..., Awaitable]:
     """CORS for /api/ only: the widget runs on the town's website, not on ours."""
 
@@ -90,6 +110,7 @@ def cors_middleware(allowed_origins: tuple[str, ...]) -> Callable[..., Awaitable
         if not request.path.startswith("/api/"):
             return await handler(request)
         origin = allowed(request.headers.get("Origin"))
+        request[CORS_ORIGIN] = origin
         if (
             request.method == "OPTIONS"
             and "Access-Control-Request-Method" in request.headers
@@ -97,15 +118,8 @@ def cors_middleware(allowed_origins: tuple[str, ...]) -> Callable[..., Awaitable
             response: web.StreamResponse = web.Response(status=204)
         else:
             response = await handler(request)
-        if origin:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Allow-Headers"] = (
-                "Authorization, Content-Type, X-Buergerchat-Proof"
-            )
-            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-            response.headers["Access-Control-Max-Age"] = "600"
-            if origin != "*":
-                response.headers["Vary"] = "Origin"
+        if not response.prepared:  # a stream set them before it began
+            apply_cors(request, response)
         return response
 
     return cors

@@ -1,14 +1,37 @@
 // --- in step with the bridge: the event stream in, the outbox out ------------
 // The event stream. It starts at cursor 0 without waiting, page by page, to
-// rebuild the whole view after a reload; then it long-polls. Network trouble:
-// back off and show a banner.
+// rebuild the whole view after a reload; then it follows the case over
+// Server-Sent Events (one held response, read with fetch so the token stays in
+// a header), or long-polls where a stream does not come through. Network
+// trouble: back off and show a banner.
+var useStream = typeof ReadableStream !== "undefined" && typeof TextDecoder !== "undefined";
+var streamFailures = 0; // in a row, without a byte: after 3 the page long-polls
 async function poll(g) {
-  var cursor = "0", delay = 1000, replaying = true, signals = -1;
+  var st = { cursor: "0", signals: -1 }, delay = 1000, replaying = true;
   refreshCase(g);
   while (g === gen) {
+    if (!replaying && useStream) {
+      try {
+        var how = await stream(g, st);
+      } catch (e) {
+        if (g !== gen) return;
+        if (gone(e)) return expire();
+        if (e.status && !retryable(e)) { useStream = false; continue; }
+        // Blocked on the way (a filter that lets only plain requests through)
+        // looks like trouble at first; three times in a row, it is not.
+        if (!e.status && ++streamFailures >= 3) { useStream = false; continue; }
+        if (busySeconds(e)) setBusy(busySeconds(e)); else setOnline(false);
+        await pause(retryDelay(e, delay));
+        delay = Math.min(delay * 2, 30000);
+        continue;
+      }
+      if (how === "buffered") useStream = false; // a proxy holds it back: long-poll
+      else { delay = 1000; streamFailures = 0; } // ended after 5 minutes: again at once
+      continue;
+    }
     try {
-      var r = await api("GET", "/cases/" + saved.case_id + "/events?after=" + cursor +
-        "&timeout=" + (replaying ? 0 : LONG_POLL) + (signals >= 0 ? "&signals=" + signals : ""), null,
+      var r = await api("GET", "/cases/" + saved.case_id + "/events?after=" + st.cursor +
+        "&timeout=" + (replaying ? 0 : LONG_POLL) + (st.signals >= 0 ? "&signals=" + st.signals : ""), null,
         (LONG_POLL + 15) * 1000);
     } catch (e) {
       if (g !== gen) return;
@@ -21,12 +44,7 @@ async function poll(g) {
     if (g !== gen) return;
     setOnline(true);
     delay = 1000;
-    r.events.forEach(function (ev) { addEvent(ev, replaying); });
-    cursor = r.next || cursor;
-    if (r.signals !== undefined) { signals = r.signals; showSignals(r.typing || [], r.read); }
-    saved.cursor = cursor;
-    if (!ui.panel.hidden) markSeen(); else showUnread(replaying);
-    save();
+    take(r, st, replaying);
     if (replaying && !r.events.length) { // all there: resend what a reload interrupted
       replaying = false;
       (saved.outbox || []).forEach(function (item) {
@@ -35,6 +53,77 @@ async function poll(g) {
       flush(g);
     }
   }
+}
+
+// One answer of /events, or one message of /stream (the same JSON).
+function take(r, st, replaying) {
+  r.events.forEach(function (ev) { addEvent(ev, replaying); });
+  st.cursor = r.next || st.cursor;
+  if (r.signals !== undefined) { st.signals = r.signals; showSignals(r.typing || [], r.read); }
+  saved.cursor = st.cursor;
+  if (!ui.panel.hidden) markSeen(); else showUnread(replaying);
+  save();
+}
+
+// One stream (GET …/stream, text/event-stream) until it ends. Returns
+// "ended", or "buffered" when the response came but no byte of it within 8 s
+// (the bridge writes at once: something between holds it back). HTTP errors
+// and network trouble are thrown, as api() does.
+async function stream(g, st) {
+  var ctrl = new AbortController(), abort = function () { ctrl.abort(); };
+  var stop = stopAll.signal, got = false, opened = false, quiet = 0;
+  var arm = function () { // heartbeats every 15 s: 45 s of silence is a dead line
+    clearTimeout(quiet);
+    quiet = setTimeout(abort, (got ? 45 : opened ? 8 : 15) * 1000);
+  };
+  stop.addEventListener("abort", abort);
+  arm();
+  try {
+    var res = await fetch(API + "/cases/" + saved.case_id + "/stream", {
+      headers: { Accept: "text/event-stream", Authorization: "Bearer " + saved.token,
+        "Last-Event-ID": st.cursor },
+      signal: ctrl.signal, credentials: "omit", cache: "no-store"
+    });
+    if (!res.ok) {
+      var data = await res.json().catch(function () { return {}; });
+      throw Object.assign(new Error(data.error || res.statusText), data, { status: res.status });
+    }
+    if (!/event-stream/.test(res.headers.get("Content-Type") || "")) return "buffered";
+    opened = true;
+    arm();
+    var reader = res.body.getReader(), text = new TextDecoder(), buf = "";
+    for (;;) {
+      var part = await reader.read();
+      if (part.done || g !== gen) return got ? "ended" : "buffered";
+      if (!got) { setOnline(true); streamFailures = 0; }
+      got = true;
+      arm();
+      buf += text.decode(part.value, { stream: true });
+      var end;
+      while ((end = buf.indexOf("\n\n")) >= 0) {
+        var msg = sseMessage(buf.slice(0, end));
+        buf = buf.slice(end + 2);
+        if (!msg) continue; // a comment: the padding, a heartbeat
+        if (msg.event === "gone") throw Object.assign(new Error("gone"), msg.data, { status: 401 });
+        if (msg.event === "events") take(msg.data, st, false);
+      }
+    }
+  } catch (e) {
+    if (e.status) throw e;
+    if (opened && !got) return "buffered";
+    throw Object.assign(new Error("network"), { network: true });
+  } finally {
+    clearTimeout(quiet);
+    stop.removeEventListener("abort", abort);
+  }
+}
+function sseMessage(block) {
+  var event = "message", data = "";
+  block.split("\n").forEach(function (line) {
+    if (line.indexOf("event: ") === 0) event = line.slice(7);
+    else if (line.indexOf("data: ") === 0) data += line.slice(6);
+  });
+  return data ? { event: event, data: JSON.parse(data) } : null;
 }
 
 // Reference and department for the bar above the log (a transfer changes it).

@@ -1,0 +1,182 @@
+"""Server-Sent Events (GET …/stream) and the read a herd of widgets shares
+(bridge/api/events.py, bridge.timeline.Timeline.read_after): a stream gets what
+is new as it happens, resumes after Last-Event-ID without a gap or a repeat,
+ends when the token is revoked, counts against the poll limits; a hundred
+long-polls woken by one message read the database once, and a read that began
+before a message was written is never handed to a poll that message woke."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientResponse
+from sqlalchemy import event
+
+from bridge.api import events as events_module
+from tests.harness import harness
+
+ANNA = "@anna.schmidt:buergerchat.localhost"
+
+
+async def read_messages(
+    response: ClientResponse, count: int, seconds: float = 10
+) -> list[dict[str, Any]]:
+    """The next ``count`` SSE messages (comments skipped) as event, id, data."""
+    messages: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    async with asyncio.timeout(seconds):
+        while len(messages) < count:
+            raw = await response.content.readline()
+            assert raw, f"the stream ended after {messages}"
+            line = raw.decode().rstrip("\n")
+            if not line:
+                if current:
+                    messages.append(current)
+                current = {}
+            elif line.startswith(":"):
+                continue
+            else:
+                name, _, value = line.partition(": ")
+                current[name] = json.loads(value) if name == "data" else value
+    return messages
+
+
+async def test_a_stream_pushes_resumes_and_ends_with_its_token(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h, h.api() as client:
+        case, token = await h.open_case()
+        auth = {"Authorization": f"Bearer {token}"}
+        url = f"/api/v1/cases/{case.case_id}/stream"
+        response = await client.get(url, headers=auth)
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        (first,) = await read_messages(response, 1)
+        # At once: everything so far (the opening lines) and the signals.
+        assert first["event"] == "events" and first["data"]["events"]
+        assert "signals" in first["data"] and first["id"] == first["data"]["next"]
+        await h.staff_says(case, ANNA, "Erste Antwort")
+        (pushed,) = await read_messages(response, 1)
+        assert [e["body"] for e in pushed["data"]["events"]] == ["Erste Antwort"]
+        last_id = pushed["id"]
+        response.close()
+
+        # Missed while away: a new stream from Last-Event-ID has exactly that.
+        await h.staff_says(case, ANNA, "Zweite Antwort")
+        resumed = await client.get(url, headers={**auth, "Last-Event-ID": last_id})
+        (again,) = await read_messages(resumed, 1)
+        assert [e["body"] for e in again["data"]["events"]] == ["Zweite Antwort"]
+
+        # Revoked: the open stream says so and ends; a new one is refused.
+        await h.cases.tokens.revoke(case.case_id)
+        await h.staff_says(case, ANNA, "Nach dem Widerruf")
+        (gone,) = await read_messages(resumed, 1)
+        assert gone["event"] == "gone"
+        assert gone["data"]["errcode"] == "BC_UNKNOWN_TOKEN"
+        assert await resumed.content.read() == b""
+        refused = await client.get(url, headers=auth)
+        assert refused.status == 401
+
+
+async def test_stream_input_errors_and_limits(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h, h.api() as client:
+        case, token = await h.open_case()
+        auth = {"Authorization": f"Bearer {token}"}
+        url = f"/api/v1/cases/{case.case_id}/stream"
+        bad = await client.get(url, headers={**auth, "Last-Event-ID": "x1"})
+        body = await bad.json()
+        assert bad.status == 400 and body["field"] == "Last-Event-ID", body
+        assert (await client.get(url)).status == 401
+        # Held streams count like held long-polls (limits.polls_per_token).
+        cap = h.ctx.limits.settings.polls_per_token
+        held = [await client.get(url, headers=auth) for _ in range(cap)]
+        for response in held:
+            await read_messages(response, 1)
+        over = await client.get(url, headers=auth)
+        answer = await over.json()
+        assert over.status == 429 and answer["errcode"] == "BC_RATE_LIMITED"
+        for response in held:
+            response.close()
+
+
+async def test_a_stream_sends_heartbeats(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(events_module, "HEARTBEAT_SECONDS", 0.2)
+    async with harness(tmp_path) as h, h.api() as client:
+        case, token = await h.open_case()
+        response = await client.get(
+            f"/api/v1/cases/{case.case_id}/stream",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        await read_messages(response, 1)
+        async with asyncio.timeout(5):
+            while (await response.content.readline()) != b": keep-alive\n":
+                pass
+        response.close()
+
+
+async def test_a_herd_of_polls_shares_one_read(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h, h.api() as client:
+        case, token = await h.open_case()
+        auth = {"Authorization": f"Bearer {token}"}
+        url = f"/api/v1/cases/{case.case_id}/events"
+        first = await (await client.get(url, headers=auth)).json()
+        cursor = first["next"]
+
+        async def poll() -> list[str]:
+            answer = await client.get(
+                url, params={"after": cursor, "timeout": 10}, headers=auth
+            )
+            return [e["body"] for e in (await answer.json())["events"]]
+
+        h.ctx.limits.settings = replace(
+            h.ctx.limits.settings, polls_per_token=1000, polls_per_address=1000
+        )
+        herd = [asyncio.create_task(poll()) for _ in range(100)]
+        await asyncio.sleep(0.5)
+        reads: list[str] = []
+
+        def count(conn: Any, cursor_: Any, sql: str, *args: Any) -> None:
+            if "FROM case_events" in sql and "case_events.seq >" in sql:
+                reads.append(sql)
+
+        event.listen(h.store.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            await h.staff_says(case, ANNA, "Für alle")
+            answers = await asyncio.gather(*herd)
+        finally:
+            event.remove(h.store.engine.sync_engine, "before_cursor_execute", count)
+        assert all(a == ["Für alle"] for a in answers), answers
+        assert len(reads) == 1, len(reads)
+
+
+async def test_a_read_older_than_the_wake_up_is_not_shared(tmp_path: Path) -> None:
+    """A read in flight when a message is written does not see it: a poll woken
+    by that message must read again, not join the older read."""
+    async with harness(tmp_path) as h:
+        case, _token = await h.open_case()
+        timeline = h.cases.timeline
+        top = (await timeline.read_after(case.case_id, 0))[-1].seq
+        store = timeline.store
+        real = store.events_after
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def slow(case_id: str, after: int, limit: int = 200) -> Any:
+            rows = await real(case_id, after, limit)  # before the message
+            started.set()
+            await release.wait()
+            return rows
+
+        store.events_after = slow  # type: ignore[method-assign]
+        older = asyncio.create_task(timeline.read_after(case.case_id, top))
+        await started.wait()
+        store.events_after = real  # type: ignore[method-assign]
+        await h.staff_says(case, ANNA, "Während gelesen wird")
+        try:
+            async with asyncio.timeout(5):  # joining the older read waits forever
+                woken = await timeline.read_after(case.case_id, top)
+        finally:
+            release.set()
+        assert [e.body for e in woken] == ["Während gelesen wird"]
+        assert await older == []
