@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import sys
 import tempfile
@@ -51,8 +52,10 @@ class Widgets:
     """``count`` long-polls spread over the cases; records when each widget
     sees each message body."""
 
-    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
-        self.session, self.base = session, base
+    def __init__(
+        self, session: aiohttp.ClientSession, base: str, mode: str = "poll"
+    ) -> None:
+        self.session, self.base, self.mode = session, base, mode
         self.seen: defaultdict[str, list[float]] = defaultdict(list)
         self.errors = 0
         self.polls = 0
@@ -61,7 +64,40 @@ class Widgets:
     def start(self, cases: list[dict[str, Any]], count: int) -> None:
         for n in range(count):
             case = cases[n % len(cases)]
-            self.tasks.append(asyncio.create_task(self._loop(case)))
+            loop = self._stream if self.mode == "sse" else self._loop
+            self.tasks.append(asyncio.create_task(loop(case)))
+
+    async def _stream(self, case: dict[str, Any]) -> None:
+        """As the widget does with Server-Sent Events: one held response,
+        a new one from the last id when it ends."""
+        url = f"{self.base}/api/v1/cases/{case['case_id']}/stream"
+        cursor = case["cursor"]
+        while True:
+            headers = {
+                "Authorization": f"Bearer {case['token']}",
+                "Last-Event-ID": cursor,
+            }
+            try:
+                async with self.session.get(
+                    url, headers=headers, timeout=aiohttp.ClientTimeout(total=None)
+                ) as response:
+                    if response.status != 200:
+                        self.errors += 1
+                        await asyncio.sleep(1)
+                        continue
+                    async for raw in response.content:
+                        line = raw.decode().rstrip("\n")
+                        if line.startswith("id: "):
+                            cursor = line[4:]
+                        if not line.startswith("data: "):
+                            continue
+                        at = time.perf_counter()
+                        self.polls += 1
+                        for event in json.loads(line[6:])["events"]:
+                            self.seen[event.get("body") or ""].append(at)
+            except (aiohttp.ClientError, TimeoutError):
+                self.errors += 1
+                await asyncio.sleep(1)
 
     async def _loop(self, case: dict[str, Any]) -> None:
         url = f"{self.base}/api/v1/cases/{case['case_id']}/events"
@@ -136,7 +172,9 @@ async def open_cases(
     return cases
 
 
-async def bench(stack: Stack, widgets: int, cases_n: int, messages: int) -> int:
+async def bench(
+    stack: Stack, widgets: int, cases_n: int, messages: int, mode: str
+) -> int:
     assert stack.process is not None
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=LONG_POLL_SECONDS + 60)
@@ -147,7 +185,7 @@ async def bench(stack: Stack, widgets: int, cases_n: int, messages: int) -> int:
         rooms = await join_rooms(anna, [c["reference"] for c in cases[:5]])
         b_sync = SyncWatcher(b)
         await b_sync.start()
-        crowd = Widgets(session, stack.bridge_url)
+        crowd = Widgets(session, stack.bridge_url, mode)
         began = time.perf_counter()
         crowd.start(cases, widgets)
         await asyncio.sleep(5)  # the herd is in
@@ -181,8 +219,8 @@ async def bench(stack: Stack, widgets: int, cases_n: int, messages: int) -> int:
                 await asyncio.sleep(0.25)
             held = time.perf_counter() - began
             print(
-                f"{widgets} widgets on {cases_n} cases ({per_case} each), held "
-                f"{held:.0f} s, {crowd.polls} polls answered, {crowd.errors} errors, "
+                f"{widgets} widgets ({mode}) on {cases_n} cases ({per_case} each), "
+                f"held {held:.0f} s, {crowd.polls} answers, {crowd.errors} errors, "
                 f"{lost} deliveries missing"
             )
             b50, b95, b99 = percentiles(bridge_ms)
@@ -213,6 +251,12 @@ def main() -> int:
     parser.add_argument("--widgets", type=int, default=5000)
     parser.add_argument("--cases", type=int, default=50)
     parser.add_argument("--messages", type=int, default=40)
+    parser.add_argument(
+        "--mode",
+        choices=("poll", "sse"),
+        default="sse",
+        help="long-polls (the fallback) or Server-Sent Events (the widget's default)",
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bc-widgets-"))
 
@@ -228,7 +272,9 @@ def main() -> int:
     )
     try:
         stack.start()
-        return asyncio.run(bench(stack, args.widgets, args.cases, args.messages))
+        return asyncio.run(
+            bench(stack, args.widgets, args.cases, args.messages, args.mode)
+        )
     finally:
         stack.stop()
         shutil.rmtree(base, ignore_errors=True)
