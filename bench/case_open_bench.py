@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -33,8 +31,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import on_fresh_stack, open_chat  # noqa: E402
 from bridge.homeserver import register_user  # noqa: E402
-from tests.e2e.stack import Stack, make_stack, unlimited_rules  # noqa: E402
+from tests.e2e.stack import Stack, unlimited_rules  # noqa: E402
 
 TIMEOUT = aiohttp.ClientTimeout(total=120)
 Call = Callable[[], Awaitable[None]]
@@ -112,12 +111,7 @@ def raw_create(
 
 def open_case(stack: Stack, session: aiohttp.ClientSession) -> Call:
     async def call() -> None:
-        async with session.post(
-            f"{stack.bridge_url}/api/v1/cases",
-            json={"department": "buergerbuero", "consent": True, "name": "Bench"},
-        ) as response:
-            if response.status != 201:
-                raise RuntimeError(f"POST /cases: {response.status}")
+        await open_chat(session, stack)
 
     return call
 
@@ -180,15 +174,11 @@ def main() -> int:
         "--cases", type=int, default=1000, help="open cases before the flatness check"
     )
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="bc-open-"))
-
-    stack = make_stack(base, edit_rules=unlimited_rules)
-    try:
-        stack.start()
-        asyncio.run(bench(stack, args.count, args.cases))
-    finally:
-        stack.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    on_fresh_stack(
+        "bc-open-",
+        lambda stack: bench(stack, args.count, args.cases),
+        edit_rules=unlimited_rules,
+    )
     return 0
 
 

@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -35,8 +33,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import on_fresh_stack, open_chat  # noqa: E402
 from bridge.homeserver import ADMIN_TOKEN_KEY, register_user  # noqa: E402
-from tests.e2e.stack import Stack, make_stack, unlimited_rules  # noqa: E402
+from tests.e2e.stack import Stack, unlimited_rules  # noqa: E402
 
 ANNA = "@anna.schmidt:buergerchat.localhost"
 Send = Callable[[int, str], Awaitable[None]]
@@ -111,13 +110,7 @@ async def bench(stack: Stack, concurrency: int, total: int) -> None:
     timeout = aiohttp.ClientTimeout(total=600)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        cases = []
-        for _ in range(concurrency):
-            async with session.post(
-                f"{stack.bridge_url}/api/v1/cases",
-                json={"department": "buergerbuero", "consent": True, "name": "TP"},
-            ) as response:
-                cases.append(await response.json())
+        cases = [await open_chat(session, stack) for _ in range(concurrency)]
         anna, _ = await user(stack, session, "anna.schmidt", stack.staff_password(ANNA))
         rooms = await case_rooms(anna, [c["reference"] for c in cases])
         a, _ = await user(stack, session, "tp_a", None)
@@ -249,14 +242,11 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--messages", type=int, default=800)
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="bc-throughput-"))
-    stack = make_stack(base, edit_rules=unlimited_rules)
-    try:
-        stack.start()
-        asyncio.run(bench(stack, args.concurrency, args.messages))
-    finally:
-        stack.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    on_fresh_stack(
+        "bc-throughput-",
+        lambda stack: bench(stack, args.concurrency, args.messages),
+        edit_rules=unlimited_rules,
+    )
     return 0
 
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections import defaultdict
@@ -36,12 +34,8 @@ from bench.chat_latency import (  # noqa: E402
     percentiles,
     raw_pair,
 )
-from tests.e2e.stack import (  # noqa: E402
-    LOOSE_LIMITS,
-    Stack,
-    make_stack,
-    unlimited_rules,
-)
+from bench.common import on_fresh_stack, open_chat  # noqa: E402
+from tests.e2e.stack import LOOSE_LIMITS, Stack, unlimited_rules  # noqa: E402
 
 ANNA = "@anna.schmidt:buergerchat.localhost"
 LONG_POLL_SECONDS = 25
@@ -157,12 +151,7 @@ async def open_cases(
 ) -> list[dict[str, Any]]:
     cases = []
     for _ in range(count):
-        async with session.post(
-            f"{stack.bridge_url}/api/v1/cases",
-            json={"department": "buergerbuero", "consent": True, "name": "Widget"},
-        ) as response:
-            assert response.status == 201, await response.text()
-            case = await response.json()
+        case = await open_chat(session, stack, "Widget")
         async with session.get(
             f"{stack.bridge_url}/api/v1/cases/{case['case_id']}/events",
             headers={"Authorization": f"Bearer {case['token']}"},
@@ -258,10 +247,9 @@ def main() -> int:
         help="long-polls (the fallback) or Server-Sent Events (the widget's default)",
     )
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="bc-widgets-"))
-
-    stack = make_stack(
-        base,
+    return on_fresh_stack(
+        "bc-widgets-",
+        lambda stack: bench(stack, args.widgets, args.cases, args.messages, args.mode),
         edit_rules=unlimited_rules,
         limits={
             **LOOSE_LIMITS,
@@ -270,14 +258,6 @@ def main() -> int:
             "burst_chats": 1_000_000,
         },
     )
-    try:
-        stack.start()
-        return asyncio.run(
-            bench(stack, args.widgets, args.cases, args.messages, args.mode)
-        )
-    finally:
-        stack.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

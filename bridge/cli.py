@@ -9,7 +9,9 @@ import logging
 import secrets
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import yaml
@@ -111,10 +113,7 @@ async def _run(config: Config) -> None:
     secrets_ = load_secrets(config.data_dir)
     synapse: EmbeddedSynapse | None = None
     bridge = Bridge(config, secrets_)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
     try:
         if config.homeserver.embedded:
             synapse = EmbeddedSynapse(config, secrets_)
@@ -158,15 +157,31 @@ async def _run(config: Config) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    return _until_stopped(args, _run)
+
+
+def _until_stopped(
+    args: argparse.Namespace, main: Callable[[Config], Coroutine[Any, Any, None]]
+) -> int:
+    """Run ``main`` with the loaded config; a Bürgerchat error is one line."""
     config = _load(args)
     if config is None:
         return 1
     try:
-        asyncio.run(_run(config))
+        asyncio.run(main(config))
     except BuergerchatError as e:
         print(f"buergerchat: {e.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """Set by Ctrl-C or SIGTERM: the command stops everything in order."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 async def _synapse_only(config: Config) -> None:
@@ -174,10 +189,7 @@ async def _synapse_only(config: Config) -> None:
     bridge: the Synapse container of docker-compose with workers."""
     make_private(config.data_dir)
     synapse = EmbeddedSynapse(config, load_secrets(config.data_dir))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
     try:
         await synapse.start()
         synapse.keep_running()
@@ -188,15 +200,7 @@ async def _synapse_only(config: Config) -> None:
 
 
 def cmd_synapse(args: argparse.Namespace) -> int:
-    config = _load(args)
-    if config is None:
-        return 1
-    try:
-        asyncio.run(_synapse_only(config))
-    except BuergerchatError as e:
-        print(f"buergerchat: {e.message}", file=sys.stderr)
-        return 1
-    return 0
+    return _until_stopped(args, _synapse_only)
 
 
 def cmd_element_config(args: argparse.Namespace) -> int:

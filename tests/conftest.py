@@ -54,6 +54,20 @@ async def drop_pg_database(name: str) -> None:
         await conn.close()
 
 
+def require(service: str, reachable: bool) -> None:
+    """A test that needs a service of the machine: skipped where it is missing,
+    failed in CI (where the machine must have it)."""
+    if reachable:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{service} is not reachable")
+    pytest.skip(f"{service} is not reachable")
+
+
+async def require_pg() -> None:
+    require(f"PostgreSQL at {PG_DSN}", await _pg_available())
+
+
 @contextlib.asynccontextmanager
 async def empty_database(
     kind: str, tmp_path: Path, prefix: str = "bc_test"
@@ -65,10 +79,7 @@ async def empty_database(
     if kind == "sqlite":
         engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / (prefix + '.db')}")
     else:
-        if not await _pg_available():
-            if os.environ.get("CI"):
-                pytest.fail(f"PostgreSQL is not reachable at {PG_DSN}")
-            pytest.skip(f"PostgreSQL is not reachable at {PG_DSN}")
+        await require_pg()
         name = await create_pg_database(prefix)
         engine = create_engine(
             PG_DSN.replace("postgresql://", "postgresql+asyncpg://") + "/" + name

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import PG_DSN, _pg_available, create_pg_database, drop_pg_database
+from ..conftest import PG_DSN, create_pg_database, drop_pg_database, require_pg
 from .conftest import ANNA, staff_client
 from .stack import Stack, make_stack
 from .test_attachments import upload
@@ -39,10 +39,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 async def pg_stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    if not await _pg_available():
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is not reachable at {PG_DSN}")
-        pytest.skip(f"PostgreSQL is not reachable at {PG_DSN}")
+    await require_pg()
     synapse_db = await create_pg_database("bc_synapse")
     bridge_db = await create_pg_database("bc_bridge")
     stack = make_stack(

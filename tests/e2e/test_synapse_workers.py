@@ -18,7 +18,13 @@ from pathlib import Path
 import pytest
 from nio import AsyncClient, RoomMessageFile, SyncResponse
 
-from ..conftest import PG_DSN, _pg_available, create_pg_database, drop_pg_database
+from ..conftest import (
+    PG_DSN,
+    create_pg_database,
+    drop_pg_database,
+    require,
+    require_pg,
+)
 from .conftest import ANNA, staff_client
 from .stack import Stack, make_stack
 from .test_attachments import upload
@@ -66,14 +72,8 @@ async def redis_answers() -> bool:
 
 @pytest.fixture
 async def workers_stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    for name, ok in (
-        ("PostgreSQL", await _pg_available()),
-        ("Redis at 127.0.0.1:6379", await redis_answers()),
-    ):
-        if not ok:
-            if os.environ.get("CI"):
-                pytest.fail(f"{name} is not reachable")
-            pytest.skip(f"{name} is not reachable")
+    await require_pg()
+    require("Redis at 127.0.0.1:6379", await redis_answers())
     synapse_db = await create_pg_database("bc_synapse")
     bridge_db = await create_pg_database("bc_bridge")
     stack = make_stack(

@@ -23,7 +23,7 @@ from nio import AsyncClient
 from bots.scanner.pipeline import embedded_socket
 from bridge.homeserver import ADMIN_TOKEN_KEY
 
-from ..conftest import PG_DSN, _pg_available, create_pg_database, drop_pg_database
+from ..conftest import PG_DSN, create_pg_database, drop_pg_database, require_pg
 from .conftest import ANNA, BERND, staff_client
 from .stack import Stack, free_port, make_stack, shared_rules
 from .test_live_chat import api, join_case_room, open_case, wait_for_message
@@ -65,10 +65,7 @@ def two_in_turn(data: dict[str, Any]) -> None:
 
 @pytest.fixture
 async def two(tmp_path: Path) -> AsyncIterator[tuple[Stack, Stack]]:
-    if not await _pg_available():
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is not reachable at {PG_DSN}")
-        pytest.skip(f"PostgreSQL is not reachable at {PG_DSN}")
+    await require_pg()
     synapse_db = await create_pg_database("bc_synapse")
     bridge_db = await create_pg_database("bc_bridge")
     b_port = free_port()
