@@ -52,6 +52,9 @@ class Widgets:
         self.session, self.base, self.mode = session, base, mode
         self.seen: defaultdict[str, list[float]] = defaultdict(list)
         self.errors = 0
+        self.why: defaultdict[str, int] = defaultdict(int)
+        #: Widgets that got their first answer (connected and served once).
+        self.answered: set[int] = set()
         self.polls = 0
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -59,9 +62,9 @@ class Widgets:
         for n in range(count):
             case = cases[n % len(cases)]
             loop = self._stream if self.mode == "sse" else self._loop
-            self.tasks.append(asyncio.create_task(loop(case)))
+            self.tasks.append(asyncio.create_task(loop(case, n)))
 
-    async def _stream(self, case: dict[str, Any]) -> None:
+    async def _stream(self, case: dict[str, Any], n: int) -> None:
         """As the widget does with Server-Sent Events: one held response,
         a new one from the last id when it ends."""
         url = f"{self.base}/api/v1/cases/{case['case_id']}/stream"
@@ -77,6 +80,7 @@ class Widgets:
                 ) as response:
                     if response.status != 200:
                         self.errors += 1
+                        self.why[f"HTTP {response.status}"] += 1
                         await asyncio.sleep(1)
                         continue
                     async for raw in response.content:
@@ -87,13 +91,15 @@ class Widgets:
                             continue
                         at = time.perf_counter()
                         self.polls += 1
+                        self.answered.add(n)
                         for event in json.loads(line[6:])["events"]:
                             self.seen[event.get("body") or ""].append(at)
-            except (aiohttp.ClientError, TimeoutError):
+            except (aiohttp.ClientError, TimeoutError) as e:
                 self.errors += 1
+                self.why[type(e).__name__] += 1
                 await asyncio.sleep(1)
 
-    async def _loop(self, case: dict[str, Any]) -> None:
+    async def _loop(self, case: dict[str, Any], n: int) -> None:
         url = f"{self.base}/api/v1/cases/{case['case_id']}/events"
         headers = {"Authorization": f"Bearer {case['token']}"}
         cursor = case["cursor"]
@@ -111,6 +117,7 @@ class Widgets:
                 continue
             at = time.perf_counter()
             self.polls += 1
+            self.answered.add(n)
             if not ok:
                 self.errors += 1
                 await asyncio.sleep(1)
@@ -177,7 +184,15 @@ async def bench(
         crowd = Widgets(session, stack.bridge_url, mode)
         began = time.perf_counter()
         crowd.start(cases, widgets)
-        await asyncio.sleep(5)  # the herd is in
+        # Measured once every widget was answered once: for streams their first
+        # message, for long-polls the first timeout (then they come back as
+        # one herd, the case the issue names).
+        deadline = time.perf_counter() + 120
+        while len(crowd.answered) < widgets:  # noqa: ASYNC110 (polling)
+            if time.perf_counter() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        print(f"{len(crowd.answered)} of {widgets} widgets answered before it began")
         per_case = widgets // cases_n
         bridge_ms: list[float] = []
         raw_ms: list[float] = []
@@ -212,6 +227,8 @@ async def bench(
                 f"held {held:.0f} s, {crowd.polls} answers, {crowd.errors} errors, "
                 f"{lost} deliveries missing"
             )
+            if crowd.why:
+                print("errors by kind:", dict(crowd.why))
             b50, b95, b99 = percentiles(bridge_ms)
             r50, r95, r99 = percentiles(raw_ms)
             print(

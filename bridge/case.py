@@ -82,6 +82,10 @@ class CaseService:
         #: Every write to the citizen's timeline, which wakes the long-polls.
         self.timeline = Timeline(store)
         self.notifier = self.timeline.notifier
+        # A revoked token ends its open streams now (bridge.api.events).
+        self.tokens.on_forget = lambda case_id: self.notifier.notify(
+            case_id, here_only=True
+        )
         #: Staff typing and read receipts (ephemeral, in memory).
         self.signals = Signals(self)
         self.stopping = False

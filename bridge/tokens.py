@@ -82,6 +82,11 @@ class Tokens:
         self._trusted: OrderedDict[tuple[str, str], tuple[float, Case]] = OrderedDict()
         #: Tells the other bridge processes to forget (bridge.peers).
         self.peers: Callable[[str], None] | None = None
+        #: Told whenever a case's tokens may have been revoked (its streams
+        #: check theirs again at once).
+        self.on_forget: Callable[[str], None] | None = None
+        self._revisions: dict[str, int] = {}
+        self._epoch = 0
 
     async def mint_chat(self, case_id: str) -> str:
         return await self._mint(case_id, CHAT, self.chat_ttl)
@@ -108,10 +113,18 @@ class Tokens:
         """No trusted reads for the case any more (revoked, erased)."""
         for key in [k for k in self._trusted if k[1] == case_id]:
             del self._trusted[key]
+        self._revisions[case_id] = self._revisions.get(case_id, 0) + 1
+        if self.on_forget is not None:
+            self.on_forget(case_id)
+
+    def revision(self, case_id: str) -> int:
+        """Changes whenever the case's tokens may have been revoked here."""
+        return self._epoch + self._revisions.get(case_id, 0)
 
     def forget_all(self) -> None:
         """Revocations may have been missed (bridge.peers): check anew."""
         self._trusted.clear()
+        self._epoch += 1
 
     async def check_reading(self, token: str, case_id: str) -> Case:
         """:meth:`check` of a chat token for reading the case's events, trusted

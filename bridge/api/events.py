@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -71,10 +73,16 @@ class CaseEvents:
         return web.json_response(self.answer(case_id, after, events))
 
     async def news(
-        self, case_id: str, after: int, seen_signals: int, seconds: float
+        self,
+        case_id: str,
+        after: int,
+        seen_signals: int,
+        seconds: float,
+        stop: Callable[[], bool] | None = None,
     ) -> list[CaseEvent]:
         """Wait up to ``seconds`` until the case has events beyond ``after`` or
-        its signals moved from ``seen_signals`` (-1: not asked); the events."""
+        its signals moved from ``seen_signals`` (-1: not asked), or ``stop()``
+        is true after a wake-up; the events."""
         notifier, signals = self.cases.notifier, self.cases.signals
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
@@ -86,7 +94,8 @@ class CaseEvents:
                 events = await self.cases.timeline.read_after(case_id, after)
             left = deadline - loop.time()
             moved = seen_signals >= 0 and signals.version(case_id) != seen_signals
-            if events or moved or left <= 0 or self.cases.stopping:
+            stopped = stop is not None and stop()
+            if events or moved or stopped or left <= 0 or self.cases.stopping:
                 notifier.wait_done(case_id, woken)
                 return events
             await notifier.wait(case_id, woken, left)
@@ -130,24 +139,42 @@ class CaseEvents:
     ) -> None:
         loop = asyncio.get_running_loop()
         ends = loop.time() + STREAM_SECONDS
+        tokens = self.cases.tokens
+        checked = tokens.revision(case_id)
         seen: int | None = None  # signals version sent; None: nothing sent yet
         while not self.cases.stopping and loop.time() < ends:
             # The first message goes out at once: what is there, the signals.
             wait = 0.0 if seen is None else min(HEARTBEAT_SECONDS, ends - loop.time())
-            events = await self.news(case_id, after, -1 if seen is None else seen, wait)
+            events = await self.news(
+                case_id,
+                after,
+                -1 if seen is None else seen,
+                wait,
+                stop=partial(_moved, tokens.revision, case_id, checked),
+            )
+            version = self.cases.signals.version(case_id)
+            revoked = tokens.revision(case_id) != checked
+            if seen is not None and not events and version == seen and not revoked:
+                # Nothing to send: a heartbeat, and no token check (a revocation
+                # wakes this stream through revision()).
+                await response.write(b": keep-alive\n\n")
+                continue
             try:
                 # Revoked or erased meanwhile: the stream ends with the reason.
-                await self.cases.tokens.check_reading(token, case_id)
+                await tokens.check_reading(token, case_id)
             except BuergerchatError as e:
                 await response.write(message("gone", e.to_json(), None))
                 return
-            version = self.cases.signals.version(case_id)
+            checked = tokens.revision(case_id)
             if seen is not None and not events and version == seen:
-                await response.write(b": keep-alive\n\n")
-                continue
+                continue  # a revocation of another token of the case
             body = self.answer(case_id, after, events)
             after, seen = int(body["next"]), version
             await response.write(message("events", body, after))
+
+
+def _moved(revision: Callable[[str], int], case_id: str, checked: int) -> bool:
+    return revision(case_id) != checked
 
 
 def message(event: str, data: dict[str, Any], cursor: int | None) -> bytes:
