@@ -7,11 +7,17 @@ takes the inbox over and nothing is lost or shown twice when it wakes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import signal
-from collections.abc import AsyncIterator
+import socket
+import subprocess
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +34,7 @@ from .conftest import ANNA, BERND, staff_client
 from .stack import Stack, free_port, make_stack, shared_rules
 from .test_live_chat import api, join_case_room, open_case, wait_for_message
 from .test_routing import CLARA
+from .test_widget import wait_for_text
 
 pytestmark = pytest.mark.e2e
 
@@ -221,3 +228,103 @@ async def test_routing_in_two_processes_takes_turns_as_one(
     picks = [json.loads(r["invited"])[0] for r in rows]
     assert len(picks) == 10 and set(picks) == {BERND, CLARA}
     assert all(x != y for x, y in zip(picks, picks[1:], strict=False)), picks
+
+
+@contextlib.contextmanager
+def round_robin(first: Stack, second: Stack, folder: Path) -> Iterator[Stack]:
+    """nginx in front of both processes, turn by turn, no sticky sessions: the
+    stack as a citizen's browser sees it through the load balancer."""
+    port = free_port()
+    folder.mkdir()
+    (folder / "nginx.conf").write_text(
+        f"""worker_processes 1;
+pid {folder}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+  client_body_temp_path {folder}; proxy_temp_path {folder};
+  fastcgi_temp_path {folder}; uwsgi_temp_path {folder}; scgi_temp_path {folder};
+  log_format upstream '$upstream_addr $request';
+  access_log {folder}/access.log upstream;
+  upstream bridges {{
+    server 127.0.0.1:{first.bridge_port}; server 127.0.0.1:{second.bridge_port};
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://bridges; proxy_http_version 1.1;
+      proxy_set_header Connection ""; proxy_buffering off; proxy_read_timeout 120s;
+    }}
+  }}
+}}
+""",
+        encoding="utf-8",
+    )
+    nginx = subprocess.Popen(
+        [
+            shutil.which("nginx") or "/usr/sbin/nginx",
+            "-e",
+            str(folder / "error.log"),
+            "-p",
+            str(folder),
+            "-c",
+            str(folder / "nginx.conf"),
+            "-g",
+            "daemon off;" + (" user root;" if os.geteuid() == 0 else ""),
+        ]
+    )
+    try:
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        yield dataclasses.replace(first, bridge_port=port, process=None)
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+
+
+def served_by(folder: Path) -> Counter[str]:
+    """Per bridge process (its address), the citizen API requests it answered."""
+    lines = (folder / "access.log").read_text(encoding="utf-8").splitlines()
+    return Counter(line.split()[0] for line in lines if "/api/v1/cases" in line)
+
+
+@pytest.mark.skipif(not shutil.which("nginx"), reason="nginx is not installed")
+async def test_behind_a_load_balancer_without_sticky_sessions(
+    two: tuple[Stack, Stack], tmp_path: Path
+) -> None:
+    a, b = two
+    with round_robin(a, b, tmp_path / "lb") as lb:
+        anna: AsyncClient = await staff_client(a, ANNA)
+        try:
+            case = await open_case(lb)
+            room_id = await join_case_room(anna, case["reference"])
+            said = [f"Bürger {n}" for n in range(8)]
+            for body in said:  # turn by turn through both processes
+                status, sent = await api(
+                    lb,
+                    "POST",
+                    f"/api/v1/cases/{case['case_id']}/messages",
+                    token=case["token"],
+                    json={"body": body, "client_id": body},
+                )
+                assert status == 201, sent
+            texts = await wait_for_text(anna, room_id, said[-1])
+            assert [t for t in reversed(texts) if t in said] == said, texts
+            answers = [f"Amt {n}" for n in range(8)]
+            for body in answers:
+                await anna.room_send(
+                    room_id, "m.room.message", {"msgtype": "m.text", "body": body}
+                )
+            # Read through the balancer: every long-poll may land elsewhere.
+            bodies = await staff_bodies(lb, case, set(answers))
+            assert bodies == answers, bodies
+        finally:
+            await anna.close()
+        per_process = served_by(tmp_path / "lb")
+        assert set(per_process) == {
+            f"127.0.0.1:{a.bridge_port}",
+            f"127.0.0.1:{b.bridge_port}",
+        }, per_process
+        assert min(per_process.values()) >= 5, per_process
