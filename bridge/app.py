@@ -11,6 +11,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from .accessibility.pages import accessibility_routes
+from .api.appointments import Appointments
 from .api.citizen import MAX_JSON_BYTES, CitizenAPI
 from .api.events import CaseEvents
 from .api.headers import security_headers
@@ -184,6 +185,7 @@ class Bridge:
             CitizenAPI(self.config, self.cases, self.limits, self.metrics).routes()
         )
         az.app.add_routes(CaseEvents(self.config, self.cases, self.limits).routes())
+        az.app.add_routes(Appointments(self.config).routes())
         az.app.add_routes(self.metrics.routes(self.config.metrics_allow))
         for bot in self.bots:
             routes = getattr(bot, "routes", None)

@@ -10,10 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 import holidays
+
+if TYPE_CHECKING:
+    from .video import VideoOffice
 
 Strategy = Literal["broadcast", "round_robin", "least_busy"]
 STRATEGIES: tuple[Strategy, ...] = ("broadcast", "round_robin", "least_busy")
@@ -105,6 +108,8 @@ class Department:
     #: The department's own retention periods (``retention:``), by name
     #: (bridge.privacy.settings.CASE_PERIODS); the rest come from buergerchat.yaml.
     retention: tuple[tuple[str, int], ...] = ()
+    #: Video appointments (``video:``; bridge.departments.video.VideoOffice).
+    video: VideoOffice | None = None
 
     @property
     def languages(self) -> tuple[str, ...]:

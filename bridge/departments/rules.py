@@ -51,6 +51,7 @@ from .schedule import (
     read_periods,
     read_week,
 )
+from .video import read_video
 
 __all__ = ["check_room", "load_rules", "read_rules"]
 
@@ -256,7 +257,6 @@ def _read_department(item: Item) -> _Read | None:
         "average_case_minutes", int, DEFAULT_AVERAGE_CASE_MINUTES, check=_positive
     )
     retention = _read_retention(dep)
-    dep.finish()
     department = Department(
         id=dep_id or "",
         name=name or "",
@@ -271,7 +271,9 @@ def _read_department(item: Item) -> _Read | None:
         fallback=fallback,
         average_case_minutes=average,
         retention=retention,
+        video=read_video(dep, item, staff, _read_hours, _read_exceptions),
     )
+    dep.finish()
     return _Read(department, dep, topics)
 
 
