@@ -54,6 +54,10 @@ PAYLOAD_MAX = 7900
 #: decision waits at most a few seconds for Synapse's presence answers).
 LOCK_IDLE_LIMIT = timedelta(seconds=30)
 LOCK_MS = int(LOCK_IDLE_LIMIT.total_seconds() * 1000)
+#: Notices kept while the listener is away; beyond, they are dropped and the
+#: others told to read everything again (RESYNC) once it is back.
+OUTBOX_MAX = 10_000
+RESYNC = "resync"
 #: How the listening connection shows in ``pg_stat_activity``.
 LISTENER_APP = "buergerchat-listen"
 Handler = Callable[[list[str]], None]
@@ -82,6 +86,8 @@ class Cluster:
         self._handlers: defaultdict[str, list[Handler]] = defaultdict(list)
         self._resync: list[Callable[[], None]] = []
         self._outbox: list[str] = []
+        #: Notices were dropped while the listener was away (outbox full).
+        self._dropped = False
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
@@ -107,6 +113,11 @@ class Cluster:
         if len(line.encode()) > PAYLOAD_MAX or "\n" in line:
             log.warning("notice %s too long for NOTIFY; not sent", topic)
             return
+        if len(self._outbox) >= OUTBOX_MAX:
+            # Away too long: rather than hold notices without end, the others
+            # are told to read everything again once this process is back.
+            self._outbox.clear()
+            self._dropped = True
         self._outbox.append(line)
         self._kick.set()
 
@@ -116,11 +127,21 @@ class Cluster:
             if origin == self.name or not rest:
                 continue  # our own, already handled here
             topic, *args = rest.split(" ")
+            if topic == RESYNC:
+                self._run_resync()
+                continue
             for handler in self._handlers.get(topic, ()):
                 try:
                     handler(args)
                 except Exception:  # noqa: BLE001 - one notice stops nothing
                     log.warning("notice %s not handled", topic, exc_info=True)
+
+    def _run_resync(self) -> None:
+        for handler in self._resync:
+            try:
+                handler()
+            except Exception:  # noqa: BLE001 - the others still run
+                log.warning("a resync handler failed", exc_info=True)
 
     async def start(self) -> None:
         if not self.shared:
@@ -171,12 +192,14 @@ class Cluster:
         conn.add_termination_listener(lambda _conn: lost.set())
         await conn.add_listener(CHANNEL, lambda *a: self._received(str(a[-1])))
         self.listening.set()
-        for handler in self._resync:
-            handler()
+        self._run_resync()
         gone = asyncio.ensure_future(lost.wait())
         try:
             while not lost.is_set():
                 self._kick.clear()  # before looking: a later publish sets it
+                if self._dropped:
+                    self._dropped = False
+                    self._outbox.insert(0, f"{self.name} {RESYNC}")
                 if self._outbox:
                     payload, count = _batch(self._outbox)
                     await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)

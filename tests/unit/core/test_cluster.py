@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge import cluster as cluster_module
 from bridge.cluster import LISTENER_APP, PAYLOAD_MAX, Cluster
 from bridge.db.engine import create_engine, migrate
 from bridge.db.store import Store
@@ -265,3 +266,25 @@ async def test_one_process_on_sqlite_needs_none_of_it(tmp_path: Path) -> None:
         await cluster.stop()
     finally:
         await engine.dispose()
+
+
+async def test_notices_beyond_the_outbox_make_the_others_read_again(
+    two: tuple[Cluster, Cluster], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process whose listener is away keeps at most OUTBOX_MAX notices; past
+    that it drops them and, once back, tells the others to read everything
+    again instead of leaving their long-polls waiting."""
+    a, b = two
+    monkeypatch.setattr(cluster_module, "OUTBOX_MAX", 5)
+    resyncs: list[int] = []
+    heard: list[list[str]] = []
+    b.on_resync(lambda: resyncs.append(1))
+    b.on("case", heard.append)
+    assert await terminate_listeners(a.engine) >= 1
+    await until(lambda: not a.listening.is_set(), 10)
+    for n in range(12):
+        a.publish("case", f"c_{n}", "1")
+    await until(lambda: resyncs, 30)  # B was told by A, its own listener never left
+    await until(lambda: heard, 30)
+    # The twelve overflowed the five kept twice; what was kept after is sent.
+    assert [args[0] for args in heard] == ["c_10", "c_11"]
