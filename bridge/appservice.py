@@ -166,25 +166,10 @@ class DurableAppService(AppService):
                 {"errcode": "M_BAD_JSON", "error": "Missing events list"}, status=400
             )
         self._hand_on_ephemeral(body)
-        if txn_id.isdigit():
-            number = int(txn_id)
-            if number < self._last_txn_number:
-                # Synapse restarted and numbers from the start again (what it had
-                # queued in memory before is lost to us unless we look), or its
-                # recoverer resends older transactions.
-                log.info("transaction ids went back (%s); catching up", txn_id)
-                self.request_catch_up()
-            elif self._last_txn_number >= 0 and number > self._last_txn_number + 1:
-                # A gap: Synapse sent a newer transaction while older ones wait in
-                # its recoverer (and, once this one completes, may never come).
-                # Their events are in the rooms: work them off first, in order.
-                log.info(
-                    "transaction %s after %s; catching up on the ones between",
-                    txn_id,
-                    self._last_txn_number,
-                )
-                self.request_catch_up()
-            self._last_txn_number = number
+        if self.lease is None:
+            # One process sees every push; with several, each sees some, and
+            # the lease holder looks at the stored order instead (drain()).
+            self._check_number(txn_id)
         if not body["events"]:
             # Typing notices and receipts only: handed on above, nothing to keep.
             return web.json_response({})
@@ -195,6 +180,34 @@ class DurableAppService(AppService):
             log.debug("transaction %s stored", txn_id)
         self.stored()
         return web.json_response({})
+
+    def _check_number(self, txn_id: str, gaps: bool = True) -> None:
+        """Synapse numbers its transactions 1, 2, 3, … and sends them one at a
+        time: a number that goes back or skips ahead means events to look for
+        in the rooms before anything newer is worked off. ``gaps=False``: the
+        lease holder of several processes, which sees only the stored ones
+        (typing-only transactions are not stored): numbers going back (Synapse
+        restarted) count, gaps are left to the catch-up every 10 minutes."""
+        if not txn_id.isdigit():
+            return
+        number = int(txn_id)
+        if number < self._last_txn_number:
+            # Synapse restarted and numbers from the start again (what it had
+            # queued in memory before is lost to us unless we look), or its
+            # recoverer resends older transactions.
+            log.info("transaction ids went back (%s); catching up", txn_id)
+            self.request_catch_up()
+        elif gaps and 0 <= self._last_txn_number < number - 1:
+            # A gap: Synapse sent a newer transaction while older ones wait in
+            # its recoverer (and, once this one completes, may never come).
+            # Their events are in the rooms: work them off first, in order.
+            log.info(
+                "transaction %s after %s; catching up on the ones between",
+                txn_id,
+                self._last_txn_number,
+            )
+            self.request_catch_up()
+        self._last_txn_number = number
 
     def stored(self) -> None:
         """A transaction is in the inbox table: the worker works it off now,
@@ -278,6 +291,8 @@ class DurableAppService(AppService):
             for txn in batch:
                 if not self.working_here():
                     return  # the lease ran out: another process goes on
+                if self.lease is not None:
+                    self._check_number(txn.txn_id, gaps=False)  # in stored order
                 if self._catch_up_due and self.catch_up is not None:
                     # Events Synapse never pushed go before anything newer.
                     return

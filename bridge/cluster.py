@@ -50,10 +50,14 @@ log = logging.getLogger("buergerchat.cluster")
 CHANNEL = "buergerchat"
 #: PostgreSQL refuses a NOTIFY payload of 8,000 bytes or more.
 PAYLOAD_MAX = 7900
-#: The routing lock's holder must not stay idle longer than this (its
-#: decision waits at most a few seconds for Synapse's presence answers).
-LOCK_IDLE_LIMIT = timedelta(seconds=30)
+#: The routing lock's holder must not stay idle longer than this: a decision
+#: waits for Synapse (presence, invites of queued citizens), which answers or
+#: times out well within it; a hung holder frees the lock after it.
+LOCK_IDLE_LIMIT = timedelta(seconds=120)
 LOCK_MS = int(LOCK_IDLE_LIMIT.total_seconds() * 1000)
+#: A quiet listener connection is pinged this often (and a ping or a NOTIFY
+#: taking longer counts as a lost connection).
+PING_SECONDS = 15.0
 #: Notices kept while the listener is away; beyond, they are dropped and the
 #: others told to read everything again (RESYNC) once it is back.
 OUTBOX_MAX = 10_000
@@ -179,8 +183,13 @@ class Cluster:
             failures = 0
             try:
                 await self._serve(conn)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-                log.warning("listener connection lost (%s); reconnecting", e)
+            except (
+                OSError,
+                TimeoutError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+            ) as e:
+                log.warning("listener connection lost (%r); reconnecting", e)
             finally:
                 self.listening.clear()
                 if not conn.is_closed():
@@ -202,16 +211,25 @@ class Cluster:
                     self._outbox.insert(0, f"{self.name} {RESYNC}")
                 if self._outbox:
                     payload, count = _batch(self._outbox)
-                    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+                    await asyncio.wait_for(
+                        conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload),
+                        PING_SECONDS,
+                    )
                     del self._outbox[:count]  # only once sent: else sent again
                     continue
                 kicked = asyncio.ensure_future(self._kick.wait())
                 try:
-                    await asyncio.wait(
-                        {kicked, gone}, return_when=asyncio.FIRST_COMPLETED
+                    done, _ = await asyncio.wait(
+                        {kicked, gone},
+                        timeout=PING_SECONDS,
+                        return_when=asyncio.FIRST_COMPLETED,
                     )
                 finally:
                     kicked.cancel()
+                if not done:
+                    # Quiet: a half-open connection (a failover, a NAT that
+                    # forgot it) would never say so. Timing out reconnects.
+                    await asyncio.wait_for(conn.execute("SELECT 1"), PING_SECONDS)
         finally:
             gone.cancel()
 

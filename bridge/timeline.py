@@ -16,6 +16,9 @@ from .clock import as_utc
 from .db.models import CaseEvent
 from .db.store import Store
 
+#: Events per answer; a widget asks again for the rest.
+PAGE = 200
+
 
 class Notifier:
     """Wakes every request waiting on a case when an event is added to it."""
@@ -143,8 +146,10 @@ class Timeline:
             future.exception()  # retrieved: each caller raises it itself
 
     async def _read(self, case_id: str, after: int) -> list[CaseEvent]:
-        events = list(await self.store.events_after(case_id, after))
-        self.notifier.read(case_id, after, events[-1].seq if events else None)
+        events = list(await self.store.events_after(case_id, after, PAGE))
+        if len(events) < PAGE:
+            # A full page may have more behind it: then nothing is known.
+            self.notifier.read(case_id, after, events[-1].seq if events else None)
         return events
 
     async def add(

@@ -134,7 +134,12 @@ class Tokens:
         trusted = self._trusted.get(key)
         if trusted is not None and trusted[0] > now:
             return trusted[1]
+        revision = self.revision(case_id)
         case = await self._check_chat(token, case_id)
+        if self.revision(case_id) != revision:
+            # A revocation came while the database was asked: what it said may
+            # predate it. Not trusted; the next read asks again.
+            return case
         self._trusted[key] = (now + READ_TRUST_SECONDS, case)
         self._trusted.move_to_end(key)
         while len(self._trusted) > READ_TRUST_MAX:

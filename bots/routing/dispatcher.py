@@ -74,9 +74,12 @@ class Dispatcher:
     async def load(self) -> None:
         """Round-robin pointers as stored; a database of an older version has
         none yet: they are derived from the cases routed before."""
-        self.pointers = await self._stored_pointers.read()
-        if self.pointers:
-            return
+        async with self.cases.cluster.lock("routing"):  # two starting at once
+            self.pointers = await self._stored_pointers.read()
+            if not self.pointers:
+                await self._derive_pointers()
+
+    async def _derive_pointers(self) -> None:
         history = [
             (
                 c.department,
@@ -96,10 +99,14 @@ class Dispatcher:
             self.forget_availability()
             before = await self._stored_pointers.read()
             self.pointers = dict(before)
-            yield
-            await self._stored_pointers.write(
-                {d: m for d, m in self.pointers.items() if before.get(d) != m}
-            )
+            try:
+                yield
+            finally:
+                # Also after an error half-way: cases routed before it moved
+                # the rotation on.
+                await self._stored_pointers.write(
+                    {d: m for d, m in self.pointers.items() if before.get(d) != m}
+                )
 
     # --- what is true right now -------------------------------------------------
 

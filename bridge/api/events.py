@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -28,11 +29,13 @@ from aiohttp import web
 from ..case import CaseService
 from ..config import Config
 from ..db.models import CaseEvent
-from ..errors import BuergerchatError, InvalidField
+from ..errors import BuergerchatError, InvalidField, Unavailable
 from ..limits import Limits
 from ..timeline import event_json
 from .citizen import bearer
 from .middleware import apply_cors
+
+log = logging.getLogger("buergerchat.api")
 
 #: How long one stream is held; then the client connects again (and its token
 #: and limits are checked anew).
@@ -116,6 +119,9 @@ class CaseEvents:
         case_id = request.match_info["case_id"]
         await self.cases.tokens.check_reading(token, case_id)
         after = last_event_id(request)
+        if self.cases.stopping:
+            # A stream now would end at once, and the widget come right back.
+            raise Unavailable("The chat service is restarting; connect again.")
         async with self.limits.poll(token, self.limits.client(request)):
             response = web.StreamResponse(
                 headers={
@@ -132,6 +138,10 @@ class CaseEvents:
                 await self._serve(response, token, case_id, after)
             except (ConnectionResetError, asyncio.CancelledError):
                 pass  # the widget went away (or the bridge stops)
+            except Exception:
+                # Begun is begun: no error answer can follow the head. The
+                # widget reconnects from its last id and nothing is missed.
+                log.exception("the stream of %s broke off", case_id)
         return response
 
     async def _serve(
@@ -159,13 +169,14 @@ class CaseEvents:
                 # wakes this stream through revision()).
                 await response.write(b": keep-alive\n\n")
                 continue
+            # Taken before the check: a revocation during it wakes us again.
+            checked = tokens.revision(case_id)
             try:
                 # Revoked or erased meanwhile: the stream ends with the reason.
                 await tokens.check_reading(token, case_id)
             except BuergerchatError as e:
                 await response.write(message("gone", e.to_json(), None))
                 return
-            checked = tokens.revision(case_id)
             if seen is not None and not events and version == seen:
                 continue  # a revocation of another token of the case
             body = self.answer(case_id, after, events)

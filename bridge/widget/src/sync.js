@@ -4,8 +4,15 @@
 // Server-Sent Events (one held response, read with fetch so the token stays in
 // a header), or long-polls where a stream does not come through. Network
 // trouble: back off and show a banner.
-var useStream = typeof ReadableStream !== "undefined" && typeof TextDecoder !== "undefined";
+var canStream = typeof ReadableStream !== "undefined" && typeof TextDecoder !== "undefined";
+var useStream = canStream;
 var streamFailures = 0; // in a row, without a byte: after 3 the page long-polls
+var streamAgainAt = 0; // … and tries a stream again after five minutes
+function fallBack() {
+  useStream = false;
+  streamFailures = 0;
+  streamAgainAt = Date.now() + 5 * 60 * 1000;
+}
 async function poll(g) {
   var st = { cursor: "0", signals: -1 }, delay = 1000, replaying = true;
   refreshCase(g);
@@ -15,20 +22,23 @@ async function poll(g) {
         var how = await stream(g, st);
       } catch (e) {
         if (g !== gen) return;
-        if (gone(e)) return expire();
-        if (e.status && !retryable(e)) { useStream = false; continue; }
+        if (e.status === 401) return expire(); // the token ended (or "gone")
+        // Anything else the stream refuses (a filter's 403, a 404 on the way):
+        // the long-poll asks the same and tells a gone case from a blocked path.
+        if (e.status && !retryable(e)) { fallBack(); continue; }
         // Blocked on the way (a filter that lets only plain requests through)
         // looks like trouble at first; three times in a row, it is not.
-        if (!e.status && ++streamFailures >= 3) { useStream = false; continue; }
+        if (!e.status && ++streamFailures >= 3) { fallBack(); continue; }
         if (busySeconds(e)) setBusy(busySeconds(e)); else setOnline(false);
         await pause(retryDelay(e, delay));
         delay = Math.min(delay * 2, 30000);
         continue;
       }
-      if (how === "buffered") useStream = false; // a proxy holds it back: long-poll
+      if (how === "buffered") fallBack(); // a proxy holds it back: long-poll
       else { delay = 1000; streamFailures = 0; } // ended after 5 minutes: again at once
       continue;
     }
+    if (!useStream && canStream && Date.now() > streamAgainAt) useStream = true;
     try {
       var r = await api("GET", "/cases/" + saved.case_id + "/events?after=" + st.cursor +
         "&timeout=" + (replaying ? 0 : LONG_POLL) + (st.signals >= 0 ? "&signals=" + st.signals : ""), null,

@@ -426,6 +426,40 @@ async def test_a_gap_in_transaction_ids_catches_up_before_the_newer_one(
         await client.close()
 
 
+class HeldLease:
+    held = True
+
+
+async def test_with_several_processes_the_holder_judges_ids_in_stored_order(
+    inbox: DurableAppService,
+) -> None:
+    """Behind a load balancer each process receives some of Synapse's pushes
+    (1, 3, 5 here, 2, 4 there): a receiving process must not take that for
+    gaps (a catch-up per staff message); the lease holder sees every stored
+    transaction in order and catches up when ids go back (Synapse restarted)."""
+    inbox.lease = HeldLease()  # type: ignore[assignment]
+    inbox.catch_up = None
+    client = TestClient(TestServer(inbox.app))
+    await client.start_server()
+    try:
+        inbox._catch_up_due = False
+        for txn in (1, 3, 5):  # this process's share
+            async with client.put(
+                f"/_matrix/app/v1/transactions/{txn}",
+                json={"events": [event(txn)]},
+                headers={"Authorization": "Bearer h"},
+            ) as r:
+                assert r.status == 200
+        assert not inbox._catch_up_due
+        await inbox.drain()
+        assert not inbox._catch_up_due  # 1, 3, 5: typing-only ones are not stored
+        await inbox.store.save_transaction("1", {"events": [event(101)]})
+        await inbox.drain()
+        assert inbox._catch_up_due  # numbering started again: Synapse restarted
+    finally:
+        await client.close()
+
+
 async def test_typing_and_receipts_are_handed_on_at_once_and_not_kept(
     inbox: DurableAppService, store: Store
 ) -> None:
