@@ -88,3 +88,21 @@ async def test_a_held_back_stream_falls_back_to_long_polls(
     asked = await chat_through(stack, page, buffered)
     assert sum("/stream" in url for url in asked) == 1, asked
     assert long_polls(asked) > 0
+
+
+async def test_a_refused_stream_falls_back_and_keeps_the_chat(
+    stack: Stack, page: Page
+) -> None:
+    """A filter on the way answers the stream 403: that is not the case gone
+    (the chat must not be wiped); the long-poll asks the same and goes on."""
+
+    async def refused(route: Route) -> None:
+        await route.fulfill(
+            status=403,
+            headers={"Content-Type": "application/json"},
+            body='{"errcode": "M_FORBIDDEN", "error": "blocked by a filter"}',
+        )
+
+    asked = await chat_through(stack, page, refused)
+    assert sum("/stream" in url for url in asked) == 1, asked
+    assert long_polls(asked) > 0

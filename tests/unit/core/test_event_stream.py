@@ -17,6 +17,7 @@ from aiohttp import ClientResponse
 from sqlalchemy import event
 
 from bridge.api import events as events_module
+from bridge.timeline import PAGE
 from tests.harness import harness
 
 ANNA = "@anna.schmidt:buergerchat.localhost"
@@ -180,3 +181,57 @@ async def test_a_read_older_than_the_wake_up_is_not_shared(tmp_path: Path) -> No
             release.set()
         assert [e.body for e in woken] == ["Während gelesen wird"]
         assert await older == []
+
+
+async def test_a_full_page_does_not_mark_the_case_as_read_to_its_end(
+    tmp_path: Path,
+) -> None:
+    """More events than one page: the page's last cursor is not "nothing
+    beyond", so the next read is not skipped."""
+    async with harness(tmp_path) as h:
+        case, _token = await h.open_case()
+        timeline = h.cases.timeline
+        for n in range(PAGE + 20):
+            await timeline.add(
+                case.case_id, type="system", sender="system", body=f"{n}"
+            )
+        # As after a restart, or with the events written by another process:
+        # this process knows nothing of the case's cursor.
+        h.cases.notifier.resync()
+        page = await timeline.read_after(case.case_id, 0)
+        assert len(page) == PAGE
+        assert not h.cases.notifier.nothing_after(case.case_id, page[-1].seq)
+        rest = await timeline.read_after(case.case_id, page[-1].seq)
+        assert rest and rest[-1].body == f"{PAGE + 19}"
+        assert h.cases.notifier.nothing_after(case.case_id, rest[-1].seq)
+
+
+async def test_a_token_revoked_during_its_check_is_not_trusted_after(
+    tmp_path: Path,
+) -> None:
+    async with harness(tmp_path) as h:
+        case, token = await h.open_case()
+        tokens = h.cases.tokens
+        real = tokens._check_chat
+        asked, answer = asyncio.Event(), asyncio.Event()
+
+        async def slow(token_: str, case_id: str) -> Any:
+            found = await real(token_, case_id)  # still valid when read
+            asked.set()
+            await answer.wait()
+            return found
+
+        tokens._check_chat = slow  # type: ignore[method-assign]
+        checking = asyncio.create_task(tokens.check_reading(token, case.case_id))
+        await asked.wait()
+        await tokens.revoke(case.case_id)  # commits while the check is out
+        answer.set()
+        await checking
+        tokens._check_chat = real  # type: ignore[method-assign]
+        assert not tokens._trusted  # not trusted: the next read asks again
+        try:
+            await tokens.check_reading(token, case.case_id)
+        except Exception as e:  # noqa: BLE001
+            assert getattr(e, "errcode", "") == "BC_UNKNOWN_TOKEN"
+        else:
+            raise AssertionError("a revoked token was accepted")
