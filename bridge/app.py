@@ -19,6 +19,7 @@ from .api.middleware import cors_middleware, errors_middleware
 from .api.widget import widget_routes
 from .appservice import SEEN_EVENTS_KEPT, DurableAppService
 from .blocks import Blocks
+from .booking import Bookings
 from .case import CaseService
 from .catchup import CatchUp
 from .clock import as_utc, utcnow
@@ -185,7 +186,9 @@ class Bridge:
             CitizenAPI(self.config, self.cases, self.limits, self.metrics).routes()
         )
         az.app.add_routes(CaseEvents(self.config, self.cases, self.limits).routes())
-        az.app.add_routes(Appointments(self.config).routes())
+        assert self.store is not None
+        bookings = Bookings(self.store.engine)
+        az.app.add_routes(Appointments(self.config, bookings).routes())
         az.app.add_routes(self.metrics.routes(self.config.metrics_allow))
         for bot in self.bots:
             routes = getattr(bot, "routes", None)

@@ -28,6 +28,7 @@ from bridge.api.citizen import CitizenAPI
 from bridge.api.events import CaseEvents
 from bridge.api.middleware import errors_middleware
 from bridge.blocks import Blocks
+from bridge.booking import Bookings
 from bridge.case import CaseService
 from bridge.cause import caused_by
 from bridge.clock import FakeClock, use_clock
@@ -214,7 +215,7 @@ class Harness:
         app = web.Application(middlewares=[errors_middleware])
         app.add_routes(CitizenAPI(self.config, self.cases, self.ctx.limits).routes())
         app.add_routes(CaseEvents(self.config, self.cases, self.ctx.limits).routes())
-        app.add_routes(Appointments(self.config).routes())
+        app.add_routes(Appointments(self.config, Bookings(self.store.engine)).routes())
         for bot in self.bots.values():
             routes = getattr(bot, "routes", None)
             if routes is not None:

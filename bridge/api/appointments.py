@@ -11,10 +11,11 @@ Bürgerbüro", its API contract). Booking builds on this.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 from aiohttp import web
 
+from ..booking import Bookings
 from ..clock import routing_now
 from ..config import Config
 from ..departments.video import VideoOffice, slots, with_services
@@ -25,8 +26,9 @@ MAX_DAYS = 31
 
 
 class Appointments:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, bookings: Bookings) -> None:
         self.config = config
+        self.bookings = bookings
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -74,7 +76,13 @@ class Appointments:
         days = int_param(request, "days", 7)
         if not 1 <= days <= MAX_DAYS:
             raise InvalidField("days", f"Ask for 1 to {MAX_DAYS} days at a time.")
-        found = slots(office, rules, minutes, first, days, now)
+        # Booked times of the office's staff (a day more on each side: the
+        # buffer and the zone's offset reach past the local days).
+        window_start = datetime.combine(first, time(), rules.zone) - timedelta(days=1)
+        busy = await self.bookings.busy(
+            office.staff, window_start, window_start + timedelta(days=days + 2)
+        )
+        found = slots(office, rules, minutes, first, days, now, busy)
         return web.json_response(
             {
                 "slots": [

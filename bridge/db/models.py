@@ -272,3 +272,43 @@ class RoutingPointer(Base):
 
     department: Mapped[str] = mapped_column(String(32), primary_key=True)
     mxid: Mapped[str] = mapped_column(String(255))
+
+
+class Appointment(Base):
+    """A booked video appointment (virtual citizen office): who takes it,
+    when, which services. Erased with its case."""
+
+    __tablename__ = "appointments"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    appointment_id: Mapped[str] = mapped_column(String(40), unique=True)
+    case_id: Mapped[str | None] = mapped_column(
+        String(40), ForeignKey("cases.case_id", ondelete="CASCADE"), index=True
+    )
+    department: Mapped[str] = mapped_column(String(32))
+    services: Mapped[list[str]] = mapped_column(JSON)
+    staff_mxid: Mapped[str] = mapped_column(String(255))
+    start: Mapped[datetime] = mapped_column(index=True)
+    end: Mapped[datetime]
+    #: booked, cancelled
+    state: Mapped[str] = mapped_column(String(16))
+    #: The citizen's request id: the same booking asked for twice is one.
+    client_id: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime]
+    cancelled_at: Mapped[datetime | None]
+
+
+class AppointmentHold(Base):
+    """One 5-minute step of one person's time taken by an appointment (its
+    duration and the buffer after it). The primary key makes the database
+    itself refuse a second appointment in the same time, from any process."""
+
+    __tablename__ = "appointment_holds"
+
+    staff_mxid: Mapped[str] = mapped_column(String(255), primary_key=True)
+    unit: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    appointment_id: Mapped[str] = mapped_column(
+        String(40),
+        ForeignKey("appointments.appointment_id", ondelete="CASCADE"),
+        index=True,
+    )

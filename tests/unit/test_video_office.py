@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from bridge.booking import Bookings
 from bridge.clock import FakeClock, use_clock
 from bridge.departments.model import RoutingRules
 from bridge.departments.rules import load_rules
@@ -212,6 +213,31 @@ async def test_the_public_list_and_free_starts(tmp_path: Path) -> None:
                 "staff_count": 1,
             }
             assert body["slots"][-1]["start"] == "2026-12-08T15:30:00+01:00"
+
+            # A booking takes its start and its neighbours within the buffer.
+            booked = await Bookings(h.store.engine).book(
+                department="buergerbuero",
+                services=["personalausweis", "meldebescheinigung"],
+                start=local(2026, 12, 8, 14, 30),
+                end=local(2026, 12, 8, 15),
+                buffer_minutes=5,
+                staff=("@anna.schmidt:buergerchat.localhost",),
+                client_id="b1",
+            )
+            assert booked is not None
+            again = await client.get(
+                "/api/v1/appointments/slots",
+                params={
+                    "department": "buergerbuero",
+                    "services": "personalausweis,meldebescheinigung",
+                    "from": "2026-12-08",
+                    "days": "1",
+                },
+            )
+            left = [s["start"][11:16] for s in (await again.json())["slots"]]
+            # 30 minutes plus 5 of buffer: 14:00 would run into 14:30; 15:00
+            # starts inside its buffer; 15:15 and later are free.
+            assert left == ["15:15", "15:30"], left
 
             for params, field in [
                 ({"department": "bauen", "services": "x"}, "department"),

@@ -1,0 +1,162 @@
+"""Booking video appointments without ever booking one time twice
+(issue "Virtuelles Bürgerbüro"): an appointment is written together with
+its holds — one row per 5-minute step of its person's time, from its start to
+the end of the buffer after it — in one transaction. The holds' primary key
+(person, step) makes the database refuse a second booking of the same time,
+from any task or bridge process, and the booking tries the next person.
+
+The caller (the API, next) checks that the start is one of the free slots
+(:func:`bridge.departments.video.slots`, fed by :meth:`Bookings.busy`), opens
+the case and attaches it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .clock import as_utc, utcnow
+from .db.models import Appointment, AppointmentHold
+from .db.tables import TableStore
+from .departments.video import GRAIN
+
+BOOKED = "booked"
+CANCELLED = "cancelled"
+
+
+def units(start: datetime, end: datetime) -> range:
+    """The 5-minute steps from ``start`` up to ``end`` (both on the grid)."""
+    first = int(as_utc(start).timestamp()) // 60 // GRAIN
+    last = -(-int(as_utc(end).timestamp()) // 60 // GRAIN)
+    return range(first, last)
+
+
+class Bookings(TableStore):
+    async def busy(
+        self, staff: Iterable[str], start: datetime, end: datetime
+    ) -> dict[str, list[tuple[datetime, datetime]]]:
+        """Booked times of ``staff`` that touch ``start``–``end``."""
+        # Stored in UTC (SQLite keeps no offset): asked in UTC too.
+        start, end = as_utc(start), as_utc(end)
+        async with self.session() as s:
+            rows = await s.scalars(
+                select(Appointment).where(
+                    Appointment.staff_mxid.in_(list(staff)),
+                    Appointment.state == BOOKED,
+                    Appointment.start < end,
+                    Appointment.end > start,
+                )
+            )
+            found: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+            for row in rows:
+                found[row.staff_mxid].append((as_utc(row.start), as_utc(row.end)))
+            return dict(found)
+
+    async def book(
+        self,
+        *,
+        department: str,
+        services: Sequence[str],
+        start: datetime,
+        end: datetime,
+        buffer_minutes: int,
+        staff: Sequence[str],
+        client_id: str,
+    ) -> Appointment | None:
+        """The appointment with the first of ``staff`` (fewest bookings that
+        day first) whose time is free, or None when nobody's is. The same
+        ``client_id`` again returns the first booking."""
+        known = await self.by_client_id(client_id)
+        if known is not None:
+            return known
+        start, end = as_utc(start), as_utc(end)  # stored in UTC, as all times
+        held = units(start, end + timedelta(minutes=buffer_minutes))
+        for mxid in await self._least_booked_first(staff, start):
+            appointment = Appointment(
+                appointment_id="a_" + secrets.token_urlsafe(16),
+                department=department,
+                services=list(services),
+                staff_mxid=mxid,
+                start=start,
+                end=end,
+                state=BOOKED,
+                client_id=client_id,
+                created_at=utcnow(),
+            )
+            try:
+                async with self.session.begin() as s:
+                    s.add(appointment)
+                    await s.flush()
+                    s.add_all(
+                        AppointmentHold(
+                            staff_mxid=mxid,
+                            unit=unit,
+                            appointment_id=appointment.appointment_id,
+                        )
+                        for unit in held
+                    )
+                return appointment
+            except IntegrityError:
+                # This person's time is taken — or the same request won in
+                # parallel (its client_id): then that booking is the answer.
+                known = await self.by_client_id(client_id)
+                if known is not None:
+                    return known
+        return None
+
+    async def _least_booked_first(
+        self, staff: Sequence[str], start: datetime
+    ) -> list[str]:
+        day = as_utc(start).replace(hour=0, minute=0, second=0, microsecond=0)
+        async with self.session() as s:
+            rows = await s.execute(
+                select(Appointment.staff_mxid, func.count())
+                .where(
+                    Appointment.staff_mxid.in_(list(staff)),
+                    Appointment.state == BOOKED,
+                    Appointment.start >= day,
+                    Appointment.start < day + timedelta(days=1),
+                )
+                .group_by(Appointment.staff_mxid)
+            )
+            counts = {mxid: count for mxid, count in rows.all()}
+        return sorted(staff, key=lambda mxid: counts.get(mxid, 0))
+
+    async def by_client_id(self, client_id: str) -> Appointment | None:
+        async with self.session() as s:
+            return await s.scalar(
+                select(Appointment).where(Appointment.client_id == client_id)
+            )
+
+    async def attach(self, appointment_id: str, case_id: str) -> None:
+        async with self.session.begin() as s:
+            await s.execute(
+                update(Appointment)
+                .where(Appointment.appointment_id == appointment_id)
+                .values(case_id=case_id)
+            )
+
+    async def cancel(self, appointment_id: str) -> bool:
+        """Cancelled, its time free again; False when it was not booked."""
+        async with self.session.begin() as s:
+            done = await s.execute(
+                update(Appointment)
+                .where(
+                    Appointment.appointment_id == appointment_id,
+                    Appointment.state == BOOKED,
+                )
+                .values(state=CANCELLED, cancelled_at=utcnow())
+            )
+            if getattr(done, "rowcount", 0) != 1:
+                return False
+            await s.execute(
+                delete(AppointmentHold).where(
+                    AppointmentHold.appointment_id == appointment_id
+                )
+            )
+        return True
