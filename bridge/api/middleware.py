@@ -74,7 +74,7 @@ async def errors_middleware(
 
 
 #: Where the middleware leaves its decision for apply_cors.
-CORS_ORIGIN = "buergerchat.cors_origin"
+CORS_ORIGIN = web.RequestKey("cors_origin", str)
 
 
 def apply_cors(request: web.Request, response: web.StreamResponse) -> None:
@@ -110,7 +110,8 @@ def cors_middleware(allowed_origins: tuple[str, ...]) -> Callable[..., Awaitable
         if not request.path.startswith("/api/"):
             return await handler(request)
         origin = allowed(request.headers.get("Origin"))
-        request[CORS_ORIGIN] = origin
+        if origin:
+            request[CORS_ORIGIN] = origin
         if (
             request.method == "OPTIONS"
             and "Access-Control-Request-Method" in request.headers
