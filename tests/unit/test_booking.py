@@ -12,12 +12,30 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from bridge.booking import Bookings
-from bridge.db.models import AppointmentHold, Case
+from bridge.db.models import Appointment, AppointmentHold, Case
 from bridge.db.store import Store
 
 ANNA = "@anna.schmidt:buergerchat.localhost"
 BERND = "@bernd.keller:buergerchat.localhost"
 START = datetime(2026, 12, 8, 13, 0, tzinfo=UTC)  # 14:00 in Berlin
+
+
+async def appointment(
+    bookings: Bookings,
+    client_id: str,
+    start: datetime = START,
+    minutes: int = 20,
+    staff: tuple[str, ...] = (ANNA,),
+) -> Appointment | None:
+    return await bookings.book(
+        department="buergerbuero",
+        services=["personalausweis"],
+        start=start,
+        end=start + timedelta(minutes=minutes),
+        buffer_minutes=5,
+        staff=staff,
+        client_id=client_id,
+    )
 
 
 async def book(
@@ -27,16 +45,9 @@ async def book(
     minutes: int = 20,
     staff: tuple[str, ...] = (ANNA,),
 ) -> str | None:
-    appointment = await bookings.book(
-        department="buergerbuero",
-        services=["personalausweis"],
-        start=start,
-        end=start + timedelta(minutes=minutes),
-        buffer_minutes=5,
-        staff=staff,
-        client_id=client_id,
-    )
-    return None if appointment is None else appointment.staff_mxid
+    """Who got it, or None."""
+    found = await appointment(bookings, client_id, start, minutes, staff)
+    return None if found is None else found.staff_mxid
 
 
 async def test_twenty_at_once_for_one_slot_one_wins_per_person(store: Store) -> None:
@@ -55,25 +66,9 @@ async def test_the_buffer_is_held_and_a_repeat_is_the_same_booking(
     store: Store,
 ) -> None:
     bookings = Bookings(store.engine)
-    first = await bookings.book(
-        department="buergerbuero",
-        services=["personalausweis"],
-        start=START,
-        end=START + timedelta(minutes=20),
-        buffer_minutes=5,
-        staff=(ANNA,),
-        client_id="same",
-    )
+    first = await appointment(bookings, "same", minutes=20)
     assert first is not None
-    again = await bookings.book(
-        department="buergerbuero",
-        services=["personalausweis"],
-        start=START,
-        end=START + timedelta(minutes=20),
-        buffer_minutes=5,
-        staff=(ANNA,),
-        client_id="same",
-    )
+    again = await appointment(bookings, "same", minutes=20)
     assert again is not None and again.appointment_id == first.appointment_id
     # 14:20 falls into the 5 minutes after; 14:25 is free; 13:45 (ends
     # 14:05 plus its own buffer) runs into it.
@@ -86,15 +81,7 @@ async def test_the_buffer_is_held_and_a_repeat_is_the_same_booking(
 
 async def test_cancelling_frees_the_time(store: Store) -> None:
     bookings = Bookings(store.engine)
-    first = await bookings.book(
-        department="buergerbuero",
-        services=["meldebescheinigung"],
-        start=START,
-        end=START + timedelta(minutes=10),
-        buffer_minutes=5,
-        staff=(ANNA,),
-        client_id="one",
-    )
+    first = await appointment(bookings, "one", minutes=10)
     assert first is not None
     assert await book(bookings, "two") is None
     assert await bookings.cancel(first.appointment_id)
@@ -114,17 +101,9 @@ async def test_an_erased_case_takes_its_appointment_with_it(store: Store) -> Non
         ghost_mxid="@bc_erase:buergerchat.localhost",
         state="booked",
     )
-    appointment = await bookings.book(
-        department="buergerbuero",
-        services=["personalausweis"],
-        start=START,
-        end=START + timedelta(minutes=20),
-        buffer_minutes=5,
-        staff=(ANNA,),
-        client_id="erase-me",
-    )
-    assert appointment is not None
-    await bookings.attach(appointment.appointment_id, case.case_id)
+    booked = await appointment(bookings, "erase-me", minutes=20)
+    assert booked is not None
+    await bookings.attach(booked.appointment_id, case.case_id)
     async with store.session.begin() as s:
         await s.delete(await s.get(Case, case.number))
     assert await bookings.by_client_id("erase-me") is None

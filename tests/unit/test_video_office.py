@@ -45,6 +45,15 @@ def local(*args: int) -> datetime:
     return datetime(*args, tzinfo=BERLIN)  # type: ignore[misc]
 
 
+#: Free starts on Tuesday 8 Dec for the two services (30 minutes together).
+TUESDAY_HALF_HOUR = {
+    "department": "buergerbuero",
+    "services": "personalausweis,meldebescheinigung",
+    "from": "2026-12-08",
+    "days": "1",
+}
+
+
 def starts(found: list[Any]) -> list[str]:
     return [s.start.astimezone(BERLIN).strftime("%m-%d %H:%M") for s in found]
 
@@ -196,13 +205,7 @@ async def test_the_public_list_and_free_starts(tmp_path: Path) -> None:
             assert not any(d == "bauen" for d, _ in services)
 
             answer = await client.get(
-                "/api/v1/appointments/slots",
-                params={
-                    "department": "buergerbuero",
-                    "services": "personalausweis,meldebescheinigung",
-                    "from": "2026-12-08",
-                    "days": "1",
-                },
+                "/api/v1/appointments/slots", params=TUESDAY_HALF_HOUR
             )
             body = await answer.json()
             assert answer.status == 200, body
@@ -226,13 +229,7 @@ async def test_the_public_list_and_free_starts(tmp_path: Path) -> None:
             )
             assert booked is not None
             again = await client.get(
-                "/api/v1/appointments/slots",
-                params={
-                    "department": "buergerbuero",
-                    "services": "personalausweis,meldebescheinigung",
-                    "from": "2026-12-08",
-                    "days": "1",
-                },
+                "/api/v1/appointments/slots", params=TUESDAY_HALF_HOUR
             )
             left = [s["start"][11:16] for s in (await again.json())["slots"]]
             # 30 minutes plus 5 of buffer: 14:00 would run into 14:30; 15:00
