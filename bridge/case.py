@@ -103,6 +103,12 @@ class CaseService:
         self.stopping = True
         self.notifier.wake_all()
 
+    def forget(self, case_id: str) -> None:
+        """The case was erased: nothing of it stays in this process's memory."""
+        self.tokens.forget(case_id)
+        self.signals.forget(case_id)
+        self.notifier.forget(case_id)
+
     # --- opening a case -----------------------------------------------------
 
     async def open_case(

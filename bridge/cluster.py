@@ -260,6 +260,11 @@ class Cluster:
                     except Exception:  # noqa: BLE001 - the session is gone, and so the lock
                         log.warning("the %s lock's session ended early", name)
 
+    def locked(self, name: str) -> bool:
+        """Whether a task of this process holds (or waits in) :meth:`lock`."""
+        local = self._locks.get(name)
+        return local is not None and local.locked()
+
     def lease(self, name: str, ttl: timedelta = timedelta(seconds=15)) -> Lease:
         return Lease(self.engine, name, self.name, ttl)
 

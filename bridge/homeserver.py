@@ -24,7 +24,7 @@ import yaml
 from .config import Config
 from .errors import BuergerchatError
 from .plugins import plugin_hooks
-from .supervisor import Alert, ChildProcess, Keeper
+from .supervisor import Alert, ChildProcess, Keeper, answers
 from .synapse_workers import WorkerChildren, layout, main_settings, render_workers
 
 log = logging.getLogger("buergerchat.homeserver")
@@ -183,14 +183,7 @@ def render(config: Config, secrets_: Secrets, modules: str = "") -> Path:
 
 
 async def versions_answer(url: str) -> bool:
-    try:
-        async with aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=2)
-        ) as session:
-            async with session.get(f"{url}/_matrix/client/versions") as response:
-                return response.status == 200
-    except (aiohttp.ClientError, TimeoutError):
-        return False
+    return await answers(f"{url}/_matrix/client/versions")
 
 
 class EmbeddedSynapse:

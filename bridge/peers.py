@@ -37,7 +37,7 @@ SHARED_EDUS = ("m.typing", "m.receipt")
 
 
 def join(cluster: Cluster, cases: CaseService, az: DurableAppService) -> None:
-    notifier, tokens, signals = cases.notifier, cases.tokens, cases.signals
+    notifier, tokens = cases.notifier, cases.tokens
 
     def case_written(case_id: str, seq: int | None) -> None:
         cluster.publish("case", case_id, *(() if seq is None else (str(seq),)))
@@ -50,9 +50,7 @@ def join(cluster: Cluster, cases: CaseService, az: DurableAppService) -> None:
 
     def on_erased(args: list[str]) -> None:
         case_id, room_id, ghost = args
-        tokens.forget(case_id)
-        signals.forget(case_id)
-        notifier.forget(case_id)
+        cases.forget(case_id)
         # mautrix's state file of this process names the ghost and the room.
         task = asyncio.create_task(
             az.forget(None if room_id == "-" else room_id, ghost)

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
+
 from .errors import BuergerchatError
 from .retries import backoff
 from .tasks import cancel
@@ -243,3 +245,15 @@ class Keeper:
             await self.alert(text)
         except Exception:
             log.exception("could not alert the admins about %s", self.name)
+
+
+async def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 within 2 s: a child's readiness probe."""
+    try:
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=2)
+        ) as session:
+            async with session.get(url) as response:
+                return response.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False

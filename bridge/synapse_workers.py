@@ -25,15 +25,15 @@ import sys
 import textwrap
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import yaml
 
 from .config import Config, SynapseWorkers
 from .errors import BuergerchatError
-from .supervisor import Alert, ChildProcess, Keeper
+from .supervisor import Alert, ChildProcess, Keeper, answers
 
 MAIN = "main"
 PERSISTER = "persister1"
@@ -322,7 +322,7 @@ class WorkerChildren:
                 self.dir / f"stdout-{process.name}.log",
                 env=self.env,
             )
-            self.ready[process.name] = _health(process.ready_url)
+            self.ready[process.name] = partial(answers, process.ready_url)
         self.children["nginx"] = ChildProcess(
             "nginx", nginx_argv(self.dir), self.dir / "stdout-nginx.log"
         )
@@ -358,17 +358,3 @@ class WorkerChildren:
         self.keepers.clear()
         for child in reversed(list(self.children.values())):
             await child.stop()
-
-
-def _health(url: str) -> Callable[[], Awaitable[bool]]:
-    async def ready() -> bool:
-        try:
-            async with aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=2)
-            ) as session:
-                async with session.get(url) as response:
-                    return response.status == 200
-        except (aiohttp.ClientError, TimeoutError):
-            return False
-
-    return ready

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("buergerchat.routing")
 
+#: The cluster lock every routing decision holds (bridge.cluster).
+ROUTING = "routing"
 #: How long one availability answer serves every widget asking (seconds).
 AVAILABILITY_TTL = 5.0
 
@@ -59,8 +61,6 @@ class Dispatcher:
         self.store = store
         self.cases = cases
         self.team = team
-        #: Held while this process decides (see :meth:`deciding`).
-        self.lock = asyncio.Lock()
         #: Last staff picked alone per department (round robin continues after),
         #: as read under the lock.
         self.pointers: dict[str, str] = {}
@@ -74,7 +74,7 @@ class Dispatcher:
     async def load(self) -> None:
         """Round-robin pointers as stored; a database of an older version has
         none yet: they are derived from the cases routed before."""
-        async with self.cases.cluster.lock("routing"):  # two starting at once
+        async with self.cases.cluster.lock(ROUTING):  # two starting at once
             self.pointers = await self._stored_pointers.read()
             if not self.pointers:
                 await self._derive_pointers()
@@ -95,7 +95,7 @@ class Dispatcher:
     async def deciding(self) -> AsyncIterator[None]:
         """One routing decision at a time in the whole cluster (every bridge
         process), each starting from the pointers the one before left."""
-        async with self.lock, self.cases.cluster.lock("routing"):
+        async with self.cases.cluster.lock(ROUTING):
             self.forget_availability()
             before = await self._stored_pointers.read()
             self.pointers = dict(before)
@@ -130,9 +130,10 @@ class Dispatcher:
                 return self._availability[1]
             # Kept only if no decision ran meanwhile: one that was half done
             # (cases read before it stored its own) must not be kept for 5 s.
-            generation, deciding = self._generation, self.lock.locked()
+            cluster = self.cases.cluster
+            generation, deciding = self._generation, cluster.locked(ROUTING)
             answer = await self._compute_availability()
-            if not deciding and not self.lock.locked():
+            if not deciding and not cluster.locked(ROUTING):
                 if generation == self._generation:
                     self._availability = (time.monotonic() + AVAILABILITY_TTL, answer)
             return answer

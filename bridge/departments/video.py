@@ -22,6 +22,7 @@ from bridge.yamlconf import Item, Section, check_matrix_id
 
 from .model import DateException, Department, Period, Staff
 from .office_hours import _exists, _instant, periods_on
+from .schedule import child
 
 if TYPE_CHECKING:
     from .model import RoutingRules
@@ -76,9 +77,7 @@ def read_video(
     if not dep.has("video"):
         return None
     sec = dep.section("video")
-    node = next(
-        (v for k, v in getattr(item.node, "value", ()) if k.value == "video"), None
-    )
+    node = child(item.node, "video")
     sub = Item(dep, f"{item.path}.video", node) if node is not None else item
     week = read_hours(sec, sub)
     exceptions = read_exceptions(sec)

@@ -166,8 +166,7 @@ class Privacy:
             except InvalidTransition:
                 pass  # purged meanwhile by another run
         await self.cases.tokens.revoke(case_id)
-        self.cases.signals.forget(case_id)
-        self.cases.notifier.forget(case_id)
+        self.cases.forget(case_id)
         admin = self.admin()
         counts: dict[str, int] = {}
         media: set[str] = set()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -145,11 +146,9 @@ async def test_a_long_poll_in_one_process_wakes_for_a_write_in_the_other(
             peers_stored=None,
             peers_ephemeral=None,
         )
-        cases = SimpleNamespace(
-            notifier=Notifier(),
-            tokens=Tokens(store, CITIZEN),
-            signals=SimpleNamespace(forget=lambda case_id: None),
-        )
+        cases = SimpleNamespace(notifier=Notifier(), tokens=Tokens(store, CITIZEN))
+        # As CaseService.forget does (signals are not looked at here).
+        cases.forget = partial(forget_case, cases)
         join(cluster, cases, fake_az)  # type: ignore[arg-type]
         sides.append(cases)
     here, there = sides
@@ -169,6 +168,11 @@ async def test_a_long_poll_in_one_process_wakes_for_a_write_in_the_other(
     a.publish("erased", "c_3", "!room:x", "@bc_1:x")
     await until(lambda: not there.notifier.nothing_after("c_3", 4))
     await until(lambda: ("!room:x", "@bc_1:x") in FORGOTTEN)
+
+
+def forget_case(cases: Any, case_id: str) -> None:
+    cases.tokens.forget(case_id)
+    cases.notifier.forget(case_id)
 
 
 CITIZEN: Any = SimpleNamespace(token_ttl_hours=1, resume_link_ttl_days=1)
