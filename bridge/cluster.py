@@ -62,7 +62,8 @@ PING_SECONDS = 15.0
 #: others told to read everything again (RESYNC) once it is back.
 OUTBOX_MAX = 10_000
 RESYNC = "resync"
-#: How the listening connection shows in ``pg_stat_activity``.
+#: How the listening connection shows in ``pg_stat_activity`` (followed by
+#: the process's name, so an operator sees whose it is).
 LISTENER_APP = "buergerchat-listen"
 Handler = Callable[[list[str]], None]
 
@@ -97,6 +98,8 @@ class Cluster:
         self._locks: dict[str, asyncio.Lock] = {}
         #: Set while the listener is connected (tests wait for it).
         self.listening = asyncio.Event()
+        #: The listener's ``application_name`` (PostgreSQL keeps 63 bytes).
+        self.listener_app = f"{LISTENER_APP} {self.name}"[:63]
 
     # --- wake-ups between processes --------------------------------------------
 
@@ -169,7 +172,7 @@ class Cluster:
         while True:
             try:
                 conn: asyncpg.Connection = await asyncpg.connect(
-                    self._dsn(), server_settings={"application_name": LISTENER_APP}
+                    self._dsn(), server_settings={"application_name": self.listener_app}
                 )
             except (OSError, asyncpg.PostgresError) as e:
                 failures += 1
