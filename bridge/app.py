@@ -11,7 +11,6 @@ from aiohttp import web
 from sqlalchemy import text
 
 from .accessibility.pages import accessibility_routes
-from .api.appointments import Appointments
 from .api.citizen import MAX_JSON_BYTES, CitizenAPI
 from .api.events import CaseEvents
 from .api.headers import security_headers
@@ -19,7 +18,6 @@ from .api.middleware import cors_middleware, errors_middleware
 from .api.widget import widget_routes
 from .appservice import SEEN_EVENTS_KEPT, DurableAppService
 from .blocks import Blocks
-from .booking import Bookings
 from .case import CaseService
 from .catchup import CatchUp
 from .clock import as_utc, utcnow
@@ -186,9 +184,6 @@ class Bridge:
             CitizenAPI(self.config, self.cases, self.limits, self.metrics).routes()
         )
         az.app.add_routes(CaseEvents(self.config, self.cases, self.limits).routes())
-        assert self.store is not None
-        bookings = Bookings(self.store.engine)
-        az.app.add_routes(Appointments(self.config, bookings).routes())
         az.app.add_routes(self.metrics.routes(self.config.metrics_allow))
         for bot in self.bots:
             routes = getattr(bot, "routes", None)

@@ -5,9 +5,9 @@ the end of the buffer after it — in one transaction. The holds' primary key
 (person, step) makes the database refuse a second booking of the same time,
 from any task or bridge process, and the booking tries the next person.
 
-The caller (the API, next) checks that the start is one of the free slots
-(:func:`bridge.departments.video.slots`, fed by :meth:`Bookings.busy`), opens
-the case and attaches it.
+The caller (the booking bot, bots/booking) checks that the start is one of the
+free slots (:func:`bridge.departments.video.slots`, fed by
+:meth:`Bookings.busy`), opens the case and attaches it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +28,7 @@ from .departments.video import GRAIN
 
 BOOKED = "booked"
 CANCELLED = "cancelled"
+NO_SHOW = "no_show"
 
 
 def units(start: datetime, end: datetime) -> range:
@@ -67,10 +69,12 @@ class Bookings(TableStore):
         buffer_minutes: int,
         staff: Sequence[str],
         client_id: str,
+        **details: Any,
     ) -> Appointment | None:
         """The appointment with the first of ``staff`` (fewest bookings that
         day first) whose time is free, or None when nobody's is. The same
-        ``client_id`` again returns the first booking."""
+        ``client_id`` again returns the first booking. ``details``: the
+        citizen's (name, email, phone, language, walk_in)."""
         known = await self.by_client_id(client_id)
         if known is not None:
             return known
@@ -87,6 +91,7 @@ class Bookings(TableStore):
                 state=BOOKED,
                 client_id=client_id,
                 created_at=utcnow(),
+                **details,
             )
             try:
                 async with self.session.begin() as s:
@@ -141,8 +146,63 @@ class Bookings(TableStore):
                 .values(case_id=case_id)
             )
 
-    async def cancel(self, appointment_id: str) -> bool:
-        """Cancelled, its time free again; False when it was not booked."""
+    async def get(self, appointment_id: str) -> Appointment | None:
+        async with self.session() as s:
+            return await s.scalar(
+                select(Appointment).where(Appointment.appointment_id == appointment_id)
+            )
+
+    async def of_case(self, case_id: str) -> Appointment | None:
+        async with self.session() as s:
+            return await s.scalar(
+                select(Appointment)
+                .where(Appointment.case_id == case_id)
+                .order_by(Appointment.id.desc())
+            )
+
+    async def update(self, appointment_id: str, **values: Any) -> None:
+        async with self.session.begin() as s:
+            await s.execute(
+                update(Appointment)
+                .where(Appointment.appointment_id == appointment_id)
+                .values(**values)
+            )
+
+    async def booked_between(
+        self, start: datetime, end: datetime, staff: str | None = None
+    ) -> list[Appointment]:
+        """Booked appointments starting in ``start``–``end`` (of one person),
+        by start."""
+        query = select(Appointment).where(
+            Appointment.state == BOOKED,
+            Appointment.start >= as_utc(start),
+            Appointment.start < as_utc(end),
+        )
+        if staff is not None:
+            query = query.where(Appointment.staff_mxid == staff)
+        async with self.session() as s:
+            return list(await s.scalars(query.order_by(Appointment.start)))
+
+    async def waiting(self, staff: str) -> list[Appointment]:
+        """Who waits for ``staff`` in the waiting room, in the order they are
+        pulled in: by their appointment's start, then by arrival."""
+        async with self.session() as s:
+            return list(
+                await s.scalars(
+                    select(Appointment)
+                    .where(
+                        Appointment.staff_mxid == staff,
+                        Appointment.state == BOOKED,
+                        Appointment.arrived_at.is_not(None),
+                        Appointment.called_at.is_(None),
+                    )
+                    .order_by(Appointment.start, Appointment.arrived_at)
+                )
+            )
+
+    async def cancel(self, appointment_id: str, state: str = CANCELLED) -> bool:
+        """Cancelled (or ``no_show``), its time free again; False when it was
+        not booked."""
         async with self.session.begin() as s:
             done = await s.execute(
                 update(Appointment)
@@ -150,7 +210,7 @@ class Bookings(TableStore):
                     Appointment.appointment_id == appointment_id,
                     Appointment.state == BOOKED,
                 )
-                .values(state=CANCELLED, cancelled_at=utcnow())
+                .values(state=state, cancelled_at=utcnow())
             )
             if getattr(done, "rowcount", 0) != 1:
                 return False

@@ -166,6 +166,30 @@ CATALOGUE: Mapping[str, ErrorSpec] = MappingProxyType(
             "neue erzeugen.",
             "This client_id already belongs to another message; generate a new one.",
         ),
+        "BC_SLOT_TAKEN": _spec(
+            409,
+            True,
+            "Dieser Termin ist inzwischen vergeben; nichts wurde gebucht.",
+            "This time has just been taken; nothing was booked.",
+        ),
+        "BC_NOT_BOOKED": _spec(
+            409,
+            True,
+            "Dieser Termin ist nicht (mehr) gebucht.",
+            "This appointment is not booked (any more).",
+        ),
+        "BC_TOO_EARLY": _spec(
+            425,
+            True,
+            "Der Warteraum ist noch nicht offen (opens_at).",
+            "The waiting room is not open yet (opens_at).",
+        ),
+        "BC_NO_WALK_IN": _spec(
+            409,
+            True,
+            "Gerade ist niemand bald frei; bitte einen Termin buchen.",
+            "Nobody is free soon; please book an appointment.",
+        ),
         "BC_TOO_LARGE": _spec(
             413,
             True,

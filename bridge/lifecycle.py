@@ -18,9 +18,10 @@ queued     opened while live but everyone is busy        live, offline, closed
 live       opened or routed while someone is free;       live, closed
            claimed and transferred keep it live
 offline    message left outside live hours               live, closed
-booked     video appointment booked (later issue)        waiting, closed
-waiting    citizen in the waiting room (later issue)     in_call, closed
-in_call    the video call runs (later issue)             live, closed
+booked     video appointment booked                      waiting, closed
+waiting    citizen in the waiting room (an appointment   in_call, closed
+           or a walk-in)
+in_call    staff pulled the citizen into the call        live, closed
 closed     staff or inactivity closed it                 purged
 purged     retention or erasure is removing it; the      —
            row goes once Synapse and the files are
@@ -100,6 +101,13 @@ class Kind(StrEnum):
     STAFF_FILE = "staff_file"
     STAFF_JOINED = "staff_joined"
     STAFF_COMMAND = "staff_command"
+    # The virtual citizen office (bots/booking).
+    ARRIVED = "arrived"
+    CALLED = "called"
+    CALL_ENDED = "call_ended"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+    GUEST_INVITED = "guest_invited"
 
 
 #: Events that are not stored in ``case_transitions``.
@@ -117,13 +125,13 @@ S = State
 #: Every case may be purged: an erasure request (Art. 17 DSGVO) does not wait
 #: for a case to close.
 TRANSITIONS: dict[State | None, frozenset[State]] = {
-    None: frozenset({S.QUEUED, S.LIVE, S.OFFLINE, S.BOOKED}),
+    None: frozenset({S.QUEUED, S.LIVE, S.OFFLINE, S.BOOKED, S.WAITING}),
     S.QUEUED: frozenset({S.QUEUED, S.LIVE, S.OFFLINE, S.CLOSED, S.PURGED}),
     S.LIVE: frozenset({S.LIVE, S.CLOSED, S.PURGED}),
     S.OFFLINE: frozenset({S.OFFLINE, S.LIVE, S.CLOSED, S.PURGED}),
-    S.BOOKED: frozenset({S.WAITING, S.CLOSED, S.PURGED}),
-    S.WAITING: frozenset({S.IN_CALL, S.CLOSED, S.PURGED}),
-    S.IN_CALL: frozenset({S.LIVE, S.CLOSED, S.PURGED}),
+    S.BOOKED: frozenset({S.BOOKED, S.WAITING, S.CLOSED, S.PURGED}),
+    S.WAITING: frozenset({S.WAITING, S.IN_CALL, S.CLOSED, S.PURGED}),
+    S.IN_CALL: frozenset({S.IN_CALL, S.LIVE, S.CLOSED, S.PURGED}),
     S.CLOSED: frozenset({S.PURGED}),
     S.PURGED: frozenset(),
 }
@@ -132,6 +140,8 @@ ENTERED_BY: dict[State, Kind] = {
     S.QUEUED: Kind.QUEUED,
     S.LIVE: Kind.ROUTED,
     S.OFFLINE: Kind.OFFLINE,
+    S.WAITING: Kind.ARRIVED,
+    S.IN_CALL: Kind.CALLED,
     S.CLOSED: Kind.CLOSED,
     S.PURGED: Kind.PURGED,
 }

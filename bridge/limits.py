@@ -57,6 +57,11 @@ DEFAULT_RULES: dict[str, str] = {
     # Reports of barriers on /accessibility (a mail to the town each).
     "feedback_per_address": "3/minute;10/hour",
     "feedback_total": "30/minute;300/hour",
+    # Video appointments (the virtual citizen office): booked and walk-ins.
+    "bookings_per_address": "3/minute;10/hour",
+    "bookings_total": "60/minute;500/hour",
+    # A staff member's calendar program fetching their feed.
+    "calendar_per_address": "30/minute;300/hour",
     # Beyond these, new chats and offline messages need a proof of work.
     "proof_after_per_address": "2/hour",
     "proof_after_total": "30/minute",

@@ -91,9 +91,10 @@ class Tokens:
     async def mint_chat(self, case_id: str) -> str:
         return await self._mint(case_id, CHAT, self.chat_ttl)
 
-    async def mint_resume(self, case_id: str) -> str:
-        """The token of a personal link; it expires after ``resume_ttl``."""
-        return await self._mint(case_id, RESUME, self.resume_ttl)
+    async def mint_resume(self, case_id: str, ttl: timedelta | None = None) -> str:
+        """The token of a personal link; it expires after ``ttl`` (default
+        ``resume_ttl``; an appointment's link lasts until after it)."""
+        return await self._mint(case_id, RESUME, ttl or self.resume_ttl)
 
     async def _mint(self, case_id: str, purpose: Purpose, ttl: timedelta) -> str:
         token = new_token()

@@ -23,12 +23,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from mautrix.types import Event
 
-from bridge.api.appointments import Appointments
 from bridge.api.citizen import CitizenAPI
 from bridge.api.events import CaseEvents
 from bridge.api.middleware import errors_middleware
 from bridge.blocks import Blocks
-from bridge.booking import Bookings
 from bridge.case import CaseService
 from bridge.cause import caused_by
 from bridge.clock import FakeClock, use_clock
@@ -215,7 +213,6 @@ class Harness:
         app = web.Application(middlewares=[errors_middleware])
         app.add_routes(CitizenAPI(self.config, self.cases, self.ctx.limits).routes())
         app.add_routes(CaseEvents(self.config, self.cases, self.ctx.limits).routes())
-        app.add_routes(Appointments(self.config, Bookings(self.store.engine)).routes())
         for bot in self.bots.values():
             routes = getattr(bot, "routes", None)
             if routes is not None:

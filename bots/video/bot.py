@@ -7,7 +7,7 @@ import logging
 from typing import Any, ClassVar
 
 from aiohttp import web
-from mautrix.types import EventType, RoomID
+from mautrix.types import RoomID
 
 from bridge.api.citizen import bearer
 from bridge.clock import utcnow
@@ -15,28 +15,22 @@ from bridge.commands import Command
 from bridge.db.models import Case
 from bridge.errors import NotFound, Unavailable
 from bridge.i18n import say, staff_text
+from bridge.lifecycle import InvalidTransition, Kind, State
 from bridge.plugins import BotContext
 
 from .calls import VideoCalls
 from .jitsi import (
     conference_url,
     iframe_api_url,
-    new_conference_id,
     participant_token,
     room_path,
 )
 from .models import VideoCall
 from .section import VideoSettings, csp_sources, read_config
-from .widget_event import (
-    WIDGET_EVENT_TYPE,
-    jitsi_widget_content,
-    removal_content,
-    widget_id_for,
-    widget_state_key,
-)
+from .start import WIDGET_STATE, begin_call, moderator_url
+from .widget_event import removal_content, widget_id_for, widget_state_key
 
 log = logging.getLogger("buergerchat.video")
-WIDGET_STATE = EventType.find(WIDGET_EVENT_TYPE, t_class=EventType.Class.STATE)
 
 
 class VideoBot:
@@ -102,59 +96,28 @@ class VideoBot:
         widget_id: str,
         resumed: VideoCall | None,
     ) -> None:
-        """Start the call: recorded first, then announced. Every step after the
-        record is idempotent, so a retried transaction (``resumed``: the call this
-        very command recorded before it broke off) finishes the same call."""
+        """Start the call (bots/video/start.py), then tell the staff member,
+        with a moderator link when the server wants tokens."""
         assert self.settings is not None
-        room_id, sender = command.event.room_id, command.sender
-        language = self.ctx.commands.language_of(sender)
-        name = self.ctx.cases.staff_name(room_id, sender)
-        if resumed is None:
-            call = await self.calls.start(
-                case.case_id,
-                conference_id=new_conference_id(),
-                widget_id=widget_id,
-                audio_only=audio_only,
-                started_by=name,
-            )
-        else:
-            call = resumed
-        conference_id, audio_only = call.conference_id, call.audio_only
-        content = jitsi_widget_content(
+        sender = command.sender
+        case.room_id = case.room_id or command.event.room_id
+        call = await begin_call(
+            self.ctx,
             self.settings,
-            conference_id,
+            self.calls,
+            case,
+            sender=sender,
             audio_only=audio_only,
-            creator_user_id=sender,
-            room_name=case.reference,
             widget_id=widget_id,
+            resumed=resumed,
         )
-        await self.ctx.appservice.intent.send_state_event(
-            RoomID(room_id),
-            WIDGET_STATE,
-            content,
-            state_key=widget_state_key(widget_id),
-        )
-        started = "audio_started" if audio_only else "video_started"
-        await self.ctx.cases.add_system_event(
-            case.case_id,
-            say(started, case.language, name=name),
-            kind="video_started",
-            audio_only=audio_only,
-            event_type="video",
-        )
+        language = self.ctx.commands.language_of(sender)
+        started = "audio_started" if call.audio_only else "video_started"
         text = staff_text(f"reply.{started}", language)
         if self.settings.tokens_enabled:
-            url = self._moderator_url(conference_id, name, sender)
+            url = moderator_url(self.ctx, self.settings, call.conference_id, sender)
             text += "\n" + staff_text("reply.moderator_link", language, url=url)
-        await self.ctx.commands.reply(room_id, text)
-
-    def _moderator_url(self, conference_id: str, name: str, sender: str) -> str:
-        """The conference link with a moderator token for the staff member."""
-        assert self.settings is not None
-        token = participant_token(
-            self.settings, conference_id, name, sender, moderator=True, now=utcnow()
-        )
-        return conference_url(self.settings, conference_id, token)
+        await self.ctx.commands.reply(command.event.room_id, text)
 
     async def _end(self, case: Case, command: Command, video: VideoCall) -> None:
         """End the call: announced first (each step idempotent), recorded last, so
@@ -177,6 +140,17 @@ class VideoBot:
         )
         await self.ctx.commands.answer(command, f"reply.{ended}")
         await self.calls.end(video.id)
+        # An appointment's call (bots/booking): the case goes on as a chat.
+        try:
+            await self.ctx.cases.lifecycle.transition(
+                case.case_id,
+                State.LIVE,
+                kind=Kind.CALL_ENDED,
+                expect=frozenset({State.IN_CALL}),
+                actor=sender,
+            )
+        except InvalidTransition:
+            pass  # no appointment's call
 
     async def citizen_join(self, request: web.Request) -> web.Response:
         """What the widget needs to embed the running conference for the citizen."""

@@ -105,6 +105,11 @@ class JitsiSettings:
     #: Element Web whose ``jitsi.html`` wrapper the widget URL points at (other
     #: clients open it; Element Web itself always renders its own wrapper).
     element_url: str = "https://app.element.io/"
+    #: The Jitsi lobby is on for every conference (Prosody's lobby_autostart
+    #: from jitsi-contrib): only holders of our tokens, which carry
+    #: ``context.user.lobby_bypass`` (token_lobby_bypass), go straight in;
+    #: anyone else knocks and a moderator admits them.
+    lobby: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.domain, str) or not _HOST_RE.fullmatch(self.domain):
@@ -242,13 +247,26 @@ def token_claims(
     user_id: str,
     moderator: bool,
     now: datetime,
+    ttl_seconds: int | None = None,
 ) -> dict[str, Any]:
-    """The JWT payload for one participant of one conference (not yet signed)."""
+    """The JWT payload for one participant of one conference (not yet signed);
+    ``ttl_seconds`` instead of the settings' lifetime (a guest's link)."""
     if settings.app_id is None:
         raise ValueError("token claims need jitsi.app_id; this Jitsi is open")
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     issued_at = int(now.timestamp())
+    user: dict[str, Any] = {
+        # Strings only: lib-jitsi-meet doc/tokens.md.
+        "id": str(user_id),
+        "name": clean_display_name(display_name),
+        # Read by mod_token_affiliation.lua (jitsi-meet).
+        "moderator": "true" if moderator else "false",
+        "affiliation": "owner" if moderator else "member",
+    }
+    if settings.lobby:
+        # Read by jitsi-contrib's mod_token_lobby_bypass.lua (a boolean).
+        user["lobby_bypass"] = True
     return {
         "iss": settings.app_id,
         "aud": settings.audience,
@@ -256,19 +274,10 @@ def token_claims(
         "room": check_conference_id(conference_id),
         "iat": issued_at,
         "nbf": issued_at - CLOCK_SKEW_SECONDS,
-        "exp": issued_at + settings.token_ttl_seconds,
+        "exp": issued_at + (ttl_seconds or settings.token_ttl_seconds),
         # Read by nvonahsen/jitsi-token-moderation-plugin.
         "moderator": bool(moderator),
-        "context": {
-            "user": {
-                # Strings only: lib-jitsi-meet doc/tokens.md.
-                "id": str(user_id),
-                "name": clean_display_name(display_name),
-                # Read by mod_token_affiliation.lua (jitsi-meet).
-                "moderator": "true" if moderator else "false",
-                "affiliation": "owner" if moderator else "member",
-            }
-        },
+        "context": {"user": user},
     }
 
 
@@ -279,6 +288,7 @@ def participant_token(
     user_id: str,
     moderator: bool,
     now: datetime,
+    ttl_seconds: int | None = None,
 ) -> str | None:
     """A signed HS256 JWT admitting one person to ``conference_id`` only.
 
@@ -288,7 +298,7 @@ def participant_token(
     if settings.app_id is None or settings.app_secret is None:
         return None
     claims = token_claims(
-        settings, conference_id, display_name, user_id, moderator, now
+        settings, conference_id, display_name, user_id, moderator, now, ttl_seconds
     )
     # PyJWT writes {"alg": "HS256", "typ": "JWT"}; luajwtjitsi requires typ == "JWT".
     return jwt.encode(claims, settings.app_secret, algorithm=ALGORITHM)

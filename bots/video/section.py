@@ -45,6 +45,7 @@ def read_config(section: Section, config: Config) -> VideoSettings:
         audience=section.get("jitsi_audience", str, "jitsi"),
         tenant=section.get("jitsi_tenant", str, None),
         element_url=section.get("element_url", str, "https://app.element.io/"),
+        lobby=section.get("jitsi_lobby", bool, True),
     )
     helpline = section.get("helpline", str, None)
     section.finish()

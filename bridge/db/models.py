@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -287,15 +288,32 @@ class Appointment(Base):
     )
     department: Mapped[str] = mapped_column(String(32))
     services: Mapped[list[str]] = mapped_column(JSON)
-    staff_mxid: Mapped[str] = mapped_column(String(255))
+    staff_mxid: Mapped[str] = mapped_column(String(255), index=True)
     start: Mapped[datetime] = mapped_column(index=True)
     end: Mapped[datetime]
-    #: booked, cancelled
+    #: booked (its time held), cancelled or no_show (its time free again)
     state: Mapped[str] = mapped_column(String(16))
     #: The citizen's request id: the same booking asked for twice is one.
     client_id: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime]
     cancelled_at: Mapped[datetime | None]
+    #: Whom the confirmation, the reminders and a no-show mail go to.
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    language: Mapped[str] = mapped_column(String(8), default="de", server_default="de")
+    #: Made on the spot in the waiting room ("unmittelbar wahrnehmen").
+    walk_in: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    #: The visit: in the waiting room, pulled into the call, call over, or
+    #: not come.
+    arrived_at: Mapped[datetime | None]
+    called_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    no_show_at: Mapped[datetime | None]
+    #: The place in the waiting room the citizen was last told.
+    told_position: Mapped[int | None]
 
 
 class AppointmentHold(Base):

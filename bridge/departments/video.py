@@ -155,14 +155,21 @@ def slots(
     days: int,
     now: datetime,
     busy: dict[str, list[tuple[datetime, datetime]]] | None = None,
+    *,
+    walk_in: bool = False,
 ) -> list[Slot]:
     """Free starts for an appointment of ``minutes`` on ``days`` days from
     ``first`` (local dates), within the horizon and after the cut-off; each with
     how many staff are free for it and the buffer around it (``busy``: their
-    booked times)."""
+    booked times). ``walk_in``: every 5-minute step from the current one on,
+    no cut-off (someone in the waiting room now)."""
     zone = rules.zone
     today = now.astimezone(zone).date()
-    earliest = now + timedelta(minutes=office.cutoff_minutes)
+    if walk_in:
+        earliest = now - timedelta(minutes=GRAIN) + timedelta(microseconds=1)
+    else:
+        earliest = now + timedelta(minutes=office.cutoff_minutes)
+    step = GRAIN if walk_in else office.slot_minutes
     last_day = min(
         first + timedelta(days=days - 1), today + timedelta(days=office.horizon_days)
     )
@@ -188,7 +195,7 @@ def slots(
                     )
                     if free:
                         found.append(Slot(begin, end, free))
-                start += office.slot_minutes
+                start += step
         day += timedelta(days=1)
     return found
 

@@ -68,7 +68,7 @@ def _paragraphs(text: str) -> str:
     return "\n".join(_CONTROL.sub("", line).rstrip() for line in lines).strip()
 
 
-def _when(moment: datetime, tz: ZoneInfo, language: str = "de") -> str:
+def when_text(moment: datetime, tz: ZoneInfo, language: str = "de") -> str:
     """'03.12.2026, 17:30 Uhr' in German; in the other languages their own medium
     date and short time as CLDR has them (through Babel)."""
     local = moment.astimezone(tz)
@@ -80,14 +80,14 @@ def _when(moment: datetime, tz: ZoneInfo, language: str = "de") -> str:
     )
 
 
-def _mailbox(address: str, name: str | None) -> Address:
+def mailbox(address: str, name: str | None) -> Address:
     problem = check_address(address)
     if problem:
         raise ValueError(problem)
     return Address(display_name=one_line(name or ""), addr_spec=address)
 
 
-def _base(
+def base_message(
     *,
     sender: Sender,
     to: Address,
@@ -117,13 +117,13 @@ def _base(
     return msg
 
 
-def _greeting(name: str | None, language: str = "de") -> str:
+def greeting(name: str | None, language: str = "de") -> str:
     if name and name.strip():
         return text("mail.greeting_name", language).format(name=one_line(name))
     return text("mail.greeting", language)
 
 
-def _say(key: str, language: str, **values: str) -> str:
+def mail_text(key: str, language: str, **values: str) -> str:
     return text(f"mail.{key}", language).format(**values)
 
 
@@ -140,12 +140,12 @@ def offline_message_to_department(
     contact = message.contact
     reference = one_line(message.reference, 40)
     topic = one_line(message.topic, _SUBJECT_TOPIC_LIMIT)
-    reply_to = _mailbox(contact.email, contact.name) if contact.email else None
+    reply_to = mailbox(contact.email, contact.name) if contact.email else None
     how = _how_to_answer(contact, by_mail=reply_to is not None)
     body = _department_body(message, reference, topic, how, sender=sender, tz=tz)
-    return _base(
+    return base_message(
         sender=sender,
-        to=_mailbox(inbox, message.department_name),
+        to=mailbox(inbox, message.department_name),
         subject=f"[{reference}] {topic} – Nachricht aus dem Bürgerchat",
         reference=reference,
         body=body + "\n",
@@ -195,7 +195,7 @@ def _department_body(
             f"Vorgang:  {reference}",
             f"Bereich:  {one_line(message.department_name)}",
             f"Thema:    {topic}",
-            f"Eingang:  {_when(message.received_at, tz)}",
+            f"Eingang:  {when_text(message.received_at, tz)}",
             f"Sprache:  {language_name(message.language, 'de')}",
             "",
             "Anliegen",
@@ -236,32 +236,34 @@ def confirmation_to_citizen(
     lang = message.language
     body = "\n".join(
         [
-            _greeting(None, lang),
+            greeting(None, lang),
             "",
-            _say("confirm_received", lang, when=_when(message.received_at, tz, lang)),
+            mail_text(
+                "confirm_received", lang, when=when_text(message.received_at, tz, lang)
+            ),
             "",
             f"    {reference}",
             "",
-            _say("department", lang, department=one_line(message.department_name)),
+            mail_text("department", lang, department=one_line(message.department_name)),
             "",
-            _say("confirm_next", lang),
+            mail_text("confirm_next", lang),
             "",
-            _say("questions_reply" if reply_to else "no_reply", lang),
-            _say("not_you", lang),
+            mail_text("questions_reply" if reply_to else "no_reply", lang),
+            mail_text("not_you", lang),
             "",
-            _say("regards", lang),
+            mail_text("regards", lang),
             sender.name,
         ]
     )
-    return _base(
+    return base_message(
         sender=sender,
-        to=_mailbox(contact.email, None),
-        subject=f"[{reference}] {_say('confirm_subject', lang)}",
+        to=mailbox(contact.email, None),
+        subject=f"[{reference}] {mail_text('confirm_subject', lang)}",
         reference=reference,
         body=body + "\n",
         date=date,
         message_id=message_id,
-        reply_to=_mailbox(reply_to, message.department_name) if reply_to else None,
+        reply_to=mailbox(reply_to, message.department_name) if reply_to else None,
     )
 
 
@@ -287,37 +289,37 @@ def answer_notice_to_citizen(
         raise ValueError(f"the resume link must be an http(s) URL, not {url!r}")
     lang = language
     validity = (
-        _say("link_valid_until", lang, when=_when(expires_at, tz, lang))
+        mail_text("link_valid_until", lang, when=when_text(expires_at, tz, lang))
         if expires_at is not None
-        else _say("link_valid", lang)
+        else mail_text("link_valid", lang)
     )
     body = "\n".join(
         [
-            _greeting(name, lang),
+            greeting(name, lang),
             "",
-            _say(
+            mail_text(
                 "answer_intro",
                 lang,
                 reference=reference,
                 department=one_line(department_name),
             ),
             "",
-            _say("answer_link", lang),
+            mail_text("answer_link", lang),
             "",
             url,
             "",
-            f"{validity} {_say('answer_private', lang)}",
+            f"{validity} {mail_text('answer_private', lang)}",
             "",
-            _say("no_reply", lang),
+            mail_text("no_reply", lang),
             "",
-            _say("regards", lang),
+            mail_text("regards", lang),
             sender.name,
         ]
     )
-    return _base(
+    return base_message(
         sender=sender,
-        to=_mailbox(to, name),
-        subject=f"[{reference}] {_say('answer_subject', lang)}",
+        to=mailbox(to, name),
+        subject=f"[{reference}] {mail_text('answer_subject', lang)}",
         reference=reference,
         body=body + "\n",
         date=date,
@@ -351,11 +353,11 @@ def accessibility_feedback(
     sender when an address was given."""
     contact = feedback.contact
     reference = one_line(feedback.reference, 40)
-    reply_to = _mailbox(contact.email, contact.name) if contact.email else None
+    reply_to = mailbox(contact.email, contact.name) if contact.email else None
     lines = [
         "Rückmeldung zur Barrierefreiheit des Bürgerchats",
         "",
-        f"Eingang:   {_when(feedback.received_at, tz)}",
+        f"Eingang:   {when_text(feedback.received_at, tz)}",
         f"Nummer:    {reference}",
         f"Stelle:    {one_line(feedback.where or '') or _BLANK}",
         f"Name:      {one_line(contact.name or '') or _BLANK}",
@@ -375,9 +377,9 @@ def accessibility_feedback(
             else " Es wurde keine E-Mail-Adresse angegeben."
         ),
     ]
-    return _base(
+    return base_message(
         sender=sender,
-        to=_mailbox(inbox, "Barrierefreiheit"),
+        to=mailbox(inbox, "Barrierefreiheit"),
         subject=f"[{reference}] Rückmeldung zur Barrierefreiheit – Bürgerchat",
         reference=reference,
         body="\n".join(lines) + "\n",

@@ -24,7 +24,16 @@ from bridge.plugins import BotContext, bot_classes, load_bots
 
 REPO = Path(__file__).resolve().parents[2]
 #: The order the bots were built in when bots/registry.py listed them.
-BOTS = ["workflow", "video", "scanner", "transcript", "offline", "routing", "guard"]
+BOTS = [
+    "workflow",
+    "video",
+    "booking",
+    "scanner",
+    "transcript",
+    "offline",
+    "routing",
+    "guard",
+]
 
 
 def test_the_entry_points_name_every_bot_in_order() -> None:
@@ -112,7 +121,9 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
     try:
         bots = load_bots(ctx)
         assert [bot.name for bot in bots] == BOTS
-        workflow, _, scanner, transcript, offline, routing, _ = cast(list[Any], bots)
+        workflow, _, booking, scanner, transcript, offline, routing, _ = cast(
+            list[Any], bots
+        )
         assert commands.order == [
             "help",
             "claim",
@@ -121,6 +132,9 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
             "goodbye",
             "video",
             "audio",
+            "next",
+            "invite-guest",
+            "calendar",
             "transcript",
             "revoke",
             "block",
@@ -130,6 +144,10 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
             commands.help_text().splitlines()[1:]
         )
         assert recorder.kinds == [
+            "booking.morning",
+            "booking.reminder",
+            "booking.no_show",
+            "booking.sweep",
             "scan.held",
             "transcript.archive",
             "offline.retry",
@@ -140,6 +158,8 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
         cases = cast(FakeCases, ctx.cases)
         assert cases.lifecycle.subscribed == [
             (Kind.STAFF_COMMAND, commands._on_command),
+            (Kind.CLOSED, booking._closed),
+            (Kind.CALL_ENDED, booking._call_ended),
             (Kind.STAFF_FILE, scanner.staff.on_file),
             (Kind.STAFF_MESSAGE, offline.on_staff_message),
             (Kind.CLOSED, routing.dispatcher.on_close),

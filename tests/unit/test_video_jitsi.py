@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -196,8 +197,19 @@ def test_context_user_holds_strings_only(settings: JitsiSettings) -> None:
     user = decode(mint(settings, new_conference_id(), moderator=True))["context"][
         "user"
     ]
+    # lobby_bypass is the one boolean: jitsi-contrib's token_lobby_bypass reads
+    # `true` (its README's sample token); the lobby keeps out everyone else.
+    assert user.pop("lobby_bypass") is True
     assert set(user) == {"id", "name", "moderator", "affiliation"}
     assert all(isinstance(value, str) for value in user.values())
+
+
+def test_without_the_lobby_no_bypass_claim(settings: JitsiSettings) -> None:
+    open_lobby = replace(settings, lobby=False)
+    user = decode(mint(open_lobby, new_conference_id(), moderator=False))["context"][
+        "user"
+    ]
+    assert "lobby_bypass" not in user
 
 
 def test_display_name_with_umlauts_round_trips(settings: JitsiSettings) -> None:

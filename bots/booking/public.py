@@ -15,17 +15,17 @@ from datetime import date, datetime, time, timedelta
 
 from aiohttp import web
 
-from ..booking import Bookings
-from ..clock import routing_now
-from ..config import Config
-from ..departments.video import VideoOffice, slots, with_services
-from ..errors import InvalidField
-from .events import int_param
+from bridge.api.events import int_param
+from bridge.booking import Bookings
+from bridge.clock import routing_now
+from bridge.config import Config
+from bridge.departments.video import VideoOffice, slots, with_services
+from bridge.errors import InvalidField
 
 MAX_DAYS = 31
 
 
-class Appointments:
+class PublicOffer:
     def __init__(self, config: Config, bookings: Bookings) -> None:
         self.config = config
         self.bookings = bookings
@@ -55,7 +55,7 @@ class Appointments:
         )
 
     async def slots(self, request: web.Request) -> web.Response:
-        office = self._office(request.query.get("department", ""))
+        office = self.office(request.query.get("department", ""))
         ids = [s for s in request.query.get("services", "").split(",") if s]
         if not ids:
             raise InvalidField(
@@ -96,7 +96,7 @@ class Appointments:
             }
         )
 
-    def _office(self, department_id: str) -> VideoOffice:
+    def office(self, department_id: str) -> VideoOffice:
         department = self.config.department(department_id)
         if department is None:
             raise InvalidField(

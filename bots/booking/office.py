@@ -1,0 +1,229 @@
+"""Booking and cancelling: the appointment (bridge.booking, which never books one
+time twice), its case in state ``booked`` with its room and the staff member in
+it, and what follows — the timeline line, the notices to staff, the mail with
+the ``.ics`` and the personal link, the reminder and no-show jobs.
+
+Everything after the booking itself is :meth:`Office.settle`: each step keyed
+by the appointment, so a retry (the same ``client_id`` again, or the sweep
+after a crash between the booking and its case) finishes what is missing and
+repeats nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bridge.booking import BOOKED, Bookings
+from bridge.clock import as_utc, routing_now, utcnow
+from bridge.db.models import Appointment, Case
+from bridge.departments.video import slots
+from bridge.errors import InvalidField
+from bridge.i18n import say
+from bridge.lifecycle import Kind, State
+from bridge.plugins import BotContext
+
+from .errors import NotBooked, SlotTaken
+from .form import BookingForm
+from .notices import Notices
+from .section import BookingSettings
+
+log = logging.getLogger("buergerchat.booking")
+REMINDER_JOB = "booking.reminder"
+NO_SHOW_JOB = "booking.no_show"
+#: Appointments whose case or mail a crash left undone are settled after this.
+SETTLE_AFTER = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Booked:
+    appointment: Appointment
+    case: Case
+    #: A chat token for the widget (a new one for each answer).
+    token: str
+
+
+class Office:
+    def __init__(
+        self, ctx: BotContext, settings: BookingSettings, notices: Notices
+    ) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.bookings = Bookings(ctx.store.engine)
+        self.notices = notices
+
+    # --- booking ----------------------------------------------------------------
+
+    async def book(
+        self, form: BookingForm, client_key: str | None, *, walk_in: bool = False
+    ) -> Booked:
+        """The appointment of ``form`` (the same ``client_id`` again: the same
+        appointment), or :class:`SlotTaken`. A ``walk_in``'s start was chosen
+        by bots/booking/walkin.py."""
+        known = await self.bookings.by_client_id(form.client_id)
+        if known is None:
+            assert form.start is not None
+            start = as_utc(form.start)
+            if not walk_in:
+                await self._check_offered(form, start)
+            known = await self.bookings.book(
+                department=form.department.id,
+                services=[s.id for s in form.services],
+                start=start,
+                end=start + timedelta(minutes=form.minutes),
+                buffer_minutes=form.office.buffer_minutes,
+                staff=form.office.staff,
+                client_id=form.client_id,
+                name=form.name,
+                email=form.email,
+                phone=form.phone,
+                language=form.language,
+                walk_in=walk_in,
+            )
+            if known is None:
+                raise SlotTaken()
+        return await self._answer(known, client_key)
+
+    async def _check_offered(self, form: BookingForm, start: datetime) -> None:
+        """A start that is no slot at all (outside the hours, past the horizon,
+        not on the grid) is the caller's mistake, not a taken time."""
+        rules = self.ctx.config.routing
+        day = start.astimezone(rules.zone).date()
+        offered = slots(form.office, rules, form.minutes, day, 1, routing_now())
+        if not any(as_utc(s.start) == start for s in offered):
+            raise InvalidField(
+                "start",
+                "This time is not offered for these services; choose a start from "
+                "GET /api/v1/appointments/slots.",
+            )
+
+    async def _answer(self, appointment: Appointment, client_key: str | None) -> Booked:
+        async with self.ctx.cases.cluster.lock(f"booking:{appointment.appointment_id}"):
+            case = await self.settle(appointment, client_key)
+        return Booked(
+            appointment, case, await self.ctx.cases.tokens.mint_chat(case.case_id)
+        )
+
+    async def settle(
+        self, appointment: Appointment, client_key: str | None = None
+    ) -> Case:
+        """The appointment's case and everything that follows its booking,
+        each step once (see the module docstring)."""
+        case = await self._case_of(appointment, client_key)
+        key = appointment.appointment_id
+        when = self.notices.when(appointment)
+        await self.ctx.cases.add_system_event(
+            case.case_id,
+            say(
+                "appt_booked",
+                case.language,
+                when=when,
+                services=self.notices.service_names(appointment),
+                reference=case.reference,
+            ),
+            kind="booked",
+            key=f"booked:{key}",
+            appointment_id=key,
+            start=as_utc(appointment.start).isoformat(),
+            end=as_utc(appointment.end).isoformat(),
+        )
+        await self.notices.booked(appointment, case)
+        if appointment.email and not appointment.walk_in:
+            await self.notices.mail(appointment, case, "booked")
+        await self._schedule(appointment, case)
+        return case
+
+    async def _case_of(self, appointment: Appointment, client_key: str | None) -> Case:
+        if appointment.case_id:
+            case = await self.ctx.store.get_case(appointment.case_id)
+            if case is not None:
+                return case
+        department = self.ctx.config.department(appointment.department)
+        if department is None:
+            raise NotBooked("The department of this appointment no longer exists.")
+        case, _ = await self.ctx.cases.open_case(
+            department=department,
+            topic=None,
+            citizen_name=appointment.name,
+            language=appointment.language,
+            state=State.BOOKED.value,
+            invite=(appointment.staff_mxid,),
+            client_key=client_key,
+        )
+        await self.bookings.attach(appointment.appointment_id, case.case_id)
+        appointment.case_id = case.case_id
+        return case
+
+    async def _schedule(self, appointment: Appointment, case: Case) -> None:
+        jobs, key = self.ctx.jobs, appointment.appointment_id
+        start = as_utc(appointment.start)
+        now = utcnow()
+        for minutes in self.settings.reminders_minutes:
+            at = start - timedelta(minutes=minutes)
+            # A reminder is no use once the confirmation is as recent.
+            if at > now + timedelta(minutes=min(minutes, 60) // 2):
+                await jobs.enqueue(
+                    REMINDER_JOB,
+                    f"{REMINDER_JOB}:{key}:{minutes}",
+                    {"appointment_id": key, "minutes": minutes},
+                    run_at=at,
+                    case_id=case.case_id,
+                )
+        await jobs.enqueue(
+            NO_SHOW_JOB,
+            f"{NO_SHOW_JOB}:{key}",
+            {"appointment_id": key},
+            run_at=start + timedelta(minutes=self.settings.no_show_minutes),
+            case_id=case.case_id,
+        )
+
+    async def unsettled(self) -> list[Appointment]:
+        """Booked a while ago, but without their case or confirmation: a crash
+        came between the booking and its answer."""
+        found = []
+        since = utcnow() - SETTLE_AFTER
+        for appointment in await self.bookings.booked_between(
+            utcnow() - timedelta(days=1), utcnow() + timedelta(days=400)
+        ):
+            if as_utc(appointment.created_at) > since:
+                continue
+            if appointment.case_id is None or not await self.notices.mailed(
+                appointment
+            ):
+                found.append(appointment)
+        return found
+
+    # --- cancelling -------------------------------------------------------------
+
+    async def cancel(self, appointment: Appointment, case: Case, *, by: str) -> None:
+        """Cancelled by the citizen (``by`` "citizen") or staff: the time is free
+        again, the case says so and closes, the citizen gets a mail."""
+        if case.state not in (State.BOOKED, State.WAITING):
+            raise NotBooked()
+        if not await self.bookings.cancel(appointment.appointment_id):
+            raise NotBooked()
+        await self.finish(appointment, case, Kind.CANCELLED, by=by)
+
+    async def finish(
+        self, appointment: Appointment, case: Case, kind: Kind, *, by: str
+    ) -> None:
+        """A cancelled or missed appointment: recorded, told, the case closed."""
+        when = self.notices.when(appointment)
+        await self.ctx.cases.lifecycle.record(
+            case.case_id,
+            kind,
+            actor=None if by == "citizen" else by,
+            data={"appointment_id": appointment.appointment_id, "by": by},
+        )
+        if appointment.email:
+            await self.notices.mail(appointment, case, kind.value)
+        await self.notices.ended(appointment, case, kind)
+        await self.ctx.cases.close_case(
+            case,
+            by=None,
+            why=(f"appt_{kind.value}", {"when": when}),
+        )
+
+
+__all__ = ["BOOKED", "Booked", "Office"]
