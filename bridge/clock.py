@@ -79,3 +79,11 @@ def routing_now() -> datetime:
     if start.tzinfo is None:
         raise ValueError("BUERGERCHAT_NOW needs a UTC offset, e.g. +01:00")
     return utcnow() + (start.astimezone(UTC) - _STARTED)
+
+
+def real_time(moment: datetime) -> datetime:
+    """The instant of the real clock at which the town's clock
+    (:func:`routing_now`) shows ``moment``: where a timer for a time of the
+    town's day is set (an appointment's reminder) while ``BUERGERCHAT_NOW``
+    shifts the town's clock."""
+    return moment - (routing_now() - utcnow())

@@ -22,7 +22,7 @@ from mautrix.errors import MatrixRequestError, MRoomInUse
 from mautrix.types import MessageType, RoomAlias, RoomCreatePreset, RoomID, UserID
 from sqlalchemy import delete, select
 
-from bridge.clock import as_utc, utcnow
+from bridge.clock import as_utc, real_time, routing_now, utcnow
 from bridge.commands import Command
 from bridge.db.models import Appointment
 from bridge.db.tables import TableStore
@@ -87,7 +87,7 @@ class Calendar:
         return [web.get("/api/v1/calendar/{token}.ics", self.feed)]
 
     async def start(self) -> None:
-        await self._schedule_morning(utcnow())
+        await self._schedule_morning(routing_now())
 
     # --- the feed ---------------------------------------------------------------
 
@@ -104,7 +104,7 @@ class Calendar:
                 "This calendar link is not valid (any more); type !calendar in a "
                 "case room for a new one."
             )
-        now = utcnow()
+        now = routing_now()
         found = await self.office.bookings.booked_between(
             now - FEED_PAST, now + FEED_AHEAD, staff
         )
@@ -200,7 +200,7 @@ class Calendar:
             return
         day = moment.date().isoformat()
         await self.ctx.jobs.enqueue(
-            MORNING_JOB, f"{MORNING_JOB}:{day}", {"day": day}, run_at=moment
+            MORNING_JOB, f"{MORNING_JOB}:{day}", {"day": day}, run_at=real_time(moment)
         )
 
     async def _morning(self, run: JobRun) -> None:
@@ -208,7 +208,7 @@ class Calendar:
         try:
             await self.morning_notice(day)
         finally:
-            await self._schedule_morning(utcnow())
+            await self._schedule_morning(routing_now())
 
     async def morning_notice(self, day: date) -> None:
         """Per department with video hours: each of its video staff's

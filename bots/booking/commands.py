@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from bots.video.jitsi import conference_url, participant_token
 from bots.video.start import moderator_url
-from bridge.clock import as_utc, utcnow
+from bridge.clock import as_utc, routing_now, utcnow
 from bridge.commands import Command
 from bridge.i18n import say, staff_text
 from bridge.lifecycle import Kind
@@ -83,7 +83,7 @@ class StaffCommands:
             await commands.answer(command, "reply.guest_no_call")
             return
         appointment = await self.visits.bookings.of_case(case.case_id)
-        now = utcnow()
+        now = routing_now()
         until = (
             as_utc(appointment.end) + GUEST_AFTER
             if appointment is not None
@@ -97,7 +97,7 @@ class StaffCommands:
             name,
             f"guest:{case.case_id}",
             moderator=False,
-            now=now,
+            now=utcnow(),
             ttl_seconds=int((until - now).total_seconds()),
         )
         await self.ctx.cases.lifecycle.record(

@@ -10,7 +10,7 @@ from typing import Any
 
 from mautrix.types import MessageType
 
-from bridge.clock import as_utc, utcnow
+from bridge.clock import as_utc, routing_now, utcnow
 from bridge.db.models import Appointment, Case
 from bridge.i18n import for_readers, staff_text
 from bridge.lifecycle import Kind
@@ -141,7 +141,7 @@ class Notices:
             return False
         link = None
         if kind in ("booked", "reminder"):
-            ttl = as_utc(appointment.end) + LINK_AFTER - utcnow()
+            ttl = as_utc(appointment.end) + LINK_AFTER - routing_now()
             token = await self.ctx.cases.tokens.mint_resume(case.case_id, ttl)
             page = self.ctx.config.citizen.resume_page_url
             link = f"{page}#bc-resume={case.case_id}.{token}"

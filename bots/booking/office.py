@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bridge.booking import BOOKED, Bookings
-from bridge.clock import as_utc, routing_now, utcnow
+from bridge.clock import as_utc, real_time, routing_now, utcnow
 from bridge.db.models import Appointment, Case
 from bridge.departments.video import slots
 from bridge.errors import InvalidField
@@ -158,7 +158,7 @@ class Office:
     async def _schedule(self, appointment: Appointment, case: Case) -> None:
         jobs, key = self.ctx.jobs, appointment.appointment_id
         start = as_utc(appointment.start)
-        now = utcnow()
+        now = routing_now()
         for minutes in self.settings.reminders_minutes:
             at = start - timedelta(minutes=minutes)
             # A reminder is no use once the confirmation is as recent.
@@ -167,14 +167,14 @@ class Office:
                     REMINDER_JOB,
                     f"{REMINDER_JOB}:{key}:{minutes}",
                     {"appointment_id": key, "minutes": minutes},
-                    run_at=at,
+                    run_at=real_time(at),
                     case_id=case.case_id,
                 )
         await jobs.enqueue(
             NO_SHOW_JOB,
             f"{NO_SHOW_JOB}:{key}",
             {"appointment_id": key},
-            run_at=start + timedelta(minutes=self.settings.no_show_minutes),
+            run_at=real_time(start + timedelta(minutes=self.settings.no_show_minutes)),
             case_id=case.case_id,
         )
 
@@ -184,7 +184,7 @@ class Office:
         found = []
         since = utcnow() - SETTLE_AFTER
         for appointment in await self.bookings.booked_between(
-            utcnow() - timedelta(days=1), utcnow() + timedelta(days=400)
+            routing_now() - timedelta(days=1), routing_now() + timedelta(days=400)
         ):
             if as_utc(appointment.created_at) > since:
                 continue

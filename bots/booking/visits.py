@@ -20,7 +20,7 @@ from bots.video.jitsi import JitsiSettings, room_path
 from bots.video.start import begin_call
 from bots.video.widget_event import widget_id_for
 from bridge.booking import BOOKED, NO_SHOW
-from bridge.clock import as_utc, utcnow
+from bridge.clock import as_utc, routing_now
 from bridge.db.models import Appointment, Case
 from bridge.i18n import say
 from bridge.lifecycle import InvalidTransition, Kind, State
@@ -76,7 +76,7 @@ class Visits:
         ):
             raise NotBooked()
         if appointment.arrived_at is None:
-            now = utcnow()
+            now = routing_now()
             if now < self.opens_at(appointment) and not appointment.walk_in:
                 zone = self.ctx.config.routing.zone
                 raise TooEarly(
@@ -113,7 +113,7 @@ class Visits:
 
     async def places(self, staff: str) -> dict[str, Place]:
         """Each waiting appointment's place and expected start."""
-        now = utcnow()
+        now = routing_now()
         cursor = now
         for running in await self._in_call(staff):
             planned = as_utc(running.end) - as_utc(running.start)
@@ -129,7 +129,9 @@ class Visits:
         return [
             a
             for a in await self.bookings.booked_between(
-                utcnow() - timedelta(hours=12), utcnow() + timedelta(hours=12), staff
+                routing_now() - timedelta(hours=12),
+                routing_now() + timedelta(hours=12),
+                staff,
             )
             if a.called_at is not None and a.ended_at is None
         ]
@@ -185,7 +187,9 @@ class Visits:
                 )
             except InvalidTransition:
                 continue  # cancelled or pulled by someone else meanwhile
-            await self.bookings.update(appointment.appointment_id, called_at=utcnow())
+            await self.bookings.update(
+                appointment.appointment_id, called_at=routing_now()
+            )
             case = await self.ctx.store.get_case(case_id)
             if case is None:
                 continue
@@ -240,7 +244,7 @@ class Visits:
         appointment = await self.bookings.of_case(case_id)
         if appointment is None or appointment.ended_at is not None:
             return
-        await self.bookings.update(appointment.appointment_id, ended_at=utcnow())
+        await self.bookings.update(appointment.appointment_id, ended_at=routing_now())
         await self.tell_places(appointment.staff_mxid)
 
     async def no_show(self, appointment: Appointment) -> bool:
@@ -254,7 +258,7 @@ class Visits:
             return False
         if not await self.bookings.cancel(appointment.appointment_id, NO_SHOW):
             return False
-        await self.bookings.update(appointment.appointment_id, no_show_at=utcnow())
+        await self.bookings.update(appointment.appointment_id, no_show_at=routing_now())
         await self.office.finish(appointment, case, Kind.NO_SHOW, by="system")
         return True
 

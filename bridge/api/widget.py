@@ -48,6 +48,7 @@ SOURCES: tuple[str, ...] = (
     "sync.js",  # event stream in, outbox out
     "attachments.js",  # uploads, scan states, downloads, the transcript PDF
     "video.js",  # joining video and phone calls
+    "booking.js",  # video appointments: booking, walk-ins, the waiting room
     "session.js",  # start over, personal resume links, start-up
 )
 

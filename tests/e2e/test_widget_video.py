@@ -7,20 +7,34 @@ can compare room, token and display name with what the bridge hands out."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
+import aiohttp
 import jwt
 import pytest
 from aiohttp import web
+from icalendar import Calendar
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.unit.mail.smtp_server import self_signed_tls
 
 from .a11y import assert_accessible, new_context
 from .conftest import ANNA, staff_client
-from .stack import Stack, free_port, make_stack
-from .test_widget import CHROMIUM, CHROMIUM_ARGS, join_case_room, start_chat, stored
+from .stack import Stack, free_port, make_stack, shared_rules
+from .test_offline import Smtp, smtp, smtp_mail  # noqa: F401 (fixture)
+from .test_widget import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REFERENCE,
+    join_case_room,
+    start_chat,
+    stored,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -87,20 +101,39 @@ async def fake_jitsi(
         await runner.cleanup()
 
 
+#: Thursday 14:05 in Berlin: the Bürgerbüro's chat and video hours (14:00-18:00).
+VIDEO_HOURS_NOW = "2026-11-19T14:05:00+01:00"
+
+
+def video_office_rules(data: dict[str, Any]) -> None:
+    """The shared rules, and Bürgerbüro appointments bookable up to their start
+    (no cut-off), so a test books 14:15 and its waiting room is open at once."""
+    shared_rules(data)
+    for department in data["departments"]:
+        if department["id"] == "buergerbuero":
+            department["video"]["cutoff_minutes"] = 0
+
+
 @pytest.fixture(scope="module")
 def stack(
-    tmp_path_factory: pytest.TempPathFactory, fake_jitsi: FakeJitsi
+    tmp_path_factory: pytest.TempPathFactory,
+    fake_jitsi: FakeJitsi,
+    smtp: Smtp,  # noqa: F811
 ) -> Iterator[Stack]:
-    """The product with Jitsi token authentication against the fake Jitsi."""
+    """The product with Jitsi token authentication against the fake Jitsi, mailing
+    through a real SMTP server, on a Thursday during the video hours."""
     base = tmp_path_factory.mktemp("stack-video")
     s = make_stack(
         base,
+        edit_rules=video_office_rules,
         video={
             "jitsi_domain": fake_jitsi.domain,
             "jitsi_app_id": APP_ID,
             "jitsi_app_secret_file": "jitsi-secret.txt",
         },
+        mail=smtp_mail(smtp),
     )
+    s.extra_env["BUERGERCHAT_NOW"] = VIDEO_HOURS_NOW
     (s.config_dir / "jitsi-secret.txt").write_text(SECRET + "\n")
     s.start()
     try:
@@ -312,3 +345,192 @@ async def test_small_screen_opens_the_conference_in_a_new_tab(
         await say(anna, room_id, "!video end")
         await anna.close()  # type: ignore[attr-defined]
         await page.context.close()
+
+
+# --- the virtual citizen office: book, mail, link, waiting room, !next ----------
+
+
+async def mail_to(server: Smtp, address: str, subject: str, within: float = 60) -> Any:
+    """The first mail to ``address`` whose subject has ``subject``, as it arrived
+    at the SMTP server."""
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        for received in server.received:
+            message = received.message
+            if address in received.rcpt_tos and subject in str(message["Subject"]):
+                return message
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"no mail '{subject}' to {address}")
+
+
+async def notice_bodies(client: Any, room_id: str, within: float = 30) -> list[str]:
+    """The bot's notices in the room, once there are any."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        response = await client.room_messages(room_id, limit=100)
+        found = [
+            e.source["content"].get("body", "")
+            for e in response.chunk
+            if e.source.get("content", {}).get("msgtype") == "m.notice"
+        ]
+        if any("Videogespräch" in f for f in found):
+            return found
+        if asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(0.5)
+
+
+def ics_of(message: Any) -> Any:
+    part = next(
+        p for p in message.iter_attachments() if p.get_filename() == "termin.ics"
+    )
+    return Calendar.from_ical(part.get_content())
+
+
+async def book_in_widget(page: Page, stack: Stack, name: str, email: str) -> None:
+    """Start view → "Videotermin buchen" → Bürgerbüro, Meldebescheinigung, the
+    first free time → name, e-mail, consent → booked."""
+    await page.goto(stack.bridge_url + "/demo")
+    await page.get_by_role("button", name="Bürgerchat öffnen").click()
+    await page.get_by_role("button", name="Videotermin buchen").click()
+    await page.get_by_role("radio", name="Bürgerbüro").check()
+    await page.get_by_role("checkbox", name=re.compile("Meldebescheinigung")).check()
+    slot = page.get_by_role("button", name="Donnerstag, 19.11., 14:15 Uhr")
+    await expect(slot).to_be_visible(timeout=30_000)
+    await assert_accessible(page, "booking: free times")
+    await slot.click()
+    await page.get_by_label("Ihr Name", exact=True).fill(name)
+    await page.get_by_label(re.compile("^E-Mail")).fill(email)
+    await page.get_by_role(
+        "checkbox", name=re.compile("Datenschutz|einverstanden|stimme")
+    ).check()
+    await page.get_by_role("button", name="Termin verbindlich buchen").click()
+
+
+async def test_book_mail_link_waiting_room_next_and_the_call(
+    stack: Stack,
+    fake_jitsi: FakeJitsi,
+    smtp: Smtp,  # noqa: F811
+    cameras_allowed: Browser,
+) -> None:
+    """The issue's whole path: book in the widget → the confirmation mail at the
+    SMTP server with the .ics and the personal link → the link opened on another
+    device → the waiting room (device check, "you are next") → Anna types !next
+    in the case room → the citizen is in the call: the fake Jitsi gets the
+    case's conference and a token for exactly it that passes the lobby."""
+    booker = await new_page(cameras_allowed)
+    visitor = await new_page(cameras_allowed)
+    anna = None
+    try:
+        await book_in_widget(booker, stack, "Erika Termin", "erika.termin@example.org")
+        box = booker.get_by_role("region", name="Ihr Videotermin")
+        await expect(box).to_contain_text("14:15", timeout=60_000)
+        reference = REFERENCE.search(
+            await booker.get_by_text(re.compile("Vorgang BC-")).inner_text()
+        )
+        assert reference
+        mail = await mail_to(smtp, "erika.termin@example.org", "Ihr Videotermin")
+        text = str(mail.get_body(("plain",)).get_content())
+        assert "19.11.2026, 14:15 Uhr" in text and "Ihren Personalausweis" in text
+        event = ics_of(mail).walk("VEVENT")[0]
+        assert event.decoded("dtstart") == datetime(2026, 11, 19, 13, 15, tzinfo=UTC)
+        link = next(w for w in text.split() if "#bc-resume=" in w)
+        assert link.startswith(stack.bridge_url)
+
+        # Another device opens the personal link: the appointment, the waiting room.
+        await visitor.goto(link)
+        enter = visitor.get_by_role("button", name="Warteraum betreten")
+        await expect(enter).to_be_visible(timeout=60_000)
+        await enter.click()
+        await expect(visitor.get_by_text("Sie sind als Nächstes dran")).to_be_visible(
+            timeout=30_000
+        )
+        await expect(
+            visitor.get_by_text("Kamera und Mikrofon funktionieren")
+        ).to_be_visible(timeout=30_000)
+        await assert_accessible(visitor, "waiting room")
+
+        anna = await staff_client(stack, ANNA)
+        room_id = await join_case_room(anna, reference.group(0))
+        fake_jitsi.requests.clear()
+        await say(anna, room_id, "!next")
+        await expect(visitor.get_by_role("log")).to_contain_text(
+            "Anna Schmidt holt Sie jetzt in das Videogespräch", timeout=60_000
+        )
+        frame = visitor.locator("iframe[title^='Fake Jitsi']")
+        await expect(frame).to_be_visible(timeout=60_000)
+        seen = (await visitor.evaluate("window.fakeJitsi"))[0]
+        passed = claims(seen["jwt"])
+        assert passed["room"] == seen["roomName"]
+        assert passed["context"]["user"]["lobby_bypass"] is True
+        assert passed["context"]["user"]["name"] == "Erika Termin"
+        # Anna read whom she called, and got a moderator link for that conference.
+        notices = await notice_bodies(anna, room_id)
+        assert any("ist jetzt mit Ihnen im Videogespräch" in n for n in notices)
+        moderator = next(n for n in notices if "Moderator" in n)
+        assert claims(moderator.split("jwt=")[1].split()[0])["room"] == passed["room"]
+    finally:
+        if anna is not None:
+            await anna.close()
+        await booker.context.close()
+        await visitor.context.close()
+
+
+async def test_parallel_bookings_cancel_and_walk_in_through_the_bridge(
+    stack: Stack,
+    smtp: Smtp,  # noqa: F811
+) -> None:
+    """Twenty bookings of one time at once through the real bridge: one wins.
+    Cancelling frees the time and mails an .ics that removes the entry. A walk-in
+    during the video hours waits in the waiting room with its place."""
+    url = stack.bridge_url + "/api/v1/appointments"
+
+    def body(n: int, start: str = "2026-11-19T16:00:00+01:00") -> dict[str, Any]:
+        return {
+            "department": "buergerbuero",
+            "services": ["personalausweis"],
+            "start": start,
+            "name": f"Person {n}",
+            "email": f"p{n}@example.org",
+            "consent": True,
+            "client_id": f"parallel-{n}",
+        }
+
+    async with aiohttp.ClientSession() as http:
+
+        async def post(n: int) -> tuple[int, dict[str, Any]]:
+            async with http.post(url, json=body(n)) as resp:
+                return resp.status, await resp.json()
+
+        answers = await asyncio.gather(*(post(n) for n in range(20)))
+        assert sorted(status for status, _ in answers) == [201] + [409] * 19
+        won = next(answer for status, answer in answers if status == 201)
+        assert {a["errcode"] for s, a in answers if s == 409} == {"BC_SLOT_TAKEN"}
+
+        auth = {"Authorization": f"Bearer {won['token']}"}
+        async with http.delete(f"{url}/{won['appointment_id']}", headers=auth) as resp:
+            assert resp.status == 200, await resp.text()
+        cancelled = await mail_to(smtp, won_address(answers), "Abgesagt")
+        assert str(ics_of(cancelled)["method"]) == "CANCEL"
+        async with http.post(url, json=body(99)) as resp:
+            assert resp.status == 201  # the time is free again
+
+        offer = stack.bridge_url + "/api/v1/walk-ins"
+        query = "?department=standesamt&services=geburtsurkunde"
+        async with http.get(offer + query) as resp:
+            chance = await resp.json()
+        assert chance["available"] is False  # Standesamt: video 10:00-12:00 only
+        walk = dict(body(7), department="buergerbuero", services=["meldebescheinigung"])
+        del walk["start"]
+        walk["client_id"] = "walk-in-e2e"
+        async with http.post(offer, json=walk) as resp:
+            walked = await resp.json()
+            assert resp.status == 201, walked
+        assert walked["state"] == "waiting" and walked["waiting"]["position"] >= 1
+
+
+def won_address(answers: list[tuple[int, dict[str, Any]]]) -> str:
+    """The e-mail of the one booking that won (its client id names it)."""
+    return next(
+        f"p{n}@example.org" for n, (status, _) in enumerate(answers) if status == 201
+    )

@@ -27,6 +27,8 @@ function showChat() {
     h("button", { type: "button", class: "primary", t: "leave", on: { click: convertToOffline } })
   ]);
   ui.video = h("div", { class: "video", hidden: true });
+  // A video appointment: when, what to have at hand, the waiting room.
+  ui.appt = h("div", { class: "video appointment", role: "region", label: "apptTitle", hidden: true });
   // "Anna Schmidt schreibt …", said politely by screen readers.
   ui.typing = h("div", { class: "typing", role: "status", "aria-live": "polite" });
   // Focusable, so keyboard users can scroll the history with the arrow keys.
@@ -54,7 +56,7 @@ function showChat() {
     dragenter: onDrag, dragover: onDrag, dragleave: onDragLeave, drop: onDrop
   } }, [
     h("div", { class: "casebar" }, [ui.ref, ui.endBtn]),
-    ui.confirm, ui.banner, ui.queue, ui.offer, ui.video, ui.scroll, ui.closed,
+    ui.confirm, ui.banner, ui.queue, ui.offer, ui.appt, ui.video, ui.scroll, ui.closed,
     h("form", { class: "composer", on: { submit: function (e) { e.preventDefault(); sendFromInput(); } } },
       [ui.attachBtn, ui.fileInput, ui.input, ui.sendBtn]),
     ui.typing,
@@ -64,6 +66,8 @@ function showChat() {
   ui.view.replaceChildren(ui.chat);
   awaiting(!!saved.done);
   video = { on: false };
+  appt = null;
+  if (saved.appointment) loadAppointment(gen);
   showQueue(saved.queue);
   poll(gen);
 }
@@ -195,6 +199,7 @@ function systemEvent(ev, replay) {
   else if (kind === "offline_received") { showOffer(false); awaiting(true); }
   else if (kind === "video_started") videoStarted(!!ev.audio_only);
   else if (kind === "video_ended") videoEnded();
+  if (kind === "waiting" || kind === "called" || kind === "closed") appointmentEvent(ev, replay);
 }
 
 function showPending(item) {

@@ -53,13 +53,15 @@ function showStart(notice) {
           h("p", null, [h("span", { t: "privacy" }), " ", privacyLink, "."]),
           h("label", { class: "consent", for: "bc-consent" }, [ui.consent, h("span", { t: "consent" })])
         ]),
-        helpLinks(s)
+        helpLinks(s),
+        ui.bookEntry = h("div", null)
       ]),
       // The error sits next to the button so it is seen without scrolling.
       h("div", { class: "actions" }, [ui.error, ui.startBtn, ui.leaveBtn])
     ]);
     renderDepts();
     ui.view.replaceChildren(form);
+    bookingEntry(ui.bookEntry);
     if (focusWhenReady && !ui.panel.hidden) focusWhenReady = !focusFirst();
   });
 }

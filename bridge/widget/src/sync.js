@@ -145,6 +145,7 @@ function refreshCase(g) {
     if (c.state) showQueue(c.state === "queued" ? c.queue || null : null);
     if (c.state === "offline") showOffer(false);
     if (c.closed) setClosed();
+    if (!appt && /^(booked|waiting|in_call)$/.test(c.state)) { saved.appointment = true; save(); loadAppointment(g); }
   }, function () { /* the event stream reports real trouble */ });
 }
 

@@ -495,3 +495,120 @@ async def test_erasing_the_case_takes_the_appointment(tmp_path: Path) -> None:
             assert (
                 await s.scalar(select(func.count()).select_from(AppointmentHold)) == 0
             )
+
+
+async def test_calendar_feed_by_direct_message_and_the_morning_notice(
+    tmp_path: Path,
+) -> None:
+    async with await start_booked(tmp_path) as h, h.api() as client:
+        answer = await book(h, client, booking())
+        case = await case_of(h, answer["case_id"])
+        await h.staff_says(case, ANNA, "!calendar")
+        # The link went to a direct message, not into the case room.
+        room_notices = notices(h, case.room_id or "")
+        assert any("Direktnachricht" in n for n in room_notices)
+        assert not any("/api/v1/calendar/" in n for n in room_notices)
+        direct = [
+            r
+            for r in h.hs.rooms.values()
+            if r.alias and "calendar_" in r.alias and r.members.get(ANNA) == "invite"
+        ]
+        assert len(direct) == 1
+        text = " ".join(notices(h, direct[0].room_id))
+        url = next(w for w in text.split() if "/api/v1/calendar/" in w)
+        path = url[url.index("/api/v1/calendar/") :]
+        resp = await client.get(path)
+        assert resp.status == 200 and resp.content_type == "text/calendar"
+        feed = Calendar.from_ical(await resp.read())
+        events = feed.walk("VEVENT")
+        assert len(events) == 1
+        assert case.reference in str(events[0]["summary"])
+        assert "Erika" not in (await resp.read()).decode()  # no citizen's name
+        # A new !calendar makes the old link invalid; a wrong one is a 404.
+        await h.staff_says(case, ANNA, "!calendar")
+        assert (await client.get(path)).status == 404
+        assert (await client.get("/api/v1/calendar/nonsense.ics")).status == 404
+        # Wednesday 07:30: nothing; Thursday's appointment is in Thursday's notice.
+        await book(h, client, booking(2, start="2026-11-26T15:00:00+01:00"))
+        await h.start("booking")
+        team = h.hs.room_of_alias("team-buergerbuero")
+        before = len(notices(h, team.room_id))
+        h.clock.advance(days=1, hours=-1, minutes=-30)  # Wednesday 07:30
+        await h.run_jobs()
+        assert len(notices(h, team.room_id)) == before
+        h.clock.advance(days=1)  # Thursday 07:30
+        await h.run_jobs()
+        morning = notices(h, team.room_id)[-1]
+        assert "Videotermine heute, 26.11.2026" in morning
+        assert "Anna Schmidt" in morning and "15:00–15:20" in morning
+
+
+async def test_invite_guest_gives_a_link_into_the_running_call(tmp_path: Path) -> None:
+    async with await start_booked(tmp_path) as h, h.api() as client:
+        answer = await book(h, client, booking())
+        case = await case_of(h, answer["case_id"])
+        await h.staff_says(case, ANNA, "!invite-guest Dolmetscherin")
+        assert any("kein Gespräch" in n for n in notices(h, case.room_id or ""))
+        h.clock.advance(hours=3, minutes=55)
+        auth = {"Authorization": f"Bearer {answer['token']}"}
+        room = f"/api/v1/cases/{answer['case_id']}/waiting-room"
+        assert (await client.post(room, headers=auth)).status == 200
+        await h.staff_says(case, ANNA, "!next")
+        await h.staff_says(case, ANNA, "!invite-guest Dolmetscherin")
+        told = notices(h, case.room_id or "")
+        link = next(n for n in told if "Persönlicher Link" in n)
+        assert "bis 24.11.2026 15:20" in link  # an hour after the planned end
+        lines = await h.system_lines(case)
+        assert any("weitere Person" in line for line in lines)
+        history = [e.kind.value for e in await h.cases.lifecycle.history(case.case_id)]
+        assert history[-2:] == ["called", "guest_invited"]
+
+
+async def test_next_worked_off_again_pulls_in_one_citizen_only(
+    tmp_path: Path,
+) -> None:
+    """The appservice retries a transaction whose !next broke off after the
+    move: the retry finishes that call and does not pull in the next one."""
+    async with await start_booked(tmp_path) as h, h.api() as client:
+        first = await book(h, client, booking(1))
+        second = await book(h, client, booking(2, start=HALF_PAST_TWO))
+        h.clock.advance(hours=4, minutes=22)
+        for answer in (first, second):
+            auth = {"Authorization": f"Bearer {answer['token']}"}
+            url = f"/api/v1/cases/{answer['case_id']}/waiting-room"
+            assert (await client.post(url, headers=auth)).status == 200
+        case1 = await case_of(h, first["case_id"])
+        real = h.bots["booking"].visits._call
+        broke: list[int] = []
+
+        async def breaks_once(*args: Any) -> Any:
+            if not broke:
+                broke.append(1)
+                raise RuntimeError("lost the database")
+            return await real(*args)
+
+        h.bots["booking"].visits._call = breaks_once
+        raw = {
+            "type": "m.room.message",
+            "room_id": case1.room_id,
+            "sender": ANNA,
+            "event_id": "$next-once",
+            "content": {"msgtype": "m.text", "body": "!next"},
+        }
+        await h.deliver(dict(raw))  # the command router logs the failure
+        await h.deliver(dict(raw))
+        assert (await case_of(h, first["case_id"])).state == "in_call"
+        assert (await case_of(h, second["case_id"])).state == "waiting"
+        timeline = await h.timeline(case1)
+        assert [e.get("kind") for e in timeline].count("called") == 1
+
+
+def test_timers_follow_the_towns_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With BUERGERCHAT_NOW the town's clock is shifted: a reminder for 14:00 of
+    that day fires when the shifted clock shows 14:00."""
+    from bridge.clock import real_time, routing_now, utcnow
+
+    monkeypatch.setenv("BUERGERCHAT_NOW", "2026-11-19T10:00:00+01:00")
+    town, real = routing_now(), utcnow()
+    later = town + timedelta(hours=4)
+    assert abs((real_time(later) - (real + timedelta(hours=4))).total_seconds()) < 1
