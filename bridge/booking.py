@@ -27,8 +27,14 @@ from .db.tables import TableStore
 from .departments.video import GRAIN
 
 BOOKED = "booked"
+#: Booked, its time held, until the citizen confirms it (double opt-in).
+PENDING = "pending"
 CANCELLED = "cancelled"
 NO_SHOW = "no_show"
+#: Not confirmed in time (double opt-in): its time free again.
+EXPIRED = "expired"
+#: The states that hold a person's time.
+HOLDING = (BOOKED, PENDING)
 
 
 def units(start: datetime, end: datetime) -> range:
@@ -49,7 +55,7 @@ class Bookings(TableStore):
             rows = await s.scalars(
                 select(Appointment).where(
                     Appointment.staff_mxid.in_(list(staff)),
-                    Appointment.state == BOOKED,
+                    Appointment.state.in_(HOLDING),
                     Appointment.start < end,
                     Appointment.end > start,
                 )
@@ -69,6 +75,7 @@ class Bookings(TableStore):
         buffer_minutes: int,
         staff: Sequence[str],
         client_id: str,
+        state: str = BOOKED,
         **details: Any,
     ) -> Appointment | None:
         """The appointment with the first of ``staff`` (fewest bookings that
@@ -88,7 +95,7 @@ class Bookings(TableStore):
                 staff_mxid=mxid,
                 start=start,
                 end=end,
-                state=BOOKED,
+                state=state,
                 client_id=client_id,
                 created_at=utcnow(),
                 **details,
@@ -123,7 +130,7 @@ class Bookings(TableStore):
                 select(Appointment.staff_mxid, func.count())
                 .where(
                     Appointment.staff_mxid.in_(list(staff)),
-                    Appointment.state == BOOKED,
+                    Appointment.state.in_(HOLDING),
                     Appointment.start >= day,
                     Appointment.start < day + timedelta(days=1),
                 )
@@ -169,12 +176,16 @@ class Bookings(TableStore):
             )
 
     async def booked_between(
-        self, start: datetime, end: datetime, staff: str | None = None
+        self,
+        start: datetime,
+        end: datetime,
+        staff: str | None = None,
+        states: tuple[str, ...] = (BOOKED,),
     ) -> list[Appointment]:
-        """Booked appointments starting in ``start``–``end`` (of one person),
-        by start."""
+        """Appointments (booked, unless ``states`` says otherwise) starting in
+        ``start``–``end`` (of one person), by start."""
         query = select(Appointment).where(
-            Appointment.state == BOOKED,
+            Appointment.state.in_(states),
             Appointment.start >= as_utc(start),
             Appointment.start < as_utc(end),
         )
@@ -200,15 +211,28 @@ class Bookings(TableStore):
                 )
             )
 
-    async def cancel(self, appointment_id: str, state: str = CANCELLED) -> bool:
-        """Cancelled (or ``no_show``), its time free again; False when it was
-        not booked."""
+    async def confirm(self, appointment_id: str) -> bool:
+        """Pending → booked (double opt-in); False when it was not pending."""
         async with self.session.begin() as s:
             done = await s.execute(
                 update(Appointment)
                 .where(
                     Appointment.appointment_id == appointment_id,
-                    Appointment.state == BOOKED,
+                    Appointment.state == PENDING,
+                )
+                .values(state=BOOKED)
+            )
+            return getattr(done, "rowcount", 0) == 1
+
+    async def cancel(self, appointment_id: str, state: str = CANCELLED) -> bool:
+        """Cancelled (or ``no_show``, ``expired``), its time free again; False
+        when it held no time (any more)."""
+        async with self.session.begin() as s:
+            done = await s.execute(
+                update(Appointment)
+                .where(
+                    Appointment.appointment_id == appointment_id,
+                    Appointment.state.in_(HOLDING),
                 )
                 .values(state=state, cancelled_at=utcnow())
             )

@@ -24,7 +24,7 @@ from bridge.api.citizen import bearer, read_json
 from bridge.clock import as_utc, routing_now
 from bridge.db.models import Appointment, Case
 from bridge.departments.video import with_services
-from bridge.errors import Forbidden, InvalidField, NotFound
+from bridge.errors import InvalidField, NotFound
 
 from .errors import NoWalkIn
 from .form import BookingForm, parse_booking
@@ -46,6 +46,7 @@ class BookingAPI:
             *self.public.routes(),
             web.post("/api/v1/appointments", self.book),
             web.delete("/api/v1/appointments/{appointment_id}", self.cancel),
+            web.post("/api/v1/appointments/{appointment_id}/confirm", self.confirm),
             web.get("/api/v1/cases/{case_id}/appointment", self.show),
             web.post("/api/v1/cases/{case_id}/waiting-room", self.waiting_room),
             web.get("/api/v1/walk-ins", self.walk_in_offer),
@@ -87,7 +88,7 @@ class BookingAPI:
             "case_id": case.case_id,
             "reference": case.reference,
             "token": booked.token,
-            "state": "waiting" if a.arrived_at is not None else "booked",
+            "state": _state(a),
             "start": as_utc(a.start).astimezone(self.zone).isoformat(),
             "end": as_utc(a.end).astimezone(self.zone).isoformat(),
         }
@@ -102,18 +103,32 @@ class BookingAPI:
         return appointment, case
 
     async def cancel(self, request: web.Request) -> web.Response:
+        appointment, case = await self._by_id(request)
+        await self.office.cancel(appointment, case, by="citizen")
+        return web.json_response(
+            {"appointment_id": appointment.appointment_id, "state": "cancelled"}
+        )
+
+    async def confirm(self, request: web.Request) -> web.Response:
+        """Double opt-in: the link in the first mail (through the widget, with
+        the chat token its resume link bought)."""
+        appointment, case = await self._by_id(request)
+        await self.office.confirm(appointment)
+        fresh = await self.office.bookings.get(appointment.appointment_id)
+        assert fresh is not None
+        return web.json_response(
+            {"appointment_id": fresh.appointment_id, "state": _state(fresh)}
+        )
+
+    async def _by_id(self, request: web.Request) -> tuple[Appointment, Case]:
+        """The appointment of the path, if the token is its case's."""
         appointment = await self.office.bookings.get(
             request.match_info["appointment_id"]
         )
         if appointment is None or appointment.case_id is None:
             raise NotFound("There is no such appointment.")
         case = await self.ctx.cases.authorize(appointment.case_id, bearer(request))
-        if case.case_id != appointment.case_id:
-            raise Forbidden("This token belongs to another case.")
-        await self.office.cancel(appointment, case, by="citizen")
-        return web.json_response(
-            {"appointment_id": appointment.appointment_id, "state": "cancelled"}
-        )
+        return appointment, case
 
     async def show(self, request: web.Request) -> web.Response:
         appointment, case = await self._own(request, request.match_info["case_id"])
@@ -132,7 +147,7 @@ class BookingAPI:
             "appointment_id": a.appointment_id,
             "case_id": case.case_id,
             "reference": case.reference,
-            "state": a.state if a.state != "booked" else case.state,
+            "state": _state(a) if a.state != "booked" else case.state,
             "department": {"id": a.department, "name": notices.department_name(a)},
             "services": [
                 {"id": s.id, "name": s.name, "prepare": s.prepare}
@@ -200,6 +215,15 @@ class BookingAPI:
         body = self._booked(booked)
         body.update(state="waiting", waiting=place.as_json(self.zone))
         return web.json_response(body, status=201)
+
+
+def _state(appointment: Appointment) -> str:
+    """What the API calls an appointment's state."""
+    if appointment.state == "pending":
+        return "pending_confirmation"
+    if appointment.state == "booked" and appointment.arrived_at is not None:
+        return "waiting"
+    return appointment.state
 
 
 def _at(form: BookingForm, start: Any) -> BookingForm:

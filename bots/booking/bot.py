@@ -24,7 +24,7 @@ from .api import BookingAPI
 from .calendar import Calendar
 from .commands import StaffCommands
 from .notices import Notices
-from .office import NO_SHOW_JOB, REMINDER_JOB, Office
+from .office import EXPIRE_JOB, NO_SHOW_JOB, REMINDER_JOB, Office
 from .section import BookingSettings, read_config
 from .visits import Visits
 
@@ -53,6 +53,7 @@ class BookingBot:
         jobs = ctx.jobs
         jobs.kind(REMINDER_JOB, self._reminder)
         jobs.kind(NO_SHOW_JOB, self._no_show)
+        jobs.kind(EXPIRE_JOB, self._expire)
         jobs.kind(SWEEP_JOB, self._sweep, every=SWEEP_EVERY)
         lifecycle = ctx.cases.lifecycle
         lifecycle.subscribe(Kind.CLOSED, self._closed)
@@ -91,6 +92,11 @@ class BookingBot:
             log.info(
                 "appointment %s: the citizen did not come", appointment.appointment_id
             )
+
+    async def _expire(self, run: JobRun) -> None:
+        appointment = await self.office.bookings.get(str(run.payload["appointment_id"]))
+        if appointment is not None and await self.office.expire(appointment):
+            log.info("appointment %s not confirmed in time", appointment.appointment_id)
 
     async def _sweep(self, run: JobRun) -> None:
         for appointment in await self.office.unsettled():

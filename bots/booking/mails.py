@@ -31,7 +31,7 @@ from bridge.mail.compose import (
 from bridge.mail.settings import Sender
 
 #: What the mail is about: its subject and first line (``mail.appt_<kind>``).
-KINDS = ("booked", "reminder", "cancelled", "no_show")
+KINDS = ("confirm", "booked", "reminder", "cancelled", "no_show")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ class AppointmentMail:
     opens_minutes: int
     helpline: str | None
     town: str
+    #: Double opt-in: how long the confirmation link holds the time.
+    confirm_minutes: int = 60
 
 
 def appointment_mail(
@@ -69,7 +71,12 @@ def appointment_mail(
         mail_text("appt_services", lang, services=one_line(", ".join(mail.services)))
     )
     lines.append(mail_text("appt_reference", lang, reference=mail.reference))
-    if mail.link is not None:
+    if mail.kind == "confirm" and mail.link is not None:
+        minutes = str(mail.confirm_minutes)
+        lines += ["", mail_text("appt_confirm_link", lang, minutes=minutes)]
+        lines += ["", one_line(mail.link, 2000), ""]
+        lines.append(mail_text("appt_private", lang))
+    elif mail.link is not None:
         if mail.prepare:
             lines += ["", mail_text("appt_prepare", lang)]
             lines += [f"  – {one_line(p, 300)}" for p in mail.prepare]

@@ -140,11 +140,15 @@ class Notices:
         if appointment.email is None or await outbox.get(key) is not None:
             return False
         link = None
-        if kind in ("booked", "reminder"):
+        if kind in ("booked", "reminder", "confirm"):
             ttl = as_utc(appointment.end) + LINK_AFTER - routing_now()
+            if kind == "confirm":
+                ttl = timedelta(minutes=self.settings.confirm_within_minutes)
             token = await self.ctx.cases.tokens.mint_resume(case.case_id, ttl)
             page = self.ctx.config.citizen.resume_page_url
             link = f"{page}#bc-resume={case.case_id}.{token}"
+            if kind == "confirm":
+                link += f"&bc-confirm={appointment.appointment_id}"
         services = self._services(appointment)
         message = appointment_mail(
             AppointmentMail(
@@ -160,6 +164,7 @@ class Notices:
                 end=as_utc(appointment.end),
                 link=link,
                 opens_minutes=self.settings.waiting_room_opens_minutes,
+                confirm_minutes=self.settings.confirm_within_minutes,
                 helpline=self.helpline,
                 town=self.ctx.config.town.name,
             ),
@@ -174,5 +179,6 @@ class Notices:
         """Whether the booking's confirmation is in the outbox (or needs none)."""
         if appointment.walk_in or appointment.email is None:
             return True
-        key = f"appt-booked:{appointment.appointment_id}"
+        kind = "confirm" if appointment.state == "pending" else "booked"
+        key = f"appt-{kind}:{appointment.appointment_id}"
         return await self.ctx.mail.get(key) is not None

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bridge.booking import BOOKED, Bookings
+from bridge.booking import BOOKED, EXPIRED, HOLDING, PENDING, Bookings
 from bridge.clock import as_utc, real_time, routing_now, utcnow
 from bridge.db.models import Appointment, Case
 from bridge.departments.video import slots
@@ -32,6 +32,7 @@ from .section import BookingSettings
 log = logging.getLogger("buergerchat.booking")
 REMINDER_JOB = "booking.reminder"
 NO_SHOW_JOB = "booking.no_show"
+EXPIRE_JOB = "booking.expire"
 #: Appointments whose case or mail a crash left undone are settled after this.
 SETTLE_AFTER = timedelta(minutes=1)
 
@@ -80,6 +81,9 @@ class Office:
                 phone=form.phone,
                 language=form.language,
                 walk_in=walk_in,
+                state=PENDING
+                if self.settings.double_opt_in and not walk_in
+                else BOOKED,
             )
             if known is None:
                 raise SlotTaken()
@@ -111,6 +115,9 @@ class Office:
         """The appointment's case and everything that follows its booking,
         each step once (see the module docstring)."""
         case = await self._case_of(appointment, client_key)
+        if appointment.state == PENDING:
+            await self._ask_confirmation(appointment, case)
+            return case
         key = appointment.appointment_id
         when = self.notices.when(appointment)
         await self.ctx.cases.add_system_event(
@@ -133,6 +140,63 @@ class Office:
             await self.notices.mail(appointment, case, "booked")
         await self._schedule(appointment, case)
         return case
+
+    async def _ask_confirmation(self, appointment: Appointment, case: Case) -> None:
+        """Double opt-in: the citizen confirms by the link in a first mail
+        within ``confirm_within_minutes``, or the time is free again."""
+        key = appointment.appointment_id
+        minutes = self.settings.confirm_within_minutes
+        await self.ctx.cases.add_system_event(
+            case.case_id,
+            say("appt_pending", case.language, minutes=minutes),
+            kind="pending_confirmation",
+            key=f"pending:{key}",
+        )
+        if appointment.email:
+            await self.notices.mail(appointment, case, "confirm")
+        await self.ctx.jobs.enqueue(
+            EXPIRE_JOB,
+            f"{EXPIRE_JOB}:{key}",
+            {"appointment_id": key},
+            run_at=as_utc(appointment.created_at) + timedelta(minutes=minutes),
+            case_id=case.case_id,
+        )
+
+    async def confirm(self, appointment: Appointment) -> Case:
+        """The citizen confirmed (double opt-in): booked, and everything a
+        booking is owed follows. Again: the same answer."""
+        if appointment.state == PENDING:
+            if await self.bookings.confirm(appointment.appointment_id):
+                appointment.state = BOOKED
+            else:
+                fresh = await self.bookings.get(appointment.appointment_id)
+                if fresh is None:
+                    raise NotBooked()
+                appointment = fresh
+        if appointment.state != BOOKED:
+            raise NotBooked()
+        return await self.settle(appointment)
+
+    async def expire(self, appointment: Appointment) -> bool:
+        """Not confirmed in time: the time is free again, the case closes (no
+        mail: the address may not be the booker's)."""
+        if appointment.state != PENDING or appointment.case_id is None:
+            return False
+        case = await self.ctx.store.get_case(appointment.case_id)
+        if not await self.bookings.cancel(appointment.appointment_id, EXPIRED):
+            return False
+        if case is not None:
+            await self.ctx.cases.lifecycle.record(
+                case.case_id,
+                Kind.CANCELLED,
+                data={"appointment_id": appointment.appointment_id, "by": "expired"},
+            )
+            await self.ctx.cases.close_case(
+                case,
+                by=None,
+                why=("appt_unconfirmed", {"when": self.notices.when(appointment)}),
+            )
+        return True
 
     async def _case_of(self, appointment: Appointment, client_key: str | None) -> Case:
         if appointment.case_id:
@@ -184,7 +248,9 @@ class Office:
         found = []
         since = utcnow() - SETTLE_AFTER
         for appointment in await self.bookings.booked_between(
-            routing_now() - timedelta(days=1), routing_now() + timedelta(days=400)
+            routing_now() - timedelta(days=1),
+            routing_now() + timedelta(days=400),
+            states=HOLDING,
         ):
             if as_utc(appointment.created_at) > since:
                 continue

@@ -30,6 +30,11 @@ class BookingSettings:
     #: Staff get their day's appointments as a notice at this local time (None:
     #: no notice).
     morning_notice: time | None = time(7, 30)
+    #: Double opt-in: a booking holds its time, but counts (confirmation with
+    #: .ics, reminders) only once the citizen confirmed it by the link in a
+    #: first mail, within ``confirm_within_minutes``; else the time is free again.
+    double_opt_in: bool = False
+    confirm_within_minutes: int = 60
 
 
 def read_config(section: Section, config: Config) -> BookingSettings:
@@ -54,6 +59,10 @@ def read_config(section: Section, config: Config) -> BookingSettings:
             "walk_in_within_minutes", int, 30, check=_minutes_or_zero
         ),
         morning_notice=_time(morning) if morning else None,
+        double_opt_in=section.get("double_opt_in", bool, False),
+        confirm_within_minutes=section.get(
+            "confirm_within_minutes", int, 60, check=_minutes
+        ),
     )
     section.finish()
     return settings

@@ -291,7 +291,8 @@ class Appointment(Base):
     staff_mxid: Mapped[str] = mapped_column(String(255), index=True)
     start: Mapped[datetime] = mapped_column(index=True)
     end: Mapped[datetime]
-    #: booked (its time held), cancelled or no_show (its time free again)
+    #: booked or pending (its time held; pending until confirmed), cancelled,
+    #: no_show or expired (its time free again)
     state: Mapped[str] = mapped_column(String(16))
     #: The citizen's request id: the same booking asked for twice is one.
     client_id: Mapped[str] = mapped_column(String(100), unique=True)

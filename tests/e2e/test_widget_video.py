@@ -363,8 +363,10 @@ async def mail_to(server: Smtp, address: str, subject: str, within: float = 60) 
     raise AssertionError(f"no mail '{subject}' to {address}")
 
 
-async def notice_bodies(client: Any, room_id: str, within: float = 30) -> list[str]:
-    """The bot's notices in the room, once there are any."""
+async def notice_bodies(
+    client: Any, room_id: str, wanted: str, within: float = 30
+) -> list[str]:
+    """The bot's notices in the room, once one has ``wanted``."""
     deadline = asyncio.get_running_loop().time() + within
     while True:
         response = await client.room_messages(room_id, limit=100)
@@ -373,7 +375,7 @@ async def notice_bodies(client: Any, room_id: str, within: float = 30) -> list[s
             for e in response.chunk
             if e.source.get("content", {}).get("msgtype") == "m.notice"
         ]
-        if any("Videogespräch" in f for f in found):
+        if any(wanted in f for f in found):
             return found
         if asyncio.get_running_loop().time() > deadline:
             return found
@@ -387,17 +389,24 @@ def ics_of(message: Any) -> Any:
     return Calendar.from_ical(part.get_content())
 
 
-async def book_in_widget(page: Page, stack: Stack, name: str, email: str) -> None:
+async def book_in_widget(
+    page: Page, stack: Stack, name: str, email: str, at: str = "14:15"
+) -> None:
     """Start view → "Videotermin buchen" → Bürgerbüro, Meldebescheinigung, the
-    first free time → name, e-mail, consent → booked."""
+    time ``at`` → name, e-mail, consent → booked."""
     await page.goto(stack.bridge_url + "/demo")
     await page.get_by_role("button", name="Bürgerchat öffnen").click()
     await page.get_by_role("button", name="Videotermin buchen").click()
     await page.get_by_role("radio", name="Bürgerbüro").check()
     await page.get_by_role("checkbox", name=re.compile("Meldebescheinigung")).check()
-    slot = page.get_by_role("button", name="Donnerstag, 19.11., 14:15 Uhr")
+    await fill_booking(page, name, email, at)
+
+
+async def fill_booking(page: Page, name: str, email: str, at: str) -> None:
+    slot = page.get_by_role("button", name=f"Donnerstag, 19.11., {at} Uhr")
     await expect(slot).to_be_visible(timeout=30_000)
-    await assert_accessible(page, "booking: free times")
+    if at == "14:15":
+        await assert_accessible(page, "booking: free times")
     await slot.click()
     await page.get_by_label("Ihr Name", exact=True).fill(name)
     await page.get_by_label(re.compile("^E-Mail")).fill(email)
@@ -465,7 +474,7 @@ async def test_book_mail_link_waiting_room_next_and_the_call(
         assert passed["context"]["user"]["lobby_bypass"] is True
         assert passed["context"]["user"]["name"] == "Erika Termin"
         # Anna read whom she called, and got a moderator link for that conference.
-        notices = await notice_bodies(anna, room_id)
+        notices = await notice_bodies(anna, room_id, "Moderator")
         assert any("ist jetzt mit Ihnen im Videogespräch" in n for n in notices)
         moderator = next(n for n in notices if "Moderator" in n)
         assert claims(moderator.split("jwt=")[1].split()[0])["room"] == passed["room"]
@@ -534,3 +543,30 @@ def won_address(answers: list[tuple[int, dict[str, Any]]]) -> str:
     return next(
         f"p{n}@example.org" for n, (status, _) in enumerate(answers) if status == 201
     )
+
+
+async def test_choosing_another_time_books_it_then_cancels_the_first(
+    stack: Stack,
+    smtp: Smtp,  # noqa: F811
+    cameras_allowed: Browser,
+) -> None:
+    page = await new_page(cameras_allowed)
+    try:
+        await book_in_widget(page, stack, "Rudi Umbucher", "rudi@example.org", "14:45")
+        box = page.get_by_role("region", name="Ihr Videotermin")
+        await expect(box).to_contain_text("14:45", timeout=60_000)
+        await page.get_by_role("button", name="Anderen Termin wählen").click()
+        # The same services are chosen already; another time, the same person.
+        await fill_booking(page, "Rudi Umbucher", "rudi@example.org", "15:15")
+        await expect(box).to_contain_text("15:15", timeout=60_000)
+        cancelled = await mail_to(smtp, "rudi@example.org", "Abgesagt")
+        assert "14:45" in str(cancelled["Subject"])
+        booked = [
+            r.message
+            for r in smtp.received
+            if "rudi@example.org" in r.rcpt_tos
+            and "] Ihr Videotermin am" in str(r.message["Subject"])
+        ]
+        assert len(booked) == 2
+    finally:
+        await page.context.close()

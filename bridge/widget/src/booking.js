@@ -177,7 +177,12 @@ async function submitBooking(e) {
   saved = { case_id: c.case_id, token: c.token, reference: c.reference, cursor: "0", seen: "0",
     lang: lang, open: true, outbox: [], department: booking.dept, name: body.name, appointment: true };
   save();
+  var old = booking.replaces;
   booking = null;
+  if (old) {
+    await api("DELETE", "/appointments/" + encodeURIComponent(old.id), null, 15000, old.token)
+      .catch(function () { /* already cancelled or missed: nothing to free */ });
+  }
   showChat();
 }
 function bookFail(key, el) {
@@ -213,6 +218,10 @@ function renderAppointment() {
       ? h("button", { type: "button", class: "primary", t: "apptEnter", on: { click: enterWaitingRoom } })
       : h("p", { t: ["apptOpensAt", { d: dayLabel(appt.waiting_room_opens_at), t: hours(appt.waiting_room_opens_at, false) }] }));
     if (!open) scheduleOpen(opens);
+    parts.push(h("button", { type: "button", class: "link", t: "apptRebook", on: { click: rebook } }));
+    parts.push(h("button", { type: "button", class: "link", t: "apptCancel", on: { click: askCancel } }));
+  } else if (state === "pending_confirmation") {
+    parts.push(h("p", { role: "status", t: "apptPending" }));
     parts.push(h("button", { type: "button", class: "link", t: "apptCancel", on: { click: askCancel } }));
   } else if (state === "waiting") {
     ui.apptPlace = h("p", { role: "status", "aria-live": "polite" });
@@ -284,6 +293,14 @@ async function cancelAppointment(e) {
   }
   appt.state = "cancelled";
   renderAppointment();
+}
+// Another time for the same services: the new one is booked first, then this
+// one cancelled, so the citizen never stands without an appointment.
+function rebook() {
+  var picked = {};
+  appt.services.forEach(function (s) { picked[s.id] = true; });
+  showBooking({ dept: appt.department.id, picked: picked, from: null, slot: null,
+    replaces: { id: appt.appointment_id, token: saved.token } });
 }
 // What the case's stream says about the appointment.
 function appointmentEvent(ev, replay) {

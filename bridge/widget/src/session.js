@@ -55,17 +55,25 @@ function resumeFromLink() {
       showStart(e.errcode === "BC_LINK_EXPIRED" ? "linkExpired" : "linkInvalid");
       return;
     }
+    var confirm = /(?:^#|&)bc-confirm=([^&]+)/.exec(location.hash || "");
     clearHash();
     saved = { case_id: c.case_id, token: c.token, reference: c.reference, cursor: "0", seen: "0",
       lang: lang, open: true, outbox: [] };
     save();
+    // The link of a video appointment's first mail confirms it (double opt-in);
+    // the chat shows the result (its box, or that it is no longer booked).
+    if (confirm) {
+      saved.appointment = true; save();
+      await api("POST", "/appointments/" + confirm[1] + "/confirm", null, 15000, c.token).catch(function () {});
+    }
     showChat();
     openPanel(false);
   })();
   return true;
 }
 function clearHash() {
-  var rest = location.hash.replace(/(^#|&)bc-resume=[^&]*/, "$1").replace(/^#&/, "#").replace(/&$/, "");
+  var rest = location.hash.replace(/(^#|&)bc-(resume|confirm)=[^&]*/g, "$1").replace(/&&+/g, "&")
+    .replace(/^#&/, "#").replace(/&$/, "");
   history.replaceState(history.state, "", location.pathname + location.search + (rest === "#" ? "" : rest));
 }
 

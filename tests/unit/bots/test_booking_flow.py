@@ -612,3 +612,102 @@ def test_timers_follow_the_towns_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     town, real = routing_now(), utcnow()
     later = town + timedelta(hours=4)
     assert abs((real_time(later) - (real + timedelta(hours=4))).total_seconds()) < 1
+
+
+def double_opt_in(data: dict[str, Any]) -> None:
+    unlimited(data)
+    data.setdefault("booking", {})["double_opt_in"] = True
+    data["booking"]["confirm_within_minutes"] = 30
+
+
+async def test_double_opt_in_holds_the_time_until_confirmed(tmp_path: Path) -> None:
+    async with harness(tmp_path, start=TUESDAY, change=double_opt_in) as h:
+        async with h.api() as client:
+            answer = await book(h, client, booking())
+            assert answer["state"] == "pending_confirmation"
+            key = answer["appointment_id"]
+            # The time is held: nobody else gets it meanwhile.
+            resp = await client.post("/api/v1/appointments", json=booking(2))
+            assert resp.status == 409
+            # A first mail asks for confirmation: no .ics, no reminders yet.
+            ask = await mail_of(h, f"appt-confirm:{key}")
+            assert "Bitte bestätigen" in ask["Subject"]
+            assert not list(ask.iter_attachments())
+            assert await h.ctx.mail.get(f"appt-booked:{key}") is None
+            link = next(w for w in body_text(ask).split() if "#bc-resume=" in w)
+            assert link.endswith(f"&bc-confirm={key}")
+            # The waiting room is not for unconfirmed appointments.
+            auth = {"Authorization": f"Bearer {answer['token']}"}
+            h.clock.advance(hours=3, minutes=55)
+            room = f"/api/v1/cases/{answer['case_id']}/waiting-room"
+            assert (await client.post(room, headers=auth)).status == 409
+            h.clock.advance(hours=-3, minutes=-55)
+            # Confirmed (twice: one answer): the booking's mail with .ics follows.
+            url = f"/api/v1/appointments/{key}/confirm"
+            for _ in range(2):
+                resp = await client.post(url, headers=auth)
+                assert (await resp.json())["state"] == "booked"
+            booked = await mail_of(h, f"appt-booked:{key}")
+            assert any(
+                p.get_filename() == "termin.ics" for p in booked.iter_attachments()
+            )
+            # Confirmed in time: the expiry does nothing.
+            h.clock.advance(minutes=31)
+            await h.run_jobs()
+            assert (await appointment_of(h, answer["case_id"])).state == "booked"
+
+
+async def test_unconfirmed_bookings_free_their_time(tmp_path: Path) -> None:
+    async with harness(tmp_path, start=TUESDAY, change=double_opt_in) as h:
+        async with h.api() as client:
+            answer = await book(h, client, booking())
+            h.clock.advance(minutes=29)
+            await h.run_jobs()
+            assert (await appointment_of(h, answer["case_id"])).state == "pending"
+            h.clock.advance(minutes=1)
+            await h.run_jobs()
+            appointment = await appointment_of(h, answer["case_id"])
+            assert appointment.state == "expired"
+            case = await case_of(h, answer["case_id"])
+            assert case.closed_at is not None
+            assert any("nicht bestätigt" in line for line in await h.system_lines(case))
+            # Too late to confirm; the time can be booked again.
+            auth = {"Authorization": f"Bearer {answer['token']}"}
+            url = f"/api/v1/appointments/{answer['appointment_id']}/confirm"
+            resp = await client.post(url, headers=auth)
+            assert resp.status == 409
+            assert (await book(h, client, booking(2)))["start"] == TWO_PM
+
+
+async def test_the_visit_is_in_the_archived_transcript(tmp_path: Path) -> None:
+    """Booking, arrival, the call and its end are in the case's records and in
+    the PDF archived when it closes."""
+    import io
+
+    from pypdf import PdfReader
+
+    async with await start_booked(tmp_path) as h, h.api() as client:
+        answer = await book(h, client, booking())
+        h.clock.advance(hours=3, minutes=55)
+        auth = {"Authorization": f"Bearer {answer['token']}"}
+        room = f"/api/v1/cases/{answer['case_id']}/waiting-room"
+        assert (await client.post(room, headers=auth)).status == 200
+        case = await case_of(h, answer["case_id"])
+        await h.staff_says(case, ANNA, "!next")
+        await h.staff_says(case, ANNA, "!video end")
+        await h.staff_says(case, ANNA, "!close")
+        h.clock.advance(minutes=1)
+        await h.run_jobs()
+        kinds = [e.kind.value for e in await h.cases.lifecycle.history(case.case_id)]
+        assert kinds == ["opened", "arrived", "called", "call_ended", "closed"]
+        archive = h.config.plugin("transcripts").archive_dir / f"{case.reference}.pdf"
+        reader = PdfReader(io.BytesIO(archive.read_bytes()))
+        text = " ".join((page.extract_text() or "") for page in reader.pages)
+        text = " ".join(text.split())
+        for line in (
+            "Ihr Videotermin ist gebucht",
+            "Sie sind im Warteraum",
+            "holt Sie jetzt in das Videogespräch",
+            "Videoberatung",
+        ):
+            assert line in text, (line, text[:2000])
