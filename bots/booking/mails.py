@@ -72,8 +72,8 @@ def appointment_mail(
     )
     lines.append(mail_text("appt_reference", lang, reference=mail.reference))
     if mail.kind == "confirm" and mail.link is not None:
-        minutes = str(mail.confirm_minutes)
-        lines += ["", mail_text("appt_confirm_link", lang, minutes=minutes)]
+        within = str(mail.confirm_minutes)
+        lines += ["", mail_text("appt_confirm_link", lang, minutes=within)]
         lines += ["", one_line(mail.link, 2000), ""]
         lines.append(mail_text("appt_private", lang))
     elif mail.link is not None:
