@@ -25,6 +25,7 @@ from .calendar import Calendar
 from .commands import StaffCommands
 from .notices import Notices
 from .office import EXPIRE_JOB, NO_SHOW_JOB, REMINDER_JOB, Office
+from .privacy import BookingPrivacy
 from .section import BookingSettings, read_config
 from .visits import Visits
 
@@ -55,6 +56,7 @@ class BookingBot:
         jobs.kind(NO_SHOW_JOB, self._no_show)
         jobs.kind(EXPIRE_JOB, self._expire)
         jobs.kind(SWEEP_JOB, self._sweep, every=SWEEP_EVERY)
+        ctx.privacy.add_part(BookingPrivacy(self.office.bookings).part())
         lifecycle = ctx.cases.lifecycle
         lifecycle.subscribe(Kind.CLOSED, self._closed)
         lifecycle.subscribe(Kind.CALL_ENDED, self._call_ended)

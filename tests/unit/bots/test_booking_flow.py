@@ -711,3 +711,22 @@ async def test_the_visit_is_in_the_archived_transcript(tmp_path: Path) -> None:
             "Videoberatung",
         ):
             assert line in text, (line, text[:2000])
+
+
+async def test_a_persons_appointments_are_found_by_email_and_exported(
+    tmp_path: Path,
+) -> None:
+    async with await start_booked(tmp_path) as h, h.api() as client:
+        answer = await book(h, client, booking())
+        found = await h.privacy.find_cases(email="ERIKA1@example.org")
+        assert [c.case_id for c in found] == [answer["case_id"]]
+        out = tmp_path / "export.zip"
+        await h.privacy.export(found, out, "test", "request-1")
+        import json
+        import zipfile
+
+        with zipfile.ZipFile(out) as z:
+            data = [json.loads(z.read(n)) for n in z.namelist() if n.endswith(".json")]
+        text = json.dumps(data)
+        assert "erika1@example.org" in text and "+49 7205 1234" in text
+        assert "personalausweis" in text
