@@ -126,6 +126,11 @@ class WorkflowBot:
             )
             return None
         case = await self.ctx.store.get_case(command.case.case_id) or command.case
+        if case.state in (State.BOOKED, State.WAITING, State.IN_CALL):
+            # A video appointment belongs to its person's time until its
+            # call has ended (bots/booking); then it is a chat like others.
+            await answer(command, "reply.transfer_not_now")
+            return None
         if target.id == case.department:
             moved = await self.ctx.cases.lifecycle.by_this_cause(
                 case.case_id, Kind.TRANSFERRED

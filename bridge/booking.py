@@ -145,13 +145,34 @@ class Bookings(TableStore):
                 select(Appointment).where(Appointment.client_id == client_id)
             )
 
-    async def attach(self, appointment_id: str, case_id: str) -> None:
+    async def attach(self, appointment_id: str, case_id: str) -> bool:
+        """The appointment's case, once: False when it had one already."""
         async with self.session.begin() as s:
-            await s.execute(
+            done = await s.execute(
                 update(Appointment)
-                .where(Appointment.appointment_id == appointment_id)
+                .where(
+                    Appointment.appointment_id == appointment_id,
+                    Appointment.case_id.is_(None),
+                )
                 .values(case_id=case_id)
             )
+            return getattr(done, "rowcount", 0) == 1
+
+    async def mark(self, appointment_id: str, column: str, at: datetime) -> bool:
+        """Set a visit's moment (``arrived_at``, ``called_at``) once, while the
+        appointment is booked: the first writer decides (a cancel, a no-show
+        and a pull-in racing each other), in any process."""
+        async with self.session.begin() as s:
+            done = await s.execute(
+                update(Appointment)
+                .where(
+                    Appointment.appointment_id == appointment_id,
+                    Appointment.state == BOOKED,
+                    getattr(Appointment, column).is_(None),
+                )
+                .values({column: at})
+            )
+            return getattr(done, "rowcount", 0) == 1
 
     async def get(self, appointment_id: str) -> Appointment | None:
         async with self.session() as s:
@@ -224,15 +245,24 @@ class Bookings(TableStore):
             )
             return getattr(done, "rowcount", 0) == 1
 
-    async def cancel(self, appointment_id: str, state: str = CANCELLED) -> bool:
+    async def cancel(
+        self,
+        appointment_id: str,
+        state: str = CANCELLED,
+        *,
+        unless: tuple[str, ...] = (),
+    ) -> bool:
         """Cancelled (or ``no_show``, ``expired``), its time free again; False
-        when it held no time (any more)."""
+        when it held no time (any more), or one of the moments ``unless``
+        names is set (a citizen already called in cannot cancel; one who
+        arrived is no no-show)."""
         async with self.session.begin() as s:
             done = await s.execute(
                 update(Appointment)
                 .where(
                     Appointment.appointment_id == appointment_id,
                     Appointment.state.in_(HOLDING),
+                    *(getattr(Appointment, c).is_(None) for c in unless),
                 )
                 .values(state=state, cancelled_at=utcnow())
             )

@@ -25,7 +25,7 @@ from mautrix.types import (
 )
 
 from .appservice import RETRY_ERRORS, DurableAppService
-from .caserooms import CaseRooms, clear_room
+from .caserooms import CaseRooms, clear_room, opening_line
 from .cause import derived_key
 from .clock import utcnow
 from .cluster import Cluster
@@ -124,20 +124,23 @@ class CaseService:
         client_key: str | None = None,
         requested: Department | None = None,
         room: bool = True,
+        opened: dict[str, Any] | None = None,
     ) -> tuple[Case, str]:
         """Create the case, its token and (if Synapse answers) its room, to which
         the ghost and the staff in ``invite`` (chosen by routing) are invited.
         ``requested``: the department the citizen chose, when routing gave the
         case to ``department`` as its fallback (the citizen is told so).
         ``room=False``: the caller calls :meth:`open_room` itself (routing does,
-        once it let go of its lock, so cases open side by side)."""
+        once it let go of its lock, so cases open side by side). ``opened``: more
+        data for the ``opened`` event."""
         ghost = (
             f"@{self.config.bridge.ghost_prefix}{secrets.token_hex(8)}:"
             f"{self.config.homeserver.server_name}"
         )
         case, _ = await self.lifecycle.open(
             state=State(state),
-            data={"department": department.id, "topic": topic, "invited": list(invite)},
+            data={**(opened or {}), "department": department.id, "topic": topic}
+            | {"invited": list(invite)},
             case_id=new_case_id(),
             reference_prefix=self.config.citizen.reference_prefix,
             department=department.id,
@@ -153,7 +156,7 @@ class CaseService:
         if case.state != "offline":
             # An offline message is confirmed once, by its offline_received line.
             await self.add_system_event(
-                case.case_id, _opening(case, department, requested), kind="opened"
+                case.case_id, opening_line(case, department, requested), kind="opened"
             )
         if room:
             await self.open_room(case)
@@ -481,20 +484,3 @@ class CaseService:
         return local == self.config.bridge.bot_localpart or local.startswith(
             self.config.bridge.ghost_prefix
         )
-
-
-def _opening(case: Case, department: Department, requested: Department | None) -> str:
-    """The first line of the citizen's timeline; it names the fallback when
-    the department asked for was not staffed (never a silent rerouting)."""
-    text = say(
-        "opened", case.language, reference=case.reference, department=department.name
-    )
-    if requested is None or requested.id == department.id:
-        return text
-    moved = say(
-        "opened_via_fallback",
-        case.language,
-        requested=requested.name,
-        department=department.name,
-    )
-    return f"{moved} {text}"

@@ -27,6 +27,7 @@ from .lifecycle import Kind
 
 if TYPE_CHECKING:
     from .case import CaseService
+    from .config import Department
 
 log = logging.getLogger("buergerchat.case")
 
@@ -133,3 +134,22 @@ async def clear_room(
                 await bot.kick_user(room_id, mxid, "Fall abgeschlossen")
         except HOMESERVER_ERRORS:
             log.warning("could not remove %s from %s", mxid, case.room_id)
+
+
+def opening_line(
+    case: Case, department: Department, requested: Department | None
+) -> str:
+    """The first line of the citizen's timeline; it names the fallback when
+    the department asked for was not staffed (never a silent rerouting)."""
+    text = say(
+        "opened", case.language, reference=case.reference, department=department.name
+    )
+    if requested is None or requested.id == department.id:
+        return text
+    moved = say(
+        "opened_via_fallback",
+        case.language,
+        requested=requested.name,
+        department=department.name,
+    )
+    return f"{moved} {text}"

@@ -125,7 +125,7 @@ S = State
 #: Every case may be purged: an erasure request (Art. 17 DSGVO) does not wait
 #: for a case to close.
 TRANSITIONS: dict[State | None, frozenset[State]] = {
-    None: frozenset({S.QUEUED, S.LIVE, S.OFFLINE, S.BOOKED, S.WAITING}),
+    None: frozenset({S.QUEUED, S.LIVE, S.OFFLINE, S.BOOKED}),
     S.QUEUED: frozenset({S.QUEUED, S.LIVE, S.OFFLINE, S.CLOSED, S.PURGED}),
     S.LIVE: frozenset({S.LIVE, S.CLOSED, S.PURGED}),
     S.OFFLINE: frozenset({S.OFFLINE, S.LIVE, S.CLOSED, S.PURGED}),

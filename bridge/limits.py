@@ -261,6 +261,14 @@ class Limits:
                 if not await self.limiter.hit(item, name, key):
                     raise RateLimited(await self._retry_after(item, name, key), name)
 
+    async def check(self, name: str, key: str) -> None:
+        """RateLimited if a request of kind ``name`` for ``key`` would be over
+        a rate now; nothing is counted (the caller counts once it succeeded,
+        so failed attempts use up nobody's allowance)."""
+        for item in self._items[name]:
+            if not await self.limiter.test(item, name, key):
+                raise RateLimited(await self._retry_after(item, name, key), name)
+
     def _lock(self, name: str, key: str) -> asyncio.Lock:
         return self._counting[hash((name, key)) % LOCK_STRIPES]
 

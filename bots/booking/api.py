@@ -25,6 +25,7 @@ from bridge.clock import as_utc, routing_now
 from bridge.db.models import Appointment, Case
 from bridge.departments.video import with_services
 from bridge.errors import InvalidField, NotFound
+from bridge.tokens import RESUME
 
 from .errors import NoWalkIn
 from .form import BookingForm, parse_booking
@@ -65,11 +66,11 @@ class BookingAPI:
         booked = await self.office.book(form, client_key)
         return web.json_response(self._booked(booked), status=201)
 
-    async def _admit(self, request: web.Request, form: BookingForm) -> str | None:
-        """Limits for anonymous bookings; a request repeated (its client_id)
-        counts once, and a mailbox gets only so many confirmations a day."""
-        if await self.office.bookings.by_client_id(form.client_id) is not None:
-            return None
+    async def _admit(
+        self, request: web.Request, form: BookingForm, *, walk_in: bool = False
+    ) -> str | None:
+        """Limits for anonymous bookings (a repeated request counts too), and a
+        mailbox gets only so many confirmations a day (counted once booked)."""
         limits = self.ctx.limits
         key = await limits.admit(
             request,
@@ -77,8 +78,8 @@ class BookingAPI:
             ("bookings_total", "all"),
             proof="booking",
         )
-        if form.email:
-            await limits.hit("confirmations_per_recipient", form.email.lower())
+        if form.email and not walk_in:  # a walk-in gets no confirmation
+            await limits.check("confirmations_per_recipient", form.email.lower())
         return key
 
     def _booked(self, booked: Booked) -> dict[str, Any]:
@@ -110,9 +111,15 @@ class BookingAPI:
         )
 
     async def confirm(self, request: web.Request) -> web.Response:
-        """Double opt-in: the link in the first mail (through the widget, with
-        the chat token its resume link bought)."""
-        appointment, case = await self._by_id(request)
+        """Double opt-in: only the personal link's token from the first mail
+        confirms (the booking's own chat token does not: it proves no one read
+        that mail)."""
+        appointment = await self.office.bookings.get(
+            request.match_info["appointment_id"]
+        )
+        if appointment is None or appointment.case_id is None:
+            raise NotFound("There is no such appointment.")
+        await self.ctx.cases.tokens.check(bearer(request), appointment.case_id, RESUME)
         await self.office.confirm(appointment)
         fresh = await self.office.bookings.get(appointment.appointment_id)
         assert fresh is not None
@@ -196,8 +203,8 @@ class BookingAPI:
 
     async def walk_in(self, request: web.Request) -> web.Response:
         form = parse_booking(await read_json(request), self.ctx.config, walk_in=True)
+        client_key = await self._admit(request, form, walk_in=True)
         known = await self.office.bookings.by_client_id(form.client_id)
-        client_key = None
         if known is None:
             chance = await walk_in_chance(
                 self.ctx.config,
@@ -208,7 +215,6 @@ class BookingAPI:
             )
             if chance.slot is None:
                 raise NoWalkIn(**chance.as_json(self.zone, routing_now()))
-            client_key = await self._admit(request, form)
             form = _at(form, chance.slot.start)
         booked = await self.office.book(form, client_key, walk_in=True)
         place = await self.visits.arrive(booked.appointment, booked.case)

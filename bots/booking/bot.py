@@ -13,9 +13,7 @@ from aiohttp import web
 
 from bots.video.calls import VideoCalls
 from bots.video.section import VideoSettings
-from bridge.booking import BOOKED
-from bridge.commands import Command
-from bridge.i18n import staff_text
+from bridge.booking import BOOKED, HOLDING
 from bridge.jobs import GiveUp, JobRun
 from bridge.lifecycle import DomainEvent, Kind, State
 from bridge.plugins import BotContext
@@ -111,25 +109,27 @@ class BookingBot:
     # --- what other parts did ---------------------------------------------------------
 
     async def _closed(self, event: DomainEvent) -> None:
-        """Staff closed a case before its appointment: its time is free again."""
+        """Staff closed a case before its appointment took place: its time is
+        free again, the citizen gets the cancellation (with the .ics that
+        removes the entry), and the close is the record."""
         appointment = await self.office.bookings.of_case(event.case_id)
-        if appointment is None or appointment.state != BOOKED:
+        if appointment is None or appointment.state not in HOLDING:
             return
         if appointment.called_at is not None:
             if appointment.ended_at is None:
                 await self.visits.call_ended(event.case_id)
             return
-        if await self.office.bookings.cancel(appointment.appointment_id):
-            log.info(
-                "case closed: appointment %s cancelled", appointment.appointment_id
-            )
+        if not await self.office.bookings.cancel(
+            appointment.appointment_id, unless=("called_at",)
+        ):
+            return
+        log.info("case closed: appointment %s cancelled", appointment.appointment_id)
+        case = await self.ctx.store.get_case(event.case_id)
+        if case is not None:
+            await self.office.tell_ended(appointment, case, Kind.CANCELLED)
 
     async def _call_ended(self, event: DomainEvent) -> None:
         await self.visits.call_ended(event.case_id)
 
 
-def usage(name: str) -> tuple[str, str]:
-    return staff_text(f"usage.{name}", "de"), staff_text(f"help.{name}", "de")
-
-
-__all__ = ["BookingBot", "Command", "usage"]
+__all__ = ["BookingBot"]

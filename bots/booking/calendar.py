@@ -31,6 +31,7 @@ from bridge.i18n import for_readers, staff_text
 from bridge.jobs import JobRun
 from bridge.plugins import BotContext
 from bridge.team import matrix_to
+from bridge.tokens import token_hash
 
 from .mails import appointment_event
 from .models import CalendarFeed
@@ -46,10 +47,6 @@ FEED_PAST = timedelta(days=14)
 FEED_AHEAD = timedelta(days=400)
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 class Feeds(TableStore):
     async def replace(self, staff: str) -> str:
         token = secrets.token_urlsafe(32)
@@ -59,7 +56,7 @@ class Feeds(TableStore):
             )
             s.add(
                 CalendarFeed(
-                    staff_mxid=staff, token_hash=_hash(token), created_at=utcnow()
+                    staff_mxid=staff, token_hash=token_hash(token), created_at=utcnow()
                 )
             )
         return token
@@ -68,7 +65,7 @@ class Feeds(TableStore):
         async with self.session() as s:
             return await s.scalar(
                 select(CalendarFeed.staff_mxid).where(
-                    CalendarFeed.token_hash == _hash(token)
+                    CalendarFeed.token_hash == token_hash(token)
                 )
             )
 

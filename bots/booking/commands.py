@@ -17,6 +17,7 @@ from bots.video.jitsi import conference_url, participant_token
 from bots.video.start import moderator_url
 from bridge.clock import as_utc, routing_now, utcnow
 from bridge.commands import Command
+from bridge.db.models import Appointment
 from bridge.i18n import say, staff_text
 from bridge.lifecycle import Kind
 from bridge.plugins import BotContext
@@ -56,6 +57,14 @@ class StaffCommands:
         pulled = await self.visits.pull_next(command.sender)
         if pulled is None:
             await commands.answer(command, "reply.next_nobody")
+            return
+        if isinstance(pulled, Appointment):  # still in a call
+            running = await self.ctx.store.get_case(pulled.case_id or "")
+            await commands.answer(
+                command,
+                "reply.next_busy",
+                reference=running.reference if running else "",
+            )
             return
         case = pulled.case
         server = self.ctx.config.homeserver.server_name
@@ -99,6 +108,9 @@ class StaffCommands:
             moderator=False,
             now=utcnow(),
             ttl_seconds=int((until - now).total_seconds()),
+            # A guest link may be passed on: its holder knocks at the lobby,
+            # and staff in the call admit them.
+            lobby_bypass=False,
         )
         await self.ctx.cases.lifecycle.record(
             case.case_id, Kind.GUEST_INVITED, actor=command.sender, data={"name": name}

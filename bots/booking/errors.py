@@ -24,6 +24,12 @@ class TooEarly(BuergerchatError):
     errcode = "BC_TOO_EARLY"
 
 
+class ClientIdReused(BuergerchatError):
+    """The client_id belongs to another booking (409): make a new one."""
+
+    errcode = "BC_CLIENT_ID_REUSED"
+
+
 class NoWalkIn(BuergerchatError):
     """Nobody is free soon for a walk-in (409, with the next free slot)."""
 

@@ -138,6 +138,7 @@ def _start(data: dict[str, Any], language: str) -> datetime:
         start = datetime.fromisoformat(raw) if isinstance(raw, str) else None
     except ValueError:
         start = None
-    if start is None or start.tzinfo is None:
+    # A time with its offset, in this century (year 9999 would overflow).
+    if start is None or start.tzinfo is None or not 2000 <= start.year <= 2100:
         raise InvalidField("start", text("start", language))
     return start

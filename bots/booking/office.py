@@ -15,16 +15,18 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
+
 from bridge.booking import BOOKED, EXPIRED, HOLDING, PENDING, Bookings
 from bridge.clock import as_utc, real_time, routing_now, utcnow
-from bridge.db.models import Appointment, Case
+from bridge.db.models import Appointment, Case, CaseTransition
 from bridge.departments.video import slots
 from bridge.errors import InvalidField
 from bridge.i18n import say
-from bridge.lifecycle import Kind, State
+from bridge.lifecycle import InvalidTransition, Kind, State
 from bridge.plugins import BotContext
 
-from .errors import NotBooked, SlotTaken
+from .errors import ClientIdReused, NotBooked, SlotTaken
 from .form import BookingForm
 from .notices import Notices
 from .section import BookingSettings
@@ -60,64 +62,97 @@ class Office:
         self, form: BookingForm, client_key: str | None, *, walk_in: bool = False
     ) -> Booked:
         """The appointment of ``form`` (the same ``client_id`` again: the same
-        appointment), or :class:`SlotTaken`. A ``walk_in``'s start was chosen
-        by bots/booking/walkin.py."""
+        appointment, while it holds its time), or :class:`SlotTaken`. A
+        ``walk_in``'s start was chosen by bots/booking/walkin.py."""
         known = await self.bookings.by_client_id(form.client_id)
-        if known is None:
-            assert form.start is not None
-            start = as_utc(form.start)
-            if not walk_in:
-                await self._check_offered(form, start)
-            known = await self.bookings.book(
-                department=form.department.id,
-                services=[s.id for s in form.services],
-                start=start,
-                end=start + timedelta(minutes=form.minutes),
-                buffer_minutes=form.office.buffer_minutes,
-                staff=form.office.staff,
-                client_id=form.client_id,
-                name=form.name,
-                email=form.email,
-                phone=form.phone,
-                language=form.language,
-                walk_in=walk_in,
-                state=PENDING
-                if self.settings.double_opt_in and not walk_in
-                else BOOKED,
+        if known is not None:
+            return await self.repeated(known, form)
+        assert form.start is not None
+        start = as_utc(form.start)
+        if not walk_in:
+            await self._check_offered(form, start)
+        booked = await self.bookings.book(
+            department=form.department.id,
+            services=[s.id for s in form.services],
+            start=start,
+            end=start + timedelta(minutes=form.minutes),
+            buffer_minutes=form.office.buffer_minutes,
+            staff=form.office.staff,
+            client_id=form.client_id,
+            name=form.name,
+            email=form.email,
+            phone=form.phone,
+            language=form.language,
+            walk_in=walk_in,
+            state=PENDING if self.settings.double_opt_in and not walk_in else BOOKED,
+        )
+        if booked is None:
+            raise SlotTaken()
+        if form.email and not walk_in:
+            # Counted once booked: requests that book nothing use up nobody's.
+            await self.ctx.limits.allowed(
+                "confirmations_per_recipient", form.email.lower()
             )
-            if known is None:
-                raise SlotTaken()
-        return await self._answer(known, client_key)
+        case = await self.settle(booked, client_key)
+        return Booked(booked, case, await self.ctx.cases.tokens.mint_chat(case.case_id))
+
+    async def repeated(self, known: Appointment, form: BookingForm) -> Booked:
+        """The same request again (its answer was lost): the same appointment
+        with a fresh token, while it still holds its time and was asked the
+        same; anything else is refused."""
+        same = (
+            known.department == form.department.id
+            and list(known.services) == [s.id for s in form.services]
+            and (form.start is None or as_utc(known.start) == as_utc(form.start))
+            and (known.email or "").lower() == (form.email or "").lower()
+        )
+        if not same:
+            raise ClientIdReused(
+                "This client_id belongs to another booking; make a new one."
+            )
+        if known.state not in HOLDING:
+            raise NotBooked()
+        case = await self.settle(known)
+        return Booked(known, case, await self.ctx.cases.tokens.mint_chat(case.case_id))
 
     async def _check_offered(self, form: BookingForm, start: datetime) -> None:
         """A start that is no slot at all (outside the hours, past the horizon,
         not on the grid) is the caller's mistake, not a taken time."""
         rules = self.ctx.config.routing
-        day = start.astimezone(rules.zone).date()
-        offered = slots(form.office, rules, form.minutes, day, 1, routing_now())
-        if not any(as_utc(s.start) == start for s in offered):
-            raise InvalidField(
-                "start",
-                "This time is not offered for these services; choose a start from "
-                "GET /api/v1/appointments/slots.",
-            )
-
-    async def _answer(self, appointment: Appointment, client_key: str | None) -> Booked:
-        async with self.ctx.cases.cluster.lock(f"booking:{appointment.appointment_id}"):
-            case = await self.settle(appointment, client_key)
-        return Booked(
-            appointment, case, await self.ctx.cases.tokens.mint_chat(case.case_id)
+        now = routing_now()
+        problem = InvalidField(
+            "start",
+            "This time is not offered for these services; choose a start from "
+            "GET /api/v1/appointments/slots.",
         )
+        horizon = timedelta(days=form.office.horizon_days + 1)
+        if not now - timedelta(days=1) <= start <= now + horizon:
+            raise problem
+        day = start.astimezone(rules.zone).date()
+        offered = slots(form.office, rules, form.minutes, day, 1, now)
+        if not any(as_utc(s.start) == start for s in offered):
+            raise problem
 
     async def settle(
         self, appointment: Appointment, client_key: str | None = None
     ) -> Case:
-        """The appointment's case and everything that follows its booking,
-        each step once (see the module docstring)."""
-        case = await self._case_of(appointment, client_key)
-        if appointment.state == PENDING:
-            await self._ask_confirmation(appointment, case)
+        """The appointment's case and everything that follows its booking (or,
+        pending, the request to confirm it), each step once, one caller at a
+        time (the request, its repeat, the sweep, the confirmation)."""
+        async with self.ctx.cases.cluster.lock(f"booking:{appointment.appointment_id}"):
+            fresh = await self.bookings.get(appointment.appointment_id) or appointment
+            case = await self._case_of(fresh, client_key)
+            appointment.case_id = fresh.case_id
+            if fresh.settled == fresh.state:
+                return case
+            if fresh.state == PENDING:
+                await self._ask_confirmation(fresh, case)
+            elif fresh.state == BOOKED:
+                await self._follow_up(fresh, case)
+            await self.bookings.update(fresh.appointment_id, settled=fresh.state)
             return case
+
+    async def _follow_up(self, appointment: Appointment, case: Case) -> None:
         key = appointment.appointment_id
         when = self.notices.when(appointment)
         await self.ctx.cases.add_system_event(
@@ -139,7 +174,6 @@ class Office:
         if appointment.email and not appointment.walk_in:
             await self.notices.mail(appointment, case, "booked")
         await self._schedule(appointment, case)
-        return case
 
     async def _ask_confirmation(self, appointment: Appointment, case: Case) -> None:
         """Double opt-in: the citizen confirms by the link in a first mail
@@ -199,25 +233,47 @@ class Office:
         return True
 
     async def _case_of(self, appointment: Appointment, client_key: str | None) -> Case:
+        """The appointment's case: attached, or opened for it before a crash
+        kept it from being attached, or opened now."""
         if appointment.case_id:
             case = await self.ctx.store.get_case(appointment.case_id)
             if case is not None:
                 return case
-        department = self.ctx.config.department(appointment.department)
-        if department is None:
-            raise NotBooked("The department of this appointment no longer exists.")
-        case, _ = await self.ctx.cases.open_case(
-            department=department,
-            topic=None,
-            citizen_name=appointment.name,
-            language=appointment.language,
-            state=State.BOOKED.value,
-            invite=(appointment.staff_mxid,),
-            client_key=client_key,
-        )
+        case = await self._opened_for(appointment)
+        if case is None:
+            department = self.ctx.config.department(appointment.department)
+            if department is None:
+                raise NotBooked("The department of this appointment no longer exists.")
+            case, _ = await self.ctx.cases.open_case(
+                department=department,
+                topic=None,
+                citizen_name=appointment.name,
+                language=appointment.language,
+                state=State.BOOKED.value,
+                invite=(appointment.staff_mxid,),
+                client_key=client_key,
+                opened={"appointment_id": appointment.appointment_id},
+            )
         await self.bookings.attach(appointment.appointment_id, case.case_id)
         appointment.case_id = case.case_id
         return case
+
+    async def _opened_for(self, appointment: Appointment) -> Case | None:
+        """A case whose ``opened`` event names the appointment."""
+        since = as_utc(appointment.created_at) - timedelta(minutes=1)
+        async with self.ctx.store.session() as s:
+            rows = await s.scalars(
+                select(CaseTransition).where(
+                    CaseTransition.kind == Kind.OPENED.value,
+                    CaseTransition.at >= since,
+                )
+            )
+            found = [
+                r.case_id
+                for r in rows
+                if (r.data or {}).get("appointment_id") == appointment.appointment_id
+            ]
+        return await self.ctx.store.get_case(found[0]) if found else None
 
     async def _schedule(self, appointment: Appointment, case: Case) -> None:
         jobs, key = self.ctx.jobs, appointment.appointment_id
@@ -243,31 +299,31 @@ class Office:
         )
 
     async def unsettled(self) -> list[Appointment]:
-        """Booked a while ago, but without their case or confirmation: a crash
-        came between the booking and its answer."""
-        found = []
+        """Holding their time a while, but their follow-up incomplete: a crash
+        came between the booking and its last step."""
         since = utcnow() - SETTLE_AFTER
-        for appointment in await self.bookings.booked_between(
-            routing_now() - timedelta(days=1),
-            routing_now() + timedelta(days=400),
-            states=HOLDING,
-        ):
-            if as_utc(appointment.created_at) > since:
-                continue
-            if appointment.case_id is None or not await self.notices.mailed(
-                appointment
-            ):
-                found.append(appointment)
-        return found
+        return [
+            appointment
+            for appointment in await self.bookings.booked_between(
+                routing_now() - timedelta(days=1),
+                routing_now() + timedelta(days=400),
+                states=HOLDING,
+            )
+            if appointment.settled != appointment.state
+            and as_utc(appointment.created_at) <= since
+        ]
 
     # --- cancelling -------------------------------------------------------------
 
     async def cancel(self, appointment: Appointment, case: Case, *, by: str) -> None:
-        """Cancelled by the citizen (``by`` "citizen") or staff: the time is free
-        again, the case says so and closes, the citizen gets a mail."""
+        """Cancelled by the citizen (``by`` "citizen"): the time is free again,
+        the case says so and closes, the citizen gets a mail. The appointment's
+        row decides a race with ``!next``: once called in, no cancel."""
         if case.state not in (State.BOOKED, State.WAITING):
             raise NotBooked()
-        if not await self.bookings.cancel(appointment.appointment_id):
+        if not await self.bookings.cancel(
+            appointment.appointment_id, unless=("called_at",)
+        ):
             raise NotBooked()
         await self.finish(appointment, case, Kind.CANCELLED, by=by)
 
@@ -275,21 +331,30 @@ class Office:
         self, appointment: Appointment, case: Case, kind: Kind, *, by: str
     ) -> None:
         """A cancelled or missed appointment: recorded, told, the case closed."""
-        when = self.notices.when(appointment)
-        await self.ctx.cases.lifecycle.record(
-            case.case_id,
-            kind,
-            actor=None if by == "citizen" else by,
-            data={"appointment_id": appointment.appointment_id, "by": by},
-        )
-        if appointment.email:
-            await self.notices.mail(appointment, case, kind.value)
-        await self.notices.ended(appointment, case, kind)
+        try:
+            await self.ctx.cases.lifecycle.record(
+                case.case_id,
+                kind,
+                actor=None if by in ("citizen", "system") else by,
+                data={"appointment_id": appointment.appointment_id, "by": by},
+            )
+        except InvalidTransition:
+            pass  # closed meanwhile: its close is the record
+        await self.tell_ended(appointment, case, kind)
         await self.ctx.cases.close_case(
             case,
             by=None,
-            why=(f"appt_{kind.value}", {"when": when}),
+            why=(f"appt_{kind.value}", {"when": self.notices.when(appointment)}),
         )
+
+    async def tell_ended(
+        self, appointment: Appointment, case: Case, kind: Kind
+    ) -> None:
+        """The citizen's mail (with an .ics that removes the entry) and the
+        staff's notice about an appointment that will not take place."""
+        if appointment.email:
+            await self.notices.mail(appointment, case, kind.value)
+        await self.notices.ended(appointment, case, kind)
 
 
 __all__ = ["BOOKED", "Booked", "Office"]

@@ -72,7 +72,12 @@ class PublicOffer:
             )
         now = routing_now()
         rules = self.config.routing
-        first = _date_param(request, now.astimezone(rules.zone).date())
+        today = now.astimezone(rules.zone).date()
+        first = _date_param(request, today)
+        if not today - timedelta(days=MAX_DAYS) <= first <= today + timedelta(days=400):
+            raise InvalidField(
+                "from", "Ask for days from today on, at most 400 days ahead."
+            )
         days = int_param(request, "days", 7)
         if not 1 <= days <= MAX_DAYS:
             raise InvalidField("days", f"Ask for 1 to {MAX_DAYS} days at a time.")

@@ -22,7 +22,7 @@ from bots.video.widget_event import widget_id_for
 from bridge.booking import BOOKED, NO_SHOW
 from bridge.clock import as_utc, routing_now
 from bridge.db.models import Appointment, Case
-from bridge.i18n import say
+from bridge.i18n import say, staff_text
 from bridge.lifecycle import InvalidTransition, Kind, State
 
 from .errors import NotBooked, TooEarly
@@ -69,7 +69,8 @@ class Visits:
 
     async def arrive(self, appointment: Appointment, case: Case) -> Place:
         """The citizen enters the waiting room: their place (the same again on
-        a second call), or :class:`TooEarly`, or :class:`NotBooked`."""
+        a second call), or :class:`TooEarly`, or :class:`NotBooked`. The
+        appointment's row decides a race with a no-show or a cancel."""
         if appointment.state != BOOKED or case.state not in (
             State.BOOKED,
             State.WAITING,
@@ -82,34 +83,37 @@ class Visits:
                 raise TooEarly(
                     opens_at=self.opens_at(appointment).astimezone(zone).isoformat()
                 )
-            try:
-                await self.ctx.cases.lifecycle.transition(
-                    case.case_id,
-                    State.WAITING,
-                    expect=frozenset({State.BOOKED}),
-                    data={"appointment_id": appointment.appointment_id},
-                )
-            except InvalidTransition:
-                pass  # in the room already (a second tab)
-            await self.bookings.update(appointment.appointment_id, arrived_at=now)
+            if await self.bookings.mark(appointment.appointment_id, "arrived_at", now):
+                await self._arrived(appointment, case)
             appointment.arrived_at = now
-            await self.ctx.cases.add_system_event(
-                case.case_id,
-                say("appt_arrived", case.language),
-                kind="arrived",
-                key=f"arrived:{appointment.appointment_id}",
-            )
-            name = appointment.name or case.reference
-            await self.office.notices.to_room(
-                case,
-                lambda language: _arrived_text(name, language),
-                f"appt-arrived:{appointment.appointment_id}",
-            )
         places = await self.tell_places(appointment.staff_mxid)
         place = places.get(appointment.appointment_id)
-        if place is None:  # pulled in meanwhile
+        if place is None:  # pulled in, cancelled or missed meanwhile
             raise NotBooked()
         return place
+
+    async def _arrived(self, appointment: Appointment, case: Case) -> None:
+        try:
+            await self.ctx.cases.lifecycle.transition(
+                case.case_id,
+                State.WAITING,
+                expect=frozenset({State.BOOKED}),
+                data={"appointment_id": appointment.appointment_id},
+            )
+        except InvalidTransition:
+            return  # staff closed the case meanwhile
+        await self.ctx.cases.add_system_event(
+            case.case_id,
+            say("appt_arrived", case.language),
+            kind="arrived",
+            key=f"arrived:{appointment.appointment_id}",
+        )
+        name = appointment.name or case.reference
+        await self.office.notices.to_room(
+            case,
+            lambda language: staff_text("booking.arrived", language, name=name),
+            f"appt-arrived:{appointment.appointment_id}",
+        )
 
     async def places(self, staff: str) -> dict[str, Place]:
         """Each waiting appointment's place and expected start."""
@@ -166,46 +170,61 @@ class Visits:
 
     # --- pulling the next one in ------------------------------------------------------
 
-    async def pull_next(self, staff: str) -> Pulled | None:
+    async def pull_next(self, staff: str) -> Pulled | Appointment | None:
         """The next citizen waiting for ``staff`` is in a call with them now
-        (None: nobody waits). The same cause again (a retried transaction)
-        finishes the call it started instead of pulling in one more."""
+        (None: nobody waits; an Appointment: the one ``staff`` is still in a
+        call with). One at a time per person, in any process. A pull a crash
+        or a retried transaction left half done is finished instead of pulling
+        in one more."""
         if self.jitsi is None:
             raise RuntimeError("video is not set up")
-        resumed = await self._pulled_by_this_cause(staff)
-        if resumed is not None:
-            return await self._call(*resumed)
-        for appointment in await self.bookings.waiting(staff):
-            case_id = appointment.case_id or ""
-            try:
-                await self.ctx.cases.lifecycle.transition(
-                    case_id,
-                    State.IN_CALL,
-                    expect=frozenset({State.WAITING}),
-                    actor=staff,
-                    data={"appointment_id": appointment.appointment_id},
-                )
-            except InvalidTransition:
-                continue  # cancelled or pulled by someone else meanwhile
-            await self.bookings.update(
-                appointment.appointment_id, called_at=routing_now()
-            )
-            case = await self.ctx.store.get_case(case_id)
-            if case is None:
-                continue
-            return await self._call(appointment, case)
+        async with self.ctx.cases.cluster.lock(f"next:{staff}"):
+            for appointment in await self._in_call(staff):
+                case = await self.ctx.store.get_case(appointment.case_id or "")
+                if case is None:
+                    continue
+                if case.state == State.WAITING:  # claimed, not moved: finish it
+                    return await self._move_and_call(appointment, case, staff)
+                if case.state == State.IN_CALL:
+                    if await self.ctx.cases.lifecycle.by_this_cause(
+                        case.case_id, Kind.CALLED
+                    ):
+                        return await self._call(appointment, case)
+                    return appointment  # still in that call
+            for appointment in await self.bookings.waiting(staff):
+                # The appointment's row decides: a cancel or another !next
+                # that came first wins.
+                if not await self.bookings.mark(
+                    appointment.appointment_id, "called_at", routing_now()
+                ):
+                    continue
+                case = await self.ctx.store.get_case(appointment.case_id or "")
+                if case is None:
+                    continue
+                pulled = await self._move_and_call(appointment, case, staff)
+                if pulled is not None:
+                    return pulled
         return None
 
-    async def _pulled_by_this_cause(
-        self, staff: str
-    ) -> tuple[Appointment, Case] | None:
-        for appointment in await self._in_call(staff):
-            case_id = appointment.case_id or ""
-            if await self.ctx.cases.lifecycle.by_this_cause(case_id, Kind.CALLED):
-                case = await self.ctx.store.get_case(case_id)
-                if case is not None:
-                    return appointment, case
-        return None
+    async def _move_and_call(
+        self, appointment: Appointment, case: Case, staff: str
+    ) -> Pulled | None:
+        try:
+            await self.ctx.cases.lifecycle.transition(
+                case.case_id,
+                State.IN_CALL,
+                expect=frozenset({State.WAITING}),
+                actor=staff,
+                data={"appointment_id": appointment.appointment_id},
+            )
+        except InvalidTransition:
+            # Staff closed it meanwhile: that visit is over.
+            await self.bookings.update(
+                appointment.appointment_id, ended_at=routing_now()
+            )
+            return None
+        case.state = State.IN_CALL.value
+        return await self._call(appointment, case)
 
     async def _call(self, appointment: Appointment, case: Case) -> Pulled:
         assert self.jitsi is not None
@@ -256,14 +275,10 @@ class Visits:
         case = await self.ctx.store.get_case(appointment.case_id)
         if case is None or case.state != State.BOOKED:
             return False
-        if not await self.bookings.cancel(appointment.appointment_id, NO_SHOW):
+        if not await self.bookings.cancel(
+            appointment.appointment_id, NO_SHOW, unless=("arrived_at",)
+        ):
             return False
         await self.bookings.update(appointment.appointment_id, no_show_at=routing_now())
         await self.office.finish(appointment, case, Kind.NO_SHOW, by="system")
         return True
-
-
-def _arrived_text(name: str, language: str) -> str:
-    from bridge.i18n import staff_text
-
-    return staff_text("booking.arrived", language, name=name)

@@ -110,10 +110,12 @@ class RoutingBot:
             return
         now = utcnow()
         last = await self.ctx.store.last_message_times()
+        moved = await self.ctx.store.last_move_times()
         for case in await self.ctx.store.routed_cases():
             activity = as_utc(case.created_at)
-            if case.case_id in last:
-                activity = max(activity, as_utc(last[case.case_id]))
+            for known in (last, moved):  # a message, or a video call ending
+                if case.case_id in known:
+                    activity = max(activity, as_utc(known[case.case_id]))
             if not is_inactive(activity, now, minutes):
                 continue
             shown = f"{minutes:g}"

@@ -248,9 +248,12 @@ def token_claims(
     moderator: bool,
     now: datetime,
     ttl_seconds: int | None = None,
+    lobby_bypass: bool = True,
 ) -> dict[str, Any]:
     """The JWT payload for one participant of one conference (not yet signed);
-    ``ttl_seconds`` instead of the settings' lifetime (a guest's link)."""
+    ``ttl_seconds`` instead of the settings' lifetime (a guest's link);
+    ``lobby_bypass`` False: this one knocks at the lobby like anyone (a guest
+    link may be passed on)."""
     if settings.app_id is None:
         raise ValueError("token claims need jitsi.app_id; this Jitsi is open")
     if now.tzinfo is None or now.utcoffset() is None:
@@ -264,7 +267,7 @@ def token_claims(
         "moderator": "true" if moderator else "false",
         "affiliation": "owner" if moderator else "member",
     }
-    if settings.lobby:
+    if settings.lobby and lobby_bypass:
         # Read by jitsi-contrib's mod_token_lobby_bypass.lua (a boolean).
         user["lobby_bypass"] = True
     return {
@@ -289,6 +292,7 @@ def participant_token(
     moderator: bool,
     now: datetime,
     ttl_seconds: int | None = None,
+    lobby_bypass: bool = True,
 ) -> str | None:
     """A signed HS256 JWT admitting one person to ``conference_id`` only.
 
@@ -298,7 +302,14 @@ def participant_token(
     if settings.app_id is None or settings.app_secret is None:
         return None
     claims = token_claims(
-        settings, conference_id, display_name, user_id, moderator, now, ttl_seconds
+        settings,
+        conference_id,
+        display_name,
+        user_id,
+        moderator,
+        now,
+        ttl_seconds,
+        lobby_bypass,
     )
     # PyJWT writes {"alg": "HS256", "typ": "JWT"}; luajwtjitsi requires typ == "JWT".
     return jwt.encode(claims, settings.app_secret, algorithm=ALGORITHM)

@@ -315,6 +315,9 @@ class Appointment(Base):
     no_show_at: Mapped[datetime | None]
     #: The place in the waiting room the citizen was last told.
     told_position: Mapped[int | None]
+    #: The state whose follow-up (case, notices, mail, timers) is complete:
+    #: the sweep finishes what a crash left undone.
+    settled: Mapped[str | None] = mapped_column(String(16))
 
 
 class AppointmentHold(Base):

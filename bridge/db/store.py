@@ -170,6 +170,18 @@ class Store(TableStore):
             )
             return {case_id: ts for case_id, ts in rows.all()}
 
+    async def last_move_times(self) -> dict[str, datetime]:
+        """When each open case last changed state (a video call ending, say):
+        activity as much as a message."""
+        async with self.session() as s:
+            rows = await s.execute(
+                select(CaseTransition.case_id, func.max(CaseTransition.at))
+                .join(Case, Case.case_id == CaseTransition.case_id)
+                .where(Case.closed_at.is_(None))
+                .group_by(CaseTransition.case_id)
+            )
+            return {case_id: at for case_id, at in rows.all()}
+
     async def first_citizen_message(self, case_id: str) -> str | None:
         async with self.session() as s:
             return await s.scalar(

@@ -244,6 +244,10 @@ EXPECTED_COMMANDS = {
     "unblock",
     "goodbye",
     "erase",
+    # the virtual citizen office (bots/booking); "invite" is !invite-guest
+    "next",
+    "invite",
+    "calendar",
 }
 
 

@@ -194,8 +194,8 @@ async def test_a_reply_is_in_the_language_of_who_sent_the_command(
         assert "Sie haben den Fall bereits übernommen." in replies
         await h.staff_says(english, ANNA, "!transfer nirgendwo")
         assert (
-            "Unknown department 'nirgendwo'. Possible: buergerbuero, bauen, rente, "
-            "standesamt." in _bodies(h, english.room_id)
+            "Unknown department 'nirgendwo'. Possible: buergerbuero, bauen, "
+            "standesamt, rente." in _bodies(h, english.room_id)
         )
         # Someone departments.yaml does not list (an admin) is answered in German.
         assert h.commands.language_of("@admin:buergerchat.localhost") == "de"

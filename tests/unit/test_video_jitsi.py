@@ -366,3 +366,18 @@ def test_tenant_goes_into_url_and_room_path() -> None:
 def test_iframe_api_url_points_at_external_api_js(settings: JitsiSettings) -> None:
     """The widget loads the iframe API from the Jitsi domain itself."""
     assert iframe_api_url(settings) == "https://meet.stadt.example.de/external_api.js"
+
+
+def test_a_guest_token_knocks_at_the_lobby(settings: JitsiSettings) -> None:
+    """!invite-guest's token: no lobby bypass (a link can be passed on)."""
+    token = participant_token(
+        settings,
+        new_conference_id(),
+        "Gast",
+        "guest:c_1",
+        moderator=False,
+        now=datetime.now(UTC),
+        lobby_bypass=False,
+    )
+    assert token is not None
+    assert "lobby_bypass" not in decode(token)["context"]["user"]

@@ -38,8 +38,15 @@ function resumeFromLink() {
   ui.launcher.setAttribute("aria-expanded", "true");
   ui.view.replaceChildren(h("div", { class: "scroll" }, h("p", { role: "status", t: "resuming" })));
   loadStatus();
+  var confirm = /(?:^#|&)bc-confirm=([^&]+)/.exec(location.hash || "");
   (async function attempt() {
     try {
+      // The link of a video appointment's first mail confirms it (double
+      // opt-in); the chat then shows the result (its box, or "not booked").
+      if (confirm) {
+        await api("POST", "/appointments/" + confirm[1] + "/confirm", null, 15000, token)
+          .catch(function (e) { if (retryable(e)) throw e; });
+      }
       var c = await api("POST", "/cases/" + encodeURIComponent(caseId) + "/resume", null, 15000, token);
     } catch (e) {
       if (retryable(e)) { // keep the link in the address bar until it worked
@@ -55,17 +62,10 @@ function resumeFromLink() {
       showStart(e.errcode === "BC_LINK_EXPIRED" ? "linkExpired" : "linkInvalid");
       return;
     }
-    var confirm = /(?:^#|&)bc-confirm=([^&]+)/.exec(location.hash || "");
     clearHash();
     saved = { case_id: c.case_id, token: c.token, reference: c.reference, cursor: "0", seen: "0",
-      lang: lang, open: true, outbox: [] };
+      lang: lang, open: true, outbox: [], appointment: !!confirm };
     save();
-    // The link of a video appointment's first mail confirms it (double opt-in);
-    // the chat shows the result (its box, or that it is no longer booked).
-    if (confirm) {
-      saved.appointment = true; save();
-      await api("POST", "/appointments/" + confirm[1] + "/confirm", null, 15000, c.token).catch(function () {});
-    }
     showChat();
     openPanel(false);
   })();

@@ -19,6 +19,7 @@ from icalendar import Calendar
 
 from bridge.booking import Bookings
 from bridge.db.models import Appointment, AppointmentHold, Case
+from bridge.tokens import token_hash
 from tests.harness import Harness, harness
 
 ANNA = "@anna.schmidt:buergerchat.localhost"
@@ -188,6 +189,8 @@ async def test_twenty_at_once_for_one_slot_one_wins(tmp_path: Path) -> None:
         ({"start": "2026-11-24T09:00:00+01:00"}, "start"),
         ({"start": "morgen"}, "start"),
         ({"start": "2026-11-24T14:00:00"}, "start"),
+        ({"start": "9999-12-31T23:00:00-05:00"}, "start"),
+        ({"start": "0001-01-01T00:00:00+00:00"}, "start"),
         ({"services": ["gibtsnicht"]}, "services"),
         ({"services": []}, "services"),
         ({"services": "x" * 5000}, "services"),
@@ -287,6 +290,11 @@ async def test_waiting_room_next_and_places(tmp_path: Path) -> None:
         )
         resp = await client.get(f"/api/v1/cases/{case1.case_id}/video", headers=auth1)
         assert resp.status == 200
+        # Anna is in that call: another !next pulls in nobody else.
+        await h.staff_says(case1, ANNA, "!next")
+        assert (await case_of(h, second["case_id"])).state == "waiting"
+        replies = notices(h, case1.room_id or "")
+        assert any("noch im Gespräch" in n for n in replies)
         # The second moved up and was told so.
         case2 = await case_of(h, second["case_id"])
         waiting = [e for e in await h.timeline(case2) if e.get("kind") == "waiting"]
@@ -297,10 +305,11 @@ async def test_waiting_room_next_and_places(tmp_path: Path) -> None:
         assert (await appointment_of(h, first["case_id"])).ended_at is not None
         await h.staff_says(case1, ANNA, "!next")
         assert (await case_of(h, second["case_id"])).state == "in_call"
-        await h.staff_says(case1, ANNA, "!next")
-        assert any(
-            "Gerade wartet niemand" in n for n in notices(h, case1.room_id or "")
-        )
+        case2 = await case_of(h, second["case_id"])
+        await h.staff_says(case2, ANNA, "!video end")
+        await h.staff_says(case2, ANNA, "!next")
+        replies = notices(h, case2.room_id or "")
+        assert any("Gerade wartet niemand" in n for n in replies)
 
 
 async def test_cancel_frees_the_time_and_mails(tmp_path: Path) -> None:
@@ -475,9 +484,16 @@ async def test_staff_closing_a_booked_case_frees_its_time(tmp_path: Path) -> Non
     async with await start_booked(tmp_path) as h, h.api() as client:
         answer = await book(h, client, booking())
         case = await case_of(h, answer["case_id"])
+        await h.staff_says(case, ANNA, "!transfer bauen")
+        assert any("nicht weitergeben" in n for n in notices(h, case.room_id or ""))
+        assert (await case_of(h, answer["case_id"])).department == "buergerbuero"
         await h.staff_says(case, ANNA, "!close")
         appointment = await appointment_of(h, answer["case_id"])
         assert appointment.state == "cancelled"
+        # The citizen's calendar loses the entry: the cancellation with its .ics.
+        mail = await mail_of(h, f"appt-cancelled:{answer['appointment_id']}")
+        ics = next(p for p in mail.iter_attachments())
+        assert str(Calendar.from_ical(ics.get_content())["method"]) == "CANCEL"
         again = await book(h, client, booking(2))
         assert again["start"] == TWO_PM
 
@@ -614,6 +630,11 @@ def test_timers_follow_the_towns_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     assert abs((real_time(later) - (real + timedelta(hours=4))).total_seconds()) < 1
 
 
+def link_token(link: str) -> str:
+    """The token of a personal link ``…#bc-resume=<case_id>.<token>&…``."""
+    return link.split("#bc-resume=")[1].split("&")[0].split(".", 1)[1]
+
+
 def double_opt_in(data: dict[str, Any]) -> None:
     unlimited(data)
     data.setdefault("booking", {})["double_opt_in"] = True
@@ -638,14 +659,17 @@ async def test_double_opt_in_holds_the_time_until_confirmed(tmp_path: Path) -> N
             assert link.endswith(f"&bc-confirm={key}")
             # The waiting room is not for unconfirmed appointments.
             auth = {"Authorization": f"Bearer {answer['token']}"}
+            mailed = {"Authorization": f"Bearer {link_token(link)}"}
             h.clock.advance(hours=3, minutes=55)
             room = f"/api/v1/cases/{answer['case_id']}/waiting-room"
             assert (await client.post(room, headers=auth)).status == 409
             h.clock.advance(hours=-3, minutes=-55)
-            # Confirmed (twice: one answer): the booking's mail with .ics follows.
+            # The booking's own token does not confirm: only the mailed link.
             url = f"/api/v1/appointments/{key}/confirm"
+            assert (await client.post(url, headers=auth)).status == 401
+            # Confirmed (twice: one answer): the booking's mail with .ics follows.
             for _ in range(2):
-                resp = await client.post(url, headers=auth)
+                resp = await client.post(url, headers=mailed)
                 assert (await resp.json())["state"] == "booked"
             booked = await mail_of(h, f"appt-booked:{key}")
             assert any(
@@ -671,11 +695,17 @@ async def test_unconfirmed_bookings_free_their_time(tmp_path: Path) -> None:
             case = await case_of(h, answer["case_id"])
             assert case.closed_at is not None
             assert any("nicht bestätigt" in line for line in await h.system_lines(case))
-            # Too late to confirm; the time can be booked again.
-            auth = {"Authorization": f"Bearer {answer['token']}"}
+            # Too late to confirm (the link's token outlived it here); the time
+            # can be booked again.
+            ask = await mail_of(h, f"appt-confirm:{answer['appointment_id']}")
+            link = next(w for w in body_text(ask).split() if "#bc-resume=" in w)
+            token = link_token(link)
+            await h.cases.tokens.store.extend_token(
+                token_hash(token), h.clock.now() + timedelta(hours=1)
+            )
             url = f"/api/v1/appointments/{answer['appointment_id']}/confirm"
-            resp = await client.post(url, headers=auth)
-            assert resp.status == 409
+            late = {"Authorization": f"Bearer {token}"}
+            assert (await client.post(url, headers=late)).status == 409
             assert (await book(h, client, booking(2)))["start"] == TWO_PM
 
 
@@ -730,3 +760,54 @@ async def test_a_persons_appointments_are_found_by_email_and_exported(
         text = json.dumps(data)
         assert "erika1@example.org" in text and "+49 7205 1234" in text
         assert "personalausweis" in text
+
+
+async def test_a_repeated_request_is_limited_checked_and_never_revives(
+    tmp_path: Path,
+) -> None:
+    def one_a_minute(data: dict[str, Any]) -> None:
+        double_opt_in(data)
+        data["limits"].update(bookings_per_address="3/minute")
+
+    async with harness(tmp_path, start=TUESDAY, change=one_a_minute) as h:
+        async with h.api() as client:
+            answer = await book(h, client, booking())
+            # Asked differently under the same client_id: refused.
+            other = booking(start=HALF_PAST_TWO)
+            resp = await client.post("/api/v1/appointments", json=other)
+            assert (await resp.json())["errcode"] == "BC_CLIENT_ID_REUSED"
+            # Repeats count against the address like new requests.
+            resp = await client.post("/api/v1/appointments", json=booking())
+            assert resp.status == 201
+            resp = await client.post("/api/v1/appointments", json=booking())
+            assert resp.status == 429
+            # Expired (never confirmed): a repeat does not mail the booking.
+            h.clock.advance(minutes=31)
+            await h.run_jobs()
+            assert (await appointment_of(h, answer["case_id"])).state == "expired"
+            await h.ctx.limits.limiter.storage.reset()
+            resp = await client.post("/api/v1/appointments", json=booking())
+            assert resp.status == 409
+            key = answer["appointment_id"]
+            assert await h.ctx.mail.get(f"appt-booked:{key}") is None
+
+
+async def test_a_finished_call_is_activity_not_inactivity(tmp_path: Path) -> None:
+    """A case booked at 10:00 whose call ends at 14:20 is not closed as
+    inactive at the next routing tick; two quiet hours later it is."""
+    async with await start_booked(tmp_path) as h, h.api() as client:
+        answer = await book(h, client, booking())
+        h.clock.advance(hours=3, minutes=55)
+        auth = {"Authorization": f"Bearer {answer['token']}"}
+        room = f"/api/v1/cases/{answer['case_id']}/waiting-room"
+        assert (await client.post(room, headers=auth)).status == 200
+        case = await case_of(h, answer["case_id"])
+        await h.staff_says(case, ANNA, "!next")
+        h.clock.advance(minutes=20)
+        await h.staff_says(case, ANNA, "!video end")
+        routing = h.bot("routing")
+        await routing.close_inactive()
+        assert (await case_of(h, answer["case_id"])).state == "live"
+        h.clock.advance(hours=2, minutes=1)
+        await routing.close_inactive()
+        assert (await case_of(h, answer["case_id"])).state == "closed"

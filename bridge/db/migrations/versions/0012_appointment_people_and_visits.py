@@ -42,6 +42,7 @@ def upgrade() -> None:
         for column in ("arrived_at", "called_at", "ended_at", "no_show_at"):
             batch_op.add_column(sa.Column(column, _WHEN, nullable=True))
         batch_op.add_column(sa.Column("told_position", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("settled", sa.String(length=16), nullable=True))
         batch_op.create_index(batch_op.f("ix_appointments_staff_mxid"), ["staff_mxid"])
     op.create_table(
         "calendar_feeds",
@@ -59,6 +60,7 @@ def downgrade() -> None:
     with op.batch_alter_table("appointments", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_appointments_staff_mxid"))
         for column in (
+            "settled",
             "told_position",
             "no_show_at",
             "ended_at",
