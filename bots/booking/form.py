@@ -10,21 +10,16 @@ from datetime import datetime
 from typing import Any
 
 from bridge.api.fields import (
-    MAX_CLIENT_ID,
-    MAX_EMAIL,
     MAX_NAME,
-    MAX_PHONE,
-    MIN_PHONE_DIGITS,
-    email_problem,
-    language_field,
-    phone_problem,
+    contact_fields,
+    form_head,
     string_field,
     text,
 )
 from bridge.config import Config
 from bridge.departments.model import Department
 from bridge.departments.video import Service, VideoOffice
-from bridge.errors import ConsentRequired, InvalidField
+from bridge.errors import InvalidField
 
 #: More services than this in one appointment is no appointment but a day.
 MAX_SERVICES = 5
@@ -53,26 +48,14 @@ def parse_booking(
 ) -> BookingForm:
     """Check a booking (``walk_in``: without a start); the first problem is
     raised as a 400 naming its field, in the citizen's language."""
-    language = language_field(data)
-    client_id = string_field(
-        data, "client_id", language, limit=MAX_CLIENT_ID, required=True
-    )
-    if data.get("consent") is not True:
-        raise ConsentRequired(text("consent", language), field="consent")
+    language, client_id = form_head(data)
     department, office = _office(data, config, language)
     services = _services(data, office, language)
     start = None if walk_in else _start(data, language)
     name = string_field(data, "name", language, limit=MAX_NAME, required=True)
-    # A walk-in is there now: an address only for the no-show mail, optional.
-    email = string_field(data, "email", language, limit=MAX_EMAIL, required=not walk_in)
-    if email is not None and email_problem(email):
-        raise InvalidField("email", text("email", language, value=email))
-    phone = string_field(data, "phone", language, limit=MAX_PHONE)
-    if phone is not None and phone_problem(phone):
-        raise InvalidField(
-            "phone", text("phone", language, value=phone, digits=MIN_PHONE_DIGITS)
-        )
-    assert client_id is not None and name is not None
+    # A walk-in is there now: an address is optional.
+    email, phone = contact_fields(data, language, email_required=not walk_in)
+    assert name is not None
     return BookingForm(
         client_id=client_id,
         department=department,

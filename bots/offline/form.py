@@ -12,21 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.api.fields import (
-    MAX_CLIENT_ID,
-    MAX_EMAIL,
     MAX_NAME,
-    MAX_PHONE,
     MAX_TOPIC,
-    MIN_PHONE_DIGITS,
-    email_problem,
+    contact_fields,
+    form_head,
     label,
-    language_field,
-    phone_problem,
     string_field,
     text,
 )
 from bridge.departments.model import Department, RoutingRules
-from bridge.errors import ConsentRequired, InvalidField
+from bridge.errors import InvalidField
 
 
 @dataclass(frozen=True)
@@ -76,26 +71,14 @@ def parse_form(
 ) -> OfflineForm:
     """Check the body of ``POST /api/v1/offline-messages``; the first problem is
     raised as a 400 naming its field, in the citizen's language."""
-    language = language_field(data)
-    client_id = string_field(
-        data, "client_id", language, limit=MAX_CLIENT_ID, required=True
-    )
-    if data.get("consent") is not True:
-        raise ConsentRequired(text("consent", language), field="consent")
+    language, client_id = form_head(data)
     case_id = string_field(data, "case_id", language, limit=40)
     department, topic = _department(data, rules, language)
     description = string_field(
         data, "description", language, limit=max_description, required=True
     )
     name = string_field(data, "name", language, limit=MAX_NAME, required=True)
-    email = string_field(data, "email", language, limit=MAX_EMAIL)
-    if email is not None and email_problem(email):
-        raise InvalidField("email", text("email", language, value=email))
-    phone = string_field(data, "phone", language, limit=MAX_PHONE)
-    if phone is not None and phone_problem(phone):
-        raise InvalidField(
-            "phone", text("phone", language, value=phone, digits=MIN_PHONE_DIGITS)
-        )
+    email, phone = contact_fields(data, language)
     if email is None and phone is None:
         raise InvalidField("email", text("contact", language))
     assert client_id is not None and description is not None and name is not None

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from bridge import i18n
-from bridge.errors import InvalidField
+from bridge.errors import ConsentRequired, InvalidField
 from bridge.i18n import LANGUAGES
 from bridge.mail.settings import check_address
 
@@ -81,3 +81,33 @@ def email_problem(value: str) -> bool:
 def phone_problem(value: str) -> bool:
     digits = sum(c.isdigit() for c in value)
     return not _PHONE.match(value) or digits < MIN_PHONE_DIGITS
+
+
+def form_head(data: dict[str, Any]) -> tuple[str, str]:
+    """What every anonymous form starts with: the citizen's language, the
+    request's ``client_id``, and consent (else BC_CONSENT_REQUIRED)."""
+    language = language_field(data)
+    client_id = string_field(
+        data, "client_id", language, limit=MAX_CLIENT_ID, required=True
+    )
+    if data.get("consent") is not True:
+        raise ConsentRequired(text("consent", language), field="consent")
+    assert client_id is not None
+    return language, client_id
+
+
+def contact_fields(
+    data: dict[str, Any], language: str, *, email_required: bool = False
+) -> tuple[str | None, str | None]:
+    """E-mail and phone, each checked when given."""
+    email = string_field(
+        data, "email", language, limit=MAX_EMAIL, required=email_required
+    )
+    if email is not None and email_problem(email):
+        raise InvalidField("email", text("email", language, value=email))
+    phone = string_field(data, "phone", language, limit=MAX_PHONE)
+    if phone is not None and phone_problem(phone):
+        raise InvalidField(
+            "phone", text("phone", language, value=phone, digits=MIN_PHONE_DIGITS)
+        )
+    return email, phone

@@ -90,6 +90,14 @@ async def start_booked(tmp_path: Path, **kw: Any) -> Any:
     return harness(tmp_path, start=TUESDAY, change=unlimited, **kw)
 
 
+async def enter_at_1355(h: Harness, client: Any, answer: dict[str, Any]) -> None:
+    """At 13:55, five minutes before the 14:00 appointment, into its waiting room."""
+    h.clock.advance(hours=3, minutes=55)
+    auth = {"Authorization": f"Bearer {answer['token']}"}
+    room = f"/api/v1/cases/{answer['case_id']}/waiting-room"
+    assert (await client.post(room, headers=auth)).status == 200
+
+
 def notices(h: Harness, room_id: str) -> list[str]:
     return [c["body"] for c in h.hs.messages(room_id) if c.get("msgtype") == "m.notice"]
 
@@ -401,10 +409,7 @@ async def test_a_cancelled_appointment_gets_no_reminder_and_no_no_show(
 async def test_an_arrived_citizen_is_no_no_show(tmp_path: Path) -> None:
     async with await start_booked(tmp_path) as h, h.api() as client:
         answer = await book(h, client, booking())
-        h.clock.advance(hours=3, minutes=55)
-        auth = {"Authorization": f"Bearer {answer['token']}"}
-        room = f"/api/v1/cases/{answer['case_id']}/waiting-room"
-        assert (await client.post(room, headers=auth)).status == 200
+        await enter_at_1355(h, client, answer)
         h.clock.advance(minutes=30)
         await h.run_jobs()
         assert (await case_of(h, answer["case_id"])).state == "waiting"
@@ -565,10 +570,7 @@ async def test_invite_guest_gives_a_link_into_the_running_call(tmp_path: Path) -
         case = await case_of(h, answer["case_id"])
         await h.staff_says(case, ANNA, "!invite-guest Dolmetscherin")
         assert any("kein Gespräch" in n for n in notices(h, case.room_id or ""))
-        h.clock.advance(hours=3, minutes=55)
-        auth = {"Authorization": f"Bearer {answer['token']}"}
-        room = f"/api/v1/cases/{answer['case_id']}/waiting-room"
-        assert (await client.post(room, headers=auth)).status == 200
+        await enter_at_1355(h, client, answer)
         await h.staff_says(case, ANNA, "!next")
         await h.staff_says(case, ANNA, "!invite-guest Dolmetscherin")
         told = notices(h, case.room_id or "")
@@ -718,10 +720,7 @@ async def test_the_visit_is_in_the_archived_transcript(tmp_path: Path) -> None:
 
     async with await start_booked(tmp_path) as h, h.api() as client:
         answer = await book(h, client, booking())
-        h.clock.advance(hours=3, minutes=55)
-        auth = {"Authorization": f"Bearer {answer['token']}"}
-        room = f"/api/v1/cases/{answer['case_id']}/waiting-room"
-        assert (await client.post(room, headers=auth)).status == 200
+        await enter_at_1355(h, client, answer)
         case = await case_of(h, answer["case_id"])
         await h.staff_says(case, ANNA, "!next")
         await h.staff_says(case, ANNA, "!video end")
@@ -797,10 +796,7 @@ async def test_a_finished_call_is_activity_not_inactivity(tmp_path: Path) -> Non
     inactive at the next routing tick; two quiet hours later it is."""
     async with await start_booked(tmp_path) as h, h.api() as client:
         answer = await book(h, client, booking())
-        h.clock.advance(hours=3, minutes=55)
-        auth = {"Authorization": f"Bearer {answer['token']}"}
-        room = f"/api/v1/cases/{answer['case_id']}/waiting-room"
-        assert (await client.post(room, headers=auth)).status == 200
+        await enter_at_1355(h, client, answer)
         case = await case_of(h, answer["case_id"])
         await h.staff_says(case, ANNA, "!next")
         h.clock.advance(minutes=20)
