@@ -33,6 +33,8 @@ CANCELLED = "cancelled"
 NO_SHOW = "no_show"
 #: Not confirmed in time (double opt-in): its time free again.
 EXPIRED = "expired"
+#: Waited, but nobody called the citizen in before the day's end.
+NOT_SERVED = "not_served"
 #: The states that hold a person's time.
 HOLDING = (BOOKED, PENDING)
 

@@ -107,6 +107,7 @@ class Kind(StrEnum):
     CALL_ENDED = "call_ended"
     CANCELLED = "cancelled"
     NO_SHOW = "no_show"
+    NOT_SERVED = "not_served"
     GUEST_INVITED = "guest_invited"
 
 

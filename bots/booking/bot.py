@@ -22,7 +22,7 @@ from .api import BookingAPI
 from .calendar import Calendar
 from .commands import StaffCommands
 from .notices import Notices
-from .office import EXPIRE_JOB, NO_SHOW_JOB, REMINDER_JOB, Office
+from .office import EXPIRE_JOB, NO_SHOW_JOB, OVERDUE_JOB, REMINDER_JOB, Office
 from .privacy import BookingPrivacy
 from .section import BookingSettings, read_config
 from .visits import Visits
@@ -53,6 +53,7 @@ class BookingBot:
         jobs.kind(REMINDER_JOB, self._reminder)
         jobs.kind(NO_SHOW_JOB, self._no_show)
         jobs.kind(EXPIRE_JOB, self._expire)
+        jobs.kind(OVERDUE_JOB, self._overdue)
         jobs.kind(SWEEP_JOB, self._sweep, every=SWEEP_EVERY)
         ctx.privacy.add_part(BookingPrivacy(self.office.bookings).part())
         lifecycle = ctx.cases.lifecycle
@@ -91,6 +92,13 @@ class BookingBot:
         if await self.visits.no_show(appointment):
             log.info(
                 "appointment %s: the citizen did not come", appointment.appointment_id
+            )
+
+    async def _overdue(self, run: JobRun) -> None:
+        appointment = await self.office.bookings.get(str(run.payload["appointment_id"]))
+        if appointment is not None and await self.visits.overdue(appointment):
+            log.warning(
+                "appointment %s: waited, nobody called", appointment.appointment_id
             )
 
     async def _expire(self, run: JobRun) -> None:

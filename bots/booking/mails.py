@@ -31,7 +31,7 @@ from bridge.mail.compose import (
 from bridge.mail.settings import Sender
 
 #: What the mail is about: its subject and first line (``mail.appt_<kind>``).
-KINDS = ("confirm", "booked", "reminder", "cancelled", "no_show")
+KINDS = ("confirm", "booked", "reminder", "cancelled", "no_show", "not_served")
 
 
 @dataclass(frozen=True)

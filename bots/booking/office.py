@@ -35,6 +35,10 @@ log = logging.getLogger("buergerchat.booking")
 REMINDER_JOB = "booking.reminder"
 NO_SHOW_JOB = "booking.no_show"
 EXPIRE_JOB = "booking.expire"
+OVERDUE_JOB = "booking.overdue"
+#: Still in the waiting room this long after the appointment's planned end:
+#: nobody will come today; the citizen is told, the case closes.
+OVERDUE_AFTER = timedelta(minutes=60)
 #: Appointments whose case or mail a crash left undone are settled after this.
 SETTLE_AFTER = timedelta(minutes=1)
 
@@ -290,6 +294,13 @@ class Office:
                     run_at=real_time(at),
                     case_id=case.case_id,
                 )
+        await jobs.enqueue(
+            OVERDUE_JOB,
+            f"{OVERDUE_JOB}:{key}",
+            {"appointment_id": key},
+            run_at=real_time(as_utc(appointment.end) + OVERDUE_AFTER),
+            case_id=case.case_id,
+        )
         await jobs.enqueue(
             NO_SHOW_JOB,
             f"{NO_SHOW_JOB}:{key}",

@@ -19,7 +19,7 @@ from bots.video.calls import VideoCalls
 from bots.video.jitsi import JitsiSettings, room_path
 from bots.video.start import begin_call
 from bots.video.widget_event import widget_id_for
-from bridge.booking import BOOKED, NO_SHOW
+from bridge.booking import BOOKED, NO_SHOW, NOT_SERVED
 from bridge.clock import as_utc, routing_now
 from bridge.db.models import Appointment, Case
 from bridge.i18n import say, staff_text
@@ -265,6 +265,22 @@ class Visits:
             return
         await self.bookings.update(appointment.appointment_id, ended_at=routing_now())
         await self.tell_places(appointment.staff_mxid)
+
+    async def overdue(self, appointment: Appointment) -> bool:
+        """Waiting an hour past the planned end, never called in: the citizen
+        is told nobody can take them today, staff read it, the case closes."""
+        if appointment.arrived_at is None or not appointment.case_id:
+            return False
+        case = await self.ctx.store.get_case(appointment.case_id)
+        if case is None or case.state != State.WAITING:
+            return False
+        if not await self.bookings.cancel(
+            appointment.appointment_id, NOT_SERVED, unless=("called_at",)
+        ):
+            return False
+        await self.office.finish(appointment, case, Kind.NOT_SERVED, by="system")
+        await self.tell_places(appointment.staff_mxid)
+        return True
 
     async def no_show(self, appointment: Appointment) -> bool:
         """Not in the waiting room in time: the time is free again, the case

@@ -148,6 +148,7 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
             "booking.reminder",
             "booking.no_show",
             "booking.expire",
+            "booking.overdue",
             "booking.sweep",
             "scan.held",
             "transcript.archive",

@@ -807,3 +807,23 @@ async def test_a_finished_call_is_activity_not_inactivity(tmp_path: Path) -> Non
         h.clock.advance(hours=2, minutes=1)
         await routing.close_inactive()
         assert (await case_of(h, answer["case_id"])).state == "closed"
+
+
+async def test_waiting_an_hour_past_the_end_is_not_waiting_forever(
+    tmp_path: Path,
+) -> None:
+    async with await start_booked(tmp_path) as h, h.api() as client:
+        answer = await book(h, client, booking())
+        await enter_at_1355(h, client, answer)
+        h.clock.advance(minutes=84)  # 15:19: the appointment ended at 14:20
+        await h.run_jobs()
+        assert (await case_of(h, answer["case_id"])).state == "waiting"
+        h.clock.advance(minutes=1)  # 15:20
+        await h.run_jobs()
+        case = await case_of(h, answer["case_id"])
+        assert case.state == "closed"
+        assert (await appointment_of(h, answer["case_id"])).state == "not_served"
+        assert any("entschuldigen" in line for line in await h.system_lines(case))
+        mail = await mail_of(h, f"appt-not_served:{answer['appointment_id']}")
+        assert "konnte nicht stattfinden" in mail["Subject"]
+        assert any("Nicht geholt" in n for n in notices(h, case.room_id or ""))
