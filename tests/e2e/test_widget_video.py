@@ -101,13 +101,25 @@ async def fake_jitsi(
         await runner.cleanup()
 
 
-#: Thursday 14:05 in Berlin: the Bürgerbüro's chat and video hours (14:00-18:00).
-VIDEO_HOURS_NOW = "2026-11-19T14:05:00+01:00"
+#: Thursday 14:13:30 in Berlin: the Bürgerbüro's chat and video hours
+#: (14:00-18:00), and a 14:15 appointment whose reminder (a minute before) and
+#: no-show (a minute after) come within the module's run.
+VIDEO_HOURS_NOW = "2026-11-19T14:13:30+01:00"
+#: The office's timers shortened so that they fire while the module runs; the
+#: waiting room opens half an hour before, so the 14:30 appointment's is open.
+QUICK_BOOKING = {
+    "reminders_minutes": [1],
+    "no_show_minutes": 1,
+    "waiting_room_opens_minutes": 30,
+    # the walk-in finds Anna free after the 14:15 and 14:30 appointments
+    "walk_in_within_minutes": 60,
+}
+MISSED = "nicht.gekommen@example.org"
 
 
 def video_office_rules(data: dict[str, Any]) -> None:
     """The shared rules, and Bürgerbüro appointments bookable up to their start
-    (no cut-off), so a test books 14:15 and its waiting room is open at once."""
+    (no cut-off)."""
     shared_rules(data)
     for department in data["departments"]:
         if department["id"] == "buergerbuero":
@@ -132,6 +144,7 @@ def stack(
             "jitsi_app_secret_file": "jitsi-secret.txt",
         },
         mail=smtp_mail(smtp),
+        booking=QUICK_BOOKING,
     )
     s.extra_env["BUERGERCHAT_NOW"] = VIDEO_HOURS_NOW
     (s.config_dir / "jitsi-secret.txt").write_text(SECRET + "\n")
@@ -140,6 +153,27 @@ def stack(
         yield s
     finally:
         s.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def missed_appointment(stack: Stack) -> dict[str, Any]:
+    """Booked as the module starts, for 14:15, by someone who never comes: its
+    reminder and no-show arrive while the other tests run (checked last)."""
+    body = {
+        "department": "buergerbuero",
+        "services": ["meldebescheinigung"],
+        "start": "2026-11-19T14:15:00+01:00",
+        "name": "Nils Nichtda",
+        "email": MISSED,
+        "consent": True,
+        "client_id": "missed-e2e",
+    }
+    async with aiohttp.ClientSession() as http:
+        url = stack.bridge_url + "/api/v1/appointments"
+        async with http.post(url, json=body) as resp:
+            answer = await resp.json()
+            assert resp.status == 201, answer
+    return dict(answer)
 
 
 async def launch(extra: list[str]) -> tuple[object, Browser]:
@@ -390,7 +424,7 @@ def ics_of(message: Any) -> Any:
 
 
 async def book_in_widget(
-    page: Page, stack: Stack, name: str, email: str, at: str = "14:15"
+    page: Page, stack: Stack, name: str, email: str, at: str = "14:30"
 ) -> None:
     """Start view → "Videotermin buchen" → Bürgerbüro, Meldebescheinigung, the
     time ``at`` → name, e-mail, consent → booked."""
@@ -405,7 +439,7 @@ async def book_in_widget(
 async def fill_booking(page: Page, name: str, email: str, at: str) -> None:
     slot = page.get_by_role("button", name=f"Donnerstag, 19.11., {at} Uhr")
     await expect(slot).to_be_visible(timeout=30_000)
-    if at == "14:15":
+    if at == "14:30":
         await assert_accessible(page, "booking: free times")
     await slot.click()
     await page.get_by_label("Ihr Name", exact=True).fill(name)
@@ -433,16 +467,16 @@ async def test_book_mail_link_waiting_room_next_and_the_call(
     try:
         await book_in_widget(booker, stack, "Erika Termin", "erika.termin@example.org")
         box = booker.get_by_role("region", name="Ihr Videotermin")
-        await expect(box).to_contain_text("14:15", timeout=60_000)
+        await expect(box).to_contain_text("14:30", timeout=60_000)
         reference = REFERENCE.search(
             await booker.get_by_text(re.compile("Vorgang BC-")).inner_text()
         )
         assert reference
         mail = await mail_to(smtp, "erika.termin@example.org", "Ihr Videotermin")
         text = str(mail.get_body(("plain",)).get_content())
-        assert "19.11.2026, 14:15 Uhr" in text and "Ihren Personalausweis" in text
+        assert "19.11.2026, 14:30 Uhr" in text and "Ihren Personalausweis" in text
         event = ics_of(mail).walk("VEVENT")[0]
-        assert event.decoded("dtstart") == datetime(2026, 11, 19, 13, 15, tzinfo=UTC)
+        assert event.decoded("dtstart") == datetime(2026, 11, 19, 13, 30, tzinfo=UTC)
         link = next(w for w in text.split() if "#bc-resume=" in w)
         assert link.startswith(stack.bridge_url)
 
@@ -552,15 +586,15 @@ async def test_choosing_another_time_books_it_then_cancels_the_first(
 ) -> None:
     page = await new_page(cameras_allowed)
     try:
-        await book_in_widget(page, stack, "Rudi Umbucher", "rudi@example.org", "14:45")
+        await book_in_widget(page, stack, "Rudi Umbucher", "rudi@example.org", "15:30")
         box = page.get_by_role("region", name="Ihr Videotermin")
-        await expect(box).to_contain_text("14:45", timeout=60_000)
+        await expect(box).to_contain_text("15:30", timeout=60_000)
         await page.get_by_role("button", name="Anderen Termin wählen").click()
         # The same services are chosen already; another time, the same person.
-        await fill_booking(page, "Rudi Umbucher", "rudi@example.org", "15:15")
-        await expect(box).to_contain_text("15:15", timeout=60_000)
+        await fill_booking(page, "Rudi Umbucher", "rudi@example.org", "16:30")
+        await expect(box).to_contain_text("16:30", timeout=60_000)
         cancelled = await mail_to(smtp, "rudi@example.org", "Abgesagt")
-        assert "14:45" in str(cancelled["Subject"])
+        assert "15:30" in str(cancelled["Subject"])
         booked = [
             r.message
             for r in smtp.received
@@ -570,3 +604,25 @@ async def test_choosing_another_time_books_it_then_cancels_the_first(
         assert len(booked) == 2
     finally:
         await page.context.close()
+
+
+async def test_the_reminder_and_the_no_show_arrive_at_their_times(
+    stack: Stack,
+    smtp: Smtp,  # noqa: F811
+    missed_appointment: dict[str, Any],
+) -> None:
+    """The 14:15 appointment booked at the module's start (town clock 14:13:30):
+    the reminder a minute before at the SMTP server with the personal link, then
+    a minute after the start the no-show: its mail, the case closed, the time
+    free again (runs last; its wait overlaps the other tests)."""
+    reminder = await mail_to(smtp, MISSED, "Erinnerung", within=180)
+    assert "#bc-resume=" in str(reminder.get_body(("plain",)).get_content())
+    missed = await mail_to(smtp, MISSED, "Verpasst", within=240)
+    assert "14:15" in str(missed["Subject"])
+    async with aiohttp.ClientSession() as http:
+        url = f"{stack.bridge_url}/api/v1/cases/{missed_appointment['case_id']}"
+        auth = {"Authorization": f"Bearer {missed_appointment['token']}"}
+        async with http.get(url, headers=auth) as resp:
+            assert (await resp.json())["state"] == "closed"
+        async with http.get(url + "/appointment", headers=auth) as resp:
+            assert (await resp.json())["state"] == "no_show"
