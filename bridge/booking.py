@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -78,6 +78,7 @@ class Bookings(TableStore):
         staff: Sequence[str],
         client_id: str,
         state: str = BOOKED,
+        zone: tzinfo = UTC,
         **details: Any,
     ) -> Appointment | None:
         """The appointment with the first of ``staff`` (fewest bookings that
@@ -89,7 +90,7 @@ class Bookings(TableStore):
             return known
         start, end = as_utc(start), as_utc(end)  # stored in UTC, as all times
         held = units(start, end + timedelta(minutes=buffer_minutes))
-        for mxid in await self._least_booked_first(staff, start):
+        for mxid in await self._least_booked_first(staff, start, zone):
             appointment = Appointment(
                 appointment_id="a_" + secrets.token_urlsafe(16),
                 department=department,
@@ -124,9 +125,12 @@ class Bookings(TableStore):
         return None
 
     async def _least_booked_first(
-        self, staff: Sequence[str], start: datetime
+        self, staff: Sequence[str], start: datetime, zone: tzinfo
     ) -> list[str]:
-        day = as_utc(start).replace(hour=0, minute=0, second=0, microsecond=0)
+        """``staff`` with the fewest appointments on the town's day of
+        ``start`` first."""
+        local = start.astimezone(zone)
+        day = as_utc(datetime.combine(local.date(), time(), zone))
         async with self.session() as s:
             rows = await s.execute(
                 select(Appointment.staff_mxid, func.count())

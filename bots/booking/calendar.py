@@ -96,7 +96,8 @@ class Calendar:
         limits = self.ctx.limits
         await limits.hit("calendar_per_address", limits.client(request))
         staff = await self.feeds.staff_of(request.match_info["token"])
-        if staff is None:
+        # Someone no longer among the staff (departments.yaml) has no feed.
+        if staff is None or staff not in self.ctx.config.all_staff():
             raise NotFound(
                 "This calendar link is not valid (any more); type !calendar in a "
                 "case room for a new one."
@@ -227,8 +228,14 @@ class Calendar:
             room_id = await self.ctx.team.resolve(department.team_room)
             if room_id is None:
                 continue
+            references = {}
+            for _, found in lines:
+                for a in found:
+                    case = await self.ctx.store.get_case(a.case_id or "")
+                    if case is not None:
+                        references[case.case_id] = case.reference
             body = for_readers(
-                partial(self._day_text, day, lines),
+                partial(self._day_text, day, lines, references),
                 self.ctx.team.readers(department.id),
             )
             await self.ctx.cases.deliveries.send(
@@ -239,7 +246,11 @@ class Calendar:
             )
 
     def _day_text(
-        self, day: date, lines: list[tuple[str, list[Appointment]]], language: str
+        self,
+        day: date,
+        lines: list[tuple[str, list[Appointment]]],
+        references: dict[str, str],
+        language: str,
     ) -> str:
         notices = self.office.notices
         out = [staff_text("booking.morning", language, date=day.strftime("%d.%m.%Y"))]
@@ -248,6 +259,7 @@ class Calendar:
             for a in found:
                 out.append(
                     f"  {notices.clock(a.start)}–{notices.clock(a.end)} "
+                    f"{references.get(a.case_id or '', '')} "
                     f"{notices.service_names(a)}"
                     + (
                         f" ({staff_text('booking.walk_in', language)})"

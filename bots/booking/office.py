@@ -89,6 +89,7 @@ class Office:
             language=form.language,
             walk_in=walk_in,
             state=PENDING if self.settings.double_opt_in and not walk_in else BOOKED,
+            zone=self.ctx.config.routing.zone,
         )
         if booked is None:
             raise SlotTaken()

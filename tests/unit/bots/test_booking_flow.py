@@ -550,7 +550,7 @@ async def test_calendar_feed_by_direct_message_and_the_morning_notice(
         assert (await client.get(path)).status == 404
         assert (await client.get("/api/v1/calendar/nonsense.ics")).status == 404
         # Wednesday 07:30: nothing; Thursday's appointment is in Thursday's notice.
-        await book(h, client, booking(2, start="2026-11-26T15:00:00+01:00"))
+        thursday = await book(h, client, booking(2, start="2026-11-26T15:00:00+01:00"))
         await h.start("booking")
         team = h.hs.room_of_alias("team-buergerbuero")
         before = len(notices(h, team.room_id))
@@ -562,6 +562,7 @@ async def test_calendar_feed_by_direct_message_and_the_morning_notice(
         morning = notices(h, team.room_id)[-1]
         assert "Videotermine heute, 26.11.2026" in morning
         assert "Anna Schmidt" in morning and "15:00–15:20" in morning
+        assert (await case_of(h, thursday["case_id"])).reference in morning
 
 
 async def test_invite_guest_gives_a_link_into_the_running_call(tmp_path: Path) -> None:
