@@ -257,17 +257,18 @@ class Bookings(TableStore):
         state: str = CANCELLED,
         *,
         unless: tuple[str, ...] = (),
+        states: tuple[str, ...] = HOLDING,
     ) -> bool:
         """Cancelled (or ``no_show``, ``expired``), its time free again; False
-        when it held no time (any more), or one of the moments ``unless``
-        names is set (a citizen already called in cannot cancel; one who
-        arrived is no no-show)."""
+        when it held no time (any more) or is not in one of ``states``, or one
+        of the moments ``unless`` names is set (a citizen already called in
+        cannot cancel; one who arrived is no no-show)."""
         async with self.session.begin() as s:
             done = await s.execute(
                 update(Appointment)
                 .where(
                     Appointment.appointment_id == appointment_id,
-                    Appointment.state.in_(HOLDING),
+                    Appointment.state.in_(states),
                     *(getattr(Appointment, c).is_(None) for c in unless),
                 )
                 .values(state=state, cancelled_at=utcnow())

@@ -21,6 +21,7 @@ from bridge.plugins import BotContext
 from .api import BookingAPI
 from .calendar import Calendar
 from .commands import StaffCommands
+from .errors import NotBooked
 from .notices import Notices
 from .office import EXPIRE_JOB, NO_SHOW_JOB, OVERDUE_JOB, REMINDER_JOB, Office
 from .privacy import BookingPrivacy
@@ -112,7 +113,19 @@ class BookingBot:
                 "appointment %s was left half done; settling it now",
                 appointment.appointment_id,
             )
-            await self.office.settle(appointment)
+            try:
+                await self.office.settle(appointment)
+            except NotBooked as e:  # its department was removed: say so once
+                await self.office.bookings.update(
+                    appointment.appointment_id, settled=appointment.state
+                )
+                await self.ctx.team.alert_admins(
+                    f"Videotermin {appointment.appointment_id} "
+                    f"({appointment.department}) kann nicht angelegt werden: {e}",
+                    key=f"unsettled:{appointment.appointment_id}",
+                )
+            except Exception:  # noqa: BLE001 - one bad appointment stops no other
+                log.exception("settling %s failed", appointment.appointment_id)
 
     # --- what other parts did ---------------------------------------------------------
 

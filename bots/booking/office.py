@@ -17,11 +17,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from bridge.booking import BOOKED, EXPIRED, HOLDING, PENDING, Bookings
+from bridge.booking import BOOKED, CANCELLED, EXPIRED, HOLDING, PENDING, Bookings
 from bridge.clock import as_utc, real_time, routing_now, utcnow
 from bridge.db.models import Appointment, Case, CaseTransition
 from bridge.departments.video import slots
-from bridge.errors import InvalidField
+from bridge.errors import InvalidField, RateLimited
 from bridge.i18n import say
 from bridge.lifecycle import InvalidTransition, Kind, State
 from bridge.plugins import BotContext
@@ -94,10 +94,15 @@ class Office:
         if booked is None:
             raise SlotTaken()
         if form.email and not walk_in:
-            # Counted once booked: requests that book nothing use up nobody's.
-            await self.ctx.limits.allowed(
-                "confirmations_per_recipient", form.email.lower()
-            )
+            # Counted once booked (requests that book nothing use up nobody's);
+            # over it after all (parallel requests): the booking is undone.
+            try:
+                await self.ctx.limits.hit(
+                    "confirmations_per_recipient", form.email.lower()
+                )
+            except RateLimited:
+                await self.bookings.cancel(booked.appointment_id)
+                raise
         case = await self.settle(booked, client_key)
         return Booked(booked, case, await self.ctx.cases.tokens.mint_chat(case.case_id))
 
@@ -219,11 +224,17 @@ class Office:
     async def expire(self, appointment: Appointment) -> bool:
         """Not confirmed in time: the time is free again, the case closes (no
         mail: the address may not be the booker's)."""
-        if appointment.state != PENDING or appointment.case_id is None:
+        if appointment.case_id is None:
             return False
         case = await self.ctx.store.get_case(appointment.case_id)
-        if not await self.bookings.cancel(appointment.appointment_id, EXPIRED):
-            return False
+        if appointment.state == PENDING:
+            # Only while still pending: a confirmation that came first wins.
+            if not await self.bookings.cancel(
+                appointment.appointment_id, EXPIRED, states=(PENDING,)
+            ):
+                return False
+        elif appointment.state != EXPIRED or case is None or case.closed_at:
+            return False  # not expired; or expired and told before a crash
         if case is not None:
             await self.ctx.cases.lifecycle.record(
                 case.case_id,
@@ -259,7 +270,15 @@ class Office:
                 client_key=client_key,
                 opened={"appointment_id": appointment.appointment_id},
             )
-        await self.bookings.attach(appointment.appointment_id, case.case_id)
+        if not await self.bookings.attach(appointment.appointment_id, case.case_id):
+            # Another settler attached its case first (our lock lapsed): that
+            # one is the appointment's; the one opened here closes.
+            fresh = await self.bookings.get(appointment.appointment_id)
+            attached = fresh and await self.ctx.store.get_case(fresh.case_id or "")
+            if attached:
+                await self.ctx.cases.close_case(case, by=None, note="doppelt")
+                appointment.case_id = attached.case_id
+                return attached
         appointment.case_id = case.case_id
         return case
 
@@ -333,7 +352,9 @@ class Office:
         row decides a race with ``!next``: once called in, no cancel."""
         if case.state not in (State.BOOKED, State.WAITING):
             raise NotBooked()
-        if not await self.bookings.cancel(
+        # Cancelled before, but the case still open: a crash came between;
+        # the follow-up is finished now.
+        if appointment.state != CANCELLED and not await self.bookings.cancel(
             appointment.appointment_id, unless=("called_at",)
         ):
             raise NotBooked()
@@ -364,7 +385,8 @@ class Office:
     ) -> None:
         """The citizen's mail (with an .ics that removes the entry) and the
         staff's notice about an appointment that will not take place."""
-        if appointment.email:
+        # Never confirmed (double opt-in): the address may not be the booker's.
+        if appointment.email and appointment.state != PENDING:
             await self.notices.mail(appointment, case, kind.value)
         await self.notices.ended(appointment, case, kind)
 

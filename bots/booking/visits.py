@@ -86,6 +86,9 @@ class Visits:
             if await self.bookings.mark(appointment.appointment_id, "arrived_at", now):
                 await self._arrived(appointment, case)
             appointment.arrived_at = now
+        elif case.state == State.BOOKED:
+            # Arrived, but a crash came before the case moved: move it now.
+            await self._arrived(appointment, case)
         places = await self.tell_places(appointment.staff_mxid)
         place = places.get(appointment.appointment_id)
         if place is None:  # pulled in, cancelled or missed meanwhile
@@ -190,7 +193,12 @@ class Visits:
                         case.case_id, Kind.CALLED
                     ):
                         return await self._call(appointment, case)
-                    return appointment  # still in that call
+                    if await self.calls.running(case.case_id) is not None:
+                        return appointment  # still in that call
+                # Its call is over (or the case moved on): not in a call.
+                await self.bookings.update(
+                    appointment.appointment_id, ended_at=routing_now()
+                )
             for appointment in await self.bookings.waiting(staff):
                 # The appointment's row decides: a cancel or another !next
                 # that came first wins.
@@ -274,7 +282,8 @@ class Visits:
         case = await self.ctx.store.get_case(appointment.case_id)
         if case is None or case.state != State.WAITING:
             return False
-        if not await self.bookings.cancel(
+        # Already not_served (a crash came before the rest): finish it.
+        if appointment.state != NOT_SERVED and not await self.bookings.cancel(
             appointment.appointment_id, NOT_SERVED, unless=("called_at",)
         ):
             return False
@@ -291,7 +300,8 @@ class Visits:
         case = await self.ctx.store.get_case(appointment.case_id)
         if case is None or case.state != State.BOOKED:
             return False
-        if not await self.bookings.cancel(
+        # Already no_show (a crash came before the rest): finish it.
+        if appointment.state != NO_SHOW and not await self.bookings.cancel(
             appointment.appointment_id, NO_SHOW, unless=("arrived_at",)
         ):
             return False

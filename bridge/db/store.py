@@ -177,7 +177,7 @@ class Store(TableStore):
             rows = await s.execute(
                 select(CaseTransition.case_id, func.max(CaseTransition.at))
                 .join(Case, Case.case_id == CaseTransition.case_id)
-                .where(Case.closed_at.is_(None))
+                .where(Case.closed_at.is_(None), Case.state.in_(("live", "queued")))
                 .group_by(CaseTransition.case_id)
             )
             return {case_id: at for case_id, at in rows.all()}

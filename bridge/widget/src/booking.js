@@ -116,6 +116,7 @@ async function renderSlots() {
 
 function chooseSlot(start, walkIn) {
   booking.slot = start; booking.walkIn = walkIn;
+  booking.clientId = null; // another choice is another request
   ui.bookSlots.querySelectorAll(".slot").forEach(function (b) {
     b.setAttribute("aria-pressed", String(b.getAttribute("data-start") === start));
   });
@@ -160,6 +161,10 @@ async function submitBooking(e) {
     var c = await proven("POST", booking.walkIn ? "/walk-ins" : "/appointments", body);
   } catch (err) {
     ui.bookSubmit.disabled = false;
+    if (err.errcode === "BC_CLIENT_ID_REUSED" || err.errcode === "BC_NOT_BOOKED") {
+      booking.clientId = null; // the details changed since the first try: a new request
+      return tx(ui.bookError, "bookFailed");
+    }
     if (err.errcode === "BC_SLOT_TAKEN" || err.errcode === "BC_NO_WALK_IN") {
       booking.clientId = null; booking.slot = null;
       tx(ui.bookError, err.errcode === "BC_SLOT_TAKEN" ? "bookTaken" : "walkInGone");
