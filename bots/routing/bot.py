@@ -112,6 +112,8 @@ class RoutingBot:
         last = await self.ctx.store.last_message_times()
         moved = await self.ctx.store.last_move_times()
         for case in await self.ctx.store.routed_cases():
+            if case.state not in ("live", "queued"):
+                continue  # a video call: it ends with !video end, not by silence
             activity = as_utc(case.created_at)
             for known in (last, moved):  # a message, or a video call ending
                 if case.case_id in known:

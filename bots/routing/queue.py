@@ -49,15 +49,22 @@ class QueuePlace:
         }
 
 
+#: What a running video call weighs: more than any max_cases_per_staff.
+IN_CALL_LOAD = 10**9
+
+
 def open_cases_per_staff(cases: Iterable[OpenCase]) -> dict[str, int]:
     """Open live cases per staff Matrix ID: a claimed case counts for whoever
-    claimed it, an unclaimed one for everyone invited to it."""
+    claimed it, an unclaimed one for everyone invited to it. Whoever is in a
+    video appointment's call (``in_call``) counts as full: no chat is routed
+    to them until the call has ended."""
     counts: dict[str, int] = {}
     for case in cases:
-        if case.state != "live":
+        if case.state not in ("live", "in_call"):
             continue
+        weight = IN_CALL_LOAD if case.state == "in_call" else 1
         for mxid in (case.assignee,) if case.assignee else case.invited:
-            counts[mxid] = counts.get(mxid, 0) + 1
+            counts[mxid] = counts.get(mxid, 0) + weight
     return counts
 
 

@@ -23,6 +23,9 @@ from .models import (
 )
 from .tables import TableStore
 
+#: The cases routing counts: chats, and video calls (their staff are busy).
+ROUTED_STATES = ("live", "queued", "in_call")
+
 
 class Store(TableStore):
     """The core's tables: cases, tokens, the timeline, the appservice inbox."""
@@ -109,11 +112,12 @@ class Store(TableStore):
             )
 
     async def routed_cases(self) -> Sequence[Case]:
-        """Open live and queued cases, oldest first: what routing counts and queues."""
+        """Open live, queued and in-call cases, oldest first: what routing counts
+        and queues (staff in a video appointment's call are busy)."""
         async with self.session() as s:
             rows = await s.scalars(
                 select(Case)
-                .where(Case.closed_at.is_(None), Case.state.in_(("live", "queued")))
+                .where(Case.closed_at.is_(None), Case.state.in_(ROUTED_STATES))
                 .order_by(Case.number)
             )
             return rows.all()
@@ -136,9 +140,9 @@ class Store(TableStore):
 
     async def routed_summaries(self) -> Sequence[Any]:
         """Rows with ``case_id``, ``department``, ``state``, ``assignee`` and
-        ``invited`` of the open live and queued cases: what routing counts for a
-        new case, without loading whole cases (a new case must not get slower as
-        more are open)."""
+        ``invited`` of the open live, queued and in-call cases: what routing
+        counts for a new case, without loading whole cases (a new case must not
+        get slower as more are open)."""
         async with self.session() as s:
             rows = await s.execute(
                 select(
@@ -147,7 +151,7 @@ class Store(TableStore):
                     Case.state,
                     Case.assignee,
                     Case.invited,
-                ).where(Case.closed_at.is_(None), Case.state.in_(("live", "queued")))
+                ).where(Case.closed_at.is_(None), Case.state.in_(ROUTED_STATES))
             )
             return rows.all()
 

@@ -828,3 +828,26 @@ async def test_waiting_an_hour_past_the_end_is_not_waiting_forever(
         mail = await mail_of(h, f"appt-not_served:{answer['appointment_id']}")
         assert "konnte nicht stattfinden" in mail["Subject"]
         assert any("Nicht geholt" in n for n in notices(h, case.room_id or ""))
+
+
+async def test_staff_in_a_call_get_no_chats_until_it_ends(tmp_path: Path) -> None:
+    """Anna (the Bürgerbüro's one person) pulls a citizen into a call: a chat
+    opened meanwhile waits in the queue (the status says busy) instead of
+    going to her; after !video end it is routed to her."""
+    async with await start_booked(tmp_path) as h, h.api() as client:
+        answer = await book(h, client, booking())
+        await enter_at_1355(h, client, answer)
+        case = await case_of(h, answer["case_id"])
+        await h.staff_says(case, ANNA, "!next")
+        h.clock.advance(minutes=10)  # 14:05: the chat hours have begun
+        router = h.cases.router
+        assert router is not None
+        router.forget_availability()  # type: ignore[attr-defined]
+        status = await (await client.get("/api/v1/status")).json()
+        office = next(d for d in status["departments"] if d["id"] == "buergerbuero")
+        assert office["availability"]["state"] == "busy"
+        chat, _ = await h.open_case("buergerbuero")
+        assert chat.state == "queued"
+        await h.staff_says(case, ANNA, "!video end")
+        await router.drain()
+        assert (await case_of(h, chat.case_id)).state == "live"

@@ -50,6 +50,18 @@ def test_queued_cases_do_not_count_as_load() -> None:
     assert counts == {}
 
 
+def test_a_video_call_fills_its_staff_member() -> None:
+    """Whoever is in a video appointment's call counts as full (more than any
+    max_cases_per_staff), so no chat is routed to them meanwhile."""
+    counts = open_cases_per_staff(
+        [
+            OpenCase("c1", "d", "in_call", invited=(ANNA,)),
+            OpenCase("c2", "d", "live", invited=(BERND,)),
+        ]
+    )
+    assert counts[ANNA] >= 10**9 and counts[BERND] == 1
+
+
 def test_positions_follow_the_order_of_opening_with_growing_waits() -> None:
     """1, 2, 3 …; one person with 8-minute cases: waits 8, 16, 24 minutes."""
     dep = department(staff=(ANNA,), average_case_minutes=8, max_cases_per_staff=1)
