@@ -606,6 +606,47 @@ async def test_choosing_another_time_books_it_then_cancels_the_first(
         await page.context.close()
 
 
+async def test_walk_in_from_the_widget_waits_with_its_place(
+    stack: Stack, cameras_allowed: Browser
+) -> None:
+    """During the video hours the booking view offers the walk-in: name and
+    consent (no e-mail needed) → the waiting room at once, with the place, the
+    expected start and the device check."""
+    page = await new_page(cameras_allowed)
+    try:
+        await page.goto(stack.bridge_url + "/demo")
+        await page.get_by_role("button", name="Bürgerchat öffnen").click()
+        await page.get_by_role("button", name="Videotermin buchen").click()
+        await page.get_by_role("radio", name="Bürgerbüro").check()
+        await page.get_by_role(
+            "checkbox", name=re.compile("Meldebescheinigung")
+        ).check()
+        walk_in = page.get_by_role(
+            "button", name=re.compile("Jetzt ohne Termin ins Videogespräch")
+        )
+        await expect(walk_in).to_be_visible(timeout=30_000)
+        await walk_in.click()
+        await page.get_by_label("Ihr Name", exact=True).fill("Wanda Spontan")
+        await page.get_by_role("checkbox", name=re.compile("einverstanden")).check()
+        await page.get_by_role("button", name="In den Warteraum").click()
+        box = page.get_by_role("region", name="Ihr Videotermin")
+        place = box.get_by_text(re.compile("Sie sind (an Position|als Nächstes)"))
+        await expect(place).to_be_visible(timeout=60_000)
+        await expect(
+            page.get_by_text("Kamera und Mikrofon funktionieren")
+        ).to_be_visible(timeout=30_000)
+        case = await stored(page, stack)
+        async with aiohttp.ClientSession() as http:
+            url = f"{stack.bridge_url}/api/v1/cases/{case['case_id']}/appointment"
+            auth = {"Authorization": f"Bearer {case['token']}"}
+            async with http.get(url, headers=auth) as resp:
+                shown = await resp.json()
+        assert shown["walk_in"] is True and shown["state"] == "waiting"
+        assert shown["waiting"]["position"] >= 1
+    finally:
+        await page.context.close()
+
+
 async def test_the_reminder_and_the_no_show_arrive_at_their_times(
     stack: Stack,
     smtp: Smtp,  # noqa: F811
