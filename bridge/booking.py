@@ -153,30 +153,30 @@ class Bookings(TableStore):
 
     async def attach(self, appointment_id: str, case_id: str) -> bool:
         """The appointment's case, once: False when it had one already."""
-        async with self.session.begin() as s:
-            done = await s.execute(
-                update(Appointment)
-                .where(
-                    Appointment.appointment_id == appointment_id,
-                    Appointment.case_id.is_(None),
-                )
-                .values(case_id=case_id)
-            )
-            return getattr(done, "rowcount", 0) == 1
+        return await self._change_if(
+            appointment_id, (Appointment.case_id.is_(None),), case_id=case_id
+        )
 
     async def mark(self, appointment_id: str, column: str, at: datetime) -> bool:
         """Set a visit's moment (``arrived_at``, ``called_at``) once, while the
         appointment is booked: the first writer decides (a cancel, a no-show
         and a pull-in racing each other), in any process."""
+        return await self._change_if(
+            appointment_id,
+            (Appointment.state == BOOKED, getattr(Appointment, column).is_(None)),
+            **{column: at},
+        )
+
+    async def _change_if(
+        self, appointment_id: str, conditions: tuple[Any, ...], **values: Any
+    ) -> bool:
+        """Write ``values`` to the appointment only while ``conditions`` hold,
+        in one statement: whether this call changed it."""
         async with self.session.begin() as s:
             done = await s.execute(
                 update(Appointment)
-                .where(
-                    Appointment.appointment_id == appointment_id,
-                    Appointment.state == BOOKED,
-                    getattr(Appointment, column).is_(None),
-                )
-                .values({column: at})
+                .where(Appointment.appointment_id == appointment_id, *conditions)
+                .values(**values)
             )
             return getattr(done, "rowcount", 0) == 1
 
@@ -240,16 +240,9 @@ class Bookings(TableStore):
 
     async def confirm(self, appointment_id: str) -> bool:
         """Pending → booked (double opt-in); False when it was not pending."""
-        async with self.session.begin() as s:
-            done = await s.execute(
-                update(Appointment)
-                .where(
-                    Appointment.appointment_id == appointment_id,
-                    Appointment.state == PENDING,
-                )
-                .values(state=BOOKED)
-            )
-            return getattr(done, "rowcount", 0) == 1
+        return await self._change_if(
+            appointment_id, (Appointment.state == PENDING,), state=BOOKED
+        )
 
     async def cancel(
         self,
