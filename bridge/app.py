@@ -16,7 +16,7 @@ from .api.events import CaseEvents
 from .api.headers import security_headers
 from .api.middleware import cors_middleware, errors_middleware
 from .api.widget import widget_routes
-from .appservice import SEEN_EVENTS_KEPT, DurableAppService
+from .appservice import OLDEST_WORKED_OFF, DurableAppService
 from .blocks import Blocks
 from .case import CaseService
 from .catchup import CatchUp
@@ -118,7 +118,7 @@ class Bridge:
         await self.mail.recover()
         await self.privacy.start()
         if az.lease is not None:
-            az.lease.on_gained = az.wake
+            az.lease.on_gained = az.lease_gained
             az.lease.start()
         az.start_worker()
         log.info("bridge listens on %s:%d", config.bridge.host, config.bridge.port)
@@ -174,7 +174,7 @@ class Bridge:
             store,
             az,
             lambda: store.active_rooms(closed_within=timedelta(days=1)),
-            horizon=SEEN_EVENTS_KEPT - timedelta(days=1),
+            horizon=OLDEST_WORKED_OFF,
         )
         return az
 

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from mautrix.types import Event
 from sqlalchemy.exc import OperationalError
 
-from bridge.appservice import DurableAppService
+from bridge.appservice import OLDEST_WORKED_OFF, DurableAppService
 from bridge.catchup import CatchUp
 from bridge.db.store import Store
 from bridge.delivery import STAMP, Deliveries
@@ -25,6 +25,8 @@ from bridge.jobs import JobQueue
 
 BOT = "@buergerchat:test"
 ROOM = "!room:test"
+#: Events are recent: older ones than OLDEST_WORKED_OFF are skipped.
+STARTED_MS = int(time.time() * 1000)
 
 
 def event(n: int, body: str = "hi") -> dict[str, Any]:
@@ -33,7 +35,7 @@ def event(n: int, body: str = "hi") -> dict[str, Any]:
         "room_id": ROOM,
         "sender": "@anna:test",
         "type": "m.room.message",
-        "origin_server_ts": 1000 + n,
+        "origin_server_ts": STARTED_MS + n,
         "content": {"msgtype": "m.text", "body": body},
     }
 
@@ -431,33 +433,79 @@ class HeldLease:
 
 
 async def test_with_several_processes_the_holder_judges_ids_in_stored_order(
-    inbox: DurableAppService,
+    inbox: DurableAppService, store: Store
 ) -> None:
     """Behind a load balancer each process receives some of Synapse's pushes
     (1, 3, 5 here, 2, 4 there): a receiving process must not take that for
-    gaps (a catch-up per staff message); the lease holder sees every stored
-    transaction in order and catches up when ids go back (Synapse restarted)."""
+    gaps (a catch-up per staff message); every transaction is stored, one
+    with typing notices only as an empty one, so the lease holder sees every
+    number in stored order: consecutive ones ask for nothing, a number that
+    never came (Synapse left it unsent: see _check_number) and numbers going
+    back (Synapse restarted) ask for a catch-up before anything newer."""
     inbox.lease = HeldLease()  # type: ignore[assignment]
     inbox.catch_up = None
     client = TestClient(TestServer(inbox.app))
     await client.start_server()
+
+    async def push(txn: int, events: list[dict[str, Any]]) -> None:
+        async with client.put(
+            f"/_matrix/app/v1/transactions/{txn}",
+            json={"events": events, "ephemeral": [{"type": "m.typing"}]},
+            headers={"Authorization": "Bearer h"},
+        ) as r:
+            assert r.status == 200
+
+    async def judged() -> bool:
+        await inbox.drain()
+        due, inbox._catch_up_due = inbox._catch_up_due, False
+        return due
+
     try:
         inbox._catch_up_due = False
-        for txn in (1, 3, 5):  # this process's share
-            async with client.put(
-                f"/_matrix/app/v1/transactions/{txn}",
-                json={"events": [event(txn)]},
-                headers={"Authorization": "Bearer h"},
-            ) as r:
-                assert r.status == 200
-        assert not inbox._catch_up_due
-        await inbox.drain()
-        assert not inbox._catch_up_due  # 1, 3, 5: typing-only ones are not stored
-        await inbox.store.save_transaction("1", {"events": [event(101)]})
-        await inbox.drain()
-        assert inbox._catch_up_due  # numbering started again: Synapse restarted
+        for txn in (1, 2, 3, 4, 5):
+            if txn % 2:  # this process's share
+                await push(txn, [event(txn)])
+            elif txn == 2:  # the other's: typing only, stored empty
+                await store.save_transaction("2", {"events": []})
+            else:
+                await store.save_transaction("4", {"events": [event(4)]})
+        assert not inbox._catch_up_due  # no gaps as they arrive here
+        assert not await judged()
+        for txn in (6, 7, 8):
+            await push(txn, [] if txn == 7 else [event(txn)])
+        assert not await judged()  # 6, 7 (typing only), 8
+        await push(10, [event(10)])  # 9 never came
+        assert await judged()
+        await store.save_transaction("1", {"events": [event(101)]})
+        assert await judged()  # numbering started again: Synapse restarted
+        assert await store.unprocessed_transactions() == []
+        inbox.lease_gained()  # from another process, which may have died
+        assert inbox._catch_up_due and inbox._last_txn_number == -1
     finally:
         await client.close()
+
+
+async def test_an_event_older_than_the_seen_ids_are_kept_is_not_worked_off(
+    inbox: DurableAppService, store: Store
+) -> None:
+    """Synapse resends a transaction it left unsent at its next outage, which
+    can be weeks later, when the event's id is no longer remembered: such an
+    event is skipped (it may have been worked off before: a command must not
+    run twice), a recent one in the same transaction is worked off."""
+    handled: list[str] = []
+
+    async def handler(evt: Any) -> None:
+        handled.append(str(evt.event_id))
+
+    inbox.on_event(handler)
+    inbox.catch_up = None
+    inbox._catch_up_due = False
+    weeks_ago = STARTED_MS - int(OLDEST_WORKED_OFF.total_seconds() * 1000) - 60_000
+    old = {**event(1), "origin_server_ts": weeks_ago}
+    await store.save_transaction("1", {"events": [old, event(2)]})
+    await inbox.drain()
+    assert handled == ["$e2"]
+    assert await store.seen_events(["$e1", "$e2"]) == {"$e1", "$e2"}
 
 
 async def test_typing_and_receipts_are_handed_on_at_once_and_not_kept(
