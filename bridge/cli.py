@@ -20,6 +20,7 @@ from .config import Config, ConfigError, load_config
 from .datadir import make_private, private_umask
 from .element import write_element_config
 from .errors import BuergerchatError
+from .federation import unreachable_partners
 from .homeserver import EmbeddedSynapse, Secrets, load_secrets, register_user, render
 from .plugins import CliCommand, cli_commands
 from .privacy import cli as privacy_cli
@@ -55,6 +56,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     )
     for warning in config_warnings(config):
         print(f"warning: {warning}")
+    if config.federation.open:
+        for line in asyncio.run(unreachable_partners(config.federation)):
+            print(f"warning: {line}")
     return 0
 
 

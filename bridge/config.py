@@ -18,6 +18,7 @@ from .accessibility.settings import (
 )
 from .departments.model import Department, RoutingRules, Staff
 from .departments.rules import read_rules
+from .federation import FederationSettings, read_federation
 from .limits import LimitSettings, read_limits
 from .mail.settings import MailSettings, load_mail_settings
 from .metrics import LOOPBACK, read_metrics
@@ -125,6 +126,8 @@ class Config:
         default_factory=lambda: read_accessibility(Section("", None, "", Problems()))
     )
     plugins: dict[str, Any] = field(default_factory=dict)
+    #: Partner authorities (bridge.federation); none: the homeserver is closed.
+    federation: FederationSettings = field(default_factory=FederationSettings)
 
     def plugin(self, section: str) -> Any:
         """A bot's settings, by the name of its section in buergerchat.yaml."""
@@ -215,6 +218,9 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
     privacy = read_privacy(section.section("privacy"), town.name)
     accessibility = read_accessibility(section.section("accessibility"), config_dir)
     metrics_allow = read_metrics(section.section("metrics"))
+    federation = read_federation(
+        section.section("federation"), homeserver.server_name, config_dir
+    )
     return dict(
         town=town,
         homeserver=homeserver,
@@ -227,6 +233,7 @@ def _load_main(section: Section, config_dir: Path, data_dir: Path) -> dict:
         privacy=privacy,
         accessibility=accessibility,
         metrics_allow=metrics_allow,
+        federation=federation,
     )
 
 

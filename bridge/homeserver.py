@@ -23,6 +23,7 @@ import yaml
 
 from .config import Config
 from .errors import BuergerchatError
+from .federation import synapse_values as federation_values
 from .plugins import plugin_hooks
 from .supervisor import Alert, ChildProcess, Keeper, answers
 from .synapse_workers import WorkerChildren, layout, main_settings, render_workers
@@ -170,6 +171,7 @@ def render(config: Config, secrets_: Secrets, modules: str = "") -> Path:
         "ghost_prefix": config.bridge.ghost_prefix,
         "modules": synapse_modules(config) + modules,
         **synapse_retention(config),
+        **federation_values(config.federation, synapse_dir),
         **secrets_.values,
     }
     for name in ("homeserver.yaml", "log.yaml", "appservice-registration.yaml"):
