@@ -125,6 +125,7 @@ class CaseService:
         requested: Department | None = None,
         room: bool = True,
         opened: dict[str, Any] | None = None,
+        ghost_mxid: str | None = None,
     ) -> tuple[Case, str]:
         """Create the case, its token and (if Synapse answers) its room, to which
         the ghost and the staff in ``invite`` (chosen by routing) are invited.
@@ -132,8 +133,8 @@ class CaseService:
         case to ``department`` as its fallback (the citizen is told so).
         ``room=False``: the caller calls :meth:`open_room` itself (routing does,
         once it let go of its lock, so cases open side by side). ``opened``: more
-        data for the ``opened`` event."""
-        ghost = (
+        data for the ``opened`` event; ``ghost_mxid``: a partner's citizen."""
+        ghost = ghost_mxid or (
             f"@{self.config.bridge.ghost_prefix}{secrets.token_hex(8)}:"
             f"{self.config.homeserver.server_name}"
         )
@@ -363,7 +364,9 @@ class CaseService:
 
     # --- closing ------------------------------------------------------------
 
-    async def say_to_citizen(self, case: Case, event: MessageEvent, body: str) -> None:
+    async def say_to_citizen(
+        self, case: Case, event: MessageEvent, body: str, name: str | None = None
+    ) -> None:
         """A staff member's words into the citizen's timeline (once per Matrix
         event), published as Kind.STAFF_MESSAGE: a message in the case room,
         or the text of ``!goodbye``."""
@@ -371,7 +374,7 @@ class CaseService:
             case.case_id,
             type="message",
             sender="staff",
-            sender_name=self.staff_name(case.room_id or "", event.sender),
+            sender_name=name or self.staff_name(case.room_id or "", event.sender),
             body=body,
             matrix_event_id=event.event_id,
             ts=datetime.fromtimestamp(event.timestamp / 1000, UTC),
@@ -471,16 +474,23 @@ class CaseService:
     def staff_name(
         self, room_id: str, mxid: str, event: Event | StateEvent | None = None
     ) -> str:
+        """What the citizen reads as the sender; a partner authority's staff
+        member with the partner's name (federation)."""
         staff = self.config.all_staff().get(mxid)
         if staff and staff.name:
             return staff.name
         displayname = getattr(getattr(event, "content", None), "displayname", None)
+        name = mxid.split(":", 1)[0].lstrip("@")
         if isinstance(event, StateEvent) and displayname:
-            return str(displayname)
-        return mxid.split(":", 1)[0].lstrip("@")
+            name = str(displayname)
+        partner = self.config.federation.partner(mxid.split(":", 1)[-1])
+        return f"{name} ({partner.name})" if partner is not None else name
 
     def is_bridge_user(self, mxid: str) -> bool:
-        local = mxid.split(":", 1)[0].lstrip("@")
+        """The bot or a citizen's ghost of this server (a partner's are not)."""
+        local, _, server = mxid.lstrip("@").partition(":")
+        if server != self.config.homeserver.server_name:
+            return False
         return local == self.config.bridge.bot_localpart or local.startswith(
             self.config.bridge.ghost_prefix
         )

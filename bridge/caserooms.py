@@ -7,6 +7,7 @@ bridge.lifecycle)."""
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from mautrix.types import (
@@ -27,7 +28,7 @@ from .lifecycle import Kind
 
 if TYPE_CHECKING:
     from .case import CaseService
-    from .config import Department
+    from .config import Config, Department
 
 log = logging.getLogger("buergerchat.case")
 
@@ -51,10 +52,16 @@ class CaseRooms:
         sender = getattr(event, "sender", None)
         if not room_id or not sender or self.cases.is_bridge_user(sender):
             return
+        if self.cases.config.federation.is_partner_bot(sender):
+            return  # a partner authority's bridge (bots/handover)
         case = await self.cases.store.case_by_room(room_id)
         if case is None:
             return
-        if isinstance(event, MessageEvent) and event.type == EventType.ROOM_MESSAGE:
+        if isinstance(event, MessageEvent) and sender == case.ghost_mxid:
+            # A partner's citizen (a case handed over to us): their words are
+            # the citizen's in our record too.
+            await self._remote_citizen(case, event)
+        elif isinstance(event, MessageEvent) and event.type == EventType.ROOM_MESSAGE:
             await self._staff_message(case, event)
         elif (
             isinstance(event, StateEvent)
@@ -68,6 +75,10 @@ class CaseRooms:
         department = self.cases.config.department(case.department)
         name = self.cases.staff_name(case.room_id or "", event.sender, event)
         label = department.name if department else case.department
+        partner = self.cases.config.federation.of_user(event.sender)
+        if partner is not None:  # "Anna Schmidt (Landratsamt) ist beigetreten"
+            name = getattr(event.content, "displayname", None) or event.sender
+            label = partner.name
         await self.cases.add_system_event(
             case.case_id,
             say("staff_joined", case.language, name=name, department=label),
@@ -81,6 +92,29 @@ class CaseRooms:
             actor=event.sender,
             propagate=RETRY_ERRORS,
         )
+
+    async def _remote_citizen(self, case: Case, event: MessageEvent) -> None:
+        content = event.content
+        if event.type != EventType.ROOM_MESSAGE or not isinstance(
+            getattr(content, "body", None), str
+        ):
+            return
+        row, created = await self.cases.timeline.add(
+            case.case_id,
+            type="message",
+            sender="citizen",
+            sender_name=case.citizen_name,
+            body=content.body,
+            matrix_event_id=event.event_id,
+            ts=datetime.fromtimestamp(event.timestamp / 1000, UTC),
+        )
+        if created:
+            await self.cases.lifecycle.publish(
+                Kind.CITIZEN_MESSAGE,
+                case,
+                {"seq": row.seq, "body": row.body},
+                propagate=RETRY_ERRORS,
+            )
 
     async def _staff_message(self, case: Case, event: MessageEvent) -> None:
         content = event.content
@@ -97,8 +131,10 @@ class CaseRooms:
         if content.msgtype not in (MessageType.TEXT, MessageType.EMOTE):
             return  # notices are for staff
         if content.body.startswith("!"):
-            # A command for the bots, not a message to the citizen.
-            if content.msgtype == MessageType.TEXT:
+            # A command for the bots, not a message to the citizen; a partner
+            # authority's staff command is for the partner's bots.
+            partner = self.cases.config.federation.of_user(event.sender)
+            if content.msgtype == MessageType.TEXT and partner is None:
                 await self.cases.lifecycle.publish(
                     Kind.STAFF_COMMAND,
                     case,
@@ -107,7 +143,25 @@ class CaseRooms:
                     propagate=RETRY_ERRORS,
                 )
             return
-        await self.cases.say_to_citizen(case, event, content.body)
+        await self.cases.say_to_citizen(
+            case, event, content.body, await self._partner_staff_name(event)
+        )
+
+    async def _partner_staff_name(self, event: MessageEvent) -> str | None:
+        """A partner authority's staff member: their display name in the room
+        and the partner's name (federation); None for our own staff."""
+        partner = self.cases.config.federation.partner(event.sender.partition(":")[2])
+        if partner is None:
+            return None
+        member = await self.cases.az.state_store.get_member(event.room_id, event.sender)
+        name = (member.displayname if member else None) or event.sender
+        return f"{name} ({partner.name})"
+
+
+def is_remote_citizen(config: Config, case: Case) -> bool:
+    """A case handed over by a partner authority: its citizen's ghost lives on
+    the partner's server (bots/handover)."""
+    return case.ghost_mxid.partition(":")[2] != config.homeserver.server_name
 
 
 async def clear_room(
@@ -124,8 +178,15 @@ async def clear_room(
     except HOMESERVER_ERRORS:
         log.warning("could not list members of %s", case.room_id, exc_info=True)
         return
+    remote = is_remote_citizen(cases.config, case)
     for mxid in members:
         if mxid == bot.mxid or mxid in keep:
+            continue
+        if remote and not mxid.endswith(f":{cases.config.homeserver.server_name}"):
+            continue  # a partner's room: its own people stay
+        if cases.config.federation.is_partner_bot(mxid):
+            # A partner's bridge stays, so it can still read (and verify) its
+            # own record of the case: a room left is forgotten on its server.
             continue
         try:
             if mxid == case.ghost_mxid:

@@ -62,6 +62,11 @@ class CommandRouter:
         ``usage.<name>`` and ``help.<name>``."""
         self._commands[name] = _Entry(handler, usage, help)
 
+    def handler(self, name: str) -> Handler | None:
+        """The handler registered for ``name`` (a later bot may wrap it)."""
+        entry = self._commands.get(name)
+        return entry.handler if entry is not None else None
+
     def is_staff(self, mxid: str) -> bool:
         return mxid in self.config.all_staff()
 

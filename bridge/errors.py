@@ -1,17 +1,13 @@
 """One error hierarchy and one error catalogue for the whole product.
 
 Every error a citizen, a staff member or an admin can cause is a subclass of
-:class:`BuergerchatError`: a stable ``errcode``, the HTTP status that code has in
-:data:`CATALOGUE` and a human message that says what was wrong and what to do. The
-API middleware turns these into ``{"errcode": ..., "error": ...}``; anything else is
-logged with its traceback and answered with a generic 500.
-
-:data:`CATALOGUE` is the one list of codes: each with its status (``None`` for the
-operator's errors, printed or logged but never answered over HTTP), a German and an
-English default text, and whether citizens can meet it. A class names its errcode
-and takes its status from here; the OpenAPI document's error schema and the
-README's table "Fehlercodes / Error codes" are tested against it
-(tests/unit/test_error_catalogue.py).
+:class:`BuergerchatError`: a stable ``errcode``, its HTTP status in
+:data:`CATALOGUE` and a message that says what was wrong and what to do; the API
+middleware answers ``{"errcode": ..., "error": ...}``, anything else is a logged
+500. :data:`CATALOGUE` is the one list of codes: status (``None``: an operator's
+error, never answered over HTTP), German and English default texts, and whether
+citizens can meet it; the OpenAPI error schema and the README's table are tested
+against it (tests/unit/test_error_catalogue.py).
 """
 
 from __future__ import annotations
@@ -189,6 +185,12 @@ CATALOGUE: Mapping[str, ErrorSpec] = MappingProxyType(
             True,
             "Gerade ist niemand bald frei; bitte einen Termin buchen.",
             "Nobody is free soon; please book an appointment.",
+        ),
+        "BC_NO_HANDOVER": _spec(
+            409,
+            True,
+            "Es wartet keine Weitergabe auf Ihre Zustimmung.",
+            "No hand-over is waiting for your answer.",
         ),
         "BC_TOO_LARGE": _spec(
             413,

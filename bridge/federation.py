@@ -72,6 +72,12 @@ class Partner:
     name: str
     #: The partner's department ids it takes hand-overs for.
     departments: tuple[str, ...]
+    #: The partner's Bürgerchat bot (invited into a case room to take it).
+    bot: str = ""
+
+    @property
+    def bot_mxid(self) -> str:
+        return self.bot or f"@buergerchat:{self.server_name}"
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,9 @@ class FederationSettings:
     #: Partners on loopback or private addresses (Synapse refuses to reach
     #: them by default): tests on one machine, a partner inside one network.
     allow_private_addresses: bool = False
+    #: After a hand-over the town's staff ``leave`` the room, or stay
+    #: ``read_only`` (they read on, cannot write).
+    after_handover: str = "leave"
 
     @property
     def open(self) -> bool:
@@ -95,6 +104,14 @@ class FederationSettings:
     def partner(self, key: str) -> Partner | None:
         """A partner by its id or its server name."""
         return next((p for p in self.partners if key in (p.id, p.server_name)), None)
+
+    def of_user(self, mxid: str) -> Partner | None:
+        """The partner whose server a Matrix user belongs to."""
+        return self.partner(mxid.partition(":")[2]) if mxid.startswith("@") else None
+
+    def is_partner_bot(self, mxid: str) -> bool:
+        partner = self.of_user(mxid)
+        return partner is not None and partner.bot_mxid == mxid
 
 
 def _server_name(value: str) -> str | None:
@@ -137,6 +154,16 @@ def read_federation(
         tls_private_key=paths[1],
         verify_certificates=section.get("verify_certificates", bool, True),
         allow_private_addresses=section.get("allow_private_addresses", bool, False),
+        after_handover=section.get(
+            "after_handover",
+            str,
+            "leave",
+            check=lambda v: (
+                None
+                if v in ("leave", "read_only")
+                else "must be 'leave' or 'read_only'"
+            ),
+        ),
     )
     section.finish()
     return settings
@@ -161,13 +188,16 @@ def _read_partner(s: Section, own_server_name: str) -> Partner | None:
         ),
     )
     name = s.get("name", str)
+    bot = s.get("bot", str, "")
+    if bot and server_name and not bot.endswith(f":{server_name}"):
+        s.error("must be a user of the partner's server", "bot")
     departments = [str(i.value) for i in s.items("departments", required=True)]
     if not departments and s.has("departments"):
         s.error("name at least one department the partner takes", "departments")
     s.finish()
     if not (server_name and partner_id and name and departments):
         return None
-    return Partner(partner_id, server_name, name, tuple(departments))
+    return Partner(partner_id, server_name, name, tuple(departments), bot)
 
 
 # --- Synapse ----------------------------------------------------------------------

@@ -18,6 +18,9 @@ queued     opened while live but everyone is busy        live, offline, closed
 live       opened or routed while someone is free;       live, closed
            claimed and transferred keep it live
 offline    message left outside live hours               live, closed
+handed_   a partner authority took the case over        closed
+over       (federation: the citizen writes on, with the
+           partner's staff)
 booked     video appointment booked                      waiting, closed
 waiting    citizen in the waiting room (an appointment   in_call, closed
            or a walk-in)
@@ -80,6 +83,7 @@ class State(StrEnum):
     BOOKED = "booked"
     WAITING = "waiting"
     IN_CALL = "in_call"
+    HANDED_OVER = "handed_over"
     CLOSED = "closed"
     PURGED = "purged"
 
@@ -109,6 +113,11 @@ class Kind(StrEnum):
     NO_SHOW = "no_show"
     NOT_SERVED = "not_served"
     GUEST_INVITED = "guest_invited"
+    # Federation with partner authorities (bots/handover).
+    HANDOVER_ASKED = "handover_asked"
+    HANDOVER_AGREED = "handover_agreed"
+    HANDOVER_DECLINED = "handover_declined"
+    HANDED_OVER = "handed_over"
 
 
 #: Events that are not stored in ``case_transitions``.
@@ -128,11 +137,12 @@ S = State
 TRANSITIONS: dict[State | None, frozenset[State]] = {
     None: frozenset({S.QUEUED, S.LIVE, S.OFFLINE, S.BOOKED}),
     S.QUEUED: frozenset({S.QUEUED, S.LIVE, S.OFFLINE, S.CLOSED, S.PURGED}),
-    S.LIVE: frozenset({S.LIVE, S.CLOSED, S.PURGED}),
+    S.LIVE: frozenset({S.LIVE, S.HANDED_OVER, S.CLOSED, S.PURGED}),
     S.OFFLINE: frozenset({S.OFFLINE, S.LIVE, S.CLOSED, S.PURGED}),
     S.BOOKED: frozenset({S.BOOKED, S.WAITING, S.CLOSED, S.PURGED}),
     S.WAITING: frozenset({S.WAITING, S.IN_CALL, S.CLOSED, S.PURGED}),
     S.IN_CALL: frozenset({S.IN_CALL, S.LIVE, S.CLOSED, S.PURGED}),
+    S.HANDED_OVER: frozenset({S.HANDED_OVER, S.CLOSED, S.PURGED}),
     S.CLOSED: frozenset({S.PURGED}),
     S.PURGED: frozenset(),
 }
@@ -143,6 +153,7 @@ ENTERED_BY: dict[State, Kind] = {
     S.OFFLINE: Kind.OFFLINE,
     S.WAITING: Kind.ARRIVED,
     S.IN_CALL: Kind.CALLED,
+    S.HANDED_OVER: Kind.HANDED_OVER,
     S.CLOSED: Kind.CLOSED,
     S.PURGED: Kind.PURGED,
 }

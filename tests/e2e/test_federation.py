@@ -9,8 +9,10 @@ a partner that does not answer."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 import yaml
+
+from bridge.homeserver import load_secrets
 
 from .stack import REPO, Stack, free_port, make_stack, shared_rules
 
@@ -253,3 +257,222 @@ async def test_check_config_finds_the_partner_and_names_one_that_is_down(
 
 def county_name(three: tuple[FederatedStack, ...]) -> str:
     return three[1].server_name
+
+
+# --- the hand-over ----------------------------------------------------------------
+
+
+class Citizen:
+    """The widget's calls: the town's citizen API."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.case: dict[str, Any] = {}
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {self.case['token']}"} if self.case else {}
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as s:
+            async with s.request(
+                method,
+                f"{self.stack.bridge_url}/api/v1{path}",
+                json=body,
+                headers=headers,
+            ) as r:
+                return r.status, await r.json(content_type=None)
+
+    async def open(self) -> None:
+        status, self.case = await self.call(
+            "POST",
+            "/cases",
+            {"department": "buergerbuero", "consent": True, "name": "Erika Muster"},
+        )
+        assert status == 201, self.case
+
+    async def write(self, body: str) -> None:
+        status, data = await self.call(
+            "POST",
+            f"/cases/{self.case['case_id']}/messages",
+            {"body": body, "client_id": body[:40]},
+        )
+        assert status in (201, 202), data
+
+    async def events(self) -> list[dict[str, Any]]:
+        status, data = await self.call(
+            "GET", f"/cases/{self.case['case_id']}/events?after=0"
+        )
+        assert status == 200, data
+        return list(data["events"])
+
+    async def state(self) -> str:
+        status, data = await self.call("GET", f"/cases/{self.case['case_id']}")
+        assert status == 200, data
+        return str(data["state"])
+
+    async def answer(self, consent: Any) -> tuple[int, Any]:
+        return await self.call(
+            "POST", f"/cases/{self.case['case_id']}/handover", {"consent": consent}
+        )
+
+    async def saw(self, kind: str, count: int = 1) -> list[dict[str, Any]]:
+        async def enough() -> list[dict[str, Any]] | None:
+            found = [e for e in await self.events() if e.get("kind") == kind]
+            return found if len(found) >= count else None
+
+        return list(await until(enough))
+
+
+async def staff_says(staff: Staff, room_id: str, body: str) -> None:
+    status, data = await staff.call(
+        "PUT",
+        f"/rooms/{quote(room_id)}/send/m.room.message/{uuid.uuid4().hex}",
+        {"msgtype": "m.text", "body": body},
+    )
+    assert status == 200, data
+
+
+async def test_a_case_goes_to_the_county_with_consent_and_the_citizen_stays(
+    three: tuple[FederatedStack, FederatedStack, FederatedStack],
+) -> None:
+    town, county, _ = three
+    anna = await Staff.login(town, "anna.schmidt")
+    kreis = await Staff.login(county, "anna.schmidt")
+    citizen = Citizen(town)
+    await citizen.open()
+    await citizen.write("Ich möchte mein Auto ummelden.")
+    alias = quote(f"#bc_case_{citizen.case['case_id']}:{town.server_name}")
+
+    async def room() -> str | None:
+        status, data = await anna.call("GET", f"/directory/room/{alias}")
+        return str(data["room_id"]) if status == 200 else None
+
+    room_id = await until(room)
+    status, _ = await anna.call("POST", f"/join/{quote(room_id)}")
+    assert status == 200
+
+    # Not a partner, not a department the partner takes: told, nothing asked.
+    await staff_says(anna, room_id, "!transfer nirgendwo:kfz")
+    await staff_says(anna, room_id, "!transfer landkreis:kfz")
+    status, data = await citizen.answer(True)
+    assert status == 409 and data["errcode"] == "BC_NO_HANDOVER", data
+
+    # Asked, refused: the case stays with the town.
+    await staff_says(anna, room_id, "!transfer landkreis:buergerbuero Kfz-Sache")
+    ask = (await citizen.saw("handover_consent"))[0]
+    assert "Landratsamt" in ask["body"] and "Chatverlauf" in ask["body"], ask
+    status, data = await citizen.answer("ja")
+    assert status == 400 and data["field"] == "consent", data
+    status, data = await citizen.answer(False)
+    assert (status, data["handover"]) == (200, "declined"), data
+    await citizen.saw("handover_declined")
+    assert await citizen.state() == "live"
+    status, _ = await citizen.answer(True)
+    assert status == 409  # nothing waits any more
+
+    # Asked again, agreed: the county takes it into its own routing.
+    await staff_says(anna, room_id, "!transfer landkreis:buergerbuero Kfz-Sache")
+    await citizen.saw("handover_consent", 2)
+    status, data = await citizen.answer(True)
+    assert (status, data["handover"]) == (200, "agreed"), data
+    handed = (await citizen.saw("handed_over"))[0]
+    assert "Landratsamt" in handed["body"]
+    assert await citizen.state() == "handed_over"
+
+    async def county_joins() -> bool:
+        status, _ = await kreis.call(
+            "POST", f"/join/{quote(room_id)}?server_name={quote(town.server_name)}"
+        )
+        return status == 200
+
+    assert await until(county_joins)  # invited by the county's routing
+    await staff_says(kreis, room_id, "Hier das Landratsamt, wir übernehmen.")
+
+    async def answered() -> list[dict[str, Any]] | None:
+        found = [
+            e
+            for e in await citizen.events()
+            if e.get("sender") == "staff" and "wir übernehmen" in e.get("body", "")
+        ]
+        return found or None
+
+    reply = (await until(answered))[0]
+    assert reply["sender_name"].endswith("(Landratsamt)"), reply
+    joined = [
+        e["body"] for e in await citizen.events() if e.get("kind") == "staff_joined"
+    ]
+    assert any(b.startswith("Anna Schmidt (Landratsamt) ist") for b in joined), joined
+
+    # The citizen writes on in the same chat; the county reads it.
+    await citizen.write("Danke, das ging schnell!")
+
+    async def county_reads() -> bool:
+        return "Danke, das ging schnell!" in await kreis.bodies(room_id)
+
+    assert await until(county_reads)
+    # The town's staff left the room.
+    status, _ = await anna.call(
+        "PUT",
+        f"/rooms/{quote(room_id)}/send/m.room.message/late",
+        {"msgtype": "m.text", "body": "noch da?"},
+    )
+    assert status == 403
+
+    status, taken = await kreis.call(
+        "GET",
+        f"/rooms/{quote(room_id)}/state/de.buergerchat.handover_answer/"
+        f"{quote(county.server_name)}",
+    )
+    assert status == 200 and taken["accepted"] is True, taken
+
+    # The county's bot may act in this room only: another case of the town
+    # stays closed to it.
+    other = Citizen(town)
+    await other.open()
+    other_alias = quote(f"#bc_case_{other.case['case_id']}:{town.server_name}")
+    status, data = await anna.call("GET", f"/directory/room/{other_alias}")
+    assert status == 200, data
+    county_bot = f"@buergerchat:{county.server_name}"
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as s:
+        async with s.post(
+            f"{county.homeserver_url}/_matrix/client/v3/join/"
+            f"{quote(data['room_id'])}?server_name={quote(town.server_name)}"
+            f"&user_id={quote(county_bot)}",
+            json={},
+            headers={
+                "Authorization": f"Bearer {load_secrets(county.data_dir)['as_token']}"
+            },
+        ) as r:
+            assert r.status == 403, await r.text()
+
+    # The county closes; the town closes too.
+    await staff_says(kreis, room_id, "!close")
+    closed = (await citizen.saw("closed"))[-1]
+    assert "Landratsamt" in closed["body"], closed
+    assert await citizen.state() == "closed"
+
+    # Both sides archived their own record of it, and each verifies.
+    for stack, reference in (
+        (town, citizen.case["reference"]),
+        (county, taken["reference"]),
+    ):
+        for _ in range(60):
+            done = await asyncio.to_thread(verify, stack, reference)
+            if done.returncode == 0:
+                break
+            await asyncio.sleep(2)
+        assert "stimmt überein" in done.stdout, done.stdout + done.stderr
+
+
+def verify(stack: Stack, reference: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", "verify-transcript", reference],
+        env={
+            **os.environ,
+            "BUERGERCHAT_CONFIG_DIR": str(stack.config_dir),
+            "BUERGERCHAT_DATA_DIR": str(stack.data_dir),
+        },
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

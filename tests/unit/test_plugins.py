@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 #: The order the bots were built in when bots/registry.py listed them.
 BOTS = [
     "workflow",
+    "handover",
     "video",
     "booking",
     "scanner",
@@ -121,7 +122,7 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
     try:
         bots = load_bots(ctx)
         assert [bot.name for bot in bots] == BOTS
-        workflow, _, booking, scanner, transcript, offline, routing, _ = cast(
+        workflow, _, _, booking, scanner, transcript, offline, routing, _ = cast(
             list[Any], bots
         )
         assert commands.order == [
@@ -130,6 +131,7 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
             "transfer",
             "close",
             "goodbye",
+            "transfer",  # the hand-over bot wraps it: <partner>:<department>
             "video",
             "audio",
             "next",
@@ -144,6 +146,8 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
             commands.help_text().splitlines()[1:]
         )
         assert recorder.kinds == [
+            "handover.invite",
+            "handover.closed",
             "booking.morning",
             "booking.reminder",
             "booking.no_show",
@@ -167,7 +171,10 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
             (Kind.CLOSED, routing.dispatcher.on_close),
             (Kind.CITIZEN_MESSAGE, routing.dispatcher.on_citizen_message),
         ]
-        assert cases.lifecycle.reactions == [(Kind.CLOSED, "transcript.archive")]
+        assert cases.lifecycle.reactions == [
+            (Kind.CLOSED, "handover.closed"),
+            (Kind.CLOSED, "transcript.archive"),
+        ]
         assert cases.router is routing.dispatcher
     finally:
         await ctx.store.engine.dispose()

@@ -222,8 +222,14 @@ async def test_help_in_english_lists_the_same_commands(tmp_path: Path) -> None:
 
         assert names(english) == names(german)
         assert len(names(german)) >= 10
-        assert "!transfer <department> [note] – hand the case to another" in english
-        assert "!transfer <abteilung> [notiz] – an eine andere Abteilung" in german
+        assert (
+            "!transfer <department>|<partner>:<department> [note] – hand the case "
+            "to another" in english
+        )
+        assert (
+            "!transfer <abteilung>|<partner>:<abteilung> [notiz] – an eine andere "
+            "Abteilung" in german
+        )
 
 
 async def test_a_team_notice_is_german_or_german_and_english(tmp_path: Path) -> None:

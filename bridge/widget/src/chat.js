@@ -197,9 +197,38 @@ function systemEvent(ev, replay) {
     if (ev.offline_offer !== false) showOffer(true);
   }
   else if (kind === "offline_received") { showOffer(false); awaiting(true); }
+  else if (kind === "handover_consent") handoverAsk();
+  else if (/^handover_|^handed_over$/.test(kind || "")) dropHandoverAsk();
   else if (kind === "video_started") videoStarted(!!ev.audio_only);
   else if (kind === "video_ended") videoEnded();
   if (kind === "waiting" || kind === "called" || kind === "closed") appointmentEvent(ev, replay);
+}
+
+// Staff ask to hand the case to a partner authority (bots/handover): the line
+// above says to whom and what they would see; the answer is the citizen's.
+// Any answer (here, in another tab, or the partner's) removes the buttons.
+var handoverBox = null;
+function handoverAsk() {
+  dropHandoverAsk();
+  var buttons = [true, false].map(function (yes) {
+    return h("button", {
+      type: "button", class: yes ? "primary" : "secondary", t: yes ? "handoverYes" : "handoverNo",
+      on: { click: function () { answerHandover(yes, buttons); } }
+    });
+  });
+  handoverBox = h("div", { class: "handover", role: "group", label: "handoverAsk" }, buttons);
+  place(handoverBox, stuckToBottom());
+}
+function answerHandover(yes, buttons) {
+  buttons.forEach(function (b) { b.disabled = true; });
+  api("POST", "/cases/" + saved.case_id + "/handover", { consent: yes }).then(dropHandoverAsk, function (e) {
+    if (e.status === 409) return dropHandoverAsk(); // answered before
+    buttons.forEach(function (b) { b.disabled = false; });
+  });
+}
+function dropHandoverAsk() {
+  if (handoverBox) handoverBox.remove();
+  handoverBox = null;
 }
 
 function showPending(item) {

@@ -1,0 +1,133 @@
+"""The hand-over bot: wraps ``!transfer`` (a target ``<partner>:<department>``
+is a partner authority's), serves the citizen's consent
+(``POST /api/v1/cases/{case_id}/handover``) and watches case rooms for what
+partners do in them: invite our bot (we take a case), answer a hand-over, leave
+(they are done)."""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+from aiohttp import web
+from mautrix.types import Event, EventType, Membership, StateEvent
+
+from bridge.api.citizen import bearer, read_json
+from bridge.commands import Command
+from bridge.errors import InvalidField
+from bridge.i18n import staff_text
+from bridge.lifecycle import Kind
+from bridge.plugins import BotContext
+
+from .partner import PartnerSide
+from .town import ANSWER, CLOSED, INVITE_JOB, TownSide
+
+log = logging.getLogger("buergerchat.handover")
+#: Attempts at inviting the partner (backing off up to 10 minutes) before the
+#: hand-over counts as refused ("not reachable") and the case stays.
+INVITE_ATTEMPTS = 12
+#: Tells the handing partner when we close a case we took (town.CLOSED).
+CLOSED_JOB = "handover.closed"
+
+
+class HandoverBot:
+    #: After the workflow bot, whose !transfer it wraps.
+    order: ClassVar[int] = 12
+    name = "handover"
+
+    def __init__(self, ctx: BotContext) -> None:
+        self.ctx = ctx
+        self.town = TownSide(ctx)
+        self.partner = PartnerSide(ctx)
+        self._local = ctx.commands.handler("transfer")
+        ctx.commands.register(
+            "transfer",
+            self._transfer,
+            staff_text("usage.transfer", "de"),
+            staff_text("help.transfer", "de"),
+        )
+        ctx.jobs.kind(
+            INVITE_JOB,
+            self.town.invite_job,
+            max_attempts=INVITE_ATTEMPTS,
+            on_parked=self.town.unreachable,
+        )
+        ctx.jobs.kind(CLOSED_JOB, self.partner.closed)
+        ctx.cases.lifecycle.react(Kind.CLOSED, CLOSED_JOB)
+        if ctx.config.federation.open:
+            ctx.appservice.on_event(self.on_event)
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/api/v1/cases/{case_id}/handover", self.consent)]
+
+    async def consent(self, request: web.Request) -> web.Response:
+        case = await self.ctx.cases.authorize(
+            request.match_info["case_id"], bearer(request)
+        )
+        body = await read_json(request)
+        agree = body.get("consent")
+        if not isinstance(agree, bool):
+            raise InvalidField(
+                "consent",
+                "Send consent: true to agree to the hand-over, false to keep "
+                "the case here.",
+            )
+        return web.json_response(await self.town.consent(case, agree))
+
+    async def _transfer(self, command: Command) -> None:
+        target, _, note = command.args.partition(" ")
+        federation = self.ctx.config.federation
+        if ":" not in target or not federation.open:
+            if self._local is not None:
+                await self._local(command)
+            return
+        partner_id, _, department = target.partition(":")
+        partner = federation.partner(partner_id.strip().lower())
+        answer = self.ctx.commands.answer
+        if partner is None:
+            known = ", ".join(p.id for p in federation.partners)
+            await answer(
+                command, "reply.partner_unknown", partner=partner_id, known=known
+            )
+            return
+        department = department.strip().lower()
+        if department not in partner.departments:
+            await answer(
+                command,
+                "reply.partner_department",
+                partner=partner.name,
+                department=department,
+                known=", ".join(partner.departments),
+            )
+            return
+        await self.town.ask(command, partner, department, note.strip())
+
+    async def on_event(self, event: Event) -> None:
+        """What a partner does in a room we are in."""
+        if not isinstance(event, StateEvent):
+            return
+        partner = self.ctx.config.federation.of_user(str(event.sender))
+        if partner is None:
+            return
+        if event.type == ANSWER:
+            await self.town.on_answer(event, partner)
+            return
+        if event.type == CLOSED:
+            await self.town.on_partner_done(event, partner)
+            return
+        if event.type != EventType.ROOM_MEMBER:
+            return
+        membership = event.content.membership
+        if (
+            membership == Membership.INVITE
+            and event.state_key == self.ctx.config.bot_mxid
+        ):
+            await self.partner.on_invite(event, partner)
+        elif membership == Membership.LEAVE and event.state_key == partner.bot_mxid:
+            await self.town.on_partner_done(event, partner)
