@@ -20,6 +20,7 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import JSON, EventType, RoomID, StateEvent, UserID
 
 from bridge.appservice import RETRY_ERRORS
+from bridge.caserooms import is_remote_citizen
 from bridge.commands import Command
 from bridge.db.models import Case
 from bridge.errors import BuergerchatError
@@ -98,7 +99,9 @@ class TownSide:
         case = await self.ctx.store.get_case(command.case.case_id) or command.case
         asked = await lifecycle.by_this_cause(case.case_id, Kind.HANDOVER_ASKED)
         if asked is None:
-            if case.state != State.LIVE:
+            if case.state != State.LIVE or is_remote_citizen(self.ctx.config, case):
+                # A case a partner handed to us: its citizen answers there,
+                # so it cannot be asked here; it is not ours to pass on.
                 await answer(command, "reply.handover_not_now")
                 return
             if await self.open_ask(case.case_id) or await self.in_flight(case.case_id):

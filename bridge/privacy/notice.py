@@ -71,11 +71,29 @@ def render_notice(config: Config) -> str:
         dpo=dpo,
         purposes=escape(notice.purposes),
         legal_basis=escape(notice.legal_basis),
-        recipients=escape(notice.recipients),
+        recipients=escape(notice.recipients) + _partners(config),
         periods="".join(rows),
         transcripts=escape(transcripts),
         prefix=escape(config.citizen.reference_prefix),
         authority=escape(notice.authority),
+    )
+
+
+def _partners(config: Config) -> str:
+    """Federation: who may receive a case, only with the citizen's consent
+    asked in the chat itself (bots/handover)."""
+    partners = config.federation.partners
+    if not partners:
+        return ""
+    names = ", ".join(escape(p.name) for p in partners)
+    return (
+        "</p><p>Ist für Ihr Anliegen eine andere Behörde zuständig, kann das Team "
+        f"es an eine dieser Partnerbehörden weitergeben: {names}. Das geschieht nur, "
+        "wenn Sie im Chat zustimmen; die Partnerbehörde erhält dann Ihren Namen und "
+        "den bisherigen Chatverlauf und ist für alles Weitere selbst verantwortlich "
+        "(ihre eigenen Hinweise nach Art. 13 DSGVO und Aufbewahrungsfristen). "
+        "Rechtsgrundlage ist Ihre Einwilligung (Art. 6 Abs. 1 lit. a DSGVO); ohne "
+        "sie bleibt Ihr Anliegen bei uns."
     )
 
 

@@ -158,3 +158,19 @@ def test_where_a_partners_federation_api_is() -> None:
     )
     assert federation_base("[::1]:8449") == "https://[::1]:8449"
     assert federation_base("[::1]") == "https://[::1]:8448"
+
+
+def test_the_privacy_notice_names_the_partners_escaped(tmp_path: Path) -> None:
+    from bridge.privacy.notice import render_notice
+
+    closed = load_config(config_copy(tmp_path / "a"), tmp_path / "a" / "data")
+    assert "Partnerbehörde" not in render_notice(closed)
+    odd = {**COUNTY, "name": "Kreis <b>Nord</b> & Co"}
+    config = load_config(
+        config_copy(tmp_path / "b", with_federation(partners=[odd])),
+        tmp_path / "b" / "data",
+    )
+    page = render_notice(config)
+    assert "Kreis &lt;b&gt;Nord&lt;/b&gt; &amp; Co" in page
+    assert "<b>Nord" not in page
+    assert "nur, wenn Sie im Chat zustimmen" in page
