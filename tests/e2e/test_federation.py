@@ -21,10 +21,13 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 import yaml
+from playwright.async_api import Page, expect
 
 from bridge.homeserver import load_secrets
 
+from .a11y import assert_accessible
 from .stack import REPO, Stack, free_port, make_stack, shared_rules
+from .test_widget import browser, page, send, start_chat, stored  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -476,3 +479,55 @@ def verify(stack: Stack, reference: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+async def test_in_the_widget_the_citizen_agrees_and_reads_the_county(
+    three: tuple[FederatedStack, FederatedStack, FederatedStack],
+    page: Page,  # noqa: F811 (fixture)
+) -> None:
+    """The same, as the citizen sees it in Chromium: the question with two
+    buttons (accessible), "Einverstanden", then the county's answer with the
+    county's name, in the same chat."""
+    town, county, _ = three
+    anna = await Staff.login(town, "anna.schmidt")
+    kreis = await Staff.login(county, "anna.schmidt")
+    await start_chat(page, town, "Max Beispiel")
+    case = await stored(page, town)
+    alias = quote(f"#bc_case_{case['case_id']}:{town.server_name}")
+
+    async def room() -> str | None:
+        status, data = await anna.call("GET", f"/directory/room/{alias}")
+        return str(data["room_id"]) if status == 200 else None
+
+    room_id = await until(room)
+    status, _ = await anna.call("POST", f"/join/{quote(room_id)}")
+    assert status == 200
+    await staff_says(anna, room_id, "!transfer landkreis:buergerbuero")
+    group = page.get_by_role("group", name="Weitergabe an eine andere Behörde")
+    await expect(group).to_be_visible(timeout=30_000)
+    log = page.get_by_role("log")
+    await expect(log).to_contain_text("an Landratsamt weitergeben")
+    await assert_accessible(page, "handover question")
+    await group.get_by_role("button", name="Einverstanden").click()
+    await expect(group).to_be_hidden()
+    await expect(log).to_contain_text(
+        "wurde an Landratsamt weitergegeben", timeout=60_000
+    )
+
+    async def county_joins() -> bool:
+        status, _ = await kreis.call(
+            "POST", f"/join/{quote(room_id)}?server_name={quote(town.server_name)}"
+        )
+        return status == 200
+
+    assert await until(county_joins)
+    await staff_says(kreis, room_id, "Guten Tag, hier ist das Landratsamt.")
+    answer = log.locator(".msg.staff", has_text="hier ist das Landratsamt")
+    await expect(answer).to_be_visible(timeout=30_000)
+    await expect(answer).to_contain_text("(Landratsamt)")
+    await send(page, "Vielen Dank!")
+
+    async def county_reads() -> bool:
+        return "Vielen Dank!" in await kreis.bodies(room_id)
+
+    assert await until(county_reads)
