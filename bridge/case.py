@@ -483,8 +483,7 @@ class CaseService:
         name = mxid.split(":", 1)[0].lstrip("@")
         if isinstance(event, StateEvent) and displayname:
             name = str(displayname)
-        partner = self.config.federation.partner(mxid.split(":", 1)[-1])
-        return f"{name} ({partner.name})" if partner is not None else name
+        return self.config.federation.staff_label(name, mxid)
 
     def is_bridge_user(self, mxid: str) -> bool:
         """The bot or a citizen's ghost of this server (a partner's are not)."""

@@ -24,7 +24,7 @@ from .appservice import RETRY_ERRORS
 from .db.models import Case
 from .errors import HOMESERVER_ERRORS
 from .i18n import say
-from .lifecycle import Kind
+from .lifecycle import Kind, State
 
 if TYPE_CHECKING:
     from .case import CaseService
@@ -57,6 +57,12 @@ class CaseRooms:
         case = await self.cases.store.case_by_room(room_id)
         if case is None:
             return
+        partner = self.cases.config.federation.of_user(sender)
+        if partner is not None and sender != case.ghost_mxid:
+            if case.state != State.HANDED_OVER:
+                # A partner's people reach the citizen only once the partner
+                # took the case (after the citizen's consent; bots/handover).
+                return
         if isinstance(event, MessageEvent) and sender == case.ghost_mxid:
             # A partner's citizen (a case handed over to us): their words are
             # the citizen's in our record too.
@@ -73,12 +79,13 @@ class CaseRooms:
 
     async def _staff_joined(self, case: Case, event: StateEvent) -> None:
         department = self.cases.config.department(case.department)
-        name = self.cases.staff_name(case.room_id or "", event.sender, event)
         label = department.name if department else case.department
         partner = self.cases.config.federation.of_user(event.sender)
         if partner is not None:  # "Anna Schmidt (Landratsamt) ist beigetreten"
             name = getattr(event.content, "displayname", None) or event.sender
             label = partner.name
+        else:
+            name = self.cases.staff_name(case.room_id or "", event.sender, event)
         await self.cases.add_system_event(
             case.case_id,
             say("staff_joined", case.language, name=name, department=label),
@@ -150,12 +157,12 @@ class CaseRooms:
     async def _partner_staff_name(self, event: MessageEvent) -> str | None:
         """A partner authority's staff member: their display name in the room
         and the partner's name (federation); None for our own staff."""
-        partner = self.cases.config.federation.partner(event.sender.partition(":")[2])
-        if partner is None:
+        federation = self.cases.config.federation
+        if federation.of_user(event.sender) is None:
             return None
         member = await self.cases.az.state_store.get_member(event.room_id, event.sender)
         name = (member.displayname if member else None) or event.sender
-        return f"{name} ({partner.name})"
+        return federation.staff_label(name, event.sender)
 
 
 def is_remote_citizen(config: Config, case: Case) -> bool:

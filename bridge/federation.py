@@ -106,8 +106,18 @@ class FederationSettings:
         return next((p for p in self.partners if key in (p.id, p.server_name)), None)
 
     def of_user(self, mxid: str) -> Partner | None:
-        """The partner whose server a Matrix user belongs to."""
-        return self.partner(mxid.partition(":")[2]) if mxid.startswith("@") else None
+        """The partner whose server a Matrix user belongs to (by server name
+        only: a partner's id is no server)."""
+        if not mxid.startswith("@"):
+            return None
+        server = mxid.partition(":")[2]
+        return next((p for p in self.partners if p.server_name == server), None)
+
+    def staff_label(self, name: str, mxid: str) -> str:
+        """A partner's staff member as the citizen reads them: "Anna Schmidt
+        (Landratsamt Musterkreis)"; anyone else by ``name`` alone."""
+        partner = self.of_user(mxid)
+        return f"{name} ({partner.name})" if partner is not None else name
 
     def is_partner_bot(self, mxid: str) -> bool:
         partner = self.of_user(mxid)

@@ -117,6 +117,8 @@ class Kind(StrEnum):
     HANDOVER_ASKED = "handover_asked"
     HANDOVER_AGREED = "handover_agreed"
     HANDOVER_DECLINED = "handover_declined"
+    #: The taking side: a partner's case became one of ours.
+    HANDOVER_RECEIVED = "handover_received"
     HANDED_OVER = "handed_over"
 
 

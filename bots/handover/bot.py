@@ -13,10 +13,12 @@ from aiohttp import web
 from mautrix.types import Event, EventType, Membership, StateEvent
 
 from bridge.api.citizen import bearer, read_json
+from bridge.caserooms import is_remote_citizen
 from bridge.commands import Command
 from bridge.errors import InvalidField
 from bridge.i18n import staff_text
-from bridge.lifecycle import Kind
+from bridge.jobs import JobRun
+from bridge.lifecycle import Kind, State
 from bridge.plugins import BotContext
 
 from .partner import PartnerSide
@@ -52,7 +54,7 @@ class HandoverBot:
             max_attempts=INVITE_ATTEMPTS,
             on_parked=self.town.unreachable,
         )
-        ctx.jobs.kind(CLOSED_JOB, self.partner.closed)
+        ctx.jobs.kind(CLOSED_JOB, self._closed)
         ctx.cases.lifecycle.react(Kind.CLOSED, CLOSED_JOB)
         if ctx.config.federation.open:
             ctx.appservice.on_event(self.on_event)
@@ -79,6 +81,24 @@ class HandoverBot:
                 "the case here.",
             )
         return web.json_response(await self.town.consent(case, agree))
+
+    async def _closed(self, run: JobRun) -> None:
+        """Kind.CLOSED (a durable reaction): the other side of a hand-over
+        closes its case too (town.CLOSED in the room)."""
+        event = await self.ctx.cases.lifecycle.event(int(run.payload["event"]))
+        case = await self.ctx.store.get_case(event.case_id) if event else None
+        if event is None or case is None or not case.room_id:
+            return
+        if is_remote_citizen(self.ctx.config, case):
+            await self.partner.announce_closed(case)
+            return
+        flight = await self.town.in_flight(case.case_id)
+        if event.from_state == State.HANDED_OVER or flight is not None:
+            await self.town.tell_closed(case)
+        if flight is not None:
+            partner = self.ctx.config.federation.partner(str(flight.data["partner"]))
+            if partner is not None:
+                await self.town.withdraw(case, partner)
 
     async def _transfer(self, command: Command) -> None:
         target, _, note = command.args.partition(" ")

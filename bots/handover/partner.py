@@ -1,15 +1,17 @@
 """The taking side of a hand-over: a partner authority's bot invites ours into
 one of its case rooms.
 
-Only an invite from a declared partner is followed (Synapse's allow-list keeps
-everyone else out anyway). The hand-over in the room (``de.buergerchat.handover``
-for our server) names one of our departments; we route the case by our own
-rules: outside that department's hours it is refused (the case stays with the
-partner), otherwise it becomes a case of ours whose citizen is the partner's
-ghost, our staff are invited into the partner's room and our team room hears of
-it. The answer goes back into the room (``de.buergerchat.handover_answer``).
-Closing it here clears our people out and our bot leaves, which tells the
-partner (bridge.caserooms.clear_room).
+Only an invite from a declared partner's bot is followed (Synapse's allow-list
+keeps everyone else out anyway), and only a hand-over that bot wrote into the
+room (``de.buergerchat.handover`` for our server) counts. It names one of our
+departments; we route the case by our own rules: outside that department's
+hours, or with nobody online, it is refused (the case stays with the partner);
+otherwise it becomes a case of ours whose citizen is the partner's ghost, our
+staff are invited into the partner's room and our team room hears of it. The
+answer goes back into the room (``de.buergerchat.handover_answer``). Every step
+may run again after a crash (the inbox works the invite off again) and finishes
+what is missing. Closing it here (bots.handover.bot) writes
+``de.buergerchat.handover_closed``; our bot stays in the room.
 """
 
 from __future__ import annotations
@@ -17,20 +19,20 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
+from mautrix.api import Method, Path
 from mautrix.errors import MatrixRequestError
 from mautrix.types import JSON, RoomID, StateEvent, UserID
+from sqlalchemy import select
 
-from bridge.caserooms import is_remote_citizen
 from bridge.clock import utcnow
 from bridge.config import Department
 from bridge.db.models import Case
 from bridge.federation import Partner
 from bridge.i18n import staff_line, staff_text
-from bridge.jobs import JobRun
 from bridge.lifecycle import Kind
 from bridge.plugins import BotContext
 
-from .town import ANSWER, CLOSED, HANDOVER, plain
+from .town import ANSWER, CLOSED, HANDOVER
 
 log = logging.getLogger("buergerchat.handover")
 
@@ -40,35 +42,78 @@ class PartnerSide:
         self.ctx = ctx
 
     async def on_invite(self, event: StateEvent, partner: Partner) -> None:
-        """Our bot was invited by a partner: join, read the hand-over, take it
-        or say why not."""
+        """Our bot was invited by a partner's bot: join, read the hand-over,
+        take it or say why not. An invite from anyone else of the partner (a
+        staff member) is not followed: hand-overs go through its bridge, which
+        asked the citizen first."""
+        if event.sender != partner.bot_mxid:
+            log.info("invite by %s (not %s) ignored", event.sender, partner.bot_mxid)
+            return
         room = RoomID(str(event.room_id))
         bot = self.ctx.appservice.intent
-        known = await self.ctx.store.case_by_room(room)
-        if known is None:
-            await bot.join_room(room, servers=[partner.server_name])
-        own = self.ctx.config.homeserver.server_name
-        try:
-            handover = plain(await bot.get_state_event(room, HANDOVER, own))
-        except MatrixRequestError:
-            handover = {}
-        department = self.ctx.config.department(str(handover.get("department")))
-        if known is not None:
-            await self._answer(room, {"accepted": True, "reference": known.reference})
-            return
-        why = await self._why_not(partner, department, handover)
+        await bot.join_room(room, servers=[partner.server_name])
+        handover = await self._handover(room, partner)
+        case = await self._case_of(str(handover.get("citizen") or ""))
+        department = (
+            self.ctx.config.department(case.department)
+            if case is not None
+            else self.ctx.config.department(str(handover.get("department")))
+        )
+        why = None
+        if await self._withdrawn(room, partner):
+            why = "die Weitergabe wurde zurückgenommen"
+        elif case is None:
+            why = await self._why_not(partner, department, handover)
         if why is not None:
             await self._answer(room, {"accepted": False, "reason": why})
             await bot.leave_room(room)
             log.info("hand-over from %s in %s refused: %s", partner.id, room, why)
             return
         assert department is not None
-        await self._take(room, partner, department, handover)
+        await self._take(room, partner, department, handover, case)
+
+    async def _handover(self, room: RoomID, partner: Partner) -> dict[str, Any]:
+        """The hand-over for our server, if the partner's bot wrote it."""
+        own = self.ctx.config.homeserver.server_name
+        try:
+            found = await self.ctx.appservice.intent.api.request(
+                Method.GET,
+                Path.v3.rooms[room].state[str(HANDOVER)][own],
+                query_params={"format": "event"},
+            )
+        except MatrixRequestError:
+            return {}
+        if not isinstance(found, dict) or found.get("sender") != partner.bot_mxid:
+            return {}
+        content = found.get("content")
+        return dict(content) if isinstance(content, dict) else {}
+
+    async def _withdrawn(self, room: RoomID, partner: Partner) -> bool:
+        """The handing side closed its case before we came."""
+        try:
+            await self.ctx.appservice.intent.get_state_event(
+                room, CLOSED, partner.server_name
+            )
+        except MatrixRequestError:
+            return False
+        return True
+
+    async def _case_of(self, ghost: str) -> Case | None:
+        """Our case of this citizen of a partner, if we opened it before."""
+        if not ghost:
+            return None
+        async with self.ctx.store.session() as s:
+            found: Case | None = await s.scalar(
+                select(Case).where(Case.ghost_mxid == ghost)
+            )
+        return found
 
     async def _why_not(
         self, partner: Partner, department: Department | None, handover: dict[str, Any]
     ) -> str | None:
         """Why we cannot take it (in German: the partner's staff read it)."""
+        if not handover:
+            return "keine Übergabe des Partners im Raum"
         if department is None:
             return f"unbekannte Abteilung „{handover.get('department')}“"
         if not str(handover.get("citizen") or "").endswith(f":{partner.server_name}"):
@@ -86,28 +131,28 @@ class PartnerSide:
         partner: Partner,
         department: Department,
         handover: dict[str, Any],
+        case: Case | None,
     ) -> None:
-        """Open our case in the partner's room, invite our staff, tell the team
-        and the room, and answer."""
+        """Our case in the partner's room (opened once), our staff invited, the
+        team and the room told, the answer; each step again if it broke off."""
         cases = self.ctx.cases
         reference, note = str(handover.get("reference") or ""), handover.get("note")
-        case, _ = await cases.open_case(
-            department=department,
-            topic=None,
-            citizen_name=handover.get("citizen_name"),
-            language=str(handover.get("language") or "de"),
-            room=False,
-            ghost_mxid=str(handover["citizen"]),
-            opened={"from_partner": partner.id, "partner_reference": reference},
-        )
-        await self.ctx.store.update_case(case.case_id, room_id=str(room))
-        case.room_id = str(room)
-        if cases.router is not None:
-            invite = await cases.router.transfer(
-                case, department, actor=partner.bot_mxid, note=note
+        if case is None:
+            case, _ = await cases.open_case(
+                department=department,
+                topic=None,
+                citizen_name=handover.get("citizen_name"),
+                language=str(handover.get("language") or "de"),
+                room=False,
+                ghost_mxid=str(handover["citizen"]),
+                opened={"from_partner": partner.id, "partner_reference": reference},
             )
-        else:
-            invite = tuple(s.mxid for s in department.staff)
+        if case.room_id is None:
+            await self.ctx.store.update_case(case.case_id, room_id=str(room))
+            case.room_id = str(room)
+        invite = tuple(case.invited or ())
+        if not invite:
+            invite = await self._route(case, department, partner, note)
         for mxid in invite:
             try:
                 await self.ctx.appservice.intent.invite_user(room, UserID(mxid))
@@ -116,14 +161,27 @@ class PartnerSide:
         values = {"partner": partner.name, "reference": reference, "note": note or "–"}
         await self._tell(case, room, invite, values)
         await self._answer(room, {"accepted": True, "reference": case.reference})
-        await cases.lifecycle.record(
-            case.case_id,
-            Kind.HANDED_OVER,
-            actor=partner.bot_mxid,
-            data={"from": partner.id, "reference": reference},
-        )
+        history = await cases.lifecycle.history(case.case_id)
+        if not any(e.kind == Kind.HANDOVER_RECEIVED for e in history):
+            await cases.lifecycle.record(
+                case.case_id,
+                Kind.HANDOVER_RECEIVED,
+                actor=partner.bot_mxid,
+                data={"from": partner.id, "reference": reference},
+            )
         log.info(
             "case %s taken over from %s (%s)", case.reference, partner.id, reference
+        )
+
+    async def _route(
+        self, case: Case, department: Department, partner: Partner, note: Any
+    ) -> tuple[str, ...]:
+        """Whom our department's strategy picks (everyone when nobody is free)."""
+        router = self.ctx.cases.router
+        if router is None:
+            return tuple(s.mxid for s in department.staff)
+        return await router.transfer(
+            case, department, actor=partner.bot_mxid, note=note
         )
 
     async def _tell(
@@ -131,27 +189,27 @@ class PartnerSide:
     ) -> None:
         """Our record, our team room and the staff in the room hear of it."""
         line = staff_text("notice.handover_received", "de", **values)
+        key = f"handover_received:{case.case_id}"
         await self.ctx.cases.add_system_event(
-            case.case_id, line, kind="handover_received", partner=values["partner"]
+            case.case_id,
+            line,
+            kind="handover_received",
+            key=key,
+            partner=values["partner"],
         )
         names = ", ".join(self.ctx.cases.staff_name(str(room), m) for m in invite)
         if await self.ctx.team.announce_case(
-            case, extra=staff_line("team.handover_received", invited=names, **values)
+            case,
+            extra=staff_line("team.handover_received", invited=names, **values),
+            key=f"announce:{case.case_id}",
         ):
             await self.ctx.store.update_case(case.case_id, announced_at=utcnow())
-        await self.ctx.commands.reply(str(room), line)
+        await self.ctx.commands.reply(str(room), line, key=key)
 
-    async def closed(self, run: JobRun) -> None:
-        """Kind.CLOSED of a case we took: the partner hears of it in the room
-        (our bot stays there; see town.CLOSED)."""
-        event = await self.ctx.cases.lifecycle.event(int(run.payload["event"]))
-        case = await self.ctx.store.get_case(event.case_id) if event else None
-        if case is None or not case.room_id:
-            return
-        if not is_remote_citizen(self.ctx.config, case):
-            return
+    async def announce_closed(self, case: Case) -> None:
+        """We closed a case a partner handed us: the partner closes its case."""
         await self.ctx.appservice.intent.send_state_event(
-            RoomID(case.room_id),
+            RoomID(case.room_id or ""),
             CLOSED,
             cast(JSON, {"closed": True, "reference": case.reference}),
             state_key=self.ctx.config.homeserver.server_name,

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from mautrix.errors import MatrixRequestError
-from mautrix.types import JSON, EventType, RoomID, StateEvent, UserID
+from mautrix.types import JSON, EventType, Membership, RoomID, StateEvent, UserID
 
 from bridge.appservice import RETRY_ERRORS
 from bridge.caserooms import is_remote_citizen
@@ -67,29 +67,31 @@ class TownSide:
 
     # --- asking -------------------------------------------------------------------
 
+    async def _latest(
+        self, case_id: str, begun: Kind, ended: tuple[Kind, ...]
+    ) -> DomainEvent | None:
+        """The newest ``begun`` event of the case with no ``ended`` after it."""
+        found = None
+        for event in await self.ctx.cases.lifecycle.history(case_id):
+            if event.kind == begun:
+                found = event
+            elif event.kind in ended:
+                found = None
+        return found
+
     async def open_ask(self, case_id: str) -> DomainEvent | None:
         """The hand-over that waits for the citizen's answer, if any."""
-        waiting = None
-        for event in await self.ctx.cases.lifecycle.history(case_id):
-            if event.kind == Kind.HANDOVER_ASKED:
-                waiting = event
-            elif event.kind in (
-                Kind.HANDOVER_AGREED,
-                Kind.HANDOVER_DECLINED,
-                Kind.HANDED_OVER,
-            ):
-                waiting = None
-        return waiting
+        return await self._latest(
+            case_id,
+            Kind.HANDOVER_ASKED,
+            (Kind.HANDOVER_AGREED, Kind.HANDOVER_DECLINED, Kind.HANDED_OVER),
+        )
 
     async def in_flight(self, case_id: str) -> DomainEvent | None:
         """A hand-over the citizen agreed to that the partner has not answered."""
-        agreed = None
-        for event in await self.ctx.cases.lifecycle.history(case_id):
-            if event.kind == Kind.HANDOVER_AGREED:
-                agreed = event
-            elif event.kind in (Kind.HANDOVER_DECLINED, Kind.HANDED_OVER):
-                agreed = None
-        return agreed
+        return await self._latest(
+            case_id, Kind.HANDOVER_AGREED, (Kind.HANDOVER_DECLINED, Kind.HANDED_OVER)
+        )
 
     async def ask(
         self, command: Command, partner: Partner, department: str, note: str
@@ -104,7 +106,8 @@ class TownSide:
                 # so it cannot be asked here; it is not ours to pass on.
                 await answer(command, "reply.handover_not_now")
                 return
-            if await self.open_ask(case.case_id) or await self.in_flight(case.case_id):
+            if await self.in_flight(case.case_id):
+                # (A question the citizen has not answered yet is replaced.)
                 await answer(command, "reply.handover_pending")
                 return
             asked = await lifecycle.record(
@@ -211,6 +214,9 @@ class TownSide:
         agreed = await self.ctx.cases.lifecycle.event(int(run.payload["event"]))
         if case is None or agreed is None or case.closed_at is not None:
             raise GiveUp("the case is gone or closed")
+        flight = await self.in_flight(case.case_id)
+        if flight is None or flight.id != agreed.id:
+            raise GiveUp("the hand-over was answered otherwise meanwhile")
         partner = self.ctx.config.federation.partner(str(agreed.data["partner"]))
         if partner is None:
             raise GiveUp("the partner is no longer configured")
@@ -234,6 +240,8 @@ class TownSide:
         )
         power = await bot.get_power_levels(room)
         power.users[UserID(partner.bot_mxid)] = 50
+        # Only our bridge writes hand-overs in this room (staff have 50).
+        power.events[HANDOVER] = 100
         await bot.set_power_levels(room, power)
         try:
             await bot.invite_user(room, UserID(partner.bot_mxid))
@@ -255,6 +263,38 @@ class TownSide:
             "hand-over of %s to %s failed: %s", case.reference, partner.id, error
         )
         await self._refused(case, partner, "nicht erreichbar")
+        await self.withdraw(case, partner)
+
+    async def withdraw(self, case: Case, partner: Partner) -> None:
+        """The partner's bot may no longer act in the room; an invite it has
+        not followed yet is taken back (a kick of an invited user)."""
+        if not case.room_id:
+            return
+        room, bot_mxid = RoomID(case.room_id), UserID(partner.bot_mxid)
+        bot = self.ctx.appservice.intent
+        power = await bot.get_power_levels(room)
+        if power.users.pop(bot_mxid, None) is not None:
+            await bot.set_power_levels(room, power)
+        members = await bot.get_room_members(
+            room, allowed_memberships=(Membership.INVITE, Membership.JOIN)
+        )
+        if bot_mxid in members:
+            try:
+                await bot.kick_user(room, bot_mxid, "Weitergabe zurückgenommen")
+            except MatrixRequestError as e:
+                log.info("could not remove %s from %s: %s", bot_mxid, room, e)
+
+    async def tell_closed(self, case: Case) -> None:
+        """We closed a case that is (or was about to be) the partner's: the
+        partner closes its case too (town.CLOSED, as the taking side does)."""
+        if not case.room_id:
+            return
+        await self.ctx.appservice.intent.send_state_event(
+            RoomID(case.room_id),
+            CLOSED,
+            cast(JSON, {"closed": True, "reference": case.reference}),
+            state_key=self.ctx.config.homeserver.server_name,
+        )
 
     # --- the partner's answer ---------------------------------------------------
 
@@ -273,6 +313,9 @@ class TownSide:
             ]
         ):
             return  # nothing asked of this partner (or answered before)
+        flight = await self.in_flight(case.case_id)
+        if flight is not None and flight.data.get("partner") != partner.id:
+            return  # another partner than the one asked
         content = content_of(event)
         if content.get("accepted") is True:
             await self._taken(case, partner, content)
@@ -320,24 +363,31 @@ class TownSide:
         )
         await self._step_back(case, read_only)
 
+    async def _handed_to(self, case_id: str, partner: Partner) -> bool:
+        handed = await self._latest(case_id, Kind.HANDED_OVER, ())
+        return handed is not None and handed.data.get("partner") == partner.id
+
     async def _step_back(self, case: Case, read_only: bool) -> None:
-        """The town's staff leave the room, or stay without a voice."""
+        """The town's staff leave the room (invited ones too), or stay without
+        a voice; none of them keeps a power level to write."""
         room = RoomID(case.room_id or "")
         bot = self.ctx.appservice.intent
         own = f":{self.ctx.config.homeserver.server_name}"
-        members = await bot.get_room_members(room)
+        members = await bot.get_room_members(
+            room, allowed_memberships=(Membership.INVITE, Membership.JOIN)
+        )
+        power = await bot.get_power_levels(room)
         staff = [
             m
-            for m in members
+            for m in dict.fromkeys([*members, *power.users])
             if m.endswith(own) and not self.ctx.cases.is_bridge_user(m)
         ]
-        if read_only:
-            power = await bot.get_power_levels(room)
-            for mxid in staff:
-                power.users[UserID(mxid)] = READ_ONLY
-            await bot.set_power_levels(room, power)
-            return
         for mxid in staff:
+            power.users[UserID(mxid)] = READ_ONLY
+        await bot.set_power_levels(room, power)
+        if read_only:
+            return
+        for mxid in (m for m in staff if m in members):
             try:
                 await bot.kick_user(room, mxid, "An Partnerbehörde übergeben")
             except RETRY_ERRORS:
@@ -346,11 +396,9 @@ class TownSide:
                 log.info("could not remove %s from %s: %s", mxid, room, e)
 
     async def _refused(self, case: Case, partner: Partner, reason: str) -> None:
-        flight = await self.ctx.cases.lifecycle.by_this_cause(
-            case.case_id, Kind.HANDOVER_DECLINED
-        )
-        if flight is None:
-            flight = await self.ctx.cases.lifecycle.record(
+        lifecycle = self.ctx.cases.lifecycle
+        if await lifecycle.by_this_cause(case.case_id, Kind.HANDOVER_DECLINED) is None:
+            await lifecycle.record(
                 case.case_id,
                 Kind.HANDOVER_DECLINED,
                 actor=partner.bot_mxid,
@@ -375,8 +423,18 @@ class TownSide:
         its bot left the room: the case closes here too."""
         if event.sender != partner.bot_mxid:
             return
+        if event.type == CLOSED and event.state_key != partner.server_name:
+            return
         case = await self.ctx.store.case_by_room(str(event.room_id))
-        if case is None or case.state != State.HANDED_OVER:
+        if case is None or case.closed_at is not None:
+            return
+        # Ours, handed over to this partner; or the partner's, handed to us
+        # (the handing side closed it: erased, say).
+        handed = case.state == State.HANDED_OVER and await self._handed_to(
+            case.case_id, partner
+        )
+        taken = case.ghost_mxid.endswith(f":{partner.server_name}")
+        if not (handed or taken):
             return
         await self.ctx.cases.close_case(
             case,

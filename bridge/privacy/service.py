@@ -187,7 +187,7 @@ class Privacy:
                 continue
             if server == self.config.homeserver.server_name:
                 counts["media"] += int(await admin.delete_media(mxc))
-        counts["users"] = int(await admin.erase_user(case.ghost_mxid))
+        counts["users"] = await self._erase_ghost(case, admin)
         for part in self.parts:
             if part.erase is not None:
                 counts.update(await part.erase(case, action))
@@ -207,6 +207,13 @@ class Privacy:
         await self.compact()
         log.info("case %s %s (%s)", case.reference, action, actor)
         return counts
+
+    async def _erase_ghost(self, case: Case, admin: Any) -> int:
+        """The citizen's ghost; not one of a partner authority that handed the
+        case to us (its own retention erases it there)."""
+        if not case.ghost_mxid.endswith(f":{self.config.homeserver.server_name}"):
+            return 0
+        return int(await admin.erase_user(case.ghost_mxid))
 
     async def _remove_notices(self, case: Case, admin: SynapseAdmin) -> int:
         """The bot's notices about the case outside its room (team rooms):

@@ -464,10 +464,22 @@ async def test_a_case_goes_to_the_county_with_consent_and_the_citizen_stays(
             await asyncio.sleep(2)
         assert "stimmt überein" in done.stdout, done.stdout + done.stderr
 
+    # The county erases its case (its own retention, Art. 17): done, although
+    # the citizen's ghost is the town's user (not erased from here).
+    erased = await asyncio.to_thread(
+        run_cli, county, "erase", taken["reference"], "--yes", "--wait", "120"
+    )
+    assert erased.returncode == 0, erased.stdout + erased.stderr
+    assert "erased" in erased.stdout
+
 
 def verify(stack: Stack, reference: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(stack, "verify-transcript", reference)
+
+
+def run_cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bridge", "verify-transcript", reference],
+        [sys.executable, "-m", "bridge", *args],
         env={
             **os.environ,
             "BUERGERCHAT_CONFIG_DIR": str(stack.config_dir),
@@ -476,7 +488,7 @@ def verify(stack: Stack, reference: str) -> subprocess.CompletedProcess[str]:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
 
@@ -531,3 +543,77 @@ async def test_in_the_widget_the_citizen_agrees_and_reads_the_county(
         return "Vielen Dank!" in await kreis.bodies(room_id)
 
     assert await until(county_reads)
+
+
+async def test_no_way_around_the_citizens_consent(
+    three: tuple[FederatedStack, FederatedStack, FederatedStack],
+) -> None:
+    """A town staff member cannot hand a case over by hand: writing the
+    hand-over into a room and inviting the county's bot themselves is ignored
+    by the county; a county staff member invited straight into a live case
+    room does not reach the citizen."""
+    town, county, _ = three
+    anna = await Staff.login(town, "anna.schmidt")
+    kreis = await Staff.login(county, "anna.schmidt")
+    county_bot = f"@buergerchat:{county.server_name}"
+
+    status, room = await anna.call("POST", "/createRoom", {"preset": "private_chat"})
+    assert status == 200, room
+    forged = room["room_id"]
+    status, data = await anna.call(
+        "PUT",
+        f"/rooms/{quote(forged)}/state/de.buergerchat.handover/"
+        f"{quote(county.server_name)}",
+        {"department": "buergerbuero", "citizen": anna.mxid, "reference": "X"},
+    )
+    assert status == 200, data
+    status, data = await anna.call(
+        "POST", f"/rooms/{quote(forged)}/invite", {"user_id": county_bot}
+    )
+    assert status == 200, data
+
+    citizen = Citizen(town)
+    await citizen.open()
+    await citizen.write("Guten Tag")
+    alias = quote(f"#bc_case_{citizen.case['case_id']}:{town.server_name}")
+
+    async def room_of() -> str | None:
+        status, data = await anna.call("GET", f"/directory/room/{alias}")
+        return str(data["room_id"]) if status == 200 else None
+
+    room_id = await until(room_of)
+    status, _ = await anna.call("POST", f"/join/{quote(room_id)}")
+    assert status == 200
+    status, data = await anna.call(
+        "POST", f"/rooms/{quote(room_id)}/invite", {"user_id": kreis.mxid}
+    )
+    assert status == 200, data
+
+    async def county_joins() -> bool:
+        status, _ = await kreis.call(
+            "POST", f"/join/{quote(room_id)}?server_name={quote(town.server_name)}"
+        )
+        return status == 200
+
+    assert await until(county_joins)
+    await staff_says(kreis, room_id, "Ich bin vom Kreis, ungefragt.")
+    await staff_says(anna, room_id, "Hier das Bürgerbüro.")
+
+    async def town_answer_arrived() -> bool:
+        return any(
+            "Hier das Bürgerbüro" in e.get("body", "") for e in await citizen.events()
+        )
+
+    assert await until(town_answer_arrived)
+    bodies = [e.get("body", "") for e in await citizen.events()]
+    assert not any("ungefragt" in b for b in bodies), bodies
+    assert await citizen.state() == "live"
+    # The county's bot never followed the forged invite.
+    status, members = await anna.call("GET", f"/rooms/{quote(forged)}/members")
+    assert status == 200, members
+    bot_state = [
+        e["content"]["membership"]
+        for e in members["chunk"]
+        if e["state_key"] == county_bot
+    ]
+    assert bot_state == ["invite"], bot_state
