@@ -106,12 +106,15 @@ class CaseRooms:
             getattr(content, "body", None), str
         ):
             return
+        body = content.body
+        if getattr(content, "msgtype", None) in FILE_TYPES:
+            body = f"📎 {body}"  # scanned by the partner, who received it
         row, created = await self.cases.timeline.add(
             case.case_id,
             type="message",
             sender="citizen",
             sender_name=case.citizen_name,
-            body=content.body,
+            body=body,
             matrix_event_id=event.event_id,
             ts=datetime.fromtimestamp(event.timestamp / 1000, UTC),
         )
@@ -126,6 +129,11 @@ class CaseRooms:
     async def _staff_message(self, case: Case, event: MessageEvent) -> None:
         content = event.content
         data = {"event_id": str(event.event_id)}
+        if content.msgtype in FILE_TYPES and is_remote_citizen(self.cases.config, case):
+            # A partner's citizen: the partner's bridge receives the file and
+            # scans it before the citizen gets it; our record keeps its name.
+            await self.cases.say_to_citizen(case, event, f"📎 {content.body}")
+            return
         if content.msgtype in FILE_TYPES:
             await self.cases.lifecycle.publish(
                 Kind.STAFF_FILE,

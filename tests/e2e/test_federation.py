@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -316,12 +317,76 @@ class Citizen:
             "POST", f"/cases/{self.case['case_id']}/handover", {"consent": consent}
         )
 
+    async def attachment_from_staff(self) -> dict[str, Any]:
+        async def delivered() -> dict[str, Any] | None:
+            return next(
+                (
+                    e
+                    for e in await self.events()
+                    if e["type"] == "attachment"
+                    and e["sender"] == "staff"
+                    and e.get("state") == "delivered"
+                ),
+                None,
+            )
+
+        return dict(await until(delivered, within=90))
+
+    async def download(self, attachment_id: str) -> bytes:
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as s:
+            async with s.get(
+                f"{self.stack.bridge_url}/api/v1/cases/{self.case['case_id']}"
+                f"/attachments/{attachment_id}",
+                headers={"Authorization": f"Bearer {self.case['token']}"},
+            ) as r:
+                assert r.status == 200, await r.text()
+                return await r.read()
+
     async def saw(self, kind: str, count: int = 1) -> list[dict[str, Any]]:
         async def enough() -> list[dict[str, Any]] | None:
             found = [e for e in await self.events() if e.get("kind") == kind]
             return found if len(found) >= count else None
 
         return list(await until(enough))
+
+
+PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
+
+
+async def county_sends_file(
+    staff: Staff, stack: Stack, room_id: str, name: str, data: bytes
+) -> None:
+    """Upload to the staff member's own homeserver, then post it in the room."""
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as s:
+        async with s.post(
+            f"{stack.homeserver_url}/_matrix/media/v3/upload?filename={name}",
+            data=data,
+            headers={
+                "Authorization": f"Bearer {staff.token}",
+                "Content-Type": "application/pdf",
+            },
+        ) as r:
+            uploaded = await r.json()
+            assert r.status == 200, uploaded
+    status, sent = await staff.call(
+        "PUT",
+        f"/rooms/{quote(room_id)}/send/m.room.message/{uuid.uuid4().hex}",
+        {
+            "msgtype": "m.file",
+            "body": name,
+            "url": uploaded["content_uri"],
+            "info": {"mimetype": "application/pdf", "size": len(data)},
+        },
+    )
+    assert status == 200, sent
+
+
+def count_rows(stack: Stack, table: str) -> int:
+    with sqlite3.connect(stack.data_dir / "bridge.db") as db:
+        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
 async def staff_says(staff: Staff, room_id: str, body: str) -> None:
@@ -333,6 +398,32 @@ async def staff_says(staff: Staff, room_id: str, body: str) -> None:
     assert status == 200, data
 
 
+async def case_room(staff: Staff, town: FederatedStack, case_id: str) -> str:
+    """A town case's room, found by its alias and joined by ``staff``."""
+    alias = quote(f"#bc_case_{case_id}:{town.server_name}")
+
+    async def found() -> str | None:
+        status, data = await staff.call("GET", f"/directory/room/{alias}")
+        return str(data["room_id"]) if status == 200 else None
+
+    room_id = str(await until(found))
+    status, _ = await staff.call("POST", f"/join/{quote(room_id)}")
+    assert status == 200
+    return room_id
+
+
+async def join_over(staff: Staff, room_id: str, town: FederatedStack) -> None:
+    """A county staff member joins a town room over federation (once invited)."""
+
+    async def joined() -> bool:
+        status, _ = await staff.call(
+            "POST", f"/join/{quote(room_id)}?server_name={quote(town.server_name)}"
+        )
+        return status == 200
+
+    assert await until(joined)
+
+
 async def test_a_case_goes_to_the_county_with_consent_and_the_citizen_stays(
     three: tuple[FederatedStack, FederatedStack, FederatedStack],
 ) -> None:
@@ -342,15 +433,7 @@ async def test_a_case_goes_to_the_county_with_consent_and_the_citizen_stays(
     citizen = Citizen(town)
     await citizen.open()
     await citizen.write("Ich möchte mein Auto ummelden.")
-    alias = quote(f"#bc_case_{citizen.case['case_id']}:{town.server_name}")
-
-    async def room() -> str | None:
-        status, data = await anna.call("GET", f"/directory/room/{alias}")
-        return str(data["room_id"]) if status == 200 else None
-
-    room_id = await until(room)
-    status, _ = await anna.call("POST", f"/join/{quote(room_id)}")
-    assert status == 200
+    room_id = await case_room(anna, town, citizen.case["case_id"])
 
     # Not a partner, not a department the partner takes: told, nothing asked.
     await staff_says(anna, room_id, "!transfer nirgendwo:kfz")
@@ -380,13 +463,7 @@ async def test_a_case_goes_to_the_county_with_consent_and_the_citizen_stays(
     assert "Landratsamt" in handed["body"]
     assert await citizen.state() == "handed_over"
 
-    async def county_joins() -> bool:
-        status, _ = await kreis.call(
-            "POST", f"/join/{quote(room_id)}?server_name={quote(town.server_name)}"
-        )
-        return status == 200
-
-    assert await until(county_joins)  # invited by the county's routing
+    await join_over(kreis, room_id, town)  # invited by the county's routing
     await staff_says(kreis, room_id, "Hier das Landratsamt, wir übernehmen.")
 
     async def answered() -> list[dict[str, Any]] | None:
@@ -403,6 +480,13 @@ async def test_a_case_goes_to_the_county_with_consent_and_the_citizen_stays(
         e["body"] for e in await citizen.events() if e.get("kind") == "staff_joined"
     ]
     assert any(b.startswith("Anna Schmidt (Landratsamt) ist") for b in joined), joined
+
+    # A file from the county's staff: scanned by the town, which receives it
+    # (not by the county, which sends it), then the citizen downloads it intact.
+    await county_sends_file(kreis, county, room_id, "Bescheid.pdf", PDF)
+    attachment = await citizen.attachment_from_staff()
+    assert await citizen.download(attachment["attachment_id"]) == PDF
+    assert count_rows(county, "attachments") == 0
 
     # The citizen writes on in the same chat; the county reads it.
     await citizen.write("Danke, das ging schnell!")
@@ -505,15 +589,7 @@ async def test_in_the_widget_the_citizen_agrees_and_reads_the_county(
     kreis = await Staff.login(county, "anna.schmidt")
     await start_chat(page, town, "Max Beispiel")
     case = await stored(page, town)
-    alias = quote(f"#bc_case_{case['case_id']}:{town.server_name}")
-
-    async def room() -> str | None:
-        status, data = await anna.call("GET", f"/directory/room/{alias}")
-        return str(data["room_id"]) if status == 200 else None
-
-    room_id = await until(room)
-    status, _ = await anna.call("POST", f"/join/{quote(room_id)}")
-    assert status == 200
+    room_id = await case_room(anna, town, case["case_id"])
     await staff_says(anna, room_id, "!transfer landkreis:buergerbuero")
     group = page.get_by_role("group", name="Weitergabe an eine andere Behörde")
     await expect(group).to_be_visible(timeout=30_000)
@@ -526,13 +602,7 @@ async def test_in_the_widget_the_citizen_agrees_and_reads_the_county(
         "wurde an Landratsamt weitergegeben", timeout=60_000
     )
 
-    async def county_joins() -> bool:
-        status, _ = await kreis.call(
-            "POST", f"/join/{quote(room_id)}?server_name={quote(town.server_name)}"
-        )
-        return status == 200
-
-    assert await until(county_joins)
+    await join_over(kreis, room_id, town)
     await staff_says(kreis, room_id, "Guten Tag, hier ist das Landratsamt.")
     answer = log.locator(".msg.staff", has_text="hier ist das Landratsamt")
     await expect(answer).to_be_visible(timeout=30_000)
@@ -575,27 +645,13 @@ async def test_no_way_around_the_citizens_consent(
     citizen = Citizen(town)
     await citizen.open()
     await citizen.write("Guten Tag")
-    alias = quote(f"#bc_case_{citizen.case['case_id']}:{town.server_name}")
-
-    async def room_of() -> str | None:
-        status, data = await anna.call("GET", f"/directory/room/{alias}")
-        return str(data["room_id"]) if status == 200 else None
-
-    room_id = await until(room_of)
-    status, _ = await anna.call("POST", f"/join/{quote(room_id)}")
-    assert status == 200
+    room_id = await case_room(anna, town, citizen.case["case_id"])
     status, data = await anna.call(
         "POST", f"/rooms/{quote(room_id)}/invite", {"user_id": kreis.mxid}
     )
     assert status == 200, data
 
-    async def county_joins() -> bool:
-        status, _ = await kreis.call(
-            "POST", f"/join/{quote(room_id)}?server_name={quote(town.server_name)}"
-        )
-        return status == 200
-
-    assert await until(county_joins)
+    await join_over(kreis, room_id, town)
     await staff_says(kreis, room_id, "Ich bin vom Kreis, ungefragt.")
     await staff_says(anna, room_id, "Hier das Bürgerbüro.")
 
@@ -617,3 +673,40 @@ async def test_no_way_around_the_citizens_consent(
         if e["state_key"] == county_bot
     ]
     assert bot_state == ["invite"], bot_state
+
+
+async def test_with_read_only_the_towns_staff_read_on_and_cannot_write(
+    three: tuple[FederatedStack, FederatedStack, FederatedStack],
+) -> None:
+    """federation.after_handover: read_only (the town restarted with it)."""
+    town, county, _ = three
+
+    def read_only(data: dict[str, Any]) -> None:
+        data["federation"]["after_handover"] = "read_only"
+
+    town.edit_config("buergerchat.yaml", read_only)
+    await asyncio.to_thread(town.stop)
+    await asyncio.to_thread(town.start)
+    anna = await Staff.login(town, "anna.schmidt")
+    kreis = await Staff.login(county, "anna.schmidt")
+    citizen = Citizen(town)
+    await citizen.open()
+    room_id = await case_room(anna, town, citizen.case["case_id"])
+    await staff_says(anna, room_id, "!transfer landkreis:buergerbuero")
+    await citizen.saw("handover_consent")
+    status, data = await citizen.answer(True)
+    assert status == 200, data
+    await citizen.saw("handed_over")
+    await join_over(kreis, room_id, town)
+    await staff_says(kreis, room_id, "Der Kreis übernimmt.")
+
+    async def anna_reads() -> bool:
+        return "Der Kreis übernimmt." in await anna.bodies(room_id)
+
+    assert await until(anna_reads)
+    status, _ = await anna.call(
+        "PUT",
+        f"/rooms/{quote(room_id)}/send/m.room.message/{uuid.uuid4().hex}",
+        {"msgtype": "m.text", "body": "Ich mische mich ein."},
+    )
+    assert status == 403

@@ -10,9 +10,23 @@ import pytest
 import yaml
 
 from bridge.config import load_config
+from bridge.homeserver import Secrets
 from bridge.yamlconf import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
+#: Placeholder secrets for rendering Synapse's configuration in tests.
+SECRETS = Secrets(
+    dict.fromkeys(
+        (
+            "as_token",
+            "hs_token",
+            "registration_shared_secret",
+            "macaroon_secret_key",
+            "form_secret",
+        ),
+        "x",
+    )
+)
 
 
 def config_copy(tmp_path: Path, change: object = None) -> Path:

@@ -15,23 +15,11 @@ import yaml
 from bridge.cli import main
 from bridge.config import load_config
 from bridge.federation import SYNAPSE_BLOCKLIST, federation_base
-from bridge.homeserver import Secrets, render
+from bridge.homeserver import render
 from bridge.yamlconf import ConfigError
 
-from .test_config import config_copy
+from .test_config import SECRETS, config_copy
 
-SECRETS = Secrets(
-    dict.fromkeys(
-        (
-            "as_token",
-            "hs_token",
-            "registration_shared_secret",
-            "macaroon_secret_key",
-            "form_secret",
-        ),
-        "x",
-    )
-)
 COUNTY = {
     "id": "landkreis",
     "server_name": "landkreis.example",

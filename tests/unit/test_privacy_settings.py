@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from bridge.config import load_config
-from bridge.homeserver import TEMPLATES, Secrets, render
+from bridge.homeserver import TEMPLATES, render
 from bridge.yamlconf import ConfigError
-from tests.unit.test_config import config_copy
+from tests.unit.test_config import SECRETS, config_copy
 
 sys.path.insert(0, str(TEMPLATES / "modules"))
 from buergerchat_logfilter import PersonalDataFilter, scrub  # noqa: E402
@@ -89,19 +89,7 @@ def test_synapse_is_rendered_to_keep_little(tmp_path: Path) -> None:
         data["retention"] = {"chats_days": 200, "user_ips_days": 3}
 
     config = load_config(config_copy(tmp_path, change), tmp_path / "data")
-    secrets = Secrets(
-        dict.fromkeys(
-            (
-                "as_token",
-                "hs_token",
-                "registration_shared_secret",
-                "macaroon_secret_key",
-                "form_secret",
-            ),
-            "x",
-        )
-    )
-    path = render(config, secrets)
+    path = render(config, SECRETS)
     homeserver = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert homeserver["redaction_retention_period"] == "1d"
     assert homeserver["user_ips_max_age"] == "3d"
