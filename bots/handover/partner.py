@@ -133,8 +133,10 @@ class PartnerSide:
         handover: dict[str, Any],
         case: Case | None,
     ) -> None:
-        """Our case in the partner's room (opened once), our staff invited, the
-        team and the room told, the answer; each step again if it broke off."""
+        """Our case in the partner's room (opened once), told to our team and
+        the room, joins our department's waiting line (routed at once when
+        someone is free, else in turn), the answer; each step again if it
+        broke off."""
         cases = self.ctx.cases
         reference, note = str(handover.get("reference") or ""), handover.get("note")
         if case is None:
@@ -143,6 +145,7 @@ class PartnerSide:
                 topic=None,
                 citizen_name=handover.get("citizen_name"),
                 language=str(handover.get("language") or "de"),
+                state="queued" if cases.router is not None else "live",
                 room=False,
                 ghost_mxid=str(handover["citizen"]),
                 opened={"from_partner": partner.id, "partner_reference": reference},
@@ -150,16 +153,18 @@ class PartnerSide:
         if case.room_id is None:
             await self.ctx.store.update_case(case.case_id, room_id=str(room))
             case.room_id = str(room)
-        invite = tuple(case.invited or ())
-        if not invite:
-            invite = await self._route(case, department, partner, note)
-        for mxid in invite:
-            try:
-                await self.ctx.appservice.intent.invite_user(room, UserID(mxid))
-            except MatrixRequestError as e:
-                log.info("could not invite %s to %s: %s", mxid, room, e)
         values = {"partner": partner.name, "reference": reference, "note": note or "–"}
-        await self._tell(case, room, invite, values)
+        await self._tell(case, room, values)
+        if cases.router is not None:
+            await cases.router.drain()
+        else:
+            for staff in department.staff:
+                try:
+                    await self.ctx.appservice.intent.invite_user(
+                        room, UserID(staff.mxid)
+                    )
+                except MatrixRequestError as e:
+                    log.info("could not invite %s to %s: %s", staff.mxid, room, e)
         await self._answer(room, {"accepted": True, "reference": case.reference})
         history = await cases.lifecycle.history(case.case_id)
         if not any(e.kind == Kind.HANDOVER_RECEIVED for e in history):
@@ -173,21 +178,8 @@ class PartnerSide:
             "case %s taken over from %s (%s)", case.reference, partner.id, reference
         )
 
-    async def _route(
-        self, case: Case, department: Department, partner: Partner, note: Any
-    ) -> tuple[str, ...]:
-        """Whom our department's strategy picks (everyone when nobody is free)."""
-        router = self.ctx.cases.router
-        if router is None:
-            return tuple(s.mxid for s in department.staff)
-        return await router.transfer(
-            case, department, actor=partner.bot_mxid, note=note
-        )
-
-    async def _tell(
-        self, case: Case, room: RoomID, invite: tuple[str, ...], values: dict[str, str]
-    ) -> None:
-        """Our record, our team room and the staff in the room hear of it."""
+    async def _tell(self, case: Case, room: RoomID, values: dict[str, str]) -> None:
+        """Our record, our team room and the room hear of it."""
         line = staff_text("notice.handover_received", "de", **values)
         key = f"handover_received:{case.case_id}"
         await self.ctx.cases.add_system_event(
@@ -197,10 +189,9 @@ class PartnerSide:
             key=key,
             partner=values["partner"],
         )
-        names = ", ".join(self.ctx.cases.staff_name(str(room), m) for m in invite)
         if await self.ctx.team.announce_case(
             case,
-            extra=staff_line("team.handover_received", invited=names, **values),
+            extra=staff_line("team.handover_received", **values),
             key=f"announce:{case.case_id}",
         ):
             await self.ctx.store.update_case(case.case_id, announced_at=utcnow())
