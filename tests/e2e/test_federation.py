@@ -90,9 +90,10 @@ async def three(
 ) -> AsyncIterator[tuple[FederatedStack, FederatedStack, FederatedStack]]:
     town_port, county_port, stranger_port = free_port(), free_port(), free_port()
     base = tmp_path_factory.mktemp("federation")
-    town = federated(
-        base / "town", town_port, [partner(county_port, "landkreis", "Landratsamt")]
-    )
+    county_for_town = partner(county_port, "landkreis", "Landratsamt")
+    # Declared here, unknown there: the county refuses it.
+    county_for_town["departments"].append("gibtsnicht")
+    town = federated(base / "town", town_port, [county_for_town])
     county = federated(
         base / "county", county_port, [partner(town_port, "stadt", "Stadt")]
     )
@@ -673,6 +674,36 @@ async def test_no_way_around_the_citizens_consent(
         if e["state_key"] == county_bot
     ]
     assert bot_state == ["invite"], bot_state
+
+
+async def test_the_county_refuses_what_it_does_not_have_and_the_case_stays(
+    three: tuple[FederatedStack, FederatedStack, FederatedStack],
+) -> None:
+    town, county, _ = three
+    anna = await Staff.login(town, "anna.schmidt")
+    citizen = Citizen(town)
+    await citizen.open()
+    room_id = await case_room(anna, town, citizen.case["case_id"])
+    await staff_says(anna, room_id, "!transfer landkreis:gibtsnicht")
+    await citizen.saw("handover_consent")
+    status, data = await citizen.answer(True)
+    assert status == 200, data
+    refused = (await citizen.saw("handover_refused"))[0]
+    assert "Landratsamt" in refused["body"], refused
+    assert await citizen.state() == "live"
+
+    async def staff_told() -> bool:
+        return any("unbekannte Abteilung" in b for b in await anna.bodies(room_id))
+
+    assert await until(staff_told)
+    await staff_says(anna, room_id, "Dann helfen wir selbst.")
+
+    async def citizen_reads() -> bool:
+        return any(
+            "helfen wir selbst" in e.get("body", "") for e in await citizen.events()
+        )
+
+    assert await until(citizen_reads)
 
 
 async def test_with_read_only_the_towns_staff_read_on_and_cannot_write(
