@@ -126,6 +126,7 @@ class CaseService:
         room: bool = True,
         opened: dict[str, Any] | None = None,
         ghost_mxid: str | None = None,
+        room_id: str | None = None,
     ) -> tuple[Case, str]:
         """Create the case, its token and (if Synapse answers) its room, to which
         the ghost and the staff in ``invite`` (chosen by routing) are invited.
@@ -133,7 +134,8 @@ class CaseService:
         case to ``department`` as its fallback (the citizen is told so).
         ``room=False``: the caller calls :meth:`open_room` itself (routing does,
         once it let go of its lock, so cases open side by side). ``opened``: more
-        data for the ``opened`` event; ``ghost_mxid``: a partner's citizen."""
+        data for the ``opened`` event; ``ghost_mxid`` and ``room_id``: a
+        partner's citizen in the partner's room."""
         ghost = ghost_mxid or (
             f"@{self.config.bridge.ghost_prefix}{secrets.token_hex(8)}:"
             f"{self.config.homeserver.server_name}"
@@ -152,6 +154,7 @@ class CaseService:
             invited=invite,
             routed_at=routed_at,
             client_key=client_key,
+            room_id=room_id,
         )
         token = await self.tokens.mint_chat(case.case_id)
         if case.state != "offline":

@@ -22,7 +22,7 @@ from bridge.lifecycle import Kind, State
 from bridge.plugins import BotContext
 
 from .partner import PartnerSide
-from .town import ANSWER, CLOSED, INVITE_JOB, TownSide
+from .town import ANSWER, CLOSED, DEADLINE_JOB, INVITE_JOB, TAKE_JOB, TownSide
 
 log = logging.getLogger("buergerchat.handover")
 #: Attempts at inviting the partner (backing off up to 10 minutes) before the
@@ -54,7 +54,9 @@ class HandoverBot:
             max_attempts=INVITE_ATTEMPTS,
             on_parked=self.town.unreachable,
         )
-        ctx.jobs.kind(CLOSED_JOB, self._closed)
+        ctx.jobs.kind(CLOSED_JOB, self._closed, max_attempts=INVITE_ATTEMPTS)
+        ctx.jobs.kind(TAKE_JOB, self.partner.take_job, max_attempts=INVITE_ATTEMPTS)
+        ctx.jobs.kind(DEADLINE_JOB, self.town.deadline_job)
         ctx.cases.lifecycle.react(Kind.CLOSED, CLOSED_JOB)
         if ctx.config.federation.open:
             ctx.appservice.on_event(self.on_event)
@@ -73,14 +75,19 @@ class HandoverBot:
             request.match_info["case_id"], bearer(request)
         )
         body = await read_json(request)
-        agree = body.get("consent")
+        agree, ask = body.get("consent"), body.get("ask")
         if not isinstance(agree, bool):
             raise InvalidField(
                 "consent",
                 "Send consent: true to agree to the hand-over, false to keep "
                 "the case here.",
             )
-        return web.json_response(await self.town.consent(case, agree))
+        if ask is not None and (not isinstance(ask, int) or isinstance(ask, bool)):
+            raise InvalidField(
+                "ask",
+                "Send the ask number of the question you answer, or leave it out.",
+            )
+        return web.json_response(await self.town.consent(case, agree, ask))
 
     async def _closed(self, run: JobRun) -> None:
         """Kind.CLOSED (a durable reaction): the other side of a hand-over

@@ -20,19 +20,19 @@ import logging
 from typing import Any, cast
 
 from mautrix.api import Method, Path
-from mautrix.errors import MatrixRequestError
-from mautrix.types import JSON, RoomID, StateEvent, UserID
-from sqlalchemy import select
+from mautrix.errors import MatrixRequestError, MForbidden, MNotFound
+from mautrix.types import JSON, EventType, RoomID, StateEvent, UserID
 
 from bridge.clock import utcnow
 from bridge.config import Department
 from bridge.db.models import Case
 from bridge.federation import Partner
 from bridge.i18n import staff_line, staff_text
+from bridge.jobs import GiveUp, JobRun
 from bridge.lifecycle import Kind
 from bridge.plugins import BotContext
 
-from .town import ANSWER, CLOSED, HANDOVER
+from .town import ANSWER, CLOSED, HANDOVER, TAKE_JOB
 
 log = logging.getLogger("buergerchat.handover")
 
@@ -42,28 +42,38 @@ class PartnerSide:
         self.ctx = ctx
 
     async def on_invite(self, event: StateEvent, partner: Partner) -> None:
-        """Our bot was invited by a partner's bot: join, read the hand-over,
-        take it or say why not. An invite from anyone else of the partner (a
-        staff member) is not followed: hand-overs go through its bridge, which
-        asked the citizen first."""
+        """Our bot was invited by a partner's bot: the rest is a durable job
+        (joining over federation or answering may fail for a while). An invite
+        from anyone else of the partner (a staff member) is not followed:
+        hand-overs go through its bridge, which asked the citizen first."""
         if event.sender != partner.bot_mxid:
             log.info("invite by %s (not %s) ignored", event.sender, partner.bot_mxid)
             return
-        room = RoomID(str(event.room_id))
+        await self.ctx.jobs.enqueue(
+            TAKE_JOB,
+            f"handover-take:{event.event_id}",
+            {"room": str(event.room_id), "partner": partner.id},
+        )
+
+    async def take_job(self, run: JobRun) -> None:
+        """Join, read the hand-over, take it or say why not; again until done."""
+        partner = self.ctx.config.federation.partner(str(run.payload["partner"]))
+        if partner is None:
+            raise GiveUp("the partner is no longer configured")
+        room = RoomID(str(run.payload["room"]))
         bot = self.ctx.appservice.intent
         await bot.join_room(room, servers=[partner.server_name])
-        handover = await self._handover(room, partner)
-        case = await self._case_of(str(handover.get("citizen") or ""))
-        department = (
-            self.ctx.config.department(case.department)
-            if case is not None
-            else self.ctx.config.department(str(handover.get("department")))
+        case = await self.ctx.store.case_by_room(room)
+        handover = await self._written_by(room, HANDOVER, partner, own=True)
+        department = self.ctx.config.department(
+            case.department if case is not None else str(handover.get("department"))
         )
         why = None
-        if await self._withdrawn(room, partner):
-            why = "die Weitergabe wurde zurückgenommen"
-        elif case is None:
-            why = await self._why_not(partner, department, handover)
+        if case is None:
+            if await self._written_by(room, CLOSED, partner):
+                why = "die Weitergabe wurde zurückgenommen"
+            else:
+                why = await self._why_not(partner, department, handover)
         if why is not None:
             await self._answer(room, {"accepted": False, "reason": why})
             await bot.leave_room(room)
@@ -72,41 +82,24 @@ class PartnerSide:
         assert department is not None
         await self._take(room, partner, department, handover, case)
 
-    async def _handover(self, room: RoomID, partner: Partner) -> dict[str, Any]:
-        """The hand-over for our server, if the partner's bot wrote it."""
-        own = self.ctx.config.homeserver.server_name
+    async def _written_by(
+        self, room: RoomID, kind: EventType, partner: Partner, own: bool = False
+    ) -> dict[str, Any]:
+        """The content of state ``kind`` for our server (``own``) or the
+        partner's, if the partner's bot wrote it (read with its sender)."""
+        key = self.ctx.config.homeserver.server_name if own else partner.server_name
         try:
             found = await self.ctx.appservice.intent.api.request(
                 Method.GET,
-                Path.v3.rooms[room].state[str(HANDOVER)][own],
+                Path.v3.rooms[room].state[str(kind)][key],
                 query_params={"format": "event"},
             )
-        except MatrixRequestError:
+        except MNotFound:
             return {}
         if not isinstance(found, dict) or found.get("sender") != partner.bot_mxid:
             return {}
         content = found.get("content")
-        return dict(content) if isinstance(content, dict) else {}
-
-    async def _withdrawn(self, room: RoomID, partner: Partner) -> bool:
-        """The handing side closed its case before we came."""
-        try:
-            await self.ctx.appservice.intent.get_state_event(
-                room, CLOSED, partner.server_name
-            )
-        except MatrixRequestError:
-            return False
-        return True
-
-    async def _case_of(self, ghost: str) -> Case | None:
-        """Our case of this citizen of a partner, if we opened it before."""
-        if not ghost:
-            return None
-        async with self.ctx.store.session() as s:
-            found: Case | None = await s.scalar(
-                select(Case).where(Case.ghost_mxid == ghost)
-            )
-        return found
+        return dict(content) if isinstance(content, dict) and content else {}
 
     async def _why_not(
         self, partner: Partner, department: Department | None, handover: dict[str, Any]
@@ -120,9 +113,16 @@ class PartnerSide:
             return "keine Bürgerin / kein Bürger des Partners im Raum"
         router = self.ctx.cases.router
         if router is not None:
+            # Taken only when someone there is free now: a case waiting in our
+            # line would wait where the citizen cannot see it, and could be
+            # left when our hours end; the partner may ask again later.
             availability = (await router.availability()).get(department.id)
-            if availability is not None and not availability.chat:
+            if availability is None or not availability.chat:
                 return f"{department.name} ist gerade nicht besetzt"
+            if availability.state != "available" or (
+                availability.department != department.id
+            ):
+                return f"bei {department.name} ist gerade niemand frei"
         return None
 
     async def _take(
@@ -148,11 +148,9 @@ class PartnerSide:
                 state="queued" if cases.router is not None else "live",
                 room=False,
                 ghost_mxid=str(handover["citizen"]),
+                room_id=str(room),
                 opened={"from_partner": partner.id, "partner_reference": reference},
             )
-        if case.room_id is None:
-            await self.ctx.store.update_case(case.case_id, room_id=str(room))
-            case.room_id = str(room)
         values = {"partner": partner.name, "reference": reference, "note": note or "–"}
         await self._tell(case, room, values)
         if cases.router is not None:
@@ -198,13 +196,17 @@ class PartnerSide:
         await self.ctx.commands.reply(str(room), line, key=key)
 
     async def announce_closed(self, case: Case) -> None:
-        """We closed a case a partner handed us: the partner closes its case."""
-        await self.ctx.appservice.intent.send_state_event(
-            RoomID(case.room_id or ""),
-            CLOSED,
-            cast(JSON, {"closed": True, "reference": case.reference}),
-            state_key=self.ctx.config.homeserver.server_name,
-        )
+        """We closed a case a partner handed us: the partner closes its case
+        (nothing to do when our bot was put out of the room: it is over)."""
+        try:
+            await self.ctx.appservice.intent.send_state_event(
+                RoomID(case.room_id or ""),
+                CLOSED,
+                cast(JSON, {"closed": True, "reference": case.reference}),
+                state_key=self.ctx.config.homeserver.server_name,
+            )
+        except (MForbidden, MNotFound) as e:
+            log.info("closing of %s not written into its room: %s", case.reference, e)
 
     async def _answer(self, room: RoomID, content: dict[str, Any]) -> None:
         await self.ctx.appservice.intent.send_state_event(

@@ -16,11 +16,12 @@ import logging
 from datetime import timedelta
 from typing import Any, cast
 
-from mautrix.errors import MatrixRequestError
+from mautrix.errors import MatrixRequestError, MForbidden, MNotFound
 from mautrix.types import JSON, EventType, Membership, RoomID, StateEvent, UserID
 
 from bridge.appservice import RETRY_ERRORS
 from bridge.caserooms import is_remote_citizen
+from bridge.clock import utcnow
 from bridge.commands import Command
 from bridge.db.models import Case
 from bridge.errors import BuergerchatError
@@ -38,6 +39,11 @@ ANSWER = EventType.find("de.buergerchat.handover_answer", EventType.Class.STATE)
 #: forgotten on its server, and it must still be able to verify its record).
 CLOSED = EventType.find("de.buergerchat.handover_closed", EventType.Class.STATE)
 INVITE_JOB = "handover.invite"
+#: The taking side's work on an invite (bots.handover.partner).
+TAKE_JOB = "handover.take"
+#: A partner that was invited but has not answered by then: refused.
+DEADLINE_JOB = "handover.deadline"
+ANSWER_WITHIN = timedelta(minutes=15)
 #: A town's staff member who stays to read (after_handover: read_only): below
 #: the room's events_default of 0, so they cannot write any more.
 READ_ONLY = -1
@@ -144,10 +150,15 @@ class TownSide:
 
     # --- the citizen's answer ----------------------------------------------------
 
-    async def consent(self, case: Case, agree: bool) -> dict[str, Any]:
-        """``POST /api/v1/cases/{case_id}/handover``: the citizen's answer."""
+    async def consent(
+        self, case: Case, agree: bool, ask: int | None = None
+    ) -> dict[str, Any]:
+        """``POST /api/v1/cases/{case_id}/handover``: the citizen's answer to
+        the question ``ask`` (the system event's ``ask``; without it, the
+        open one)."""
         asked = await self.open_ask(case.case_id)
-        if asked is None or case.closed_at is not None:
+        stale = ask is not None and asked is not None and asked.id != ask
+        if asked is None or stale or case.closed_at is not None:
             raise NoHandover(
                 "Es wartet keine Weitergabe auf Ihre Zustimmung. / No hand-over "
                 "is waiting for your answer."
@@ -216,7 +227,8 @@ class TownSide:
             raise GiveUp("the case is gone or closed")
         flight = await self.in_flight(case.case_id)
         if flight is None or flight.id != agreed.id:
-            raise GiveUp("the hand-over was answered otherwise meanwhile")
+            log.info("hand-over %s of %s is over; not invited", agreed.id, case)
+            return
         partner = self.ctx.config.federation.partner(str(agreed.data["partner"]))
         if partner is None:
             raise GiveUp("the partner is no longer configured")
@@ -249,6 +261,13 @@ class TownSide:
             if "already in the room" not in str(e.message):
                 raise
         log.info("case %s: %s invited to take it", case.reference, partner.bot_mxid)
+        await self.ctx.jobs.enqueue(
+            DEADLINE_JOB,
+            f"handover-deadline:{agreed.id}",
+            dict(run.payload),
+            run_at=utcnow() + ANSWER_WITHIN,
+            case_id=case.case_id,
+        )
 
     async def unreachable(self, run: JobRun, error: str) -> None:
         """The partner could not be invited after all attempts: the case stays."""
@@ -259,11 +278,17 @@ class TownSide:
         )
         if case is None or partner is None or case.closed_at is not None:
             return
+        flight = await self.in_flight(case.case_id)
+        if agreed is None or flight is None or flight.id != agreed.id:
+            return  # answered meanwhile
         log.warning(
             "hand-over of %s to %s failed: %s", case.reference, partner.id, error
         )
         await self._refused(case, partner, "nicht erreichbar")
-        await self.withdraw(case, partner)
+
+    async def deadline_job(self, run: JobRun) -> None:
+        """The partner was invited ANSWER_WITHIN ago and has not answered."""
+        await self.unreachable(run, "no answer")
 
     async def withdraw(self, case: Case, partner: Partner) -> None:
         """The partner's bot may no longer act in the room; an invite it has
@@ -272,7 +297,10 @@ class TownSide:
             return
         room, bot_mxid = RoomID(case.room_id), UserID(partner.bot_mxid)
         bot = self.ctx.appservice.intent
-        power = await bot.get_power_levels(room)
+        try:
+            power = await bot.get_power_levels(room)
+        except (MForbidden, MNotFound):
+            return  # the room is gone (erased)
         if power.users.pop(bot_mxid, None) is not None:
             await bot.set_power_levels(room, power)
         members = await bot.get_room_members(
@@ -289,12 +317,15 @@ class TownSide:
         partner closes its case too (town.CLOSED, as the taking side does)."""
         if not case.room_id:
             return
-        await self.ctx.appservice.intent.send_state_event(
-            RoomID(case.room_id),
-            CLOSED,
-            cast(JSON, {"closed": True, "reference": case.reference}),
-            state_key=self.ctx.config.homeserver.server_name,
-        )
+        try:
+            await self.ctx.appservice.intent.send_state_event(
+                RoomID(case.room_id),
+                CLOSED,
+                cast(JSON, {"closed": True, "reference": case.reference}),
+                state_key=self.ctx.config.homeserver.server_name,
+            )
+        except (MForbidden, MNotFound) as e:  # the room is gone (erased)
+            log.info("closing of %s not written into its room: %s", case.reference, e)
 
     # --- the partner's answer ---------------------------------------------------
 
@@ -417,6 +448,7 @@ class TownSide:
                     "reply.handover_refused", "de", partner=partner.name, reason=reason
                 ),
             )
+        await self.withdraw(case, partner)
 
     async def on_partner_done(self, event: StateEvent, partner: Partner) -> None:
         """The partner closed its case (``de.buergerchat.handover_closed``) or

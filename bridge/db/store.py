@@ -49,6 +49,7 @@ class Store(TableStore):
         invited: Sequence[str] = (),
         routed_at: datetime | None = None,
         client_key: str | None = None,
+        room_id: str | None = None,
         opened: dict[str, Any] | None = None,
         with_opened: Callable[[CaseTransition], Sequence[Any]] | None = None,
     ) -> Case:
@@ -71,6 +72,7 @@ class Store(TableStore):
                 invited=list(invited),
                 routed_at=routed_at,
                 client_key=client_key,
+                room_id=room_id,
             )
             s.add(case)
             await s.flush()

@@ -313,10 +313,9 @@ class Citizen:
         assert status == 200, data
         return str(data["state"])
 
-    async def answer(self, consent: Any) -> tuple[int, Any]:
-        return await self.call(
-            "POST", f"/cases/{self.case['case_id']}/handover", {"consent": consent}
-        )
+    async def answer(self, consent: Any, ask: int | None = None) -> tuple[int, Any]:
+        body = {"consent": consent} | ({"ask": ask} if ask is not None else {})
+        return await self.call("POST", f"/cases/{self.case['case_id']}/handover", body)
 
     async def attachment_from_staff(self) -> dict[str, Any]:
         async def delivered() -> dict[str, Any] | None:
@@ -457,8 +456,10 @@ async def test_a_case_goes_to_the_county_with_consent_and_the_citizen_stays(
 
     # Asked again, agreed: the county takes it into its own routing.
     await staff_says(anna, room_id, "!transfer landkreis:buergerbuero Kfz-Sache")
-    await citizen.saw("handover_consent", 2)
-    status, data = await citizen.answer(True)
+    asks = await citizen.saw("handover_consent", 2)
+    status, data = await citizen.answer(True, ask=asks[0]["ask"])
+    assert (status, data["errcode"]) == (409, "BC_NO_HANDOVER"), data  # old question
+    status, data = await citizen.answer(True, ask=asks[1]["ask"])
     assert (status, data["handover"]) == (200, "agreed"), data
     handed = (await citizen.saw("handed_over"))[0]
     assert "Landratsamt" in handed["body"]

@@ -148,6 +148,8 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
         assert recorder.kinds == [
             "handover.invite",
             "handover.closed",
+            "handover.take",
+            "handover.deadline",
             "booking.morning",
             "booking.reminder",
             "booking.no_show",

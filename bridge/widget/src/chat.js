@@ -197,7 +197,7 @@ function systemEvent(ev, replay) {
     if (ev.offline_offer !== false) showOffer(true);
   }
   else if (kind === "offline_received") { showOffer(false); awaiting(true); }
-  else if (kind === "handover_consent") handoverAsk();
+  else if (kind === "handover_consent") handoverAsk(ev.ask);
   else if (/^handover_|^handed_over$/.test(kind || "")) dropHandoverAsk();
   else if (kind === "video_started") videoStarted(!!ev.audio_only);
   else if (kind === "video_ended") videoEnded();
@@ -208,20 +208,22 @@ function systemEvent(ev, replay) {
 // above says to whom and what they would see; the answer is the citizen's.
 // Any answer (here, in another tab, or the partner's) removes the buttons.
 var handoverBox = null;
-function handoverAsk() {
+function handoverAsk(ask) {
   dropHandoverAsk();
   var buttons = [true, false].map(function (yes) {
     return h("button", {
       type: "button", class: yes ? "primary" : "secondary", t: yes ? "handoverYes" : "handoverNo",
-      on: { click: function () { answerHandover(yes, buttons); } }
+      on: { click: function () { answerHandover(yes, buttons, ask); } }
     });
   });
   handoverBox = h("div", { class: "handover", role: "group", label: "handoverAsk" }, buttons);
   place(handoverBox, stuckToBottom());
 }
-function answerHandover(yes, buttons) {
+// The answer names its question: a newer one (another partner) is not
+// answered by a click on an older one (409, and the newer one is shown).
+function answerHandover(yes, buttons, ask) {
   buttons.forEach(function (b) { b.disabled = true; });
-  api("POST", "/cases/" + saved.case_id + "/handover", { consent: yes }).then(dropHandoverAsk, function (e) {
+  api("POST", "/cases/" + saved.case_id + "/handover", { consent: yes, ask: ask }).then(dropHandoverAsk, function (e) {
     if (e.status === 409) return dropHandoverAsk(); // answered before
     buttons.forEach(function (b) { b.disabled = false; });
   });
