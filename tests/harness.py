@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from aiohttp import web
@@ -51,6 +52,17 @@ REPO = Path(__file__).resolve().parents[1]
 TUESDAY_MORNING = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
+class FakeStateStore:
+    """mautrix's state cache, as far as the core reads it: a member's name."""
+
+    def __init__(self, hs: FakeHomeserver) -> None:
+        self.hs = hs
+
+    async def get_member(self, room_id: str, user_id: str) -> Any:
+        name = self.hs.displaynames.get(user_id)
+        return SimpleNamespace(displayname=name) if name else None
+
+
 class FakeAppService:
     """What the core uses of mautrix's AppService: the bot's intent and the
     handlers of incoming events, called as the durable inbox calls them."""
@@ -58,6 +70,7 @@ class FakeAppService:
     def __init__(self, hs: FakeHomeserver, bot_mxid: str) -> None:
         self.intent = hs.intent(bot_mxid)
         self.bot_mxid = bot_mxid
+        self.state_store = FakeStateStore(hs)
         self.handlers: list[Any] = []
         self.ephemeral: list[Any] = []
         self.forgotten: list[tuple[str | None, str]] = []
