@@ -30,7 +30,7 @@ from .privacy.settings import (
     read_privacy,
     read_retention,
 )
-from .yamlconf import ConfigError, Problems, Section, check_http_url
+from .yamlconf import ConfigError, Problems, Section, check_http_url, check_port
 
 __all__ = ["Config", "ConfigError", "Department", "Staff", "load_config", "paths"]
 
@@ -190,11 +190,8 @@ def _positive(value: int) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
-def _port(value: int) -> str | None:
-    return None if 0 < value < 65536 else "must be a TCP port between 1 and 65535"
-
-
 _http_url = check_http_url
+_port = check_port
 
 
 def _database(value: str) -> str | None:

@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from .yamlconf import Section
+from .yamlconf import Section, check_port
 
 #: Synapse's listener for other servers (the Matrix default port).
 DEFAULT_PORT = 8448
@@ -158,7 +158,7 @@ def read_federation(
             section.error(f"file not found: {path}", name)
     settings = FederationSettings(
         partners=tuple(partners),
-        port=section.get("port", int, DEFAULT_PORT, check=_port),
+        port=section.get("port", int, DEFAULT_PORT, check=check_port),
         bind_address=section.get("bind_address", str, "0.0.0.0"),
         tls_certificate=paths[0],
         tls_private_key=paths[1],
@@ -177,10 +177,6 @@ def read_federation(
     )
     section.finish()
     return settings
-
-
-def _port(value: int) -> str | None:
-    return None if 0 < value < 65536 else "must be a TCP port between 1 and 65535"
 
 
 def _read_partner(s: Section, own_server_name: str) -> Partner | None:

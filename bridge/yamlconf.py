@@ -248,6 +248,10 @@ def check_matrix_id(value: str) -> str | None:
     return None
 
 
+def check_port(value: int) -> str | None:
+    return None if 0 < value < 65536 else "must be a TCP port between 1 and 65535"
+
+
 def check_http_url(value: str) -> str | None:
     """A problem with an absolute http(s) URL, or None."""
     parsed = urlparse(value)

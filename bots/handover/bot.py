@@ -97,7 +97,7 @@ class HandoverBot:
         if event is None or case is None or not case.room_id:
             return
         if is_remote_citizen(self.ctx.config, case):
-            await self.partner.announce_closed(case)
+            await self.town.tell_closed(case)  # a case a partner handed us
             return
         flight = await self.town.in_flight(case.case_id)
         if event.from_state == State.HANDED_OVER or flight is not None:

@@ -20,7 +20,7 @@ import logging
 from typing import Any, cast
 
 from mautrix.api import Method, Path
-from mautrix.errors import MatrixRequestError, MForbidden, MNotFound
+from mautrix.errors import MatrixRequestError, MNotFound
 from mautrix.types import JSON, EventType, RoomID, StateEvent, UserID
 
 from bridge.clock import utcnow
@@ -194,19 +194,6 @@ class PartnerSide:
         ):
             await self.ctx.store.update_case(case.case_id, announced_at=utcnow())
         await self.ctx.commands.reply(str(room), line, key=key)
-
-    async def announce_closed(self, case: Case) -> None:
-        """We closed a case a partner handed us: the partner closes its case
-        (nothing to do when our bot was put out of the room: it is over)."""
-        try:
-            await self.ctx.appservice.intent.send_state_event(
-                RoomID(case.room_id or ""),
-                CLOSED,
-                cast(JSON, {"closed": True, "reference": case.reference}),
-                state_key=self.ctx.config.homeserver.server_name,
-            )
-        except (MForbidden, MNotFound) as e:
-            log.info("closing of %s not written into its room: %s", case.reference, e)
 
     async def _answer(self, room: RoomID, content: dict[str, Any]) -> None:
         await self.ctx.appservice.intent.send_state_event(

@@ -313,8 +313,9 @@ class TownSide:
                 log.info("could not remove %s from %s: %s", bot_mxid, room, e)
 
     async def tell_closed(self, case: Case) -> None:
-        """We closed a case that is (or was about to be) the partner's: the
-        partner closes its case too (town.CLOSED, as the taking side does)."""
+        """We closed a case of a hand-over, on either side: the other side
+        closes its case too (CLOSED in the room; nothing to do when the room is
+        gone or our bot was put out of it: it is over there too)."""
         if not case.room_id:
             return
         try:
@@ -324,7 +325,7 @@ class TownSide:
                 cast(JSON, {"closed": True, "reference": case.reference}),
                 state_key=self.ctx.config.homeserver.server_name,
             )
-        except (MForbidden, MNotFound) as e:  # the room is gone (erased)
+        except (MForbidden, MNotFound) as e:
             log.info("closing of %s not written into its room: %s", case.reference, e)
 
     # --- the partner's answer ---------------------------------------------------

@@ -31,7 +31,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
 
-from bridge.yamlconf import Section
+from bridge.yamlconf import Section, check_port
 
 Backend = Literal["maildir", "smtp"]
 Security = Literal["starttls", "tls", "none"]
@@ -126,10 +126,6 @@ def _positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
-def _port(value: int) -> str | None:
-    return None if 0 < value < 65536 else "must be a TCP port between 1 and 65535"
-
-
 def _one_of(*choices: str) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
         if value in choices:
@@ -214,7 +210,7 @@ def _load_smtp(section: Section, config_dir: Path | None) -> SmtpSettings:
         check=_one_of("starttls", "tls", "none"),
     )
     host = section.get("host", str) or ""
-    port = section.get("port", int, DEFAULT_PORTS[security], check=_port)
+    port = section.get("port", int, DEFAULT_PORTS[security], check=check_port)
     username = section.get("username", str, None)
     password = _read_password(section, config_dir)
     has_password = section.has("password") or section.has("password_file")

@@ -37,6 +37,7 @@ from mautrix.errors import MatrixError
 from mautrix.types import EventID, RoomID
 from sqlalchemy import ColumnElement, String, cast, delete, func, select
 
+from ..caserooms import is_remote_citizen
 from ..clock import utcnow
 from ..db.engine import compact_sqlite
 from ..db.models import (
@@ -209,9 +210,8 @@ class Privacy:
         return counts
 
     async def _erase_ghost(self, case: Case, admin: Any) -> int:
-        """The citizen's ghost; not one of a partner authority that handed the
-        case to us (its own retention erases it there)."""
-        if not case.ghost_mxid.endswith(f":{self.config.homeserver.server_name}"):
+        """The citizen's ghost; a partner's (a case handed to us) is its own."""
+        if is_remote_citizen(self.config, case):
             return 0
         return int(await admin.erase_user(case.ghost_mxid))
 
