@@ -237,6 +237,17 @@ def synapse_values(settings: FederationSettings, synapse_dir: Path) -> dict[str,
         "federation_verify_certificates": settings.verify_certificates,
         "tls_certificate_path": str(cert),
         "tls_private_key_path": str(key),
+        # Every hand-over invites our bot over federation: Synapse's default
+        # for invites one user receives (5, then one per 5 minutes) would
+        # refuse the sixth hand-over of an hour from all partners together.
+        "rc_invites": {"per_user": {"per_second": 1, "burst_count": 100}},
+        # A few partners, each of which matters: after an outage of one of
+        # them, try it again within minutes (Synapse: 10 minutes, doubling up
+        # to 7 days), so hand-overs and answers do not wait for hours.
+        "federation": {
+            "destination_min_retry_interval": "30s",
+            "destination_max_retry_interval": "10m",
+        },
     }
     if settings.allow_private_addresses:
         # Synapse checks a server name that is an IP literal against the

@@ -120,6 +120,11 @@ class Kind(StrEnum):
     #: The taking side: a partner's case became one of ours.
     HANDOVER_RECEIVED = "handover_received"
     HANDED_OVER = "handed_over"
+    #: The taking side could not serve it after all (its hours ended while
+    #: the citizen waited): it goes back to the handing side's line.
+    HANDED_BACK = "handed_back"
+    #: Live hours ended while the case waited in its line (bots/routing).
+    QUEUE_CLOSED = "queue_closed"
 
 
 #: Events that are not stored in ``case_transitions``.
@@ -144,7 +149,9 @@ TRANSITIONS: dict[State | None, frozenset[State]] = {
     S.BOOKED: frozenset({S.BOOKED, S.WAITING, S.CLOSED, S.PURGED}),
     S.WAITING: frozenset({S.WAITING, S.IN_CALL, S.CLOSED, S.PURGED}),
     S.IN_CALL: frozenset({S.IN_CALL, S.LIVE, S.CLOSED, S.PURGED}),
-    S.HANDED_OVER: frozenset({S.HANDED_OVER, S.CLOSED, S.PURGED}),
+    # Back from the partner (bots/handover): into the line, or live without
+    # the routing bot.
+    S.HANDED_OVER: frozenset({S.HANDED_OVER, S.QUEUED, S.LIVE, S.CLOSED, S.PURGED}),
     S.CLOSED: frozenset({S.PURGED}),
     S.PURGED: frozenset(),
 }

@@ -7,8 +7,9 @@ delivered wakes the case's long-polls, so no caller has to remember it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,8 @@ from .db.store import Store
 
 #: Events per answer; a widget asks again for the rest.
 PAGE = 200
+
+log = logging.getLogger("buergerchat.timeline")
 
 
 class Notifier:
@@ -116,6 +119,9 @@ class Timeline:
     def __init__(self, store: Store, notifier: Notifier | None = None) -> None:
         self.store = store
         self.notifier = notifier or Notifier()
+        #: Told of every new event once it is stored (a bot that mirrors a
+        #: case elsewhere); a watcher's failure is logged, the event stays.
+        self.watchers: list[Callable[[CaseEvent], Awaitable[None]]] = []
         #: (case, cursor) → (wake-ups seen when it began, the read in flight)
         self._reading: dict[
             tuple[str, int], tuple[int, asyncio.Future[list[CaseEvent]]]
@@ -183,6 +189,11 @@ class Timeline:
         )
         if created:
             self.notifier.notify(case_id, event.seq)
+            for watch in self.watchers:
+                try:
+                    await watch(event)
+                except Exception:
+                    log.exception("a watcher of %s failed", case_id)
         return event, created
 
     async def mark_delivered(

@@ -132,7 +132,21 @@ class _Api:
             chunk = room.timeline[start : start + 100]
             end = start + len(chunk)
             return {"chunk": chunk, "end": str(end) if chunk else None}
+        if "/state/" in path and str(method).upper().endswith("GET"):
+            return self._state(path, kwargs.get("query_params") or {})
         raise NotImplementedError(f"fake homeserver: {method} {path}")
+
+    def _state(self, path: str, query: dict[str, Any]) -> dict[str, Any]:
+        """GET …/state/{type}/{key} (with ``format=event``: the whole event)."""
+        room_id, _, rest = unquote(path.split("/rooms/", 1)[1]).partition("/")
+        _, _, wanted = rest.partition("state/")
+        kind, _, key = wanted.partition("/")
+        for event in reversed(self.hs._room(room_id).timeline):
+            if (event["type"], event.get("state_key")) == (kind, key):
+                return (
+                    dict(event) if query.get("format") == "event" else event["content"]
+                )
+        raise MNotFound(404, f"no state {kind}/{key} in {room_id}")
 
 
 class FakeIntent:
@@ -210,6 +224,10 @@ class FakeIntent:
                 state_key=self.mxid,
             )
         return True
+
+    async def join_room(self, room_id: str, *args: Any, **kw: Any) -> RoomID:
+        await self.ensure_joined(room_id)
+        return RoomID(room_id)
 
     async def leave_room(self, room_id: str, *args: Any, **kw: Any) -> None:
         self.hs._call(self.mxid, "leave_room", room_id)

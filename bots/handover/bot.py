@@ -23,6 +23,7 @@ from bridge.plugins import BotContext
 
 from .partner import PartnerSide
 from .town import ANSWER, CLOSED, DEADLINE_JOB, INVITE_JOB, TAKE_JOB, TownSide
+from .waiting import MOVED_JOB, MOVES, STATUS, STATUS_JOB, Waiting
 
 log = logging.getLogger("buergerchat.handover")
 #: Attempts at inviting the partner (backing off up to 10 minutes) before the
@@ -41,6 +42,9 @@ class HandoverBot:
         self.ctx = ctx
         self.town = TownSide(ctx)
         self.partner = PartnerSide(ctx)
+        self.waiting = Waiting(ctx, self.town, self.partner)
+        self.town.on_taken = self.waiting.show_current
+        self.town.on_returned = self.waiting.handed_back
         self._local = ctx.commands.handler("transfer")
         ctx.commands.register(
             "transfer",
@@ -57,8 +61,13 @@ class HandoverBot:
         ctx.jobs.kind(CLOSED_JOB, self._closed, max_attempts=INVITE_ATTEMPTS)
         ctx.jobs.kind(TAKE_JOB, self.partner.take_job, max_attempts=INVITE_ATTEMPTS)
         ctx.jobs.kind(DEADLINE_JOB, self.town.deadline_job)
+        ctx.jobs.kind(MOVED_JOB, self.waiting.moved_job)
+        ctx.jobs.kind(STATUS_JOB, self.waiting.status_job, max_attempts=INVITE_ATTEMPTS)
         ctx.cases.lifecycle.react(Kind.CLOSED, CLOSED_JOB)
         if ctx.config.federation.open:
+            for kind in MOVES:  # where a partner's case stands, told back
+                ctx.cases.lifecycle.react(kind, MOVED_JOB)
+            ctx.cases.timeline.watchers.append(self.waiting.watch)
             ctx.appservice.on_event(self.on_event)
 
     async def start(self) -> None:
@@ -97,7 +106,14 @@ class HandoverBot:
         if event is None or case is None or not case.room_id:
             return
         if is_remote_citizen(self.ctx.config, case):
-            await self.town.tell_closed(case)  # a case a partner handed us
+            # A case a partner handed us: closed, or given back to it.
+            back = [
+                e
+                for e in await self.ctx.cases.lifecycle.history(case.case_id)
+                if e.kind == Kind.HANDED_BACK
+            ]
+            reason = str(back[-1].data.get("reason") or "–") if back else None
+            await self.town.tell_closed(case, returned=reason)
             return
         flight = await self.town.in_flight(case.case_id)
         if event.from_state == State.HANDED_OVER or flight is not None:
@@ -147,6 +163,9 @@ class HandoverBot:
             return
         if event.type == CLOSED:
             await self.town.on_partner_done(event, partner)
+            return
+        if event.type == STATUS:
+            await self.waiting.on_status(event, partner)
             return
         if event.type != EventType.ROOM_MEMBER:
             return

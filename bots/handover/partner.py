@@ -4,11 +4,12 @@ one of its case rooms.
 Only an invite from a declared partner's bot is followed (Synapse's allow-list
 keeps everyone else out anyway), and only a hand-over that bot wrote into the
 room (``de.buergerchat.handover`` for our server) counts. It names one of our
-departments; we route the case by our own rules: outside that department's
-hours, or with nobody online, it is refused (the case stays with the partner);
-otherwise it becomes a case of ours whose citizen is the partner's ghost, our
-staff are invited into the partner's room and our team room hears of it. The
-answer goes back into the room (``de.buergerchat.handover_answer``). Every step
+departments; we route the case by our own rules: when neither that department
+nor its fallback has live hours with someone online, it is refused (the case
+stays with the partner); otherwise it becomes a case of ours whose citizen is
+the partner's ghost, our staff are invited into the partner's room (or it waits
+in the department's line, bots.handover.waiting) and our team room hears of
+it. The answer goes back into the room (``de.buergerchat.handover_answer``). Every step
 may run again after a crash (the inbox works the invite off again) and finishes
 what is missing. Closing it here (bots.handover.bot) writes
 ``de.buergerchat.handover_closed``; our bot stays in the room.
@@ -64,25 +65,27 @@ class PartnerSide:
         bot = self.ctx.appservice.intent
         await bot.join_room(room, servers=[partner.server_name])
         case = await self.ctx.store.case_by_room(room)
-        handover = await self._written_by(room, HANDOVER, partner, own=True)
-        department = self.ctx.config.department(
-            case.department if case is not None else str(handover.get("department"))
-        )
-        why = None
-        if case is None:
-            if await self._written_by(room, CLOSED, partner):
-                why = "die Weitergabe wurde zurückgenommen"
+        handover = await self.written_by(room, HANDOVER, partner, own=True)
+        if case is not None:
+            if case.closed_at is not None:
+                why: str | None = "der Fall wurde hier schon abgeschlossen"
             else:
-                why = await self._why_not(partner, department, handover)
+                department = self.ctx.config.department(case.department)
+                why = None if department is not None else "Abteilung entfernt"
+        elif await self.written_by(room, CLOSED, partner):
+            why = "die Weitergabe wurde zurückgenommen"
+        else:
+            why, department = await self._route(partner, handover)
         if why is not None:
             await self._answer(room, {"accepted": False, "reason": why})
-            await bot.leave_room(room)
+            if case is None:  # (with a case of ours, our record is here)
+                await bot.leave_room(room)
             log.info("hand-over from %s in %s refused: %s", partner.id, room, why)
             return
         assert department is not None
         await self._take(room, partner, department, handover, case)
 
-    async def _written_by(
+    async def written_by(
         self, room: RoomID, kind: EventType, partner: Partner, own: bool = False
     ) -> dict[str, Any]:
         """The content of state ``kind`` for our server (``own``) or the
@@ -101,29 +104,32 @@ class PartnerSide:
         content = found.get("content")
         return dict(content) if isinstance(content, dict) and content else {}
 
-    async def _why_not(
-        self, partner: Partner, department: Department | None, handover: dict[str, Any]
-    ) -> str | None:
-        """Why we cannot take it (in German: the partner's staff read it)."""
+    async def _route(
+        self, partner: Partner, handover: dict[str, Any]
+    ) -> tuple[str | None, Department | None]:
+        """Why we cannot take it (in German: the partner's staff read it), or
+        the department that does: the one asked for, or its fallback when that
+        one is not staffed now (our routing rules, as for our own citizens).
+        Someone busy is no reason: the case waits in that line, where the
+        citizen is shown their place (bots.handover.waiting)."""
+        asked = str(handover.get("department") or "")
+        department = self.ctx.config.department(asked)
         if not handover:
-            return "keine Übergabe des Partners im Raum"
+            return "keine Übergabe des Partners im Raum", None
         if department is None:
-            return f"unbekannte Abteilung „{handover.get('department')}“"
+            return f"unbekannte Abteilung „{asked}“", None
         if not str(handover.get("citizen") or "").endswith(f":{partner.server_name}"):
-            return "keine Bürgerin / kein Bürger des Partners im Raum"
+            return "keine Bürgerin / kein Bürger des Partners im Raum", None
         router = self.ctx.cases.router
-        if router is not None:
-            # Taken only when someone there is free now: a case waiting in our
-            # line would wait where the citizen cannot see it, and could be
-            # left when our hours end; the partner may ask again later.
-            availability = (await router.availability()).get(department.id)
-            if availability is None or not availability.chat:
-                return f"{department.name} ist gerade nicht besetzt"
-            if availability.state != "available" or (
-                availability.department != department.id
-            ):
-                return f"bei {department.name} ist gerade niemand frei"
-        return None
+        if router is None:
+            return None, department
+        availability = (await router.availability()).get(department.id)
+        if availability is None or not availability.chat:
+            state = availability.state if availability else "closed"
+            if state == "closed":
+                return f"{department.name} hat gerade keine Sprechzeit", None
+            return f"bei {department.name} ist gerade niemand angemeldet", None
+        return None, self.ctx.config.department(availability.department) or department
 
     async def _take(
         self,
@@ -163,7 +169,14 @@ class PartnerSide:
                     )
                 except MatrixRequestError as e:
                     log.info("could not invite %s to %s: %s", staff.mxid, room, e)
-        await self._answer(room, {"accepted": True, "reference": case.reference})
+        await self._answer(
+            room,
+            {
+                "accepted": True,
+                "reference": case.reference,
+                "department": department.id,
+            },
+        )
         history = await cases.lifecycle.history(case.case_id)
         if not any(e.kind == Kind.HANDOVER_RECEIVED for e in history):
             await cases.lifecycle.record(

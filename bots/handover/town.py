@@ -13,6 +13,7 @@ leaves a handed-over room, the partner is done and the case closes here too.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, cast
 
@@ -70,6 +71,10 @@ def content_of(event: Any) -> dict[str, Any]:
 class TownSide:
     def __init__(self, ctx: BotContext) -> None:
         self.ctx = ctx
+        #: bots.handover.waiting: where the case stands at the partner, shown
+        #: once taken; the case back from the partner.
+        self.on_taken: Callable[[Case, Partner], Awaitable[None]] | None = None
+        self.on_returned: Callable[[Case, Partner, str], Awaitable[None]] | None = None
 
     # --- asking -------------------------------------------------------------------
 
@@ -312,17 +317,21 @@ class TownSide:
             except MatrixRequestError as e:
                 log.info("could not remove %s from %s: %s", bot_mxid, room, e)
 
-    async def tell_closed(self, case: Case) -> None:
+    async def tell_closed(self, case: Case, returned: str | None = None) -> None:
         """We closed a case of a hand-over, on either side: the other side
         closes its case too (CLOSED in the room; nothing to do when the room is
-        gone or our bot was put out of it: it is over there too)."""
+        gone or our bot was put out of it: it is over there too). ``returned``:
+        why we give a partner's case back instead (it goes on there)."""
         if not case.room_id:
             return
+        content: dict[str, Any] = {"closed": True, "reference": case.reference}
+        if returned is not None:
+            content |= {"returned": True, "reason": returned}
         try:
             await self.ctx.appservice.intent.send_state_event(
                 RoomID(case.room_id),
                 CLOSED,
-                cast(JSON, {"closed": True, "reference": case.reference}),
+                cast(JSON, content),
                 state_key=self.ctx.config.homeserver.server_name,
             )
         except (MForbidden, MNotFound) as e:
@@ -394,8 +403,10 @@ class TownSide:
             ),
         )
         await self._step_back(case, read_only)
+        if self.on_taken is not None:
+            await self.on_taken(case, partner)
 
-    async def _handed_to(self, case_id: str, partner: Partner) -> bool:
+    async def handed_to(self, case_id: str, partner: Partner) -> bool:
         handed = await self._latest(case_id, Kind.HANDED_OVER, ())
         return handed is not None and handed.data.get("partner") == partner.id
 
@@ -461,9 +472,13 @@ class TownSide:
         case = await self.ctx.store.case_by_room(str(event.room_id))
         if case is None or case.closed_at is not None:
             return
+        content = content_of(event) if event.type == CLOSED else {}
+        if content.get("returned") is True and self.on_returned is not None:
+            await self.on_returned(case, partner, str(content.get("reason") or "–"))
+            return
         # Ours, handed over to this partner; or the partner's, handed to us
         # (the handing side closed it: erased, say).
-        handed = case.state == State.HANDED_OVER and await self._handed_to(
+        handed = case.state == State.HANDED_OVER and await self.handed_to(
             case.case_id, partner
         )
         taken = case.ghost_mxid.endswith(f":{partner.server_name}")

@@ -379,12 +379,16 @@ class Dispatcher:
         """Live hours ended while these citizens waited: offer the offline path."""
         for case in line:
             case.queue_closed, case.queue_position = True, None
-            await self.store.update_case(
-                case.case_id,
-                queue_closed=True,
-                queue_position=None,
-                queue_wait_minutes=None,
-            )
+            try:  # a domain event: a bot may react (a partner's case goes back)
+                await self.cases.lifecycle.record(
+                    case.case_id,
+                    Kind.QUEUE_CLOSED,
+                    queue_closed=True,
+                    queue_position=None,
+                    queue_wait_minutes=None,
+                )
+            except InvalidTransition:
+                continue  # closed meanwhile
             await self.cases.add_system_event(
                 case.case_id,
                 say("queue_closed", case.language),

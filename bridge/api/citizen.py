@@ -403,8 +403,10 @@ def _by_hours(
 
 
 def _queue(case: Case) -> dict[str, int] | None:
-    """Position and estimated wait while the case waits in its department's queue."""
-    if case.state != "queued" or case.queue_closed or case.queue_position is None:
+    """Position and estimated wait while the case waits in its department's
+    queue, or in a partner's, to which it was handed over (bots/handover)."""
+    waiting = case.state in ("queued", "handed_over") and not case.queue_closed
+    if not waiting or case.queue_position is None:
         return None
     return {
         "position": case.queue_position,

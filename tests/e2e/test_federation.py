@@ -84,6 +84,14 @@ def partner(stack_port: int, pid: str, name: str) -> dict[str, Any]:
     }
 
 
+def one_at_a_time(data: dict[str, Any]) -> None:
+    """The county's pension desk (Bernd, no fallback) takes one chat at a
+    time: a second one waits in its line."""
+    for department in data["departments"]:
+        if department["id"] == "rente":
+            department["max_cases_per_staff"] = 1
+
+
 @pytest.fixture(scope="module")
 async def three(
     tmp_path_factory: pytest.TempPathFactory,
@@ -92,11 +100,12 @@ async def three(
     base = tmp_path_factory.mktemp("federation")
     county_for_town = partner(county_port, "landkreis", "Landratsamt")
     # Declared here, unknown there: the county refuses it.
-    county_for_town["departments"].append("gibtsnicht")
+    county_for_town["departments"] += ["gibtsnicht", "rente"]
     town = federated(base / "town", town_port, [county_for_town])
     county = federated(
         base / "county", county_port, [partner(town_port, "stadt", "Stadt")]
     )
+    county.edit_config("departments.yaml", one_at_a_time)
     stranger = federated(
         base / "stranger", stranger_port, [partner(town_port, "stadt", "Stadt")]
     )
@@ -285,11 +294,11 @@ class Citizen:
             ) as r:
                 return r.status, await r.json(content_type=None)
 
-    async def open(self) -> None:
+    async def open(self, department: str = "buergerbuero") -> None:
         status, self.case = await self.call(
             "POST",
             "/cases",
-            {"department": "buergerbuero", "consent": True, "name": "Erika Muster"},
+            {"department": department, "consent": True, "name": "Erika Muster"},
         )
         assert status == 201, self.case
 
@@ -742,3 +751,51 @@ async def test_with_read_only_the_towns_staff_read_on_and_cannot_write(
         {"msgtype": "m.text", "body": "Ich mische mich ein."},
     )
     assert status == 403
+
+
+async def test_a_busy_county_queues_the_case_and_the_citizen_sees_the_place(
+    three: tuple[FederatedStack, FederatedStack, FederatedStack],
+) -> None:
+    """The county routes a hand-over by its own rules, its line included: the
+    town's citizen reads their place in that line, then who took it."""
+    town, county, _ = three
+    anna = await Staff.login(town, "anna.schmidt")
+    bernd = await Staff.login(county, "bernd.keller")
+    local = Citizen(county)  # the county's own citizen: Bernd is busy
+    await local.open("rente")
+    local_room = await case_room(bernd, county, local.case["case_id"])
+    citizen = Citizen(town)
+    await citizen.open()
+    await citizen.write("Frage zur Rente meiner Mutter.")
+    room_id = await case_room(anna, town, citizen.case["case_id"])
+    await staff_says(anna, room_id, "!transfer landkreis:rente Rentenfrage")
+    await citizen.saw("handover_consent")
+    status, data = await citizen.answer(True)
+    assert status == 200, data
+    await citizen.saw("handed_over")
+    place = (await citizen.saw("queue"))[-1]
+    assert place["position"] == 1 and "Position 1" in place["body"], place
+    status, case = await citizen.call("GET", f"/cases/{citizen.case['case_id']}")
+    assert (case["state"], case["queue"]["position"]) == ("handed_over", 1), case
+
+    # Bernd finishes the county's own chat: the town's citizen is next.
+    await staff_says(bernd, local_room, "!close")
+    routed = (await citizen.saw("routed"))[-1]
+    assert "Landratsamt" in routed["body"], routed
+    status, case = await citizen.call("GET", f"/cases/{citizen.case['case_id']}")
+    assert (case["state"], case["queue"]) == ("handed_over", None), case
+    await join_over(bernd, room_id, town)
+    await staff_says(bernd, room_id, "Hier die Rentenstelle des Kreises.")
+
+    async def answered() -> list[dict[str, Any]] | None:
+        found = [
+            e
+            for e in await citizen.events()
+            if "Rentenstelle" in e.get("body", "") and e.get("sender") == "staff"
+        ]
+        return found or None
+
+    reply = (await until(answered))[0]
+    assert reply["sender_name"] == "Bernd Keller (Landratsamt)", reply
+    await staff_says(bernd, room_id, "!close")
+    await citizen.saw("closed")

@@ -71,6 +71,16 @@ def test_partners_open_exactly_them_over_tls(tmp_path: Path) -> None:
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     again = rendered(tmp_path / "again", with_federation(partners=[COUNTY]))
     assert again["federation_domain_whitelist"] == ["landkreis.example"]
+    # Each hand-over invites our bot: many an hour must not be refused (the
+    # e2e test's seventh hand-over met Synapse's default of 5), and a partner
+    # back from an outage is tried again within minutes.
+    assert homeserver["rc_invites"]["per_user"]["burst_count"] >= 100
+    assert homeserver["federation"]["destination_max_retry_interval"] == "10m"
+
+
+def test_without_partners_synapses_invite_limits_stay(tmp_path: Path) -> None:
+    homeserver = rendered(tmp_path)
+    assert "rc_invites" not in homeserver and "federation" not in homeserver
 
 
 def test_tests_on_one_machine_allow_loopback_and_skip_verification(

@@ -150,6 +150,8 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
             "handover.closed",
             "handover.take",
             "handover.deadline",
+            "handover.moved",
+            "handover.status",
             "booking.morning",
             "booking.reminder",
             "booking.no_show",

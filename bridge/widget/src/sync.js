@@ -142,7 +142,7 @@ function refreshCase(g) {
     if (g !== gen) return;
     tx(ui.ref, "ref", { r: c.reference + (c.department && c.department.name ? " · " + c.department.name : "") });
     if (c.department && c.department.id) { saved.department = c.department.id; save(); }
-    if (c.state) showQueue(c.state === "queued" ? c.queue || null : null);
+    if (c.state) showQueue(c.queue || null); // (its line, or a partner's)
     if (c.state === "offline") showOffer(false);
     if (c.closed) setClosed();
     if (!appt && /^(booked|waiting|in_call)$/.test(c.state)) { saved.appointment = true; save(); loadAppointment(g); }

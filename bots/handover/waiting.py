@@ -1,0 +1,276 @@
+"""A handed-over citizen waiting in the partner's line, and going back.
+
+The taking side routes a hand-over by its own rules, queue included: when
+nobody there is free, the case waits in the department's line like any other.
+The citizen's widget is the handing side's, so the taking side writes where the
+case stands into the room (``de.buergerchat.handover_status``, its server as
+state key): ``queued`` with position and estimated wait, or ``live``. The
+handing side shows it in the widget (the same queue box as its own line).
+
+When the taking side's live hours end while the citizen still waits, the case
+goes back: it records ``handed_back``, closes its case and writes
+``de.buergerchat.handover_closed`` with ``returned: true``. The handing side
+then takes the case back into its own line (``handed_over`` → ``queued``,
+``handed_back``): its staff may write again and its routing decides as for any
+waiting case (someone free, or its own hours ended: the offline offer).
+
+Both moves are durable: the taking side's from the job queue (reactions to
+``routed``, ``queue_closed`` and ``transferred``, and a watcher of the
+timeline's queue lines), the handing side's from the appservice inbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from mautrix.errors import MatrixRequestError, MForbidden, MNotFound
+from mautrix.types import JSON, EventType, RoomID, StateEvent, UserID
+
+from bridge.caserooms import is_remote_citizen
+from bridge.db.models import Case, CaseEvent
+from bridge.federation import Partner
+from bridge.i18n import say, staff_text
+from bridge.jobs import JobRun
+from bridge.lifecycle import InvalidTransition, Kind, State
+from bridge.plugins import BotContext
+
+from .partner import PartnerSide
+from .town import TownSide, content_of
+
+log = logging.getLogger("buergerchat.handover")
+
+STATUS = EventType.find("de.buergerchat.handover_status", EventType.Class.STATE)
+#: Reactions on the taking side: the case moved (routed, queue closed…).
+MOVED_JOB = "handover.moved"
+#: The taking side writes where the case stands (one job per case, again).
+STATUS_JOB = "handover.status"
+MOVES = (Kind.ROUTED, Kind.QUEUE_CLOSED, Kind.TRANSFERRED)
+#: What the handing side's staff read when the case comes back.
+HOURS_ENDED = "Sprechzeit von {department} zu Ende, bevor jemand frei wurde"
+#: A town's staff member's power level in a case room (bridge.case).
+STAFF_POWER = 50
+
+
+def _count(value: Any) -> int | None:
+    """A whole number ≥ 0 from a partner's event, else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+class Waiting:
+    def __init__(self, ctx: BotContext, town: TownSide, partner: PartnerSide) -> None:
+        self.ctx = ctx
+        self.town = town
+        self.partner = partner
+
+    # --- the taking side ------------------------------------------------------------
+
+    async def watch(self, event: CaseEvent) -> None:
+        """A queue line in a case's timeline (its place in the line moved)."""
+        if event.type == "system" and (event.extra or {}).get("kind") == "queue":
+            await self._status_later(event.case_id)
+
+    async def moved_job(self, run: JobRun) -> None:
+        """A reaction to MOVES: where the case stands is written anew."""
+        event = await self.ctx.cases.lifecycle.event(int(run.payload["event"]))
+        if event is not None:
+            await self._status_later(event.case_id)
+
+    async def _status_later(self, case_id: str) -> None:
+        case = await self.ctx.store.get_case(case_id)
+        if case is None or not is_remote_citizen(self.ctx.config, case):
+            return
+        await self.ctx.jobs.enqueue(
+            STATUS_JOB,
+            f"handover-status:{case_id}",
+            {"case_id": case_id},
+            case_id=case_id,
+            again=True,
+        )
+
+    async def status_job(self, run: JobRun) -> None:
+        """Write where a partner's case stands (read now, so the last run
+        writes the newest); a line closed for the day hands it back."""
+        case = await self.ctx.store.get_case(str(run.payload["case_id"]))
+        if case is None or case.closed_at is not None or not case.room_id:
+            return
+        partner = self.ctx.config.federation.of_user(case.ghost_mxid)
+        if partner is None:
+            return
+        if case.state == State.QUEUED and case.queue_closed:
+            await self._hand_back(case, partner)
+            return
+        content: dict[str, Any] = {"state": "live"}
+        if case.state == State.QUEUED:
+            content = {
+                "state": "queued",
+                "position": case.queue_position,
+                "estimated_wait_minutes": case.queue_wait_minutes,
+            }
+        await self.ctx.appservice.intent.send_state_event(
+            RoomID(case.room_id),
+            STATUS,
+            cast(JSON, content),
+            state_key=self.ctx.config.homeserver.server_name,
+        )
+
+    async def _hand_back(self, case: Case, partner: Partner) -> None:
+        """Our hours ended before anyone was free: record it and close; the
+        closing (bots.handover.bot) tells the partner it is theirs again."""
+        department = self.ctx.config.department(case.department)
+        reason = HOURS_ENDED.format(
+            department=department.name if department else case.department
+        )
+        history = await self.ctx.cases.lifecycle.history(case.case_id)
+        if not any(e.kind == Kind.HANDED_BACK for e in history):
+            try:
+                await self.ctx.cases.lifecycle.record(
+                    case.case_id,
+                    Kind.HANDED_BACK,
+                    data={"to": partner.id, "reason": reason},
+                )
+            except InvalidTransition:
+                return  # closed meanwhile
+        await self.ctx.cases.close_case(
+            case, by=None, note=f"an {partner.name} zurückgegeben: {reason}"
+        )
+        log.info("case %s handed back to %s: %s", case.reference, partner.id, reason)
+
+    # --- the handing side -------------------------------------------------------------
+
+    async def on_status(self, event: StateEvent, partner: Partner) -> None:
+        """``de.buergerchat.handover_status`` from the partner's bot."""
+        if event.sender != partner.bot_mxid or event.state_key != partner.server_name:
+            return
+        case = await self.ctx.store.case_by_room(str(event.room_id))
+        if case is None or case.state != State.HANDED_OVER:
+            return
+        if await self.town.handed_to(case.case_id, partner):
+            await self.show(case, partner, content_of(event))
+
+    async def show_current(self, case: Case, partner: Partner) -> None:
+        """Just handed over: where the case stands there, if it was written
+        before the partner's answer reached us."""
+        assert case.room_id is not None
+        content = await self.partner.written_by(RoomID(case.room_id), STATUS, partner)
+        if content:
+            fresh = await self.ctx.store.get_case(case.case_id) or case
+            await self.show(fresh, partner, content)
+
+    async def show(self, case: Case, partner: Partner, content: dict[str, Any]) -> None:
+        """The citizen's queue box (the case's queue columns and a timeline
+        line, as in our own line); once someone there takes it, gone again."""
+        cases = self.ctx.cases
+        if content.get("state") == "queued":
+            position = _count(content.get("position"))
+            minutes = _count(content.get("estimated_wait_minutes")) or 0
+            if position is None or (case.queue_position, case.queue_wait_minutes) == (
+                position,
+                minutes,
+            ):
+                return
+            await self.ctx.store.update_case(
+                case.case_id, queue_position=position, queue_wait_minutes=minutes
+            )
+            await cases.add_system_event(
+                case.case_id,
+                say("queue", case.language, position=position, minutes=minutes),
+                kind="queue",
+                position=position,
+                estimated_wait_minutes=minutes,
+            )
+        elif content.get("state") == "live" and case.queue_position is not None:
+            await self.ctx.store.update_case(
+                case.case_id, queue_position=None, queue_wait_minutes=None
+            )
+            await cases.add_system_event(
+                case.case_id,
+                say("routed", case.language, department=partner.name),
+                kind="routed",
+                partner=partner.name,
+            )
+
+    async def handed_back(self, case: Case, partner: Partner, reason: str) -> None:
+        """The partner gave the case back: our line, our rules; each step
+        again when the inbox works the event off again."""
+        lifecycle = self.ctx.cases.lifecycle
+        router = self.ctx.cases.router
+        if case.state == State.HANDED_OVER:
+            if not await self.town.handed_to(case.case_id, partner):
+                return
+            await self._voice_back(case, partner)
+            department = self.ctx.config.department(case.department)
+            try:
+                await lifecycle.transition(
+                    case.case_id,
+                    State.QUEUED if router is not None else State.LIVE,
+                    kind=Kind.HANDED_BACK,
+                    actor=partner.bot_mxid,
+                    data={"partner": partner.id, "reason": reason},
+                    expect=frozenset({State.HANDED_OVER}),
+                    queue_position=None,
+                    queue_wait_minutes=None,
+                    queue_closed=False,
+                    assignee=None,
+                    invited=[s.mxid for s in department.staff]
+                    if department and router is None
+                    else [],
+                )
+            except InvalidTransition:
+                return
+        elif await lifecycle.by_this_cause(case.case_id, Kind.HANDED_BACK) is None:
+            return
+        await self.ctx.cases.add_system_event(
+            case.case_id,
+            say("handed_back", case.language, partner=partner.name),
+            kind="handed_back",
+            partner=partner.name,
+        )
+        assert case.room_id is not None
+        await self.ctx.commands.reply(
+            case.room_id,
+            staff_text(
+                "reply.handover_back", "de", partner=partner.name, reason=reason
+            ),
+        )
+        await self._bring_staff(case)
+        log.info("case %s back from %s: %s", case.reference, partner.id, reason)
+
+    async def _voice_back(self, case: Case, partner: Partner) -> None:
+        """Our staff may write again (they were put below the room's default
+        at the hand-over); the partner's bot no longer acts here (it stays a
+        member, so its server keeps the room it must be able to verify)."""
+        room = RoomID(case.room_id or "")
+        bot = self.ctx.appservice.intent
+        try:
+            power = await bot.get_power_levels(room)
+        except (MForbidden, MNotFound):
+            return
+        department = self.ctx.config.department(case.department)
+        own = f":{self.ctx.config.homeserver.server_name}"
+        staff = {s.mxid for s in department.staff} if department else set()
+        for user, level in list(power.users.items()):
+            if user.endswith(own) and level < 0:
+                staff.add(str(user))
+        for mxid in staff:
+            power.users[UserID(mxid)] = STAFF_POWER
+        power.users.pop(UserID(partner.bot_mxid), None)
+        await bot.set_power_levels(room, power)
+
+    async def _bring_staff(self, case: Case) -> None:
+        """Routing picks someone free (or its line, or its closed hours say
+        so); without the routing bot the department is invited."""
+        router = self.ctx.cases.router
+        if router is not None:
+            await router.drain()
+            return
+        fresh = await self.ctx.store.get_case(case.case_id) or case
+        for mxid in fresh.invited or ():
+            try:
+                await self.ctx.appservice.intent.invite_user(
+                    RoomID(case.room_id or ""), UserID(mxid)
+                )
+            except MatrixRequestError as e:  # already in the room, say
+                log.info("could not invite %s back to %s: %s", mxid, case, e)
