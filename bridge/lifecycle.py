@@ -149,9 +149,8 @@ TRANSITIONS: dict[State | None, frozenset[State]] = {
     S.BOOKED: frozenset({S.BOOKED, S.WAITING, S.CLOSED, S.PURGED}),
     S.WAITING: frozenset({S.WAITING, S.IN_CALL, S.CLOSED, S.PURGED}),
     S.IN_CALL: frozenset({S.IN_CALL, S.LIVE, S.CLOSED, S.PURGED}),
-    # Back from the partner (bots/handover): into the line, or live without
-    # the routing bot.
-    S.HANDED_OVER: frozenset({S.HANDED_OVER, S.QUEUED, S.LIVE, S.CLOSED, S.PURGED}),
+    # Back from the partner (bots/handover): into the line.
+    S.HANDED_OVER: frozenset({S.HANDED_OVER, S.QUEUED, S.CLOSED, S.PURGED}),
     S.CLOSED: frozenset({S.PURGED}),
     S.PURGED: frozenset(),
 }

@@ -23,7 +23,7 @@ from bridge.plugins import BotContext
 
 from .partner import PartnerSide
 from .town import ANSWER, CLOSED, DEADLINE_JOB, INVITE_JOB, TAKE_JOB, TownSide
-from .waiting import MOVED_JOB, MOVES, STATUS, STATUS_JOB, Waiting
+from .waiting import BACK_JOB, MOVED_JOB, MOVES, STATUS, STATUS_JOB, Waiting
 
 log = logging.getLogger("buergerchat.handover")
 #: Attempts at inviting the partner (backing off up to 10 minutes) before the
@@ -62,11 +62,14 @@ class HandoverBot:
         ctx.jobs.kind(TAKE_JOB, self.partner.take_job, max_attempts=INVITE_ATTEMPTS)
         ctx.jobs.kind(DEADLINE_JOB, self.town.deadline_job)
         ctx.jobs.kind(MOVED_JOB, self.waiting.moved_job)
-        ctx.jobs.kind(STATUS_JOB, self.waiting.status_job, max_attempts=INVITE_ATTEMPTS)
+        # Retried for ever: a partner's case must not be stranded (given back).
+        ctx.jobs.kind(STATUS_JOB, self.waiting.status_job)
+        ctx.jobs.kind(BACK_JOB, self.waiting.back_job)
         ctx.cases.lifecycle.react(Kind.CLOSED, CLOSED_JOB)
         if ctx.config.federation.open:
             for kind in MOVES:  # where a partner's case stands, told back
                 ctx.cases.lifecycle.react(kind, MOVED_JOB)
+            ctx.cases.lifecycle.react(Kind.HANDED_BACK, BACK_JOB)
             ctx.cases.timeline.watchers.append(self.waiting.watch)
             ctx.appservice.on_event(self.on_event)
 
@@ -148,6 +151,15 @@ class HandoverBot:
                 department=department,
                 known=", ".join(partner.departments),
             )
+            return
+        history = await self.ctx.cases.lifecycle.history(command.case.case_id)
+        if any(
+            e.kind == Kind.HANDED_OVER and e.data.get("partner") == partner.id
+            for e in history
+        ):
+            # It gave this case back: its record of this room is closed, and
+            # its bot (still a member, to verify it) takes no second one.
+            await answer(command, "reply.partner_had_it", partner=partner.name)
             return
         await self.town.ask(command, partner, department, note.strip())
 

@@ -159,16 +159,7 @@ class PartnerSide:
             )
         values = {"partner": partner.name, "reference": reference, "note": note or "–"}
         await self._tell(case, room, values)
-        if cases.router is not None:
-            await cases.router.drain()
-        else:
-            for staff in department.staff:
-                try:
-                    await self.ctx.appservice.intent.invite_user(
-                        room, UserID(staff.mxid)
-                    )
-                except MatrixRequestError as e:
-                    log.info("could not invite %s to %s: %s", staff.mxid, room, e)
+        # The answer first: a case given back (waiting.py) waits for it.
         await self._answer(
             room,
             {
@@ -185,6 +176,16 @@ class PartnerSide:
                 actor=partner.bot_mxid,
                 data={"from": partner.id, "reference": reference},
             )
+        if cases.router is not None:
+            await cases.router.drain()
+        else:
+            for staff in department.staff:
+                try:
+                    await self.ctx.appservice.intent.invite_user(
+                        room, UserID(staff.mxid)
+                    )
+                except MatrixRequestError as e:
+                    log.info("could not invite %s to %s: %s", staff.mxid, room, e)
         log.info(
             "case %s taken over from %s (%s)", case.reference, partner.id, reference
         )

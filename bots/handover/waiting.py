@@ -14,24 +14,38 @@ then takes the case back into its own line (``handed_over`` → ``queued``,
 ``handed_back``): its staff may write again and its routing decides as for any
 waiting case (someone free, or its own hours ended: the offline offer).
 
-Both moves are durable: the taking side's from the job queue (reactions to
-``routed``, ``queue_closed`` and ``transferred``, and a watcher of the
-timeline's queue lines), the handing side's from the appservice inbox.
+The taking side writes from one job per case (``handover.status``, retried
+for ever): woken by durable reactions to ``routed``, ``queue_closed`` and
+``transferred`` and by a watcher of the timeline's queue lines, and again
+every minute while the case waits, so a wake-up lost in a crash is made up
+within a minute. It gives a case back only once its answer is in the room.
+The handing side moves the case in its inbox handler (one transition); what
+follows (power levels, the citizen's line, the room, routing) is a durable
+reaction to ``handed_back`` (``handover.back``).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any, cast
 
 from mautrix.errors import MatrixRequestError, MForbidden, MNotFound
-from mautrix.types import JSON, EventType, RoomID, StateEvent, UserID
+from mautrix.types import (
+    JSON,
+    EventType,
+    Membership,
+    RoomID,
+    StateEvent,
+    UserID,
+)
 
 from bridge.caserooms import is_remote_citizen
+from bridge.clock import utcnow
 from bridge.db.models import Case, CaseEvent
 from bridge.federation import Partner
 from bridge.i18n import say, staff_text
-from bridge.jobs import JobRun
+from bridge.jobs import JobRun, RetryLater
 from bridge.lifecycle import InvalidTransition, Kind, State
 from bridge.plugins import BotContext
 
@@ -46,6 +60,12 @@ MOVED_JOB = "handover.moved"
 #: The taking side writes where the case stands (one job per case, again).
 STATUS_JOB = "handover.status"
 MOVES = (Kind.ROUTED, Kind.QUEUE_CLOSED, Kind.TRANSFERRED)
+#: The handing side: a case given back (a reaction to ``handed_back``).
+BACK_JOB = "handover.back"
+#: While a partner's case waits, where it stands is written again this often.
+REFRESH = timedelta(minutes=1)
+#: More than any line or wait there is (a partner's event beyond is not shown).
+MOST = 10_000
 #: What the handing side's staff read when the case comes back.
 HOURS_ENDED = "Sprechzeit von {department} zu Ende, bevor jemand frei wurde"
 #: A town's staff member's power level in a case room (bridge.case).
@@ -53,10 +73,10 @@ STAFF_POWER = 50
 
 
 def _count(value: Any) -> int | None:
-    """A whole number ≥ 0 from a partner's event, else None."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    """A whole number from 0 to MOST from a partner's event, else None."""
+    if isinstance(value, bool) or not isinstance(value, int):
         return None
-    return value
+    return value if 0 <= value <= MOST else None
 
 
 class Waiting:
@@ -78,7 +98,7 @@ class Waiting:
         if event is not None:
             await self._status_later(event.case_id)
 
-    async def _status_later(self, case_id: str) -> None:
+    async def _status_later(self, case_id: str, after: timedelta | None = None) -> None:
         case = await self.ctx.store.get_case(case_id)
         if case is None or not is_remote_citizen(self.ctx.config, case):
             return
@@ -86,6 +106,7 @@ class Waiting:
             STATUS_JOB,
             f"handover-status:{case_id}",
             {"case_id": case_id},
+            run_at=utcnow() + after if after else None,
             case_id=case_id,
             again=True,
         )
@@ -109,6 +130,7 @@ class Waiting:
                 "position": case.queue_position,
                 "estimated_wait_minutes": case.queue_wait_minutes,
             }
+            await self._status_later(case.case_id, REFRESH)
         await self.ctx.appservice.intent.send_state_event(
             RoomID(case.room_id),
             STATUS,
@@ -124,6 +146,11 @@ class Waiting:
             department=department.name if department else case.department
         )
         history = await self.ctx.cases.lifecycle.history(case.case_id)
+        if not any(e.kind == Kind.HANDOVER_RECEIVED for e in history):
+            # Our answer is not in the room yet (the take job is on it): a
+            # "returned" before "accepted" would leave the partner's case
+            # handed over to a case closed here.
+            raise RetryLater(timedelta(seconds=10), "not answered yet")
         if not any(e.kind == Kind.HANDED_BACK for e in history):
             try:
                 await self.ctx.cases.lifecycle.record(
@@ -193,55 +220,66 @@ class Waiting:
             )
 
     async def handed_back(self, case: Case, partner: Partner, reason: str) -> None:
-        """The partner gave the case back: our line, our rules; each step
-        again when the inbox works the event off again."""
-        lifecycle = self.ctx.cases.lifecycle
-        router = self.ctx.cases.router
-        if case.state == State.HANDED_OVER:
-            if not await self.town.handed_to(case.case_id, partner):
-                return
-            await self._voice_back(case, partner)
-            department = self.ctx.config.department(case.department)
-            try:
-                await lifecycle.transition(
-                    case.case_id,
-                    State.QUEUED if router is not None else State.LIVE,
-                    kind=Kind.HANDED_BACK,
-                    actor=partner.bot_mxid,
-                    data={"partner": partner.id, "reason": reason},
-                    expect=frozenset({State.HANDED_OVER}),
-                    queue_position=None,
-                    queue_wait_minutes=None,
-                    queue_closed=False,
-                    assignee=None,
-                    invited=[s.mxid for s in department.staff]
-                    if department and router is None
-                    else [],
-                )
-            except InvalidTransition:
-                return
-        elif await lifecycle.by_this_cause(case.case_id, Kind.HANDED_BACK) is None:
+        """The partner gave the case back (``returned`` in its closing): into
+        our line, in one transition; the rest is BACK_JOB, its reaction."""
+        if case.state != State.HANDED_OVER:
+            return  # (a replay: moved before)
+        if not await self.town.handed_to(case.case_id, partner):
             return
+        try:
+            await self.ctx.cases.lifecycle.transition(
+                case.case_id,
+                State.QUEUED,
+                kind=Kind.HANDED_BACK,
+                actor=partner.bot_mxid,
+                data={"partner": partner.id, "reason": reason},
+                expect=frozenset({State.HANDED_OVER}),
+                queue_position=None,
+                queue_wait_minutes=None,
+                queue_closed=False,
+                assignee=None,
+                invited=[],
+            )
+        except InvalidTransition:
+            return
+        log.info("case %s back from %s: %s", case.reference, partner.id, reason)
+
+    async def back_job(self, run: JobRun) -> None:
+        """Kind.HANDED_BACK here: our staff may write again, the partner's
+        people leave, the citizen and the room are told, routing decides;
+        each step again when the job runs again."""
+        event = await self.ctx.cases.lifecycle.event(int(run.payload["event"]))
+        case = await self.ctx.store.get_case(event.case_id) if event else None
+        if event is None or case is None or not case.room_id:
+            return
+        partner = self.ctx.config.federation.partner(str(event.data.get("partner")))
+        if partner is None or is_remote_citizen(self.ctx.config, case):
+            return  # (the taking side records handed_back too)
+        await self._voice_back(case, partner)
         await self.ctx.cases.add_system_event(
             case.case_id,
             say("handed_back", case.language, partner=partner.name),
             kind="handed_back",
+            key=f"handed_back:{event.id}",
             partner=partner.name,
         )
-        assert case.room_id is not None
         await self.ctx.commands.reply(
             case.room_id,
             staff_text(
-                "reply.handover_back", "de", partner=partner.name, reason=reason
+                "reply.handover_back",
+                "de",
+                partner=partner.name,
+                reason=str(event.data.get("reason") or "–"),
             ),
+            key=f"handover_back:{event.id}",
         )
         await self._bring_staff(case)
-        log.info("case %s back from %s: %s", case.reference, partner.id, reason)
 
     async def _voice_back(self, case: Case, partner: Partner) -> None:
         """Our staff may write again (they were put below the room's default
         at the hand-over); the partner's bot no longer acts here (it stays a
-        member, so its server keeps the room it must be able to verify)."""
+        member, so its server keeps the room it must be able to verify); the
+        partner's staff leave (they would read on)."""
         room = RoomID(case.room_id or "")
         bot = self.ctx.appservice.intent
         try:
@@ -258,16 +296,40 @@ class Waiting:
             power.users[UserID(mxid)] = STAFF_POWER
         power.users.pop(UserID(partner.bot_mxid), None)
         await bot.set_power_levels(room, power)
+        members = await bot.get_room_members(
+            room, allowed_memberships=(Membership.INVITE, Membership.JOIN)
+        )
+        theirs = f":{partner.server_name}"
+        for mxid in members:
+            if mxid != partner.bot_mxid and mxid.endswith(theirs):
+                try:
+                    await bot.kick_user(room, mxid, "Zurück bei der Stadt")
+                except MatrixRequestError as e:
+                    log.info("could not remove %s from %s: %s", mxid, room, e)
 
     async def _bring_staff(self, case: Case) -> None:
         """Routing picks someone free (or its line, or its closed hours say
-        so); without the routing bot the department is invited."""
+        so); without the routing bot the department is invited at once."""
         router = self.ctx.cases.router
         if router is not None:
             await router.drain()
             return
         fresh = await self.ctx.store.get_case(case.case_id) or case
-        for mxid in fresh.invited or ():
+        department = self.ctx.config.department(fresh.department)
+        staff = [s.mxid for s in department.staff] if department else []
+        if fresh.state == State.QUEUED:
+            try:
+                await self.ctx.cases.lifecycle.transition(
+                    fresh.case_id,
+                    State.LIVE,
+                    expect=frozenset({State.QUEUED}),
+                    data={"department": fresh.department, "invited": staff},
+                    invited=staff,
+                    routed_at=utcnow(),
+                )
+            except InvalidTransition:
+                return
+        for mxid in staff:
             try:
                 await self.ctx.appservice.intent.invite_user(
                     RoomID(case.room_id or ""), UserID(mxid)

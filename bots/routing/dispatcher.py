@@ -380,9 +380,11 @@ class Dispatcher:
         for case in line:
             case.queue_closed, case.queue_position = True, None
             try:  # a domain event: a bot may react (a partner's case goes back)
-                await self.cases.lifecycle.record(
+                await self.cases.lifecycle.transition(
                     case.case_id,
-                    Kind.QUEUE_CLOSED,
+                    State.QUEUED,
+                    kind=Kind.QUEUE_CLOSED,
+                    expect=frozenset({State.QUEUED}),
                     queue_closed=True,
                     queue_position=None,
                     queue_wait_minutes=None,

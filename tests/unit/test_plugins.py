@@ -152,6 +152,7 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
             "handover.deadline",
             "handover.moved",
             "handover.status",
+            "handover.back",
             "booking.morning",
             "booking.reminder",
             "booking.no_show",

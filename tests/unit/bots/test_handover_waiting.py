@@ -77,6 +77,11 @@ async def test_the_partners_line_is_shown_to_the_citizen_until_someone_takes_it(
             h, room_id, STATUS, {"state": "queued", "position": "zwei"}, COUNTY_BOT
         )
         await partner_state(h, room_id, STATUS, queued | {"position": 1}, COUNTY_BOT)
+        await partner_state(
+            h, room_id, STATUS, queued | {"position": 10**12}, COUNTY_BOT
+        )
+        lines = [e for e in await h.timeline(case) if e.get("kind") == "queue"]
+        assert [e["position"] for e in lines] == [2, 1]
         await partner_state(h, room_id, STATUS, {"state": "live"}, COUNTY_BOT)
         body = await case_json(h, case, token)
         assert (body["state"], body["queue"]) == ("handed_over", None)
@@ -112,18 +117,30 @@ async def test_a_case_given_back_joins_our_line_and_our_staff_may_write_again(
     async with harness(tmp_path, change=with_county) as h:
         case, room_id = await handed_over(h)
         room = h.hs.rooms[room_id]
+        room.members[COUNTY_STAFF] = "join"  # the county's staff member read on
         assert room.power[ANNA] == -1 and room.members[ANNA] == "leave"
         back = {"closed": True, "returned": True, "reason": "Sprechzeit zu Ende"}
         # Only the partner's bot gives it back.
         await partner_state(h, room_id, CLOSED, back, COUNTY_STAFF)
         assert await state(h, case) == "handed_over"
-        await partner_state(h, room_id, CLOSED, back, COUNTY_BOT)
+        returned = {
+            "type": str(CLOSED),
+            "room_id": room_id,
+            "sender": COUNTY_BOT,
+            "state_key": COUNTY,
+            "content": back,
+            "event_id": "$returned",
+        }
+        await h.deliver(dict(returned))
+        assert await state(h, case) == "queued"
+        await h.run_jobs()
         # Our routing took it: Anna is free, so it is live and she is invited.
         assert await state(h, case) == "live"
         assert room.power[ANNA] == 50
         assert room.members[ANNA] == "invite"
         assert COUNTY_BOT not in room.power  # the partner no longer acts here
         assert room.members[COUNTY_BOT] != "leave"  # but keeps its record
+        assert room.members[COUNTY_STAFF] == "leave"  # and its staff read no more
         kinds = [e.kind for e in await h.cases.lifecycle.history(case.case_id)]
         assert Kind.HANDED_BACK in kinds and kinds[-1] == Kind.ROUTED, kinds
         lines = await h.system_lines(case)
@@ -133,11 +150,38 @@ async def test_a_case_given_back_joins_our_line_and_our_staff_may_write_again(
         # The partner's people no longer reach the citizen.
         await h.staff_says(case, COUNTY_STAFF, "Noch da?")
         assert "Noch da?" not in [e.get("body") for e in await h.timeline(case)]
-        # Given back twice (a replay): the case stays ours, not closed.
-        await partner_state(h, room_id, CLOSED, back, COUNTY_BOT)
+        # The same event again (the inbox works it off again after a crash),
+        # and the reaction again: one line, one reply, the case stays ours.
+        await h.deliver(dict(returned))
+        back = next(
+            e
+            for e in await h.cases.lifecycle.history(case.case_id)
+            if e.kind == Kind.HANDED_BACK
+        )
+        assert await h.jobs.get(f"handover.back:{back.id}") is not None
+        await h.jobs.enqueue("handover.back", "again", {"event": back.id})
+        await h.run_jobs()
         assert await state(h, case) == "live"
         lines = [e for e in await h.timeline(case) if e.get("kind") == "handed_back"]
         assert len(lines) == 1
+        replies = [m["body"] for m in h.hs.messages(room_id)]
+        assert len([r for r in replies if "zurückgegeben" in r]) == 1
+        # It cannot go to the same partner again (its bot keeps its record of
+        # this room, and takes no second case in it): said at once.
+        await h.staff_joins(case, ANNA)
+        await h.staff_says(case, ANNA, "!transfer landkreis:kfz")
+        replies = [m["body"] for m in h.hs.messages(room_id)]
+        assert any("hatte diesen Fall schon" in r for r in replies), replies
+        assert (
+            len(
+                [
+                    e
+                    for e in await h.timeline(case)
+                    if e.get("kind") == "handover_consent"
+                ]
+            )
+            == 1
+        )
 
 
 # --- the taking side -------------------------------------------------------------
@@ -197,6 +241,15 @@ async def test_a_busy_department_takes_the_case_into_its_line_and_says_where_it_
             "estimated_wait_minutes": case.queue_wait_minutes,
         }
         assert ANNA not in h.hs.rooms[room_id].members
+        # A change no wake-up reported (lost in a crash): written within a
+        # minute all the same.
+        stale = {"state": "queued", "position": 7}
+        await h.hs.intent(h.config.bot_mxid).send_state_event(
+            room_id, STATUS, stale, state_key=TOWN
+        )
+        h.clock.advance(timedelta(seconds=61))
+        await h.run_jobs()
+        assert written(h, room_id, STATUS)["position"] == 1
         # Anna closes one of hers: the partner's citizen is next.
         await h.cases.close_case(mine[0], by=ANNA)
         await h.run_jobs()
