@@ -126,6 +126,10 @@ class WorkflowBot:
             )
             return None
         case = await self.ctx.store.get_case(command.case.case_id) or command.case
+        if case.state == State.HANDED_OVER:
+            # The partner's now (bots/handover): it gives it back, or closes.
+            await answer(command, "reply.transfer_handed_over")
+            return None
         if case.state in (State.BOOKED, State.WAITING, State.IN_CALL):
             # A video appointment belongs to its person's time until its
             # call has ended (bots/booking); then it is a chat like others.

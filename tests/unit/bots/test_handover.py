@@ -92,6 +92,11 @@ async def test_the_partner_is_invited_and_its_answer_hands_the_case_over(
         assert await state(h, case) == "handed_over"
         assert room.members[ANNA] == "leave"  # the town's staff stepped back
         assert room.power[ANNA] == -1
+        # Had she a voice still, she could not move it to a department here.
+        await h.staff_says(case, ANNA, "!transfer bauen")
+        assert await state(h, case) == "handed_over"
+        replies = [m["body"] for m in h.hs.messages(room_id)]
+        assert any("liegt bei einer Partnerbehörde" in r for r in replies), replies
         # The partner's staff now reach the citizen, with the partner's name.
         await h.staff_says(case, COUNTY_STAFF, "Hier der Kreis.")
         said = [e for e in await h.timeline(case) if e.get("body") == "Hier der Kreis."]
