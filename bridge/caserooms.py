@@ -101,6 +101,8 @@ class CaseRooms:
         )
 
     async def _remote_citizen(self, case: Case, event: MessageEvent) -> None:
+        if case.closed_at is not None:
+            return  # given back or closed here: no longer ours to record
         content = event.content
         if event.type != EventType.ROOM_MESSAGE or not isinstance(
             getattr(content, "body", None), str

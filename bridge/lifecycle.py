@@ -15,11 +15,11 @@ States (the column ``cases.state``; what the citizen API shows):
 state      entered when                                  leaves to
 =========  ============================================  ===================
 queued     opened while live but everyone is busy        live, offline, closed
-live       opened or routed while someone is free;       live, closed
-           claimed and transferred keep it live
+live       opened or routed while someone is free;       live, handed_over,
+           claimed and transferred keep it live          closed
 offline    message left outside live hours               live, closed
-handed_   a partner authority took the case over        closed
-over       (federation: the citizen writes on, with the
+handed_   a partner authority took the case over        queued (given
+over       (federation: the citizen writes on, with the  back), closed
            partner's staff)
 booked     video appointment booked                      waiting, closed
 waiting    citizen in the waiting room (an appointment   in_call, closed

@@ -23,7 +23,7 @@ from bridge.plugins import BotContext
 
 from .partner import PartnerSide
 from .town import ANSWER, CLOSED, DEADLINE_JOB, INVITE_JOB, TAKE_JOB, TownSide
-from .waiting import BACK_JOB, MOVED_JOB, MOVES, STATUS, STATUS_JOB, Waiting
+from .waiting import BACK_JOB, MOVES, STATUS, STATUS_JOB, Waiting
 
 log = logging.getLogger("buergerchat.handover")
 #: Attempts at inviting the partner (backing off up to 10 minutes) before the
@@ -45,6 +45,7 @@ class HandoverBot:
         self.waiting = Waiting(ctx, self.town, self.partner)
         self.town.on_taken = self.waiting.show_current
         self.town.on_returned = self.waiting.handed_back
+        self.partner.on_taken = self.waiting.status_later
         self._local = ctx.commands.handler("transfer")
         ctx.commands.register(
             "transfer",
@@ -58,17 +59,18 @@ class HandoverBot:
             max_attempts=INVITE_ATTEMPTS,
             on_parked=self.town.unreachable,
         )
-        ctx.jobs.kind(CLOSED_JOB, self._closed, max_attempts=INVITE_ATTEMPTS)
+        # Retried for ever: the other side must learn of it (a case given
+        # back would otherwise stay handed over there).
+        ctx.jobs.kind(CLOSED_JOB, self._closed)
         ctx.jobs.kind(TAKE_JOB, self.partner.take_job, max_attempts=INVITE_ATTEMPTS)
         ctx.jobs.kind(DEADLINE_JOB, self.town.deadline_job)
-        ctx.jobs.kind(MOVED_JOB, self.waiting.moved_job)
         # Retried for ever: a partner's case must not be stranded (given back).
         ctx.jobs.kind(STATUS_JOB, self.waiting.status_job)
         ctx.jobs.kind(BACK_JOB, self.waiting.back_job)
         ctx.cases.lifecycle.react(Kind.CLOSED, CLOSED_JOB)
         if ctx.config.federation.open:
             for kind in MOVES:  # where a partner's case stands, told back
-                ctx.cases.lifecycle.react(kind, MOVED_JOB)
+                ctx.cases.lifecycle.subscribe(kind, self.waiting.on_moved)
             ctx.cases.lifecycle.react(Kind.HANDED_BACK, BACK_JOB)
             ctx.cases.timeline.watchers.append(self.waiting.watch)
             ctx.appservice.on_event(self.on_event)
@@ -153,7 +155,7 @@ class HandoverBot:
             )
             return
         history = await self.ctx.cases.lifecycle.history(command.case.case_id)
-        if any(
+        if command.case.state == State.LIVE and any(
             e.kind == Kind.HANDED_OVER and e.data.get("partner") == partner.id
             for e in history
         ):

@@ -18,6 +18,7 @@ what is missing. Closing it here (bots.handover.bot) writes
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from mautrix.api import Method, Path
@@ -41,6 +42,8 @@ log = logging.getLogger("buergerchat.handover")
 class PartnerSide:
     def __init__(self, ctx: BotContext) -> None:
         self.ctx = ctx
+        #: bots.handover.waiting: where the case stands, written from now on.
+        self.on_taken: Callable[[str], Awaitable[None]] | None = None
 
     async def on_invite(self, event: StateEvent, partner: Partner) -> None:
         """Our bot was invited by a partner's bot: the rest is a durable job
@@ -176,6 +179,8 @@ class PartnerSide:
                 actor=partner.bot_mxid,
                 data={"from": partner.id, "reference": reference},
             )
+        if self.on_taken is not None:
+            await self.on_taken(case.case_id)
         if cases.router is not None:
             await cases.router.drain()
         else:

@@ -15,10 +15,11 @@ then takes the case back into its own line (``handed_over`` → ``queued``,
 waiting case (someone free, or its own hours ended: the offline offer).
 
 The taking side writes from one job per case (``handover.status``, retried
-for ever): woken by durable reactions to ``routed``, ``queue_closed`` and
-``transferred`` and by a watcher of the timeline's queue lines, and again
-every minute while the case waits, so a wake-up lost in a crash is made up
-within a minute. It gives a case back only once its answer is in the room.
+for ever), enqueued when it takes the case, woken by ``routed``,
+``queue_closed`` and ``transferred`` and by a watcher of the timeline's queue
+lines, and run again every minute while the case waits: a wake-up lost in a
+crash is made up within a minute (and only a change is written). It gives a
+case back only once its answer is in the room.
 The handing side moves the case in its inbox handler (one transition); what
 follows (power levels, the citizen's line, the room, routing) is a durable
 reaction to ``handed_back`` (``handover.back``).
@@ -41,22 +42,20 @@ from mautrix.types import (
 )
 
 from bridge.caserooms import is_remote_citizen
-from bridge.clock import utcnow
+from bridge.clock import as_utc, utcnow
 from bridge.db.models import Case, CaseEvent
 from bridge.federation import Partner
 from bridge.i18n import say, staff_text
 from bridge.jobs import JobRun, RetryLater
-from bridge.lifecycle import InvalidTransition, Kind, State
+from bridge.lifecycle import DomainEvent, InvalidTransition, Kind, State
 from bridge.plugins import BotContext
 
 from .partner import PartnerSide
-from .town import TownSide, content_of
+from .town import ANSWER_WITHIN, TownSide, content_of, plain
 
 log = logging.getLogger("buergerchat.handover")
 
 STATUS = EventType.find("de.buergerchat.handover_status", EventType.Class.STATE)
-#: Reactions on the taking side: the case moved (routed, queue closed…).
-MOVED_JOB = "handover.moved"
 #: The taking side writes where the case stands (one job per case, again).
 STATUS_JOB = "handover.status"
 MOVES = (Kind.ROUTED, Kind.QUEUE_CLOSED, Kind.TRANSFERRED)
@@ -90,15 +89,14 @@ class Waiting:
     async def watch(self, event: CaseEvent) -> None:
         """A queue line in a case's timeline (its place in the line moved)."""
         if event.type == "system" and (event.extra or {}).get("kind") == "queue":
-            await self._status_later(event.case_id)
+            await self.status_later(event.case_id)
 
-    async def moved_job(self, run: JobRun) -> None:
-        """A reaction to MOVES: where the case stands is written anew."""
-        event = await self.ctx.cases.lifecycle.event(int(run.payload["event"]))
-        if event is not None:
-            await self._status_later(event.case_id)
+    async def on_moved(self, event: DomainEvent) -> None:
+        """One of MOVES (in this process; the minute's rerun makes up for one
+        lost in a crash): where the case stands is written anew."""
+        await self.status_later(event.case_id)
 
-    async def _status_later(self, case_id: str, after: timedelta | None = None) -> None:
+    async def status_later(self, case_id: str, after: timedelta | None = None) -> None:
         case = await self.ctx.store.get_case(case_id)
         if case is None or not is_remote_citizen(self.ctx.config, case):
             return
@@ -130,13 +128,18 @@ class Waiting:
                 "position": case.queue_position,
                 "estimated_wait_minutes": case.queue_wait_minutes,
             }
-            await self._status_later(case.case_id, REFRESH)
-        await self.ctx.appservice.intent.send_state_event(
-            RoomID(case.room_id),
-            STATUS,
-            cast(JSON, content),
-            state_key=self.ctx.config.homeserver.server_name,
-        )
+        room, key = RoomID(case.room_id), self.ctx.config.homeserver.server_name
+        bot = self.ctx.appservice.intent
+        try:
+            current = plain(await bot.get_state_event(room, STATUS, state_key=key))
+        except MNotFound:
+            current = {}
+        except MForbidden:
+            return  # put out of the room: nothing to tell any more
+        if current != content:
+            await bot.send_state_event(room, STATUS, cast(JSON, content), state_key=key)
+        if case.state == State.QUEUED:
+            await self.status_later(case.case_id, REFRESH)
 
     async def _hand_back(self, case: Case, partner: Partner) -> None:
         """Our hours ended before anyone was free: record it and close; the
@@ -149,17 +152,23 @@ class Waiting:
         if not any(e.kind == Kind.HANDOVER_RECEIVED for e in history):
             # Our answer is not in the room yet (the take job is on it): a
             # "returned" before "accepted" would leave the partner's case
-            # handed over to a case closed here.
-            raise RetryLater(timedelta(seconds=10), "not answered yet")
+            # handed over to a case closed here. The partner stops waiting
+            # for it after ANSWER_WITHIN; so do we, then close quietly.
+            if utcnow() - as_utc(case.created_at) < ANSWER_WITHIN:
+                raise RetryLater(timedelta(seconds=10), "not answered yet")
+            await self.ctx.cases.close_case(case, by=None, note="nie beantwortet")
+            return
         if not any(e.kind == Kind.HANDED_BACK for e in history):
             try:
-                await self.ctx.cases.lifecycle.record(
+                await self.ctx.cases.lifecycle.transition(
                     case.case_id,
-                    Kind.HANDED_BACK,
+                    State.QUEUED,
+                    kind=Kind.HANDED_BACK,
                     data={"to": partner.id, "reason": reason},
+                    expect=frozenset({State.QUEUED}),
                 )
             except InvalidTransition:
-                return  # closed meanwhile
+                return  # routed or closed meanwhile
         await self.ctx.cases.close_case(
             case, by=None, note=f"an {partner.name} zurückgegeben: {reason}"
         )
@@ -248,13 +257,21 @@ class Waiting:
         """Kind.HANDED_BACK here: our staff may write again, the partner's
         people leave, the citizen and the room are told, routing decides;
         each step again when the job runs again."""
-        event = await self.ctx.cases.lifecycle.event(int(run.payload["event"]))
+        lifecycle = self.ctx.cases.lifecycle
+        event = await lifecycle.event(int(run.payload["event"]))
         case = await self.ctx.store.get_case(event.case_id) if event else None
         if event is None or case is None or not case.room_id:
             return
         partner = self.ctx.config.federation.partner(str(event.data.get("partner")))
         if partner is None or is_remote_citizen(self.ctx.config, case):
             return  # (the taking side records handed_back too)
+        later = [
+            e
+            for e in await lifecycle.history(case.case_id)
+            if e.kind == Kind.HANDED_OVER and (e.id or 0) > (event.id or 0)
+        ]
+        if later or case.closed_at is not None:
+            return  # (a late rerun: handed over again, or closed, since)
         await self._voice_back(case, partner)
         await self.ctx.cases.add_system_event(
             case.case_id,

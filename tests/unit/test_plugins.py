@@ -150,7 +150,6 @@ async def test_load_bots_registers_in_todays_order(tmp_path: Path) -> None:
             "handover.closed",
             "handover.take",
             "handover.deadline",
-            "handover.moved",
             "handover.status",
             "handover.back",
             "booking.morning",

@@ -250,6 +250,16 @@ async def test_a_busy_department_takes_the_case_into_its_line_and_says_where_it_
         h.clock.advance(timedelta(seconds=61))
         await h.run_jobs()
         assert written(h, room_id, STATUS)["position"] == 1
+
+        # Nothing changed: the minute's rerun writes nothing.
+        def statuses() -> int:
+            timeline = h.hs.rooms[room_id].timeline
+            return len([e for e in timeline if e["type"] == str(STATUS)])
+
+        count = statuses()
+        h.clock.advance(timedelta(seconds=61))
+        await h.run_jobs()
+        assert statuses() == count
         # Anna closes one of hers: the partner's citizen is next.
         await h.cases.close_case(mine[0], by=ANNA)
         await h.run_jobs()
@@ -277,8 +287,19 @@ async def test_our_hours_ending_while_the_partners_citizen_waits_give_it_back(
         assert "Sprechzeit von Bürgerbüro zu Ende" in closed["reason"]
         kinds = [e.kind for e in await h.cases.lifecycle.history(case.case_id)]
         assert Kind.QUEUE_CLOSED in kinds and Kind.HANDED_BACK in kinds
-        # Our bot stays: our record of the case is in this room.
+        # Our bot stays: our record of the case is in this room; but what the
+        # citizen now writes to the town is no longer ours to record.
         assert h.hs.rooms[room_id].members[h.config.bot_mxid] == "join"
+        before = len(await h.timeline(case))
+        await h.deliver(
+            {
+                "type": "m.room.message",
+                "room_id": room_id,
+                "sender": COUNTY_CITIZEN,
+                "content": {"msgtype": "m.text", "body": "Hallo Stadt?"},
+            }
+        )
+        assert len(await h.timeline(case)) == before
 
 
 async def test_a_department_with_nobody_online_passes_it_to_its_fallback(
