@@ -112,12 +112,8 @@ class HandoverBot:
             return
         if is_remote_citizen(self.ctx.config, case):
             # A case a partner handed us: closed, or given back to it.
-            back = [
-                e
-                for e in await self.ctx.cases.lifecycle.history(case.case_id)
-                if e.kind == Kind.HANDED_BACK
-            ]
-            reason = str(back[-1].data.get("reason") or "–") if back else None
+            back = await self.town.latest(case.case_id, Kind.HANDED_BACK, ())
+            reason = str(back.data.get("reason") or "–") if back else None
             await self.town.tell_closed(case, returned=reason)
             return
         flight = await self.town.in_flight(case.case_id)

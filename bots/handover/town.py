@@ -78,7 +78,7 @@ class TownSide:
 
     # --- asking -------------------------------------------------------------------
 
-    async def _latest(
+    async def latest(
         self, case_id: str, begun: Kind, ended: tuple[Kind, ...]
     ) -> DomainEvent | None:
         """The newest ``begun`` event of the case with no ``ended`` after it."""
@@ -92,7 +92,7 @@ class TownSide:
 
     async def open_ask(self, case_id: str) -> DomainEvent | None:
         """The hand-over that waits for the citizen's answer, if any."""
-        return await self._latest(
+        return await self.latest(
             case_id,
             Kind.HANDOVER_ASKED,
             (Kind.HANDOVER_AGREED, Kind.HANDOVER_DECLINED, Kind.HANDED_OVER),
@@ -100,7 +100,7 @@ class TownSide:
 
     async def in_flight(self, case_id: str) -> DomainEvent | None:
         """A hand-over the citizen agreed to that the partner has not answered."""
-        return await self._latest(
+        return await self.latest(
             case_id, Kind.HANDOVER_AGREED, (Kind.HANDOVER_DECLINED, Kind.HANDED_OVER)
         )
 
@@ -407,7 +407,7 @@ class TownSide:
             await self.on_taken(case, partner)
 
     async def handed_to(self, case_id: str, partner: Partner) -> bool:
-        handed = await self._latest(case_id, Kind.HANDED_OVER, ())
+        handed = await self.latest(case_id, Kind.HANDED_OVER, ())
         return handed is not None and handed.data.get("partner") == partner.id
 
     async def _step_back(self, case: Case, read_only: bool) -> None:
