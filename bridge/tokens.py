@@ -8,12 +8,15 @@ token is the personal link in an answer mail and only buys a new chat token.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import random
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 from .clock import as_utc, utcnow
@@ -87,6 +90,8 @@ class Tokens:
         self.on_forget: Callable[[str], None] | None = None
         self._revisions: dict[str, int] = {}
         self._epoch = 0
+        #: (token hash, case id) → (revision when it began, the check in flight)
+        self._checking: dict[tuple[str, str], tuple[int, asyncio.Future[Case]]] = {}
 
     async def mint_chat(self, case_id: str) -> str:
         return await self._mint(case_id, CHAT, self.chat_ttl)
@@ -136,16 +141,36 @@ class Tokens:
         if trusted is not None and trusted[0] > now:
             return trusted[1]
         revision = self.revision(case_id)
-        case = await self._check_chat(token, case_id)
+        flight = self._checking.get(key)
+        if flight is None or flight[0] != revision:
+            # The widgets of one citizen (tabs, devices) woken by one message
+            # ask together: one database check for all of them — one that
+            # began after every revocation they could have seen.
+            task = asyncio.ensure_future(self._check_chat(token, case_id))
+            flight = self._checking[key] = (revision, task)
+            task.add_done_callback(partial(self._checked, key, task))
+        case = await asyncio.shield(flight[1])
         if self.revision(case_id) != revision:
             # A revocation came while the database was asked: what it said may
             # predate it. Not trusted; the next read asks again.
             return case
-        self._trusted[key] = (now + READ_TRUST_SECONDS, case)
+        # Trusted for a little less than the full time at random: a crowd of
+        # widgets that connected together does not ask again together.
+        trust = READ_TRUST_SECONDS * random.uniform(0.5, 1.0)
+        self._trusted[key] = (now + trust, case)
         self._trusted.move_to_end(key)
         while len(self._trusted) > READ_TRUST_MAX:
             self._trusted.popitem(last=False)
         return case
+
+    def _checked(
+        self, key: tuple[str, str], task: asyncio.Future[Case], _: object
+    ) -> None:
+        flight = self._checking.get(key)
+        if flight is not None and flight[1] is task:
+            del self._checking[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: every asker that is left raises it
 
     async def check(self, token: str, case_id: str, purpose: Purpose) -> Case:
         """The case, if ``token`` is a live token of ``purpose`` for exactly this

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -71,8 +72,11 @@ class CaseEvents:
         )
         # The signals (typing, read) the client has seen: a change answers too.
         seen_signals = int_param(request, "signals", -1)
+        # Answered empty a little before the timeout asked for, each at its own
+        # time: a herd that came together (a message woke it) spreads out.
+        held = timeout * random.uniform(0.8, 1.0)
         async with self.limits.poll(token, self.limits.client(request)):
-            events = await self.news(case_id, after, seen_signals, timeout)
+            events = await self.news(case_id, after, seen_signals, held)
         return web.json_response(self.answer(case_id, after, events))
 
     async def news(
@@ -148,13 +152,18 @@ class CaseEvents:
         self, response: web.StreamResponse, token: str, case_id: str, after: int
     ) -> None:
         loop = asyncio.get_running_loop()
-        ends = loop.time() + STREAM_SECONDS
+        now = loop.time()
+        # Widgets that connected together (every page after a restart, a
+        # town's newsletter) must not beat or reconnect together: each stream
+        # ends at its own time and beats on its own phase, messages or not.
+        ends = now + STREAM_SECONDS * random.uniform(0.8, 1.0)
+        beat = now + HEARTBEAT_SECONDS * random.uniform(0.1, 1.0)
         tokens = self.cases.tokens
         checked = tokens.revision(case_id)
         seen: int | None = None  # signals version sent; None: nothing sent yet
-        while not self.cases.stopping and loop.time() < ends:
+        while not self.cases.stopping and (now := loop.time()) < ends:
             # The first message goes out at once: what is there, the signals.
-            wait = 0.0 if seen is None else min(HEARTBEAT_SECONDS, ends - loop.time())
+            wait = 0.0 if seen is None else max(0.0, min(beat, ends) - now)
             events = await self.news(
                 case_id,
                 after,
@@ -165,9 +174,11 @@ class CaseEvents:
             version = self.cases.signals.version(case_id)
             revoked = tokens.revision(case_id) != checked
             if seen is not None and not events and version == seen and not revoked:
-                # Nothing to send: a heartbeat, and no token check (a revocation
-                # wakes this stream through revision()).
-                await response.write(b": keep-alive\n\n")
+                # Nothing to send: a heartbeat when due, and no token check (a
+                # revocation wakes this stream through revision()).
+                if loop.time() >= beat:
+                    await response.write(b": keep-alive\n\n")
+                    beat += HEARTBEAT_SECONDS
                 continue
             # Taken before the check: a revocation during it wakes us again.
             checked = tokens.revision(case_id)

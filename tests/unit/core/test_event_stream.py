@@ -117,6 +117,39 @@ async def test_a_stream_sends_heartbeats(tmp_path: Path, monkeypatch: Any) -> No
         response.close()
 
 
+async def test_streams_opened_together_beat_apart(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Widgets that connect together (every page after a restart) must not send
+    and receive their heartbeats together: each stream beats on its own phase."""
+    monkeypatch.setattr(events_module, "HEARTBEAT_SECONDS", 1.0)
+    async with harness(tmp_path) as h, h.api() as client:
+        loop = asyncio.get_running_loop()
+        streams: list[tuple[ClientResponse, float]] = []
+        for _ in range(8):
+            case, token = await h.open_case()
+            response = await client.get(
+                f"/api/v1/cases/{case.case_id}/stream",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            await read_messages(response, 1)
+            streams.append((response, loop.time()))
+
+        async def phase(response: ClientResponse, connected: float) -> float:
+            while (await response.content.readline()) != b": keep-alive\n":
+                pass
+            return loop.time() - connected
+
+        async with asyncio.timeout(5):
+            phases = await asyncio.gather(*(phase(*s) for s in streams))
+        # Without a phase of its own each stream beats 1.0 s after it began;
+        # eight phases drawn from 0.1-1.0 s lie within 0.1 s of each other
+        # about once in 600,000 runs.
+        assert max(phases) - min(phases) > 0.1, phases
+        for response, _ in streams:
+            response.close()
+
+
 async def test_a_herd_of_polls_shares_one_read(tmp_path: Path) -> None:
     async with harness(tmp_path) as h, h.api() as client:
         case, token = await h.open_case()

@@ -3,6 +3,7 @@ revokes them, with the errcodes and texts the citizen API has always answered.""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import datetime, timedelta
 
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from bots.offline.errors import LinkExpired
 from bridge.clock import as_utc, utcnow
 from bridge.config import Citizen
+from bridge.db.models import CaseToken
 from bridge.db.store import Store
 from bridge.errors import BuergerchatError, Forbidden, NotFound, UnknownToken
 from bridge.tokens import CHAT, LINK_EXPIRED, LINK_UNKNOWN, RESUME, Tokens
@@ -205,3 +207,49 @@ async def test_only_the_sha256_is_stored(store: Store) -> None:
         "chat": case_id,
         "resume": case_id,
     }
+
+
+async def test_widgets_woken_together_share_one_check(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One message wakes every widget of a citizen at once (tabs, devices; the
+    widgets bench: a hundred on one token): one database check serves them all,
+    and a revocation while it runs is not covered by it."""
+    tokens = Tokens(store, CITIZEN)
+    case_id = await case(store, "c_one")
+    chat = await tokens.mint_chat(case_id)
+    asked: list[str] = []
+    gate = asyncio.Event()
+    get_token = store.get_token
+
+    async def counted(hashed: str) -> CaseToken | None:
+        asked.append(hashed)
+        await gate.wait()
+        return await get_token(hashed)
+
+    monkeypatch.setattr(store, "get_token", counted)
+    crowd = [
+        asyncio.ensure_future(tokens.check_reading(chat, case_id)) for _ in range(50)
+    ]
+    await asyncio.sleep(0.05)
+    assert len(asked) == 1
+    gate.set()
+    assert {c.case_id for c in await asyncio.gather(*crowd)} == {case_id}
+    assert len(asked) == 1
+    await tokens.check_reading(chat, case_id)  # trusted now: no third ask
+    assert len(asked) == 1
+
+    # A check that began before a revocation answers only who asked before it.
+    tokens.forget(case_id)
+    gate.clear()
+    before = asyncio.ensure_future(tokens.check_reading(chat, case_id))
+    await asyncio.sleep(0.05)
+    monkeypatch.setattr(store, "get_token", get_token)
+    assert await tokens.revoke(case_id) == 1
+    with pytest.raises(UnknownToken):
+        # Sharing the older check would wait on the gate (a TimeoutError).
+        async with asyncio.timeout(5):
+            await tokens.check_reading(chat, case_id)
+    gate.set()
+    with pytest.raises(UnknownToken):
+        await before  # its read came after the revocation's commit
