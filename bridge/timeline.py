@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -113,6 +113,17 @@ class Notifier:
                 del self._waiters[case_id]
 
 
+class Page(list[CaseEvent]):
+    """One read of a case's events, shared by every widget it wakes (read-only
+    for them). What the citizen API encodes of it is kept with it, so a message
+    is encoded once for all its widgets, and for no longer than they hold it."""
+
+    def __init__(self, events: Iterable[CaseEvent] = ()) -> None:
+        super().__init__(events)
+        #: (cursor, signals version) → (the encoded answer, its next cursor)
+        self.frames: dict[tuple[int, int], tuple[bytes, int]] = {}
+
+
 class Timeline:
     """Writes the citizen's timeline and wakes whoever waits on the case."""
 
@@ -123,16 +134,15 @@ class Timeline:
         #: case elsewhere); a watcher's failure is logged, the event stays.
         self.watchers: list[Callable[[CaseEvent], Awaitable[None]]] = []
         #: (case, cursor) → (wake-ups seen when it began, the read in flight)
-        self._reading: dict[
-            tuple[str, int], tuple[int, asyncio.Future[list[CaseEvent]]]
-        ] = {}
+        self._reading: dict[tuple[str, int], tuple[int, asyncio.Future[Page]]] = {}
 
-    async def read_after(self, case_id: str, after: int) -> list[CaseEvent]:
+    async def read_after(self, case_id: str, after: int) -> Page:
         """The case's events beyond cursor ``after`` (a page). A message wakes
         every widget of its case at once, all asking from the same cursor: they
         share one database read — but only one that began after every wake-up
         the caller has seen (events are committed before their wake-up), so no
-        one is handed a read older than what woke them."""
+        one is handed a read older than what woke them. The page is shared:
+        callers do not change it."""
         seen = self.notifier.version(case_id)
         key = (case_id, after)
         flight = self._reading.get(key)
@@ -141,18 +151,16 @@ class Timeline:
             flight = (seen, future)
             self._reading[key] = flight
             future.add_done_callback(lambda _f: self._done_reading(key, future))
-        return list(await asyncio.shield(flight[1]))
+        return await asyncio.shield(flight[1])
 
-    def _done_reading(
-        self, key: tuple[str, int], future: asyncio.Future[list[CaseEvent]]
-    ) -> None:
+    def _done_reading(self, key: tuple[str, int], future: asyncio.Future[Page]) -> None:
         if self._reading.get(key, (0, None))[1] is future:
             del self._reading[key]
         if not future.cancelled():
             future.exception()  # retrieved: each caller raises it itself
 
-    async def _read(self, case_id: str, after: int) -> list[CaseEvent]:
-        events = list(await self.store.events_after(case_id, after, PAGE))
+    async def _read(self, case_id: str, after: int) -> Page:
+        events = Page(await self.store.events_after(case_id, after, PAGE))
         if len(events) < PAGE:
             # A full page may have more behind it: then nothing is known.
             self.notifier.read(case_id, after, events[-1].seq if events else None)

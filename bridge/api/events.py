@@ -32,7 +32,7 @@ from ..config import Config
 from ..db.models import CaseEvent
 from ..errors import BuergerchatError, InvalidField, Unavailable
 from ..limits import Limits
-from ..timeline import event_json
+from ..timeline import Page, event_json
 from .citizen import bearer
 from .middleware import apply_cors
 
@@ -190,9 +190,25 @@ class CaseEvents:
                 return
             if seen is not None and not events and version == seen:
                 continue  # a revocation of another token of the case
-            body = self.answer(case_id, after, events)
-            after, seen = int(body["next"]), version
-            await response.write(message("events", body, after))
+            frame, after = self._frame(case_id, after, events, version)
+            seen = version
+            await response.write(frame)
+
+    def _frame(
+        self, case_id: str, after: int, events: list[CaseEvent], version: int
+    ) -> tuple[bytes, int]:
+        """The ``events`` message and its cursor, encoded once for every stream
+        woken by the same read (a hundred widgets of a case: one encoding)."""
+        frames = events.frames if isinstance(events, Page) else None
+        key = (after, version)
+        if frames is not None and key in frames:
+            return frames[key]
+        body = self.answer(case_id, after, events)
+        cursor = int(body["next"])
+        frame = message("events", body, cursor), cursor
+        if frames is not None:
+            frames[key] = frame
+        return frame
 
 
 def _moved(revision: Callable[[str], int], case_id: str, checked: int) -> bool:

@@ -150,6 +150,36 @@ async def test_streams_opened_together_beat_apart(
             response.close()
 
 
+async def test_streams_woken_by_one_message_share_one_encoding(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A message to a case with three open streams is read and encoded once;
+    each stream gets the same bytes."""
+    encoded: list[int] = []
+    answer = events_module.CaseEvents.answer
+
+    def counted(self: Any, case_id: str, after: int, events: Any) -> Any:
+        encoded.append(after)
+        return answer(self, case_id, after, events)
+
+    monkeypatch.setattr(events_module.CaseEvents, "answer", counted)
+    async with harness(tmp_path) as h, h.api() as client:
+        case, token = await h.open_case()
+        url = f"/api/v1/cases/{case.case_id}/stream"
+        auth = {"Authorization": f"Bearer {token}"}
+        streams = [await client.get(url, headers=auth) for _ in range(3)]
+        for response in streams:
+            await read_messages(response, 1)
+        encoded.clear()
+        await h.staff_says(case, ANNA, "Für alle drei")
+        got = [(await read_messages(r, 1))[0] for r in streams]
+        assert [m["data"]["events"][-1]["body"] for m in got] == ["Für alle drei"] * 3
+        assert len({json.dumps(m, sort_keys=True) for m in got}) == 1
+        assert len(encoded) == 1
+        for response in streams:
+            response.close()
+
+
 async def test_a_herd_of_polls_shares_one_read(tmp_path: Path) -> None:
     async with harness(tmp_path) as h, h.api() as client:
         case, token = await h.open_case()
