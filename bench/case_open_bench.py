@@ -31,7 +31,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import on_fresh_stack, open_chat  # noqa: E402
+from bench.common import (  # noqa: E402
+    cpu_seconds,
+    on_fresh_stack,
+    open_chat,
+    stack_processes,
+)
 from bridge.homeserver import register_user  # noqa: E402
 from tests.e2e.stack import Stack, unlimited_rules  # noqa: E402
 
@@ -132,18 +137,33 @@ async def bench(stack: Stack, count: int, total: int) -> None:
         )
         for call in (raw, bridge):  # warm up both
             await timed(call, 5, 1)
-        print(f"{'':<34} {'count':>6} {'per s':>8} {'p50 ms':>8} {'p95 ms':>8}")
+        print(
+            f"{'':<34} {'count':>6} {'per s':>8} {'p50 ms':>8} {'p95 ms':>8}"
+            f" {'CPU ms per case: Synapse':>25} {'bridge':>7}"
+        )
         figures: dict[tuple[str, int], tuple[float, list[float]]] = {}
+        assert stack.process is not None
+        processes = stack_processes(stack.process.pid)
         for concurrency in (1, 8):
             for name, call in (("raw", raw), ("bridge", bridge)):
+                before = cpu_seconds(processes)
                 seconds, latencies = await timed(call, count, concurrency)
+                # What Synapse still does for these (pushes to the bridge).
+                await asyncio.sleep(2)
+                used = cpu_seconds(processes)
                 figures[name, concurrency] = (seconds, latencies)
                 label = (
                     f"{name} createRoom+invite"
                     if name == "raw"
                     else f"{name} POST /cases"
                 )
-                print(line(f"{label} c={concurrency}", count, seconds, latencies))
+                print(
+                    line(f"{label} c={concurrency}", count, seconds, latencies)
+                    + "".join(
+                        f" {(used[part] - before[part]) / count * 1000:>{width}.0f}"
+                        for part, width in (("synapse", 25), ("bridge", 7))
+                    )
+                )
         for concurrency in (1, 8):
             raw_s, raw_l = figures["raw", concurrency]
             bridge_s, bridge_l = figures["bridge", concurrency]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Coroutine
@@ -48,3 +49,37 @@ async def open_chat(
             )
         answer: dict[str, Any] = await response.json()
         return answer
+
+
+def stack_processes(root: int) -> list[int]:
+    """``root`` and every process below it (the stack's Synapse, bridge, clamd)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found = [root]
+    for pid in found:
+        found += [child for child, parent in parents.items() if parent == pid]
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> dict[str, float]:
+    """CPU time (user + system) used so far, summed as ``synapse`` (its
+    processes) and ``bridge`` (the rest: bridge, bots, supervisor)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"synapse": 0.0, "bridge": 0.0}
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"clamd" in command:
+            continue
+        part = "synapse" if b"synapse" in command else "bridge"
+        used[part] += (int(stat[11]) + int(stat[12])) / tick
+    return used
