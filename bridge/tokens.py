@@ -32,9 +32,9 @@ CHAT: Purpose = "chat"
 RESUME: Purpose = "resume"
 #: A chat token in use is pushed forward only once it has lost this much.
 SLIDE_AFTER = timedelta(minutes=5)
-#: How long a chat token's check is trusted for reading (the long-poll a widget
-#: re-issues all the time) without asking the database again, and for how many
-#: tokens at most. A revoke or erasure in this process ends it at once; one in
+#: How long at most a chat token's check is trusted for reading (the long-poll a
+#: widget re-issues all the time) without asking the database again (each time
+#: half to all of it, at random), and for how many tokens at most. A revoke or erasure in this process ends it at once; one in
 #: another process (the CLI) within this time.
 READ_TRUST_SECONDS = 10.0
 READ_TRUST_MAX = 20_000
@@ -134,7 +134,7 @@ class Tokens:
 
     async def check_reading(self, token: str, case_id: str) -> Case:
         """:meth:`check` of a chat token for reading the case's events, trusted
-        for READ_TRUST_SECONDS after a check that asked the database."""
+        for up to READ_TRUST_SECONDS after a check that asked the database."""
         key = (token_hash(token), case_id)
         now = time.monotonic()
         trusted = self._trusted.get(key)
