@@ -34,8 +34,9 @@ RESUME: Purpose = "resume"
 SLIDE_AFTER = timedelta(minutes=5)
 #: How long at most a chat token's check is trusted for reading (the long-poll a
 #: widget re-issues all the time) without asking the database again (each time
-#: half to all of it, at random), and for how many tokens at most. A revoke or erasure in this process ends it at once; one in
-#: another process (the CLI) within this time.
+#: half to all of it, at random), and for how many tokens at most. A revoke or
+#: erasure in this process ends it at once; one in another process (the CLI)
+#: within this time.
 READ_TRUST_SECONDS = 10.0
 READ_TRUST_MAX = 20_000
 
