@@ -178,7 +178,8 @@ class CaseEvents:
                 # revocation wakes this stream through revision()).
                 if loop.time() >= beat:
                     await response.write(b": keep-alive\n\n")
-                    beat += HEARTBEAT_SECONDS
+                    while beat <= loop.time():  # one beat after a stall, same phase
+                        beat += HEARTBEAT_SECONDS
                 continue
             # Taken before the check: a revocation during it wakes us again.
             checked = tokens.revision(case_id)
@@ -188,6 +189,8 @@ class CaseEvents:
             except BuergerchatError as e:
                 await response.write(message("gone", e.to_json(), None))
                 return
+            # Read again after the await: the frame's key is what it carries.
+            version = self.cases.signals.version(case_id)
             if seen is not None and not events and version == seen:
                 continue  # a revocation of another token of the case
             frame, after = self._frame(case_id, after, events, version)

@@ -125,7 +125,14 @@ async def test_streams_opened_together_beat_apart(
     monkeypatch.setattr(events_module, "HEARTBEAT_SECONDS", 1.0)
     async with harness(tmp_path) as h, h.api() as client:
         loop = asyncio.get_running_loop()
-        streams: list[tuple[ClientResponse, float]] = []
+
+        async def phase(response: ClientResponse, connected: float) -> float:
+            while (await response.content.readline()) != b": keep-alive\n":
+                pass
+            return loop.time() - connected
+
+        streams: list[ClientResponse] = []
+        readers: list[asyncio.Task[float]] = []
         for _ in range(8):
             case, token = await h.open_case()
             response = await client.get(
@@ -133,20 +140,17 @@ async def test_streams_opened_together_beat_apart(
                 headers={"Authorization": f"Bearer {token}"},
             )
             await read_messages(response, 1)
-            streams.append((response, loop.time()))
-
-        async def phase(response: ClientResponse, connected: float) -> float:
-            while (await response.content.readline()) != b": keep-alive\n":
-                pass
-            return loop.time() - connected
-
+            # Read from now on: a beat that comes while the next stream opens
+            # is timed when it comes, not when the last stream is open.
+            readers.append(asyncio.create_task(phase(response, loop.time())))
+            streams.append(response)
         async with asyncio.timeout(5):
-            phases = await asyncio.gather(*(phase(*s) for s in streams))
+            phases = await asyncio.gather(*readers)
         # Without a phase of its own each stream beats 1.0 s after it began;
         # eight phases drawn from 0.1-1.0 s lie within 0.1 s of each other
         # about once in 600,000 runs.
         assert max(phases) - min(phases) > 0.1, phases
-        for response, _ in streams:
+        for response in streams:
             response.close()
 
 

@@ -219,11 +219,12 @@ async def test_widgets_woken_together_share_one_check(
     case_id = await case(store, "c_one")
     chat = await tokens.mint_chat(case_id)
     asked: list[str] = []
-    gate = asyncio.Event()
+    gate, arrived = asyncio.Event(), asyncio.Event()
     get_token = store.get_token
 
     async def counted(hashed: str) -> CaseToken | None:
         asked.append(hashed)
+        arrived.set()
         await gate.wait()
         return await get_token(hashed)
 
@@ -231,7 +232,9 @@ async def test_widgets_woken_together_share_one_check(
     crowd = [
         asyncio.ensure_future(tokens.check_reading(chat, case_id)) for _ in range(50)
     ]
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(arrived.wait(), 10)
+    for _ in range(20):  # every other asker has had its turn to ask too
+        await asyncio.sleep(0)
     assert len(asked) == 1
     gate.set()
     assert {c.case_id for c in await asyncio.gather(*crowd)} == {case_id}
@@ -242,8 +245,9 @@ async def test_widgets_woken_together_share_one_check(
     # A check that began before a revocation answers only who asked before it.
     tokens.forget(case_id)
     gate.clear()
+    arrived.clear()
     before = asyncio.ensure_future(tokens.check_reading(chat, case_id))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(arrived.wait(), 10)  # it is asking the database
     monkeypatch.setattr(store, "get_token", get_token)
     assert await tokens.revoke(case_id) == 1
     with pytest.raises(UnknownToken):
