@@ -12,6 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from aiohttp import ClientConnectionError
+
 from bots.handover.town import ANSWER, CLOSED, HANDOVER
 from bots.handover.waiting import STATUS
 from bridge.db.models import Case
@@ -184,6 +186,44 @@ async def test_a_case_given_back_joins_our_line_and_our_staff_may_write_again(
         )
 
 
+async def test_a_case_given_back_without_the_routing_bot_goes_to_the_department(
+    tmp_path: Path,
+) -> None:
+    """A town that runs no routing bot: the case comes back live, and every
+    staff member of its department is invited and may write, online or not
+    (routing would keep it queued: Anna, the desk's only one, is offline)."""
+    async with harness(tmp_path, change=with_county) as h:
+        case, room_id = await handed_over(h)
+        room = h.hs.rooms[room_id]
+        h.cases.router = None
+        h.hs.presence[ANNA] = "offline"
+        back = {"closed": True, "returned": True, "reason": "Sprechzeit zu Ende"}
+        await partner_state(h, room_id, CLOSED, back, COUNTY_BOT)
+        assert await state(h, case) == "queued"
+        await h.run_jobs()
+        fresh = await h.store.get_case(case.case_id)
+        assert fresh is not None and fresh.state == "live"
+        department = h.config.department(fresh.department)
+        assert department is not None
+        staff = [s.mxid for s in department.staff]
+        assert sorted(fresh.invited or []) == sorted(staff) == [ANNA]
+        assert room.members[ANNA] == "invite" and room.power[ANNA] == 50
+        kinds = [e.kind for e in await h.cases.lifecycle.history(case.case_id)]
+        assert kinds[-2:] == [Kind.HANDED_BACK, Kind.ROUTED], kinds
+        # Again (a rerun after a crash): nothing moves, nobody is asked twice.
+        back_event = next(
+            e
+            for e in await h.cases.lifecycle.history(case.case_id)
+            if e.kind == Kind.HANDED_BACK
+        )
+        await h.jobs.enqueue("handover.back", "again", {"event": back_event.id})
+        await h.run_jobs()
+        again = [e.kind for e in await h.cases.lifecycle.history(case.case_id)]
+        assert again == kinds
+        lines = [e for e in await h.timeline(case) if e.get("kind") == "handed_back"]
+        assert len(lines) == 1
+
+
 # --- the taking side -------------------------------------------------------------
 
 
@@ -300,6 +340,71 @@ async def test_our_hours_ending_while_the_partners_citizen_waits_give_it_back(
             }
         )
         assert len(await h.timeline(case)) == before
+
+
+async def hours_end_before_our_answer(h: Harness) -> tuple[Case, str, Any]:
+    """Anna busy, a hand-over at 11:55 whose answer Synapse refuses, the
+    desk's hours over at 12:05: the case waits, closed in, unanswered. Returns
+    it, its room and the intent's real send_state_event (to mend it)."""
+    await annas_three_cases(h)
+    h.clock.advance(timedelta(hours=1, minutes=55))
+    intent = h.az.intent
+    send = intent.send_state_event
+
+    async def refused(room_id: str, kind: Any, *args: Any, **kw: Any) -> Any:
+        if str(kind) == str(ANSWER):
+            raise ClientConnectionError("Synapse does not answer")
+        return await send(room_id, kind, *args, **kw)
+
+    intent.send_state_event = refused
+    room_id = await county_hands_over(h, "buergerbuero")
+    case = await h.store.case_by_room(room_id)
+    assert case is not None and case.state == "queued"
+    assert not written(h, room_id, ANSWER)
+    h.clock.advance(timedelta(minutes=10))
+    assert h.cases.router is not None
+    await h.cases.router.drain()
+    await h.run_jobs()
+    kinds = [e.kind for e in await h.cases.lifecycle.history(case.case_id)]
+    assert Kind.QUEUE_CLOSED in kinds, kinds
+    return case, room_id, send
+
+
+async def test_a_case_closed_in_before_our_answer_goes_back_only_after_it(
+    tmp_path: Path,
+) -> None:
+    async with harness(tmp_path, change=with_county) as h:
+        case, room_id, send = await hours_end_before_our_answer(h)
+        # Not given back before the partner has our answer: it would be
+        # handed over there to a case closed here.
+        assert await state(h, case) == "queued"
+        assert not written(h, room_id, CLOSED)
+        h.az.intent.send_state_event = send  # Synapse answers again
+        for _ in range(4):
+            h.clock.advance(timedelta(seconds=61))
+            await h.run_jobs()
+        assert written(h, room_id, ANSWER)["accepted"] is True
+        assert await state(h, case) == "closed"
+        assert written(h, room_id, CLOSED)["returned"] is True
+        kinds = [e.kind for e in await h.cases.lifecycle.history(case.case_id)]
+        assert kinds.index(Kind.HANDOVER_RECEIVED) < kinds.index(Kind.HANDED_BACK)
+
+
+async def test_a_case_closed_in_and_never_answered_is_closed_quietly(
+    tmp_path: Path,
+) -> None:
+    async with harness(tmp_path, change=with_county) as h:
+        case, room_id, _ = await hours_end_before_our_answer(h)
+        # The partner stops waiting for our answer after ANSWER_WITHIN (and
+        # takes the case back itself); so do we.
+        for _ in range(4):
+            h.clock.advance(timedelta(minutes=2))
+            await h.run_jobs()
+        assert await state(h, case) == "closed"
+        kinds = [e.kind for e in await h.cases.lifecycle.history(case.case_id)]
+        assert Kind.HANDED_BACK not in kinds and Kind.HANDOVER_RECEIVED not in kinds
+        assert not written(h, room_id, ANSWER)
+        assert written(h, room_id, CLOSED).get("returned") is not True
 
 
 async def test_a_department_with_nobody_online_passes_it_to_its_fallback(
