@@ -35,7 +35,7 @@ async function poll(g) {
         continue;
       }
       if (how === "buffered") fallBack(); // a proxy holds it back: long-poll
-      else { delay = 1000; streamFailures = 0; } // ended after 5 minutes: again at once
+      else { delay = 1000; streamFailures = 0; } // ended after 4-5 minutes: again at once
       continue;
     }
     if (!useStream && canStream && Date.now() > streamAgainAt) useStream = true;
