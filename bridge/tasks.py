@@ -1,10 +1,16 @@
-"""Owned background tasks: started with a name, cancelled and awaited on stop."""
+"""Owned background tasks: started with a name, cancelled and awaited on stop;
+and calls that everyone asking at the same time shares (:class:`Flights`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
+from functools import partial
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
 
 
 def every(
@@ -39,3 +45,28 @@ async def cancel(task: asyncio.Task[None] | None) -> None:
         await task
     except asyncio.CancelledError:
         pass
+
+
+class Flights(Generic[K, T]):
+    """One call per key at a time, shared by everyone who asks while it runs;
+    but only by askers whose ``mark`` (a count that only grows: wake-ups seen,
+    revocations made) it began at or after, so nobody is handed an answer
+    older than what they know. An asker that goes away does not cancel it."""
+
+    def __init__(self) -> None:
+        self._flying: dict[K, tuple[int, asyncio.Future[T]]] = {}
+
+    async def share(self, key: K, mark: int, call: Callable[[], Awaitable[T]]) -> T:
+        flight = self._flying.get(key)
+        if flight is None or flight[0] < mark:
+            future = asyncio.ensure_future(call())
+            flight = self._flying[key] = (mark, future)
+            future.add_done_callback(partial(self._landed, key, future))
+        return await asyncio.shield(flight[1])
+
+    def _landed(self, key: K, future: asyncio.Future[T], _: object) -> None:
+        flight = self._flying.get(key)
+        if flight is not None and flight[1] is future:
+            del self._flying[key]
+        if not future.cancelled():
+            future.exception()  # retrieved: every asker still there raises it

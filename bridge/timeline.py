@@ -11,11 +11,13 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from .clock import as_utc
 from .db.models import CaseEvent
 from .db.store import Store
+from .tasks import Flights
 
 #: Events per answer; a widget asks again for the rest.
 PAGE = 200
@@ -133,8 +135,8 @@ class Timeline:
         #: Told of every new event once it is stored (a bot that mirrors a
         #: case elsewhere); a watcher's failure is logged, the event stays.
         self.watchers: list[Callable[[CaseEvent], Awaitable[None]]] = []
-        #: (case, cursor) → (wake-ups seen when it began, the read in flight)
-        self._reading: dict[tuple[str, int], tuple[int, asyncio.Future[Page]]] = {}
+        #: (case, cursor) → the read in flight, marked with the wake-ups seen
+        self._reading: Flights[tuple[str, int], Page] = Flights()
 
     async def read_after(self, case_id: str, after: int) -> Page:
         """The case's events beyond cursor ``after`` (a page). A message wakes
@@ -143,21 +145,11 @@ class Timeline:
         the caller has seen (events are committed before their wake-up), so no
         one is handed a read older than what woke them. The page is shared:
         callers do not change it."""
-        seen = self.notifier.version(case_id)
-        key = (case_id, after)
-        flight = self._reading.get(key)
-        if flight is None or flight[0] < seen:
-            future = asyncio.ensure_future(self._read(case_id, after))
-            flight = (seen, future)
-            self._reading[key] = flight
-            future.add_done_callback(lambda _f: self._done_reading(key, future))
-        return await asyncio.shield(flight[1])
-
-    def _done_reading(self, key: tuple[str, int], future: asyncio.Future[Page]) -> None:
-        if self._reading.get(key, (0, None))[1] is future:
-            del self._reading[key]
-        if not future.cancelled():
-            future.exception()  # retrieved: each caller raises it itself
+        return await self._reading.share(
+            (case_id, after),
+            self.notifier.version(case_id),
+            partial(self._read, case_id, after),
+        )
 
     async def _read(self, case_id: str, after: int) -> Page:
         events = Page(await self.store.events_after(case_id, after, PAGE))

@@ -8,7 +8,6 @@ token is the personal link in an answer mail and only buys a new chat token.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
 import secrets
@@ -23,6 +22,7 @@ from .clock import as_utc, utcnow
 from .db.models import Case, CaseToken
 from .db.store import Store
 from .errors import Forbidden, LinkExpired, NotFound, UnknownToken
+from .tasks import Flights
 
 if TYPE_CHECKING:
     from .config import Citizen
@@ -91,8 +91,8 @@ class Tokens:
         self.on_forget: Callable[[str], None] | None = None
         self._revisions: dict[str, int] = {}
         self._epoch = 0
-        #: (token hash, case id) → (revision when it began, the check in flight)
-        self._checking: dict[tuple[str, str], tuple[int, asyncio.Future[Case]]] = {}
+        #: (token hash, case id) → the check in flight, marked with the revision
+        self._checking: Flights[tuple[str, str], Case] = Flights()
 
     async def mint_chat(self, case_id: str) -> str:
         return await self._mint(case_id, CHAT, self.chat_ttl)
@@ -142,15 +142,12 @@ class Tokens:
         if trusted is not None and trusted[0] > now:
             return trusted[1]
         revision = self.revision(case_id)
-        flight = self._checking.get(key)
-        if flight is None or flight[0] != revision:
-            # The widgets of one citizen (tabs, devices) woken by one message
-            # ask together: one database check for all of them — one that
-            # began after every revocation they could have seen.
-            task = asyncio.ensure_future(self._check_chat(token, case_id))
-            flight = self._checking[key] = (revision, task)
-            task.add_done_callback(partial(self._checked, key, task))
-        case = await asyncio.shield(flight[1])
+        # The widgets of one citizen (tabs, devices) woken by one message ask
+        # together: one database check for all of them — one that began after
+        # every revocation they could have seen.
+        case = await self._checking.share(
+            key, revision, partial(self._check_chat, token, case_id)
+        )
         if self.revision(case_id) != revision:
             # A revocation came while the database was asked: what it said may
             # predate it. Not trusted; the next read asks again.
@@ -163,15 +160,6 @@ class Tokens:
         while len(self._trusted) > READ_TRUST_MAX:
             self._trusted.popitem(last=False)
         return case
-
-    def _checked(
-        self, key: tuple[str, str], task: asyncio.Future[Case], _: object
-    ) -> None:
-        flight = self._checking.get(key)
-        if flight is not None and flight[1] is task:
-            del self._checking[key]
-        if not task.cancelled():
-            task.exception()  # retrieved: every asker that is left raises it
 
     async def check(self, token: str, case_id: str, purpose: Purpose) -> Case:
         """The case, if ``token`` is a live token of ``purpose`` for exactly this
