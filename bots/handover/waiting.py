@@ -265,12 +265,8 @@ class Waiting:
         partner = self.ctx.config.federation.partner(str(event.data.get("partner")))
         if partner is None or is_remote_citizen(self.ctx.config, case):
             return  # (the taking side records handed_back too)
-        later = [
-            e
-            for e in await lifecycle.history(case.case_id)
-            if e.kind == Kind.HANDED_OVER and (e.id or 0) > (event.id or 0)
-        ]
-        if later or case.closed_at is not None:
+        handed = await self.town.latest(case.case_id, Kind.HANDED_OVER, ())
+        if (handed and (handed.id or 0) > (event.id or 0)) or case.closed_at:
             return  # (a late rerun: handed over again, or closed, since)
         await self._voice_back(case, partner)
         await self.ctx.cases.add_system_event(
