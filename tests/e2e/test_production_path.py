@@ -172,11 +172,17 @@ async def pg_rows_with(database: str, marker: str) -> list[str]:
                 if row["data_type"] == "bytea"
                 else f'"{column}"::text'
             )
-            hit = await conn.fetchval(
-                f'SELECT count(*) FROM "{table}" '
-                f"WHERE position($1 in lower({value})) > 0",
-                marker.lower(),
-            )
+            try:
+                hit = await conn.fetchval(
+                    f'SELECT count(*) FROM "{table}" '
+                    f"WHERE position($1 in lower({value})) > 0",
+                    marker.lower(),
+                )
+            except asyncpg.exceptions.UndefinedTableError:
+                # Dropped since it was listed: a temporary table of Synapse's
+                # background updates (_temp_populate_user_directory_…). Gone
+                # tables hold no rows.
+                continue
             if hit:
                 found.append(f"{database}.{table}.{column}")
         return found
