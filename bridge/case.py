@@ -107,7 +107,7 @@ class CaseService:
         """The case was erased: nothing of it stays in this process's memory."""
         self.tokens.forget(case_id)
         self.signals.forget(case_id)
-        self.notifier.forget(case_id)
+        self.timeline.forget(case_id)
 
     # --- opening a case -----------------------------------------------------
 

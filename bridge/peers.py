@@ -75,7 +75,10 @@ def join(cluster: Cluster, cases: CaseService, az: DurableAppService) -> None:
         tokens.forget_all()
         az.wake()
 
-    notifier.peers = case_written
+    if cluster.shared:
+        # Only then may another process write a case's events (the timeline
+        # then hands no new event on from memory: bridge.timeline).
+        notifier.peers = case_written
     tokens.peers = lambda case_id: cluster.publish("token", case_id)
     az.peers_stored = lambda: cluster.publish("inbox")
     az.peers_ephemeral = edu_pushed

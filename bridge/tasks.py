@@ -1,11 +1,13 @@
 """Owned background tasks: started with a name, cancelled and awaited on stop;
-and calls that everyone asking at the same time shares (:class:`Flights`)."""
+calls that everyone asking at the same time shares (:class:`Flights`); and a
+lock per key that is gone when nobody holds it (:class:`KeyedLocks`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Generic, TypeVar
 
@@ -70,3 +72,29 @@ class Flights(Generic[K, T]):
             del self._flying[key]
         if not future.cancelled():
             future.exception()  # retrieved: every asker still there raises it
+
+
+class KeyedLocks(Generic[K]):
+    """``async with locks(key):`` — one holder per key at a time. A key's lock
+    lives only while someone holds or waits for it, so a lock per case costs
+    nothing for the cases nobody writes to."""
+
+    def __init__(self) -> None:
+        self._locks: dict[K, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def __call__(self, key: K) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)

@@ -17,10 +17,12 @@ from typing import Any
 from .clock import as_utc
 from .db.models import CaseEvent
 from .db.store import Store
-from .tasks import Flights
+from .tasks import Flights, KeyedLocks
 
 #: Events per answer; a widget asks again for the rest.
 PAGE = 200
+#: Cases whose newest event is kept in memory for the widgets it wakes.
+FRESH_CASES = 10_000
 
 log = logging.getLogger("buergerchat.timeline")
 
@@ -67,6 +69,10 @@ class Notifier:
         for case_id in list(self._waiters):
             self.notify(case_id, here_only=True)
 
+    def known_top(self, case_id: str) -> int | None:
+        """The cursor no event of the case lies beyond (None: not known)."""
+        return self._beyond.get(case_id)
+
     def nothing_after(self, case_id: str, after: int) -> bool:
         """True when the case surely has no event beyond cursor ``after``."""
         known = self._beyond.get(case_id)
@@ -100,11 +106,14 @@ class Notifier:
         future: asyncio.Future[None],
         timeout: float,  # noqa: ASYNC109 (long-poll deadline)
     ) -> None:
+        # The future is this waiter's own: awaited directly, a wake-up reaches
+        # the request in one turn of the loop (wait_for and shield add three
+        # per request, and a message wakes a hundred at once).
+        timer = asyncio.get_running_loop().call_later(timeout, _expire, future)
         try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
-        except TimeoutError:
-            pass
+            await future
         finally:
+            timer.cancel()
             self.wait_done(case_id, future)
 
     def wait_done(self, case_id: str, future: asyncio.Future[None]) -> None:
@@ -113,6 +122,11 @@ class Notifier:
             waiters.discard(future)
             if not waiters:
                 del self._waiters[case_id]
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class Page(list[CaseEvent]):
@@ -137,14 +151,25 @@ class Timeline:
         self.watchers: list[Callable[[CaseEvent], Awaitable[None]]] = []
         #: (case, cursor) → the read in flight, marked with the wake-ups seen
         self._reading: Flights[tuple[str, int], Page] = Flights()
+        #: One writer per case at a time in this process: its events are
+        #: committed and woken in cursor order (across processes the database
+        #: orders them: Store.add_event).
+        self._writing: KeyedLocks[str] = KeyedLocks()
+        #: Per case, its newest event as a page, with the cursor before it:
+        #: every widget that had everything before is woken for exactly this
+        #: page, and gets it without a database read (see ``add``).
+        self._fresh: dict[str, tuple[int, Page]] = {}
 
     async def read_after(self, case_id: str, after: int) -> Page:
         """The case's events beyond cursor ``after`` (a page). A message wakes
         every widget of its case at once, all asking from the same cursor: they
-        share one database read — but only one that began after every wake-up
-        the caller has seen (events are committed before their wake-up), so no
-        one is handed a read older than what woke them. The page is shared:
-        callers do not change it."""
+        get the message from memory, or share one database read — but only one
+        that began after every wake-up the caller has seen (events are
+        committed before their wake-up), so no one is handed a read older than
+        what woke them. The page is shared: callers do not change it."""
+        fresh = self._fresh.get(case_id)
+        if fresh is not None and fresh[0] == after:
+            return fresh[1]
         return await self._reading.share(
             (case_id, after),
             self.notifier.version(case_id),
@@ -175,20 +200,23 @@ class Timeline:
         """Append an event; returns (event, created). One known by its
         ``client_id`` or ``matrix_event_id`` is returned instead, and wakes
         nobody: there is nothing new to read."""
-        event, created = await self.store.add_event(
-            case_id,
-            type=type,
-            sender=sender,
-            body=body,
-            sender_name=sender_name,
-            matrix_event_id=matrix_event_id,
-            client_id=client_id,
-            delivery=delivery,
-            ts=ts,
-            extra=extra,
-        )
+        async with self._writing(case_id):
+            event, created = await self.store.add_event(
+                case_id,
+                type=type,
+                sender=sender,
+                body=body,
+                sender_name=sender_name,
+                matrix_event_id=matrix_event_id,
+                client_id=client_id,
+                delivery=delivery,
+                ts=ts,
+                extra=extra,
+            )
+            if created:
+                self._keep_fresh(case_id, event)
+                self.notifier.notify(case_id, event.seq)
         if created:
-            self.notifier.notify(case_id, event.seq)
             for watch in self.watchers:
                 try:
                     await watch(event)
@@ -196,11 +224,31 @@ class Timeline:
                     log.exception("a watcher of %s failed", case_id)
         return event, created
 
+    def _keep_fresh(self, case_id: str, event: CaseEvent) -> None:
+        """``event`` was just committed. In one process, with the case's writes
+        in order, nothing lies between the cursor the notifier knew and this
+        event: a widget at that cursor is owed exactly ``[event]``. Not with
+        several processes (another may have written in between) nor when the
+        cursor is unknown or a read already saw this event."""
+        self._fresh.pop(case_id, None)
+        top = self.notifier.known_top(case_id)
+        if self.notifier.peers is not None or top is None or top >= event.seq:
+            return
+        self._fresh[case_id] = (top, Page([event]))
+        if len(self._fresh) > FRESH_CASES:
+            del self._fresh[next(iter(self._fresh))]  # the longest quiet
+
+    def forget(self, case_id: str) -> None:
+        """The case's events were erased: none stays in memory."""
+        self._fresh.pop(case_id, None)
+        self.notifier.forget(case_id)
+
     async def mark_delivered(
         self, case_id: str, seq: int, matrix_event_id: str
     ) -> None:
         """A citizen message is in the room: the citizen sees it delivered."""
         await self.store.mark_delivered(seq, matrix_event_id)
+        self._fresh.pop(case_id, None)  # it may hold the message as pending
         self.notifier.notify(case_id)
 
 

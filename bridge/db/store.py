@@ -25,6 +25,8 @@ from .tables import TableStore
 
 #: The cases routing counts: chats, and video calls (their staff are busy).
 ROUTED_STATES = ("live", "queued", "in_call")
+#: The first key of the PostgreSQL advisory locks that order a case's events.
+CASE_WRITE_LOCKS = 0x6263  # "bc"
 
 
 class Store(TableStore):
@@ -273,6 +275,19 @@ class Store(TableStore):
         )
         try:
             async with self.session.begin() as s:
+                if self.engine.dialect.name == "postgresql":
+                    # Cursors in commit order per case: a second writer of the
+                    # case takes its cursor only once the first committed, so
+                    # a reader never passes a lower cursor still uncommitted
+                    # (SQLite has one writer at a time anyway). Two-key locks
+                    # never meet the cluster's one-key locks (bridge.cluster).
+                    await s.execute(
+                        select(
+                            func.pg_advisory_xact_lock(
+                                CASE_WRITE_LOCKS, func.hashtext(case_id)
+                            )
+                        )
+                    )
                 s.add(event)
             return event, True
         except IntegrityError:
