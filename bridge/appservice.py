@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from json import JSONDecodeError
 from pathlib import Path
@@ -35,6 +35,7 @@ from .catchup import CATCH_UP_EVERY, CatchUp
 from .cause import caused_by
 from .clock import utcnow
 from .cluster import Lease
+from .db.models import Transaction
 from .db.store import Store
 from .tasks import cancel
 
@@ -86,6 +87,13 @@ class DurableAppService(AppService):
         self._ephemeral_worker: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        #: Transactions this process stored since the worker last found the
+        #: inbox table worked off, in stored order (``_storing``): the worker
+        #: takes them from here instead of reading them back (one process).
+        self._handed: list[Transaction] = []
+        self._storing = asyncio.Lock()
+        #: Whether the last drain left nothing unprocessed in the table.
+        self._inbox_clear = False
         self._pruned_at = utcnow() - PRUNE_EVERY
         #: Set by the bridge: finds events Synapse never pushed (bridge.catchup).
         self.catch_up: CatchUp | None = None
@@ -185,10 +193,12 @@ class DurableAppService(AppService):
             # like a gap (see _check_number).
             body = {"events": []}
         # Stored before acknowledged: if this raises, Synapse gets a 500 and retries.
-        if not await self.store.save_transaction(txn_id, body):
-            log.debug("transaction %s was stored before; acknowledging again", txn_id)
-        else:
-            log.debug("transaction %s stored", txn_id)
+        async with self._storing:
+            stored = await self.store.save_transaction(txn_id, body)
+            if stored is None:
+                log.debug("transaction %s was stored before; acknowledging", txn_id)
+            elif self.lease is None:
+                self._handed.append(stored)
         self.stored()
         return web.json_response({})
 
@@ -307,9 +317,17 @@ class DurableAppService(AppService):
 
     async def drain(self) -> None:
         """Work off everything stored so far (also used at start-up)."""
+        clear, self._inbox_clear = self._inbox_clear, False
         while True:
-            batch = await self.store.unprocessed_transactions()
+            batch: Sequence[Transaction] = self._take_handed() if clear else []
             if not batch:
+                self._handed.clear()  # the table has them too (or had)
+                batch = await self.store.unprocessed_transactions()
+            if not batch:
+                # Nothing unprocessed is left that was not handed on since (one
+                # handed on and also read here is worked off twice: its events
+                # are seen by then, and skipped).
+                self._inbox_clear = self.lease is None
                 return
             for txn in batch:
                 if not self.working_here():
@@ -335,6 +353,13 @@ class DurableAppService(AppService):
                         done.add(str(event_id))
                 await self.store.mark_processed(txn.seq, ids)
             await self._prune()
+            clear = False  # read the table again before trusting the hand-over
+
+    def _take_handed(self) -> list[Transaction]:
+        """The transactions handed on since the table was last found worked
+        off: exactly those left to do (one process stores them all)."""
+        handed, self._handed = self._handed, []
+        return handed
 
     async def _prune(self) -> None:
         """Keep the dedup tables bounded (about once an hour)."""
@@ -383,8 +408,11 @@ class DurableAppService(AppService):
             await self._sleep_until_woken(CATCH_UP_EVERY.total_seconds())
 
     async def _sleep_until_woken(self, seconds: float) -> None:
+        # asyncio.timeout, not wait_for: no task of its own, so a push reaches
+        # the worker in one turn of the loop.
         try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
         except TimeoutError:
             pass
 

@@ -371,24 +371,22 @@ class Store(TableStore):
 
     # --- appservice transactions ------------------------------------------
 
-    async def save_transaction(self, txn_id: str, body: dict[str, Any]) -> bool:
-        """Persist a transaction; False if exactly this one (same id, same body) was
-        stored before (a retry). The same id with another body is new work:
-        Synapse renumbers its transactions after a restart."""
-        digest = body_hash(body)
+    async def save_transaction(
+        self, txn_id: str, body: dict[str, Any]
+    ) -> Transaction | None:
+        """Persist a transaction (returned as stored); None if exactly this one
+        (same id, same body) was stored before (a retry). The same id with
+        another body is new work: Synapse renumbers its transactions after a
+        restart."""
+        txn = Transaction(
+            txn_id=txn_id, body_hash=body_hash(body), body=body, received_at=utcnow()
+        )
         try:
             async with self.session.begin() as s:
-                s.add(
-                    Transaction(
-                        txn_id=txn_id,
-                        body_hash=digest,
-                        body=body,
-                        received_at=utcnow(),
-                    )
-                )
-            return True
+                s.add(txn)
+            return txn
         except IntegrityError:
-            return False
+            return None
 
     async def unprocessed_transactions(self, limit: int = 50) -> Sequence[Transaction]:
         async with self.session() as s:
