@@ -8,7 +8,9 @@ token is the personal link in an answer mail and only buys a new chat token.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import random
 import secrets
 import time
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 from .clock import as_utc, utcnow
 from .db.models import Case, CaseToken
 from .db.store import Store
-from .errors import Forbidden, LinkExpired, NotFound, UnknownToken
+from .errors import BuergerchatError, Forbidden, LinkExpired, NotFound, UnknownToken
 from .tasks import Flights
 
 if TYPE_CHECKING:
@@ -39,6 +41,12 @@ SLIDE_AFTER = timedelta(minutes=5)
 #: within this time.
 READ_TRUST_SECONDS = 10.0
 READ_TRUST_MAX = 20_000
+#: A trusted token read within this long before its trust runs out is checked
+#: again in the background: a widget receiving messages never waits for the
+#: database, and the trust still never lasts longer than READ_TRUST_SECONDS.
+READ_REFRESH_SECONDS = 2.5
+
+log = logging.getLogger("buergerchat.tokens")
 
 LINK_EXPIRED = (
     "Dieser Link ist abgelaufen. Bitte schreiben Sie uns über den Bürgerchat eine "
@@ -93,6 +101,8 @@ class Tokens:
         self._epoch = 0
         #: (token hash, case id) → the check in flight, marked with the revision
         self._checking: Flights[tuple[str, str], Case] = Flights()
+        #: Background checks of trusted tokens about to run out.
+        self._refreshing: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     async def mint_chat(self, case_id: str) -> str:
         return await self._mint(case_id, CHAT, self.chat_ttl)
@@ -140,7 +150,28 @@ class Tokens:
         now = time.monotonic()
         trusted = self._trusted.get(key)
         if trusted is not None and trusted[0] > now:
+            if trusted[0] - now < READ_REFRESH_SECONDS and key not in self._refreshing:
+                task = asyncio.create_task(self._refresh(key, token, case_id))
+                self._refreshing[key] = task
+                task.add_done_callback(lambda _: self._refreshing.pop(key, None))
             return trusted[1]
+        return await self._check_and_trust(key, token, case_id)
+
+    async def _refresh(self, key: tuple[str, str], token: str, case_id: str) -> None:
+        """A trusted token in use, checked again before its trust runs out.
+        Revoked, expired or erased meanwhile (another process): the case's
+        reads are trusted no longer, and its streams check now and end."""
+        try:
+            await self._check_and_trust(key, token, case_id)
+        except BuergerchatError:
+            self.forget(case_id)
+        except Exception:  # noqa: BLE001 - the trust runs out; the next read asks
+            log.warning("checking a token of %s again failed", case_id, exc_info=True)
+
+    async def _check_and_trust(
+        self, key: tuple[str, str], token: str, case_id: str
+    ) -> Case:
+        now = time.monotonic()
         revision = self.revision(case_id)
         # The widgets of one citizen (tabs, devices) woken by one message ask
         # together: one database check for all of them — one that began after

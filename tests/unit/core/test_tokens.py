@@ -5,18 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import text
 
 from bots.offline.errors import LinkExpired
+from bridge import tokens as tokens_module
 from bridge.clock import as_utc, utcnow
 from bridge.config import Citizen
 from bridge.db.models import CaseToken
 from bridge.db.store import Store
 from bridge.errors import BuergerchatError, Forbidden, NotFound, UnknownToken
-from bridge.tokens import CHAT, LINK_EXPIRED, LINK_UNKNOWN, RESUME, Tokens
+from bridge.tokens import (
+    CHAT,
+    LINK_EXPIRED,
+    LINK_UNKNOWN,
+    READ_REFRESH_SECONDS,
+    RESUME,
+    Tokens,
+)
 
 from .sample import case
 
@@ -29,6 +39,13 @@ CITIZEN = Citizen(
     resume_page_url="http://127.0.0.1:8080/demo",
     resume_link_ttl_days=14,
 )
+
+
+async def until(check: Callable[[], object], seconds: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "not in time"
+        await asyncio.sleep(0.01)
 
 
 def at(store: Store, moment: datetime) -> Tokens:
@@ -257,3 +274,57 @@ async def test_widgets_woken_together_share_one_check(
     gate.set()
     with pytest.raises(UnknownToken):
         await before  # its read came after the revocation's commit
+
+
+async def test_a_token_in_use_is_checked_again_before_its_trust_runs_out(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A widget receiving messages never waits for the database: read in the
+    last READ_REFRESH_SECONDS of its trust, the token is answered at once and
+    checked again in the background. Revoked by another process meanwhile,
+    that check ends the trust: the next read is refused, and the case's
+    streams are told (its revision moves), never later than the trust."""
+    clock = [1000.0]
+    # Its own clock (not time.monotonic itself: the event loop keeps that).
+    monkeypatch.setattr(
+        tokens_module, "time", SimpleNamespace(monotonic=lambda: clock[0])
+    )
+    tokens = Tokens(store, CITIZEN)
+    told: list[str] = []
+    tokens.on_forget = told.append
+    case_id = await case(store, "c_one")
+    chat = await tokens.mint_chat(case_id)
+    asked: list[str] = []
+    get_token = store.get_token
+
+    async def counted(hashed: str) -> CaseToken | None:
+        asked.append(hashed)
+        return await get_token(hashed)
+
+    monkeypatch.setattr(store, "get_token", counted)
+
+    def trust_ends() -> float:
+        (until, _case), *_ = tokens._trusted.values()
+        return until
+
+    await tokens.check_reading(chat, case_id)
+    assert len(asked) == 1
+    first = trust_ends()
+    clock[0] = first - READ_REFRESH_SECONDS / 2
+    await tokens.check_reading(chat, case_id)  # answered from the trust …
+    assert len(asked) == 1
+    await until(lambda: len(asked) == 2)  # … and checked again beside it
+    clock[0] = first + 0.01  # the first trust is over, the renewed one not
+    await tokens.check_reading(chat, case_id)
+    assert len(asked) == 2 and trust_ends() > first
+
+    # Another process revokes (this one is not told): the next background
+    # check finds it, and the trust ends there.
+    await store.revoke_tokens(case_id, purpose=None)
+    clock[0] = trust_ends() - READ_REFRESH_SECONDS / 2
+    revision = tokens.revision(case_id)
+    await tokens.check_reading(chat, case_id)
+    await until(lambda: told)
+    assert told == [case_id] and tokens.revision(case_id) != revision
+    with pytest.raises(UnknownToken):
+        await tokens.check_reading(chat, case_id)
