@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 from bridge.db.store import Store
 
 
@@ -18,3 +21,11 @@ async def case(store: Store, case_id: str) -> str:
         state="live",
     )
     return case_id
+
+
+async def until(check: Callable[[], object], seconds: float = 10.0) -> None:
+    """Wait until ``check()`` is true; fail after ``seconds``."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "not in time"
+        await asyncio.sleep(0.01)

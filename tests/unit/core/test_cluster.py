@@ -26,6 +26,7 @@ from bridge.timeline import Notifier
 from bridge.tokens import Tokens
 
 from ...conftest import PG_DSN, empty_database
+from .sample import until
 
 
 @pytest.fixture
@@ -52,13 +53,6 @@ async def two(pg: AsyncEngine) -> AsyncIterator[tuple[Cluster, Cluster]]:
         await a.stop()
         await b.stop()
         await other.dispose()
-
-
-async def until(check: Any, seconds: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "not in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_a_notice_reaches_the_other_process_and_not_the_sender(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,28 @@ def event(n: int, body: str = "hi") -> dict[str, Any]:
         "origin_server_ts": STARTED_MS + n,
         "content": {"msgtype": "m.text", "body": body},
     }
+
+
+async def push_transaction(client: TestClient, txn: int) -> None:
+    """Synapse pushes transaction ``txn`` (one event of the same number)."""
+    async with client.put(
+        f"/_matrix/app/v1/transactions/{txn}",
+        json={"events": [event(txn)]},
+        headers={"Authorization": "Bearer h"},
+    ) as r:
+        assert r.status == 200, await r.text()
+
+
+def fails_once_then_records(worked: list[str]) -> Callable[[Event], Awaitable[None]]:
+    """A handler that loses the database the first time, then records."""
+    fail = [True]
+
+    async def handler(e: Event) -> None:
+        if fail.pop() if fail else False:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        worked.append(str(e.event_id))
+
+    return handler
 
 
 @pytest.fixture
@@ -321,14 +343,7 @@ async def test_a_handler_that_loses_the_database_is_retried_not_skipped(
     """A handler failing because the database went away (or SQLite was locked)
     leaves the transaction waiting; the next round works it off."""
     stored: list[str] = []
-    fail = [True]
-
-    async def handler(e: Event) -> None:
-        if fail.pop() if fail else False:
-            raise OperationalError("INSERT", {}, Exception("database is locked"))
-        stored.append(str(e.event_id))
-
-    inbox.on_event(handler)
+    inbox.on_event(fails_once_then_records(stored))
     await store.save_transaction("1", {"events": [event(1)]})
     with pytest.raises(OperationalError):
         await inbox.drain()
@@ -411,12 +426,7 @@ async def test_a_gap_in_transaction_ids_catches_up_before_the_newer_one(
         inbox._catch_up_due = False
 
         async def push(txn: int) -> bool:
-            async with client.put(
-                f"/_matrix/app/v1/transactions/{txn}",
-                json={"events": [event(txn)]},
-                headers={"Authorization": "Bearer h"},
-            ) as r:
-                assert r.status == 200, await r.text()
+            await push_transaction(client, txn)
             due, inbox._catch_up_due = inbox._catch_up_due, False
             return due
 

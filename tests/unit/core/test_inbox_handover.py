@@ -20,7 +20,12 @@ from bridge.appservice import DurableAppService
 from bridge.db.models import Transaction
 from bridge.db.store import Store
 
-from .test_exactly_once import event, inbox  # noqa: F401 (fixture)
+from .sample import until
+from .test_exactly_once import (  # noqa: F401 (the inbox fixture)
+    fails_once_then_records,
+    inbox,
+    push_transaction,
+)
 
 
 @pytest.fixture
@@ -35,22 +40,6 @@ async def pushing(
     finally:
         await client.close()
         await inbox.stop_worker()
-
-
-async def push(client: TestClient, txn: int) -> None:
-    async with client.put(
-        f"/_matrix/app/v1/transactions/{txn}",
-        json={"events": [event(txn)]},
-        headers={"Authorization": "Bearer h"},
-    ) as r:
-        assert r.status == 200, await r.text()
-
-
-async def until(check: Any, seconds: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "not in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_a_pushed_transaction_is_worked_off_without_reading_it_back(
@@ -77,7 +66,7 @@ async def test_a_pushed_transaction_is_worked_off_without_reading_it_back(
     await until(lambda: reads[0] >= 1)  # the start: the table is worked off
     await asyncio.sleep(0.1)
     before = reads[0]
-    await push(pushing, 1)
+    await push_transaction(pushing, 1)
     await until(lambda: at_dispatch)
     assert at_dispatch == [before]
 
@@ -97,7 +86,7 @@ async def test_a_burst_of_pushes_is_worked_off_once_each_in_stored_order(
 
     inbox.on_event(handler)
     inbox.start_worker()
-    await asyncio.gather(*(push(pushing, n) for n in range(1, 31)))
+    await asyncio.gather(*(push_transaction(pushing, n) for n in range(1, 31)))
     await until(lambda: len(worked) >= 30)
     await asyncio.sleep(0.2)
     async with store.session() as s:
@@ -114,19 +103,12 @@ async def test_a_handed_transaction_that_fails_is_worked_off_from_the_table(
     """The database goes away while a handed-on transaction is worked off: it
     stays in the table, and it comes first, before the next push."""
     worked: list[str] = []
-    fail = [True]
-
-    async def handler(e: Event) -> None:
-        if fail.pop() if fail else False:
-            raise OperationalError("INSERT", {}, Exception("database is locked"))
-        worked.append(str(e.event_id))
-
-    inbox.on_event(handler)
+    inbox.on_event(fails_once_then_records(worked))
     await inbox.drain()  # the table is known worked off: hand-over from here
-    await push(pushing, 1)
+    await push_transaction(pushing, 1)
     with pytest.raises(OperationalError):
         await inbox.drain()
-    await push(pushing, 2)
+    await push_transaction(pushing, 2)
     await inbox.drain()
     assert worked == ["$e1", "$e2"]
     assert (await store.inbox_lag())[0] == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
@@ -28,7 +27,7 @@ from bridge.tokens import (
     Tokens,
 )
 
-from .sample import case
+from .sample import case, until
 
 CITIZEN = Citizen(
     token_ttl_hours=72,
@@ -39,13 +38,6 @@ CITIZEN = Citizen(
     resume_page_url="http://127.0.0.1:8080/demo",
     resume_link_ttl_days=14,
 )
-
-
-async def until(check: Callable[[], object], seconds: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "not in time"
-        await asyncio.sleep(0.01)
 
 
 def at(store: Store, moment: datetime) -> Tokens:
