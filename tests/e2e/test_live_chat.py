@@ -105,10 +105,18 @@ async def wait_for_message(
 
 
 async def wait_for_event(
-    stack: Stack, case: dict[str, Any], predicate: Any, after: str = "0"
+    stack: Stack,
+    case: dict[str, Any],
+    predicate: Any,
+    after: str = "0",
+    within: float = 120.0,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Long-poll the case's events until one matches, for ``within`` seconds
+    (a deadline, not a number of polls: the bridge answers an empty poll at
+    80-100 % of its timeout, so twenty polls were 90 s or 100 s)."""
     seen: list[dict[str, Any]] = []
-    for _ in range(20):
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
         status, body = await api(
             stack,
             "GET",
