@@ -54,6 +54,8 @@ SEEN_EVENTS_KEPT = timedelta(days=30)
 #: see _check_number). The catch-up does not look further back either.
 OLDEST_WORKED_OFF = SEEN_EVENTS_KEPT - timedelta(days=1)
 PRUNE_EVERY = timedelta(hours=1)
+#: Transactions held for the worker in memory at most (beyond: read back).
+HANDED_MAX = 500
 #: A process without the inbox lease looks this often whether it got it.
 LEASE_LOOK_SECONDS = 5.0
 #: A handler failing with one of these is retried, not skipped: the connection
@@ -194,11 +196,20 @@ class DurableAppService(AppService):
             body = {"events": []}
         # Stored before acknowledged: if this raises, Synapse gets a 500 and retries.
         async with self._storing:
-            stored = await self.store.save_transaction(txn_id, body)
+            try:
+                stored = await self.store.save_transaction(txn_id, body)
+            except BaseException:
+                # It may have committed all the same: the table, not the
+                # hand-over, says what is left.
+                self._inbox_clear = False
+                raise
             if stored is None:
                 log.debug("transaction %s was stored before; acknowledging", txn_id)
             elif self.lease is None:
                 self._handed.append(stored)
+                if len(self._handed) > HANDED_MAX:  # the worker is stuck: the table
+                    self._handed.clear()
+                    self._inbox_clear = False
         self.stored()
         return web.json_response({})
 

@@ -102,6 +102,7 @@ class CaseService:
     async def stop(self) -> None:
         self.stopping = True
         self.notifier.wake_all()
+        await self.tokens.stop()
 
     def forget(self, case_id: str) -> None:
         """The case was erased: nothing of it stays in this process's memory."""

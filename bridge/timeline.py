@@ -84,6 +84,10 @@ class Notifier:
         top = after if last is None else last
         self._beyond[case_id] = max(top, self._beyond.get(case_id, top))
 
+    def unknown(self, case_id: str) -> None:
+        """What lies beyond the case's cursor is not known any more."""
+        self._beyond.pop(case_id, None)
+
     def forget(self, case_id: str) -> None:
         """The case's events were erased."""
         self._beyond.pop(case_id, None)
@@ -201,18 +205,27 @@ class Timeline:
         ``client_id`` or ``matrix_event_id`` is returned instead, and wakes
         nobody: there is nothing new to read."""
         async with self._writing(case_id):
-            event, created = await self.store.add_event(
-                case_id,
-                type=type,
-                sender=sender,
-                body=body,
-                sender_name=sender_name,
-                matrix_event_id=matrix_event_id,
-                client_id=client_id,
-                delivery=delivery,
-                ts=ts,
-                extra=extra,
-            )
+            try:
+                event, created = await self.store.add_event(
+                    case_id,
+                    type=type,
+                    sender=sender,
+                    body=body,
+                    sender_name=sender_name,
+                    matrix_event_id=matrix_event_id,
+                    client_id=client_id,
+                    delivery=delivery,
+                    ts=ts,
+                    extra=extra,
+                )
+            except BaseException:
+                # Cancelled (a job's timeout) or failed, it may still have
+                # committed: memory no longer knows what lies beyond the
+                # case's last cursor, and the waiting widgets read again.
+                self._fresh.pop(case_id, None)
+                self.notifier.unknown(case_id)
+                self.notifier.notify(case_id)
+                raise
             if created:
                 self._keep_fresh(case_id, event)
                 self.notifier.notify(case_id, event.seq)

@@ -24,7 +24,7 @@ from .clock import as_utc, utcnow
 from .db.models import Case, CaseToken
 from .db.store import Store
 from .errors import BuergerchatError, Forbidden, LinkExpired, NotFound, UnknownToken
-from .tasks import Flights
+from .tasks import Flights, cancel
 
 if TYPE_CHECKING:
     from .config import Citizen
@@ -156,6 +156,11 @@ class Tokens:
                 task.add_done_callback(lambda _: self._refreshing.pop(key, None))
             return trusted[1]
         return await self._check_and_trust(key, token, case_id)
+
+    async def stop(self) -> None:
+        """Background checks end before the database closes."""
+        for task in list(self._refreshing.values()):
+            await cancel(task)
 
     async def _refresh(self, key: tuple[str, str], token: str, case_id: str) -> None:
         """A trusted token in use, checked again before its trust runs out.

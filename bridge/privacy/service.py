@@ -204,6 +204,7 @@ class Privacy:
         )
         asked = {"request": request} if request is not None else {}
         counts.update(await self._delete_rows(case, action, actor, counts, asked))
+        self.cases.forget(case_id)  # what staff wrote meanwhile, kept in memory
         await self.compact()
         log.info("case %s %s (%s)", case.reference, action, actor)
         return counts

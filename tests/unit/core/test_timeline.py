@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy import delete
 
 from bridge.db.engine import create_engine
@@ -187,3 +188,29 @@ async def test_concurrent_writers_are_read_whole_and_in_order(store: Store) -> N
                 await other.close()
     assert [e.seq for e in seen] == sorted({e.seq for e in seen})
     assert sorted(e.body for e in seen) == sorted(bodies)
+
+
+async def test_an_add_cancelled_after_its_commit_is_not_skipped(store: Store) -> None:
+    """A job's timeout cancels an add whose row commits anyway (SQLite's
+    thread finishes it): its wake-up never came, so the next event is not
+    handed on from memory as the only one after the old cursor."""
+    timeline = Timeline(store)
+    case_id = await case(store, "c_one")
+    first, _ = await timeline.add(case_id, type="system", sender="system", body="1")
+    await timeline.read_after(case_id, first.seq)  # the cursor is known
+    real = store.add_event
+    committed = asyncio.Event()
+
+    async def commits_then_cancelled(*args: Any, **kwargs: Any) -> Any:
+        await real(*args, **kwargs)
+        committed.set()
+        raise asyncio.CancelledError
+
+    store.add_event = commits_then_cancelled  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await timeline.add(case_id, type="system", sender="system", body="X")
+    store.add_event = real  # type: ignore[method-assign]
+    assert committed.is_set()
+    await timeline.add(case_id, type="system", sender="system", body="Y")
+    got = await timeline.read_after(case_id, first.seq)
+    assert [e.body for e in got] == ["X", "Y"]
