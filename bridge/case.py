@@ -3,7 +3,6 @@ flow of messages between the citizen's timeline and the case room."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -38,6 +37,7 @@ from .i18n import say
 from .jobs import GiveUp, JobRun
 from .lifecycle import InvalidTransition, Kind, Lifecycle, State
 from .signals import Signals
+from .tasks import KeyedLocks
 from .timeline import Timeline
 from .tokens import CHAT, Tokens, new_case_id
 
@@ -76,7 +76,7 @@ class CaseService:
         self.lifecycle = Lifecycle(store, self.jobs)
         self.jobs.kind(ROOM_JOB, self._room_job, base=ROOM_RETRY)
         self.jobs.kind(SWEEP_JOB, self._sweep, every=SWEEP_EVERY)
-        self._case_locks: dict[str, asyncio.Lock] = {}
+        self._case_locks: KeyedLocks[str] = KeyedLocks()
         #: Mints, checks and revokes the citizens' tokens.
         self.tokens = Tokens(store, config.citizen)
         #: Every write to the citizen's timeline, which wakes the long-polls.
@@ -89,7 +89,7 @@ class CaseService:
         #: Staff typing and read receipts (ephemeral, in memory).
         self.signals = Signals(self)
         self.stopping = False
-        self._room_locks: dict[str, asyncio.Lock] = {}
+        self._room_locks: KeyedLocks[str] = KeyedLocks()
         #: Decides live/queued/offline and whom to invite; set by the routing bot.
         self.router: Router | None = None
 
@@ -197,8 +197,7 @@ class CaseService:
 
     async def ensure_room(self, case: Case) -> str:
         """The case's Matrix room, created once (with the ghost and staff in it)."""
-        lock = self._room_locks.setdefault(case.case_id, asyncio.Lock())
-        async with lock:
+        async with self._room_locks(case.case_id):
             fresh = await self.store.get_case(case.case_id)
             if fresh is not None and fresh.room_id:
                 case.room_id = fresh.room_id
@@ -313,8 +312,7 @@ class CaseService:
     async def deliver_pending(self, case: Case) -> None:
         """Send the case's waiting citizen messages into its room, in order; each
         goes out once (bridge.delivery), whatever crashed in between."""
-        lock = self._case_locks.setdefault(case.case_id, asyncio.Lock())
-        async with lock:
+        async with self._case_locks(case.case_id):
             try:
                 room_id = case.room_id or await self.ensure_room(case)
             except TRANSIENT as e:

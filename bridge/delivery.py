@@ -41,6 +41,7 @@ from .clock import as_utc, utcnow
 from .db.models import MatrixSend
 from .errors import HOMESERVER_ERRORS
 from .jobs import JobQueue, JobRun
+from .tasks import KeyedLocks
 
 if TYPE_CHECKING:
     from mautrix.appservice import AppService, IntentAPI
@@ -82,7 +83,7 @@ class Deliveries:
         self.jobs = jobs
         self.session = store.session
         self.started_at = utcnow()
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: KeyedLocks[str] = KeyedLocks()
         #: Called with each row once it is known to be in its room.
         self.sent_hooks: list[Callable[[MatrixSend], Awaitable[None]]] = []
         jobs.kind(FLUSH_JOB, self._flush_job, base=RETRY, cap=MAX_BACKOFF)
@@ -184,8 +185,7 @@ class Deliveries:
         await self._flush(str(run.payload["room_id"]))
 
     async def _flush(self, room_id: str) -> None:
-        lock = self._locks.setdefault(room_id, asyncio.Lock())
-        async with lock:
+        async with self._locks(room_id):
             async with self.session() as s:
                 rows = list(
                     await s.scalars(

@@ -90,7 +90,7 @@ class Notifier:
 
     def forget(self, case_id: str) -> None:
         """The case's events were erased."""
-        self._beyond.pop(case_id, None)
+        self.unknown(case_id)
         self._version.pop(case_id, None)
 
     def version(self, case_id: str) -> int:
